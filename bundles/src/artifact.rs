@@ -1,0 +1,248 @@
+//! What a bundle carries, as people name it: images, charts, files and git repositories, each
+//! a descriptor in `index.json` annotated with its original reference and its kind.
+
+use std::fmt;
+use std::str::FromStr;
+
+use oci_spec::image::{Descriptor, ImageIndex};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::digest::{blob_path, Digest};
+use crate::error::{Error, Result};
+use crate::layout::{carried_platforms, descriptor_digest, image_platform, BlobStore, Walk};
+
+pub const ANNOTATION_REF: &str = "org.opencontainers.image.ref.name";
+pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+pub const ANNOTATION_KIND: &str = "io.airgap.kind";
+/// Where the artifact came from when that is not its reference: a chart repository, a URL.
+pub const ANNOTATION_SOURCE: &str = "io.airgap.source";
+/// Comma-separated platforms carried for a multi-platform image whose index names more.
+pub const ANNOTATION_PLATFORMS: &str = "io.airgap.platforms";
+
+pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
+pub const FILE_ARTIFACT_TYPE: &str = "application/vnd.airgap.file.v1";
+pub const GIT_ARTIFACT_TYPE: &str = "application/vnd.airgap.git.v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Image,
+    Chart,
+    File,
+    Git,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Image => "image",
+            Kind::Chart => "chart",
+            Kind::File => "file",
+            Kind::Git => "git",
+        })
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "image" => Ok(Kind::Image),
+            "chart" => Ok(Kind::Chart),
+            "file" => Ok(Kind::File),
+            "git" => Ok(Kind::Git),
+            other => Err(format!("unknown artifact kind '{other}' (image, chart, file or git)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    pub kind: Kind,
+    pub reference: String,
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// For files and repositories: the carried content itself (the single layer), which is what
+    /// an auditor compares with a published checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Content {
+    pub name: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+fn single_layer(manifest: &Value) -> Option<Content> {
+    let layers = manifest.get("layers")?.as_array()?;
+    let [layer] = layers.as_slice() else { return None };
+    Some(Content {
+        name: layer.get("annotations")?.get(ANNOTATION_TITLE)?.as_str()?.to_string(),
+        digest: layer.get("digest")?.as_str()?.to_string(),
+        size: layer.get("size")?.as_u64()?,
+    })
+}
+
+fn annotation<'a>(desc: &'a Descriptor, key: &str) -> Option<&'a String> {
+    desc.annotations().as_ref()?.get(key)
+}
+
+/// The kind a manifest declares through its media types, for layouts written by other tools.
+fn infer_kind(manifest: &Value) -> Kind {
+    let artifact_type = manifest.get("artifactType").and_then(Value::as_str);
+    let config_type = manifest.get("config").and_then(|c| c.get("mediaType")).and_then(Value::as_str);
+    match (artifact_type, config_type) {
+        (Some(FILE_ARTIFACT_TYPE), _) | (_, Some(FILE_ARTIFACT_TYPE)) => Kind::File,
+        (Some(GIT_ARTIFACT_TYPE), _) | (_, Some(GIT_ARTIFACT_TYPE)) => Kind::Git,
+        (_, Some(HELM_CONFIG_MEDIA_TYPE)) => Kind::Chart,
+        _ => Kind::Image,
+    }
+}
+
+/// Lists the artifacts of an index and, through `walk`, every blob they need.
+pub fn list_artifacts(store: &dyn BlobStore, index: &ImageIndex, walk: &mut Walk<'_>) -> Result<Vec<Artifact>> {
+    let mut out = Vec::new();
+    for (i, desc) in index.manifests().iter().enumerate() {
+        let reference = annotation(desc, ANNOTATION_REF).cloned().ok_or_else(|| {
+            Error::invalid(
+                "index.json",
+                format!("manifest #{i} ({}) has no {ANNOTATION_REF} annotation naming its original reference", desc.digest()),
+            )
+        })?;
+        walk.artifact(desc, &reference)?;
+        let digest = descriptor_digest(desc, &reference)?;
+        let local = !(walk.elsewhere)(&digest);
+        let manifest: Value = if local {
+            serde_json::from_slice(&store.read_json_blob(&digest)?)
+                .map_err(|e| Error::invalid(blob_path(&digest), format!("{reference}: {e}")))?
+        } else {
+            Value::Null
+        };
+        let kind = match annotation(desc, ANNOTATION_KIND) {
+            Some(k) => k.parse().map_err(|e: String| Error::invalid("index.json", format!("{reference}: {e}")))?,
+            None => infer_kind(&manifest),
+        };
+        let platforms = match carried_platforms(desc) {
+            Some(p) => p,
+            None if manifest.get("manifests").is_some() => walk.platforms.get(&reference).cloned().unwrap_or_default(),
+            None if kind == Kind::Image && local => image_platform(store, &digest)?.into_iter().collect(),
+            None => Vec::new(),
+        };
+        out.push(Artifact {
+            kind,
+            reference,
+            digest: digest.to_string(),
+            media_type: desc.media_type().to_string(),
+            size: desc.size(),
+            platforms,
+            source: annotation(desc, ANNOTATION_SOURCE).cloned(),
+            content: matches!(kind, Kind::File | Kind::Git).then(|| single_layer(&manifest)).flatten(),
+        });
+    }
+    out.sort_by(|a, b| (a.kind, &a.reference).cmp(&(b.kind, &b.reference)));
+    Ok(out)
+}
+
+/// A reference split the way registries see it: `docker.io/mosipid/x:1.2` or `…@sha256:…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl Reference {
+    /// Parses with Docker's rules: the first component is a registry host when it has a dot, a
+    /// colon or is `localhost`; otherwise the host is `docker.io` (and `library/` for one name).
+    pub fn parse(text: &str) -> Result<Reference, String> {
+        let (rest, digest) = match text.split_once('@') {
+            Some((r, d)) => (r, Some(d.to_string())),
+            None => (text, None),
+        };
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(rest[last_slash + i + 1..].to_string())),
+            None => (rest, None),
+        };
+        if name.is_empty() || name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+            return Err(format!("'{text}' is not an image reference"));
+        }
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, path)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+                (first.to_string(), path.to_string())
+            }
+            _ if name.contains('/') => ("docker.io".to_string(), name.to_string()),
+            _ => ("docker.io".to_string(), format!("library/{name}")),
+        };
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
+                && !s.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        };
+        if !valid(&repository) {
+            return Err(format!("'{text}': repository '{repository}' is not a valid name"));
+        }
+        Ok(Reference { registry, repository, tag, digest })
+    }
+
+    /// The full name with the registry host first, the form bundles record.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name())?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn digest_of(a: &Artifact) -> Digest {
+    crate::digest::parse_sha256(&a.digest).expect("artifact digests are validated when listed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        let r = Reference::parse("docker.io/mosipid/config-server:1.1.2").unwrap();
+        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("docker.io", "mosipid/config-server", Some("1.1.2")));
+        let r = Reference::parse("nginx").unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/nginx");
+        let r = Reference::parse("localhost:5000/a/b@sha256:abc").unwrap();
+        assert_eq!((r.registry.as_str(), r.tag, r.digest.as_deref()), ("localhost:5000", None, Some("sha256:abc")));
+        let r = Reference::parse("quay.io/x/y:1.0@sha256:abc").unwrap();
+        assert_eq!(r.tag.as_deref(), Some("1.0"));
+        assert!(Reference::parse("docker.io/../etc").is_err());
+        assert!(Reference::parse("docker.io/UPPER").is_err());
+    }
+
+    #[test]
+    fn kinds_from_media_types() {
+        let chart = serde_json::json!({"config": {"mediaType": HELM_CONFIG_MEDIA_TYPE}});
+        assert_eq!(infer_kind(&chart), Kind::Chart);
+        let file = serde_json::json!({"artifactType": FILE_ARTIFACT_TYPE, "config": {"mediaType": "application/vnd.oci.empty.v1+json"}});
+        assert_eq!(infer_kind(&file), Kind::File);
+        assert_eq!(infer_kind(&serde_json::json!({})), Kind::Image);
+        assert_eq!("git".parse::<Kind>().unwrap(), Kind::Git);
+    }
+}

@@ -1,0 +1,272 @@
+//! SBOMs of what a bundle carries, in SPDX 2.3 JSON and CycloneDX 1.5 JSON, each artifact with
+//! a purl and its digests. Both are pure functions of the artifact list and the given time, so
+//! a rebuilt bundle has the same SBOMs.
+
+use serde_json::{json, Value};
+
+use crate::artifact::{Artifact, Kind, Reference};
+
+pub const SPDX_FILE: &str = "sbom.spdx.json";
+pub const CYCLONEDX_FILE: &str = "sbom.cdx.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Spdx,
+    CycloneDx,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "spdx" => Ok(Format::Spdx),
+            "cyclonedx" | "cdx" => Ok(Format::CycloneDx),
+            other => Err(format!("unknown SBOM format '{other}' (spdx or cyclonedx)")),
+        }
+    }
+}
+
+impl Format {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Spdx => SPDX_FILE,
+            Format::CycloneDx => CYCLONEDX_FILE,
+        }
+    }
+}
+
+/// Percent-encodes what a purl component may not carry as it is.
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+struct Named {
+    name: String,
+    version: String,
+    purl: String,
+}
+
+fn describe(a: &Artifact) -> Named {
+    let parsed = Reference::parse(&a.reference).ok();
+    let (name, repo_url, tag) = match &parsed {
+        Some(r) => (
+            r.repository.rsplit('/').next().unwrap_or(&r.repository).to_string(),
+            r.name(),
+            r.tag.clone(),
+        ),
+        None => (a.reference.clone(), a.reference.clone(), None),
+    };
+    let version = tag.clone().unwrap_or_else(|| a.digest.clone());
+    let purl = match a.kind {
+        Kind::Image | Kind::Chart => {
+            let mut q = vec![format!("repository_url={}", enc(&repo_url))];
+            if let [platform] = a.platforms.as_slice() {
+                if let Some(arch) = platform.split('/').nth(1) {
+                    q.push(format!("arch={}", enc(arch)));
+                }
+            }
+            if let Some(t) = &tag {
+                q.push(format!("tag={}", enc(t)));
+            }
+            format!("pkg:oci/{}@{}?{}", enc(&name), enc(&a.digest), q.join("&"))
+        }
+        Kind::File | Kind::Git => {
+            let mut q = Vec::new();
+            if let Some(c) = &a.content {
+                q.push(format!("checksum={}", enc(&c.digest)));
+            }
+            if let Some(src) = &a.source {
+                let key = if a.kind == Kind::Git { "vcs_url" } else { "download_url" };
+                q.push(format!("{key}={}", enc(src)));
+            }
+            let qs = if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) };
+            format!("pkg:generic/{}@{}{qs}", enc(&name), enc(&version))
+        }
+    };
+    Named { name, version, purl }
+}
+
+fn hex_of(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+pub fn spdx(artifacts: &[Artifact], document_id: &str, created: &str) -> Value {
+    let mut packages = Vec::new();
+    let mut relationships = Vec::new();
+    for (i, a) in artifacts.iter().enumerate() {
+        let n = describe(a);
+        let id = format!("SPDXRef-{}-{i}", a.kind);
+        let mut checksums = vec![json!({"algorithm": "SHA256", "checksumValue": hex_of(&a.digest)})];
+        if let Some(c) = &a.content {
+            checksums = vec![json!({"algorithm": "SHA256", "checksumValue": hex_of(&c.digest)})];
+        }
+        let purpose = match a.kind {
+            Kind::Image => "CONTAINER",
+            Kind::Chart => "APPLICATION",
+            Kind::File => "FILE",
+            Kind::Git => "SOURCE",
+        };
+        packages.push(json!({
+            "SPDXID": id,
+            "name": n.name,
+            "versionInfo": n.version,
+            "downloadLocation": a.source.clone().unwrap_or_else(|| "NOASSERTION".into()),
+            "filesAnalyzed": false,
+            "checksums": checksums,
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "supplier": "NOASSERTION",
+            "primaryPackagePurpose": purpose,
+            "comment": format!("{} {} ({}, {} bytes)", a.kind, a.reference, a.digest, a.size),
+            "externalRefs": [{
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": n.purl,
+            }],
+        }));
+        relationships.push(json!({
+            "spdxElementId": "SPDXRef-DOCUMENT",
+            "relationshipType": "DESCRIBES",
+            "relatedSpdxElement": id,
+        }));
+    }
+    json!({
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": format!("airgap-bundle-{}", &document_id[..12.min(document_id.len())]),
+        "documentNamespace": format!("https://spdx.org/spdxdocs/airgap-bundle-{document_id}"),
+        "creationInfo": {
+            "created": created,
+            "creators": [format!("Tool: airgap-{}", env!("CARGO_PKG_VERSION"))],
+        },
+        "packages": packages,
+        "relationships": relationships,
+    })
+}
+
+/// A name-based UUID from the document id, so the serial number is stable across rebuilds.
+fn uuid_from(document_id: &str) -> String {
+    let h = crate::digest::sha256_hex(document_id.as_bytes());
+    let mut b = hex::decode(&h[..32]).expect("hex from our hasher");
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let x = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+}
+
+pub fn cyclonedx(artifacts: &[Artifact], document_id: &str, created: &str) -> Value {
+    let components: Vec<Value> = artifacts
+        .iter()
+        .map(|a| {
+            let n = describe(a);
+            let ty = match a.kind {
+                Kind::Image => "container",
+                Kind::Chart => "application",
+                Kind::File => "file",
+                Kind::Git => "data",
+            };
+            let mut hashes = vec![json!({"alg": "SHA-256", "content": hex_of(&a.digest)})];
+            if let Some(c) = &a.content {
+                hashes = vec![json!({"alg": "SHA-256", "content": hex_of(&c.digest)})];
+            }
+            let mut props = vec![
+                json!({"name": "airgap:kind", "value": a.kind.to_string()}),
+                json!({"name": "airgap:reference", "value": a.reference}),
+                json!({"name": "airgap:digest", "value": a.digest}),
+            ];
+            props.extend(a.platforms.iter().map(|p| json!({"name": "airgap:platform", "value": p})));
+            let mut c = json!({
+                "type": ty,
+                "bom-ref": format!("{}:{}", a.kind, a.reference),
+                "name": n.name,
+                "version": n.version,
+                "hashes": hashes,
+                "purl": n.purl,
+                "properties": props,
+            });
+            if let Some(src) = &a.source {
+                let kind = if a.kind == Kind::Git { "vcs" } else { "distribution" };
+                c["externalReferences"] = json!([{"type": kind, "url": src}]);
+            }
+            c
+        })
+        .collect();
+    json!({
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "serialNumber": format!("urn:uuid:{}", uuid_from(document_id)),
+        "version": 1,
+        "metadata": {
+            "timestamp": created,
+            "tools": {"components": [{"type": "application", "name": "airgap", "version": env!("CARGO_PKG_VERSION")}]},
+            "component": {"type": "application", "bom-ref": "bundle", "name": "airgap-bundle", "version": document_id},
+        },
+        "components": components,
+    })
+}
+
+pub fn to_bytes(v: &Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(v).expect("JSON serializes");
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::Content;
+
+    fn image() -> Artifact {
+        Artifact {
+            kind: Kind::Image,
+            reference: "docker.io/mosipid/config-server:1.1.2".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 10,
+            platforms: vec!["linux/amd64".into()],
+            source: None,
+            content: None,
+        }
+    }
+
+    #[test]
+    fn purls() {
+        let n = describe(&image());
+        assert_eq!(
+            n.purl,
+            format!("pkg:oci/config-server@sha256%3A{}?repository_url=docker.io/mosipid/config-server&arch=amd64&tag=1.1.2", "a".repeat(64))
+        );
+        let file = Artifact {
+            kind: Kind::File,
+            reference: "files.airgap.local/tools/kubectl:1.23.6".into(),
+            source: Some("https://dl.k8s.io/release/v1.23.6/bin/linux/amd64/kubectl".into()),
+            content: Some(Content { name: "kubectl".into(), digest: format!("sha256:{}", "b".repeat(64)), size: 1 }),
+            platforms: vec![],
+            ..image()
+        };
+        let p = describe(&file).purl;
+        assert!(p.starts_with("pkg:generic/kubectl@1.23.6?checksum=sha256%3Abbbb"), "{p}");
+        assert!(p.contains("download_url=https%3A//dl.k8s.io/"), "{p}");
+    }
+
+    #[test]
+    fn documents_are_stable_and_complete() {
+        let a = vec![image()];
+        assert_eq!(spdx(&a, "abc", "1970-01-01T00:00:00Z"), spdx(&a, "abc", "1970-01-01T00:00:00Z"));
+        let c = cyclonedx(&a, "abc", "1970-01-01T00:00:00Z");
+        assert_eq!(c["components"][0]["hashes"][0]["content"], "a".repeat(64));
+        assert_eq!(c["serialNumber"].as_str().unwrap().len(), "urn:uuid:".len() + 36);
+        let s = spdx(&a, "abc", "1970-01-01T00:00:00Z");
+        assert_eq!(s["packages"][0]["primaryPackagePurpose"], "CONTAINER");
+    }
+}

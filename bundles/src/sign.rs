@@ -1,0 +1,50 @@
+//! minisign signatures over `SHA256SUMS`, so the stock `minisign -V` checks them.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use minisign::{PublicKey, PublicKeyBox, SecretKey, SecretKeyBox, SignatureBox};
+
+use crate::error::{Error, IoContext, Result};
+
+pub const SIGNATURE_SUFFIX: &str = ".minisig";
+/// Where a password for an encrypted secret key comes from; unencrypted keys need none.
+pub const PASSWORD_ENV: &str = "AIRGAP_MINISIGN_PASSWORD";
+
+pub fn load_secret_key(path: &Path) -> Result<SecretKey> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    let sk_box = SecretKeyBox::from_string(&text)
+        .map_err(|e| Error::invalid(path, format!("not a minisign secret key: {e}")))?;
+    let sk = match std::env::var(PASSWORD_ENV) {
+        Ok(pw) => sk_box.into_secret_key(Some(pw)),
+        Err(_) => sk_box.into_unencrypted_secret_key(),
+    };
+    sk.map_err(|e| {
+        Error::invalid(path, format!("cannot open the secret key ({e}); for a password-protected key set {PASSWORD_ENV}"))
+    })
+}
+
+pub fn load_public_key(path: &Path) -> Result<PublicKey> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    // Accept both the two-line `.pub` file and the bare base64 key that `minisign -P` takes.
+    let parsed = match PublicKeyBox::from_string(&text) {
+        Ok(b) => b.into_public_key(),
+        Err(_) => PublicKey::from_base64(text.trim()),
+    };
+    parsed.map_err(|e| Error::invalid(path, format!("not a minisign public key: {e}")))
+}
+
+/// Signs `data`, with a trusted comment that names what is signed.
+pub fn sign(data: &[u8], key: &SecretKey, trusted_comment: &str) -> Result<String> {
+    let sig = minisign::sign(None, key, Cursor::new(data), Some(trusted_comment), None)
+        .map_err(|e| Error::Usage(format!("signing failed: {e}")))?;
+    Ok(sig.into_string())
+}
+
+pub fn verify(data: &[u8], signature: &str, key: &PublicKey, sig_path: &Path) -> Result<String> {
+    let sig = SignatureBox::from_string(signature)
+        .map_err(|e| Error::invalid(sig_path, format!("not a minisign signature: {e}")))?;
+    minisign::verify(key, &sig, Cursor::new(data), true, false, false)
+        .map_err(|e| Error::invalid(sig_path, format!("signature does not verify: {e}")))?;
+    sig.trusted_comment().map_err(|e| Error::invalid(sig_path, e.to_string()))
+}

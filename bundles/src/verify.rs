@@ -1,0 +1,420 @@
+//! Verification an auditor can keep as evidence: every part, every file beside it, the
+//! signature, every member of the archive, every blob digest and every artifact's blobs.
+//! Nothing stops at the first problem; each check is recorded with what it compared.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::artifact::list_artifacts;
+use crate::checksums;
+use crate::digest::{from_blob_path, sha256_reader, Digest};
+use crate::layout::{BlobStore, Walk};
+use crate::meta::META_FILE;
+use crate::pack::{INNER_DIR, SUMS_FILE};
+use crate::parts::is_part_name;
+use crate::reader::Bundle;
+use crate::safe_path::check_member_name;
+use crate::sign::{self, SIGNATURE_SUFFIX};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub subject: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Check {
+    fn new(check: &'static str, subject: impl Into<String>, status: Status) -> Check {
+        Check { check, subject: subject.into(), status, expected: None, actual: None, detail: None }
+    }
+
+    fn ok(check: &'static str, subject: impl Into<String>) -> Check {
+        Check::new(check, subject, Status::Ok)
+    }
+
+    fn failed(check: &'static str, subject: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { detail: Some(detail.into()), ..Check::new(check, subject, Status::Failed) }
+    }
+
+    fn compared(check: &'static str, subject: impl Into<String>, expected: &str, actual: &str) -> Check {
+        let status = if expected == actual { Status::Ok } else { Status::Failed };
+        let mut c = Check::new(check, subject, status);
+        c.expected = Some(expected.to_string());
+        c.actual = Some(actual.to_string());
+        if status == Status::Failed {
+            c.detail = Some("content differs from its recorded SHA-256".into());
+        }
+        c
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub generator: String,
+    pub bundle: String,
+    pub started: String,
+    pub finished: String,
+    pub public_key: Option<String>,
+    pub ok: bool,
+    pub counts: BTreeMap<String, usize>,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn problems(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.status == Status::Failed)
+    }
+
+    /// One line per problem, naming the part, file or member.
+    pub fn problem_lines(&self) -> Vec<String> {
+        self.problems()
+            .map(|c| {
+                let mut line = format!("{}: {}", c.subject, c.detail.as_deref().unwrap_or("failed"));
+                if let (Some(e), Some(a)) = (&c.expected, &c.actual) {
+                    line.push_str(&format!(" (expected {e}, found {a})"));
+                }
+                line
+            })
+            .collect()
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "airgap bundle verification report\n\nbundle:     {}\nverified by: {}\nstarted:    {}\nfinished:   {}\npublic key: {}\nresult:     {}\n\n",
+            self.bundle,
+            self.generator,
+            self.started,
+            self.finished,
+            self.public_key.as_deref().unwrap_or("(none given: signature not checked)"),
+            if self.ok { "PASS" } else { "FAIL" },
+        );
+        for (k, v) in &self.counts {
+            out.push_str(&format!("{k:>10}: {v}\n"));
+        }
+        out.push('\n');
+        for c in &self.checks {
+            let status = match c.status {
+                Status::Ok => "ok     ",
+                Status::Failed => "FAILED ",
+                Status::Skipped => "skipped",
+            };
+            out.push_str(&format!("{status} {:<14} {}", c.check, c.subject));
+            if let Some(e) = &c.expected {
+                out.push_str(&format!("  expected {e}"));
+            }
+            if let Some(a) = &c.actual {
+                if c.status == Status::Failed {
+                    out.push_str(&format!("  found {a}"));
+                }
+            }
+            if let Some(d) = &c.detail {
+                out.push_str(&format!("  ({d})"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+pub struct VerifyOptions {
+    pub key: Option<PathBuf>,
+    /// Bundles a delta is laid over: blobs they hold count as present.
+    pub bases: Vec<Bundle>,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
+    let started = now();
+    let mut checks = Vec::new();
+    let outer = outer_checks(dir, opts, &mut checks);
+    if let Some(outer_sums) = outer {
+        let (file_checks, content_checks) =
+            rayon::join(|| outer_file_checks(dir, &outer_sums), || archive_checks(dir, opts, &outer_sums));
+        checks.extend(file_checks);
+        checks.extend(content_checks);
+    }
+    let mut counts = BTreeMap::new();
+    for c in &checks {
+        let key = match c.status {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        };
+        *counts.entry(key.to_string()).or_insert(0) += 1;
+    }
+    Report {
+        generator: crate::GENERATOR.to_string(),
+        bundle: dir.display().to_string(),
+        started,
+        finished: now(),
+        public_key: opts.key.as_ref().map(|k| k.display().to_string()),
+        ok: checks.iter().all(|c| c.status != Status::Failed) && !checks.is_empty(),
+        counts,
+        checks,
+    }
+}
+
+/// Reads `SHA256SUMS` and checks its signature; returns its entries when it could be read.
+fn outer_checks(dir: &Path, opts: &VerifyOptions, checks: &mut Vec<Check>) -> Option<Vec<(String, String)>> {
+    let sums_path = dir.join(SUMS_FILE);
+    let text = match fs::read_to_string(&sums_path) {
+        Ok(t) => t,
+        Err(e) => {
+            checks.push(Check::failed("checksums", SUMS_FILE, format!("cannot read {}: {e}", sums_path.display())));
+            return None;
+        }
+    };
+    let entries = match checksums::parse(&text, SUMS_FILE) {
+        Ok(e) => e,
+        Err(e) => {
+            checks.push(Check::failed("checksums", SUMS_FILE, e));
+            return None;
+        }
+    };
+    if let Some(bad) = entries.iter().find(|(n, _)| n.contains('/') || n.starts_with('.')) {
+        checks.push(Check::failed("checksums", SUMS_FILE, format!("names a file outside the bundle directory: {}", bad.0)));
+        return None;
+    }
+    let sig_name = format!("{SUMS_FILE}{SIGNATURE_SUFFIX}");
+    let sig_path = dir.join(&sig_name);
+    match &opts.key {
+        Some(key_path) => {
+            let result = sign::load_public_key(key_path).and_then(|key| {
+                let sig = fs::read_to_string(&sig_path)
+                    .map_err(|e| crate::Error::invalid(&sig_path, format!("signature missing or unreadable: {e}")))?;
+                sign::verify(text.as_bytes(), &sig, &key, &sig_path)
+            });
+            checks.push(match result {
+                Ok(comment) => Check { detail: Some(format!("trusted comment: {comment}")), ..Check::ok("signature", &sig_name) },
+                Err(e) => Check::failed("signature", &sig_name, e.to_string()),
+            });
+        }
+        None => {
+            let detail = if sig_path.exists() { "signature present; give --key to check it" } else { "bundle is not signed" };
+            checks.push(Check { detail: Some(detail.into()), ..Check::new("signature", &sig_name, Status::Skipped) });
+        }
+    }
+    let listed: BTreeSet<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    if let Ok(rd) = fs::read_dir(dir) {
+        let mut strays: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| is_part_name(n) && !listed.contains(n.as_str()))
+            .collect();
+        strays.sort();
+        for s in strays {
+            checks.push(Check::failed("part", s, "not listed in SHA256SUMS: a part of another bundle? remove it"));
+        }
+    }
+    Some(entries)
+}
+
+fn outer_file_checks(dir: &Path, entries: &[(String, String)]) -> Vec<Check> {
+    entries
+        .par_iter()
+        .map(|(name, expected)| {
+            let kind = if is_part_name(name) { "part" } else { "file" };
+            let path = dir.join(name);
+            match fs::File::open(&path).and_then(sha256_reader) {
+                Ok((hex, size)) => {
+                    let mut c = Check::compared(kind, name, expected, &hex);
+                    if c.status == Status::Failed {
+                        c.detail = Some(format!("{size} bytes; damaged or incomplete copy: copy this {kind} again"));
+                    }
+                    c
+                }
+                Err(e) => Check::failed(kind, name, format!("missing or unreadable ({e}): copy it again")),
+            }
+        })
+        .collect()
+}
+
+fn archive_checks(dir: &Path, opts: &VerifyOptions, outer_sums: &[(String, String)]) -> Vec<Check> {
+    let bundle = match Bundle::open(dir) {
+        Ok(b) => b,
+        Err(e) => return vec![Check::failed("archive", META_FILE, e.to_string())],
+    };
+    let mut checks = Vec::new();
+    let listed: BTreeSet<&str> = outer_sums.iter().map(|(n, _)| n.as_str()).collect();
+    for p in &bundle.meta().archive.parts {
+        if !listed.contains(p.name.as_str()) {
+            checks.push(Check::failed("part", &p.name, "named by bundle.json but not by SHA256SUMS"));
+        }
+    }
+    checks.extend(header_checks(&bundle));
+    let inner_sums = match bundle.read_member(SUMS_FILE).map_err(|e| e.to_string()).and_then(|raw| {
+        let text = String::from_utf8(raw).map_err(|_| "SHA256SUMS inside the archive is not text".to_string())?;
+        checksums::parse(&text, "archive SHA256SUMS")
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            checks.push(Check::failed("archive", SUMS_FILE, e));
+            return checks;
+        }
+    };
+    let expected: BTreeMap<&str, &str> = inner_sums.iter().map(|(n, h)| (n.as_str(), h.as_str())).collect();
+    let members: Vec<_> = bundle.meta().members.iter().filter(|m| m.path != SUMS_FILE).collect();
+    let hashed: Vec<(String, Result<String, String>)> = members
+        .par_iter()
+        .map(|m| {
+            let r = bundle
+                .open_member(&m.path)
+                .map_err(|e| e.to_string())
+                .and_then(|r| sha256_reader(r).map(|(h, _)| h).map_err(|e| e.to_string()));
+            (m.path.clone(), r)
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for (path, result) in hashed {
+        seen.insert(path.clone());
+        let subject = format!("archive:{path}");
+        match (result, expected.get(path.as_str())) {
+            (Err(e), _) => checks.push(Check::failed("member", subject, e)),
+            (Ok(_), None) => checks.push(Check::failed("member", subject, "not listed in the archive's SHA256SUMS")),
+            (Ok(hex), Some(want)) => {
+                if let Some(d) = from_blob_path(&path) {
+                    checks.push(Check::compared("blob-digest", subject.clone(), d.digest(), &hex));
+                }
+                checks.push(Check::compared("member", subject, want, &hex));
+            }
+        }
+    }
+    for name in expected.keys().filter(|n| !seen.contains(**n)) {
+        checks.push(Check::failed("member", format!("archive:{name}"), "listed in the archive's SHA256SUMS but missing"));
+    }
+    // The copies beside the parts must be the ones inside the archive.
+    for (name, hex) in outer_sums {
+        if let Some(inner) = expected.get(format!("{INNER_DIR}/{name}").as_str()) {
+            checks.push(Check::compared("copy", name.clone(), inner, hex));
+        }
+    }
+    checks.push(graph_check(&bundle, &opts.bases));
+    checks
+}
+
+/// Walks the tar headers by seeking, so names and types are checked without reading blobs.
+fn header_checks(bundle: &Bundle) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let recorded: BTreeMap<&str, (u64, u64)> =
+        bundle.meta().members.iter().map(|m| (m.path.as_str(), (m.offset, m.size))).collect();
+    let mut seen = 0usize;
+    let mut pos = 0u64;
+    let end = bundle.uncompressed_len();
+    let mut block = [0u8; 512];
+    while pos + 512 <= end {
+        if let Err(e) = bundle.open_range(pos, 512).read_exact(&mut block) {
+            checks.push(Check::failed("archive", format!("tar header at offset {pos}"), e.to_string()));
+            return checks;
+        }
+        if block.iter().all(|&b| b == 0) {
+            break;
+        }
+        let header = tar::Header::from_byte_slice(&block);
+        let name = header.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "<unreadable name>".into());
+        let size = header.entry_size().unwrap_or(u64::MAX);
+        if let Err(e) = check_member_name(&name) {
+            checks.push(Check::failed("member-name", format!("archive:{name}"), e));
+        }
+        if header.entry_type() != tar::EntryType::Regular {
+            checks.push(Check::failed(
+                "member-type",
+                format!("archive:{name}"),
+                format!("{:?} entries are not allowed; bundles hold regular files only", header.entry_type()),
+            ));
+        }
+        match recorded.get(name.as_str()) {
+            Some(&(o, s)) if o == pos + 512 && s == size => seen += 1,
+            Some(_) => checks.push(Check::failed("member-index", format!("archive:{name}"), "bundle.json records another offset or size")),
+            None => checks.push(Check::failed("member-index", format!("archive:{name}"), "in the archive but not in bundle.json")),
+        }
+        let Some(next) = size.checked_add(511).map(|s| pos + 512 + s / 512 * 512) else {
+            checks.push(Check::failed("archive", format!("archive:{name}"), "impossible size"));
+            return checks;
+        };
+        pos = next;
+    }
+    if seen != recorded.len() {
+        checks.push(Check::failed("member-index", META_FILE, "lists members the archive does not hold"));
+    } else {
+        checks.push(Check { detail: Some(format!("{seen} members, names and types safe")), ..Check::ok("headers", "archive") });
+    }
+    checks
+}
+
+/// Several bundles read as one store: a delta first, then its bases.
+pub struct Layered<'a> {
+    pub layers: Vec<&'a Bundle>,
+}
+
+impl BlobStore for Layered<'_> {
+    fn blob_len(&self, d: &Digest) -> crate::Result<Option<u64>> {
+        for b in &self.layers {
+            if let Some(n) = b.blob_len(d)? {
+                return Ok(Some(n));
+            }
+        }
+        Ok(None)
+    }
+
+    fn open_blob(&self, d: &Digest) -> crate::Result<Box<dyn Read + Send + '_>> {
+        for b in &self.layers {
+            if b.has_blob(d) {
+                return b.open_blob(d);
+            }
+        }
+        Err(crate::Error::invalid(crate::digest::blob_path(d), "blob is missing"))
+    }
+}
+
+fn graph_check(bundle: &Bundle, bases: &[Bundle]) -> Check {
+    let index = match bundle.index() {
+        Ok(i) => i,
+        Err(e) => return Check::failed("artifacts", "index.json", e.to_string()),
+    };
+    let mut layers = vec![bundle];
+    layers.extend(bases.iter());
+    let store = Layered { layers };
+    let base_lock = match bundle.lock() {
+        Ok(l) => l.base,
+        Err(e) => return Check::failed("artifacts", "lock", e.to_string()),
+    };
+    // A delta verified without its base can only vouch for the blobs it carries.
+    let trust_base = base_lock.is_some() && bases.is_empty();
+    let elsewhere = |d: &Digest| trust_base && !bundle.has_blob(d);
+    let mut walk = Walk::new(&store, &elsewhere);
+    match list_artifacts(&store, &index, &mut walk) {
+        Ok(a) => {
+            let mut c = Check::ok("artifacts", "index.json");
+            c.detail = Some(if trust_base {
+                format!("{} artifacts; blobs not carried are expected in the base (not given)", a.len())
+            } else {
+                format!("{} artifacts, {} blobs, all present", a.len(), walk.blobs.len())
+            });
+            c
+        }
+        Err(e) => Check::failed("artifacts", "index.json", e.to_string()),
+    }
+}
