@@ -1,1 +1,56 @@
-fn main() {}
+//! The `airgap` command: wires subcommands to the crates that own them, and nothing more.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "airgap", version, about = "Carry a Kubernetes platform into a data centre with no internet")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make, check and read bundles.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Pack an OCI image layout into a bundle: parts, checksums, SBOMs, signature.
+    Pack(bundles::cli::PackArgs),
+    /// Check every part, file, blob and the signature; exit 0 only when all hold.
+    Verify(bundles::cli::VerifyArgs),
+    /// List every artifact without unpacking anything.
+    Inspect(bundles::cli::InspectArgs),
+    /// Write the OCI image layout a bundle carries.
+    Extract(bundles::cli::ExtractArgs),
+    /// Print the bundle's SBOM.
+    Sbom(bundles::cli::SbomArgs),
+    /// Write one blob or archive member to stdout, read in place from the parts.
+    Cat(bundles::cli::CatArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bundle(cmd) => match cmd {
+            BundleCommand::Pack(a) => bundles::cli::run_pack(a),
+            BundleCommand::Verify(a) => bundles::cli::run_verify(a),
+            BundleCommand::Inspect(a) => bundles::cli::run_inspect(a),
+            BundleCommand::Extract(a) => bundles::cli::run_extract(a),
+            BundleCommand::Sbom(a) => bundles::cli::run_sbom(a),
+            BundleCommand::Cat(a) => bundles::cli::run_cat(a),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -23,6 +23,13 @@ pub const ANNOTATION_PLATFORMS: &str = "io.airgap.platforms";
 pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
 pub const FILE_ARTIFACT_TYPE: &str = "application/vnd.airgap.file.v1";
 pub const GIT_ARTIFACT_TYPE: &str = "application/vnd.airgap.git.v1";
+/// A file artifact's single layer: the file's bytes as they are, named by its title annotation
+/// (the layout `oras push` writes, so `oras pull` gets the file back under its name).
+pub const FILE_LAYER_MEDIA_TYPE: &str = "application/octet-stream";
+/// A git artifact's single layer: an uncompressed tar of a bare repository prepared for git's
+/// dumb HTTP protocol (`git update-server-info` run, objects packed).
+pub const GIT_LAYER_MEDIA_TYPE: &str = "application/vnd.airgap.git.repository.v1.tar";
+pub const EMPTY_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -10,10 +10,12 @@
 pub mod archive;
 pub mod artifact;
 pub mod checksums;
+pub mod cli;
 pub mod digest;
 mod error;
 pub mod extract;
 pub mod layout;
+pub mod layout_writer;
 pub mod lock;
 pub mod meta;
 pub mod outdir;

@@ -3,6 +3,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use minisign::{PublicKey, PublicKeyBox, SecretKey, SecretKeyBox, SignatureBox};
 
 use crate::error::{Error, IoContext, Result};
@@ -13,15 +14,20 @@ pub const PASSWORD_ENV: &str = "AIRGAP_MINISIGN_PASSWORD";
 
 pub fn load_secret_key(path: &Path) -> Result<SecretKey> {
     let text = std::fs::read_to_string(path).at(path)?;
-    let sk_box = SecretKeyBox::from_string(&text)
-        .map_err(|e| Error::invalid(path, format!("not a minisign secret key: {e}")))?;
-    let sk = match std::env::var(PASSWORD_ENV) {
-        Ok(pw) => sk_box.into_secret_key(Some(pw)),
-        Err(_) => sk_box.into_unencrypted_secret_key(),
-    };
-    sk.map_err(|e| {
-        Error::invalid(path, format!("cannot open the secret key ({e}); for a password-protected key set {PASSWORD_ENV}"))
-    })
+    let not_a_key = |e: String| Error::invalid(path, format!("not a minisign secret key: {e}"));
+    let encoded = text.lines().nth(1).ok_or_else(|| not_a_key("expected a comment line and a key line".into()))?;
+    let raw = BASE64.decode(encoded.trim()).map_err(|e| not_a_key(e.to_string()))?;
+    // Bytes 2..4 name the KDF; zero means `minisign -G -W`, which writes no checksum that the
+    // library would accept, so the key is read as the raw bytes it is.
+    if raw.get(2..4) == Some(&[0, 0]) {
+        return SecretKey::from_bytes(&raw).map_err(|e| not_a_key(e.to_string()));
+    }
+    let password = std::env::var(PASSWORD_ENV).map_err(|_| {
+        Error::invalid(path, format!("the secret key is password-protected: set {PASSWORD_ENV}"))
+    })?;
+    SecretKeyBox::from_string(&text)
+        .and_then(|b| b.into_secret_key(Some(password)))
+        .map_err(|e| Error::invalid(path, format!("cannot open the secret key: {e}")))
 }
 
 pub fn load_public_key(path: &Path) -> Result<PublicKey> {
