@@ -90,7 +90,22 @@ fn normalized_index(index: &ImageIndex, artifacts: &[Artifact]) -> Result<Vec<u8
         .manifests(manifests)
         .build()
         .map_err(|e| Error::invalid(INDEX_FILE, e.to_string()))?;
-    serde_json::to_vec(&rebuilt).map_err(|e| Error::invalid(INDEX_FILE, e.to_string()))
+    let value = serde_json::to_value(&rebuilt).map_err(|e| Error::invalid(INDEX_FILE, e.to_string()))?;
+    Ok(serde_json::to_vec(&sorted_keys(value)).expect("JSON serializes"))
+}
+
+/// Annotations are hash maps in memory; written with sorted keys, the same index gives the
+/// same bytes in every run.
+fn sorted_keys(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted_keys(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted_keys).collect()),
+        other => other,
+    }
 }
 
 enum Source<'a> {

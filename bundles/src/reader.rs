@@ -100,7 +100,7 @@ impl Bundle {
 
     /// A reader over any range of the uncompressed tar stream.
     pub fn open_range(&self, start: u64, len: u64) -> RangeReader {
-        RangeReader { bundle: self.clone(), start, len, pos: 0, frame: None, dctx: None }
+        RangeReader { bundle: self.clone(), start, len, pos: 0, frame: None, data: Vec::new(), scratch: None }
     }
 
     pub fn open_member(&self, path: &str) -> Result<RangeReader> {
@@ -130,20 +130,21 @@ impl Bundle {
         self.inner.members.contains_key(&blob_path(d))
     }
 
-    /// Decompresses frame `i`, checking zstd's own checksum of its content.
-    fn frame(&self, i: usize, dctx: &mut zstd::bulk::Decompressor<'static>) -> io::Result<Vec<u8>> {
+    /// Decompresses frame `i` into `out`, checking zstd's own checksum of its content.
+    fn frame(&self, i: usize, scratch: &mut Scratch, out: &mut Vec<u8>) -> io::Result<()> {
         let inner = &self.inner;
         let clen = (inner.cstarts[i + 1] - inner.cstarts[i]) as usize;
         let ulen = (inner.ustarts[i + 1] - inner.ustarts[i]) as usize;
-        let mut c = vec![0u8; clen];
-        inner.parts.read_exact_at(&mut c, inner.cstarts[i])?;
-        let out = dctx
-            .decompress(&c, ulen)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("frame {i} is damaged: {e}")))?;
-        if out.len() != ulen {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame {i} is damaged: wrong length")));
+        scratch.compressed.resize(clen, 0);
+        inner.parts.read_exact_at(&mut scratch.compressed, inner.cstarts[i])?;
+        out.clear();
+        out.reserve(ulen);
+        let damaged = |m: String| io::Error::new(io::ErrorKind::InvalidData, format!("frame {i} is damaged: {m}"));
+        let n = scratch.dctx.decompress_to_buffer(&scratch.compressed, out).map_err(|e| damaged(e.to_string()))?;
+        if n != ulen {
+            return Err(damaged("wrong length".into()));
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -163,8 +164,16 @@ pub struct RangeReader {
     start: u64,
     len: u64,
     pos: u64,
-    frame: Option<(usize, Vec<u8>)>,
-    dctx: Option<zstd::bulk::Decompressor<'static>>,
+    /// Which frame `data` holds.
+    frame: Option<usize>,
+    data: Vec<u8>,
+    scratch: Option<Scratch>,
+}
+
+/// What decompressing a frame needs besides its output, kept for the reader's next frame.
+struct Scratch {
+    dctx: zstd::bulk::Decompressor<'static>,
+    compressed: Vec<u8>,
 }
 
 impl RangeReader {
@@ -185,14 +194,16 @@ impl Read for RangeReader {
         let abs = self.start + self.pos;
         let ustarts = &self.bundle.inner.ustarts;
         let i = ustarts.partition_point(|&s| s <= abs) - 1;
-        if self.frame.as_ref().is_none_or(|(j, _)| *j != i) {
-            let dctx = match &mut self.dctx {
-                Some(d) => d,
-                None => self.dctx.insert(zstd::bulk::Decompressor::new()?),
+        if self.frame != Some(i) {
+            let scratch = match &mut self.scratch {
+                Some(s) => s,
+                None => self.scratch.insert(Scratch { dctx: zstd::bulk::Decompressor::new()?, compressed: Vec::new() }),
             };
-            self.frame = Some((i, self.bundle.frame(i, dctx)?));
+            self.frame = None;
+            self.bundle.frame(i, scratch, &mut self.data)?;
+            self.frame = Some(i);
         }
-        let (_, data) = self.frame.as_ref().expect("frame loaded");
+        let data = &self.data;
         let within = (abs - ustarts[i]) as usize;
         let n = (data.len() - within).min(buf.len()).min((self.len - self.pos) as usize);
         buf[..n].copy_from_slice(&data[within..within + n]);

@@ -93,11 +93,32 @@ impl SeekTable {
 type Job = (u64, Vec<u8>);
 type Done = (u64, io::Result<Vec<u8>>, usize);
 
+/// Frame buffers handed round between the stages, so a multi-GiB archive does not allocate
+/// (and fault in) two fresh megabyte buffers per frame.
+#[derive(Clone, Default)]
+struct Pool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Pool {
+    fn get(&self, capacity: usize) -> Vec<u8> {
+        let mut v = self.0.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
+        v.clear();
+        v.reserve(capacity);
+        v
+    }
+
+    fn put(&self, v: Vec<u8>) {
+        if let Ok(mut p) = self.0.lock() {
+            p.push(v);
+        }
+    }
+}
+
 /// Compresses what is written to it into independent zstd frames on a pool of threads and
 /// writes them, in order, to `sink`. At most `2 × threads` frames are in memory at once.
 pub struct FrameWriter<W: Write + Send + 'static> {
     buf: Vec<u8>,
     frame_size: usize,
+    inputs: Pool,
     seq: u64,
     jobs: Option<SyncSender<Job>>,
     permits: SyncSender<()>,
@@ -113,18 +134,21 @@ impl<W: Write + Send + 'static> FrameWriter<W> {
         let (done_tx, done_rx) = sync_channel::<Done>(in_flight);
         let (permit_tx, permit_rx) = sync_channel::<()>(in_flight);
         let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+        let (inputs, outputs) = (Pool::default(), Pool::default());
         let workers = (0..threads)
             .map(|_| {
                 let rx = Arc::clone(&jobs_rx);
                 let tx = done_tx.clone();
-                std::thread::spawn(move || compress_worker(rx, tx, level))
+                let pools = (inputs.clone(), outputs.clone());
+                std::thread::spawn(move || compress_worker(rx, tx, level, pools))
             })
             .collect();
         drop(done_tx);
-        let writer = std::thread::spawn(move || write_in_order(sink, done_rx, permit_rx));
+        let writer = std::thread::spawn(move || write_in_order(sink, done_rx, permit_rx, outputs));
         FrameWriter {
-            buf: Vec::with_capacity(frame_size),
+            buf: inputs.get(frame_size),
             frame_size,
+            inputs,
             seq: 0,
             jobs: Some(jobs_tx),
             permits: permit_tx,
@@ -137,7 +161,7 @@ impl<W: Write + Send + 'static> FrameWriter<W> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let frame = std::mem::replace(&mut self.buf, Vec::with_capacity(self.frame_size));
+        let frame = std::mem::replace(&mut self.buf, self.inputs.get(self.frame_size));
         let sent = self.permits.send(()).is_ok()
             && self.jobs.as_ref().is_some_and(|j| j.send((self.seq, frame)).is_ok());
         self.seq += 1;
@@ -189,7 +213,7 @@ impl<W: Write + Send + 'static> Write for FrameWriter<W> {
     }
 }
 
-fn compress_worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<Done>, level: i32) {
+fn compress_worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<Done>, level: i32, (inputs, outputs): (Pool, Pool)) {
     let mut cx = match zstd::bulk::Compressor::new(level) {
         Ok(c) => c,
         Err(e) => {
@@ -203,17 +227,20 @@ fn compress_worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<Done>, leve
     loop {
         let job = jobs.lock().map(|rx| rx.recv());
         let Ok(Ok((seq, frame))) = job else { return };
-        let out = match &configured {
-            Ok(()) => cx.compress(&frame),
+        let mut out = outputs.get(zstd::zstd_safe::compress_bound(frame.len()));
+        let result = match &configured {
+            Ok(()) => cx.compress_to_buffer(&frame, &mut out).map(|_| out),
             Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
         };
-        if done.send((seq, out, frame.len())).is_err() {
+        let ulen = frame.len();
+        inputs.put(frame);
+        if done.send((seq, result, ulen)).is_err() {
             return;
         }
     }
 }
 
-fn write_in_order<W: Write>(mut sink: W, done: Receiver<Done>, permits: Receiver<()>) -> io::Result<(W, SeekTable)> {
+fn write_in_order<W: Write>(mut sink: W, done: Receiver<Done>, permits: Receiver<()>, outputs: Pool) -> io::Result<(W, SeekTable)> {
     let mut table = SeekTable::default();
     let mut pending: BTreeMap<u64, (Vec<u8>, usize)> = BTreeMap::new();
     let mut next = 0u64;
@@ -222,6 +249,7 @@ fn write_in_order<W: Write>(mut sink: W, done: Receiver<Done>, permits: Receiver
         while let Some((c, ulen)) = pending.remove(&next) {
             sink.write_all(&c)?;
             table.frames.push(FrameEntry { compressed: c.len() as u32, decompressed: ulen as u32 });
+            outputs.put(c);
             next += 1;
             let _ = permits.recv();
         }

@@ -1,0 +1,35 @@
+//! Files over plain HTTP: `GET /files/<repository>/<tag>/<title>` serves the single layer of a
+//! file artifact, so scripts on site fetch tools with curl.
+
+use std::sync::Arc;
+
+use hyper::{HeaderMap, Response};
+
+use crate::artifacts::{manifest_json, percent_decode, single_layer};
+use crate::body::Body;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::names::{check_name, valid_tag};
+use crate::routes::{blob_response, BlobSlice};
+use crate::server::State;
+
+pub(crate) async fn route(
+    state: &Arc<State>,
+    rest: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> ApiResult<Response<Body>> {
+    let usage = || ApiError::new(Code::NotFound, format!("/files/{rest}: expected /files/<repository>/<tag>/<title>"));
+    let (front, title) = rest.rsplit_once('/').ok_or_else(usage)?;
+    let (repo, tag) = front.rsplit_once('/').ok_or_else(usage)?;
+    check_name(repo)?;
+    if !valid_tag(tag) {
+        return Err(usage());
+    }
+    let title = percent_decode(title);
+    let not_here = || ApiError::new(Code::NotFound, format!("{repo}:{tag} has no file named {title}"));
+    let (_, manifest) = manifest_json(&state.stores, repo, tag)?.ok_or_else(not_here)?;
+    let layer = single_layer(&manifest).filter(|l| l.title.as_deref() == Some(title.as_str())).ok_or_else(not_here)?;
+    let slice =
+        BlobSlice { repo, digest: &layer.digest, base: 0, len: layer.size, content_type: "application/octet-stream" };
+    blob_response(state, slice, headers, head).await
+}

@@ -1,0 +1,271 @@
+//! `registry push`: copies every artifact of one or more bundles into an existing registry
+//! (Harbor, Artifactory, Quay, distribution) through the distribution API.
+//!
+//! Each artifact goes to `<prefix>/<original name with its host first>`: `docker.io/mosipid/x:1.2`
+//! pushed to `reg.site/mirror` lands at `reg.site/mirror/docker.io/mosipid/x:1.2`; a host with
+//! a port (`localhost:5000`) becomes `localhost-5000`, since names cannot hold a colon. Blobs
+//! are uploaded whole (POST, then PUT with the content), skipped when a HEAD finds them, and
+//! manifests are put after everything they point at.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine;
+use bundles::artifact::{Reference, ANNOTATION_REF};
+use bundles::digest::{blob_path, parse_sha256, Digest};
+use bundles::Bundle;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::StatusCode;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use serde_json::Value;
+
+use crate::names::valid_name;
+
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    pub credentials: Option<(String, String)>,
+    /// Speak plain HTTP (a registry on a trusted loopback or lab network).
+    pub plain_http: bool,
+    /// A CA (PEM) to trust besides the system's, e.g. the site CA the registry generated.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default)]
+pub struct PushReport {
+    pub artifacts: usize,
+    pub blobs_uploaded: usize,
+    pub blobs_skipped: usize,
+    pub manifests: usize,
+}
+
+pub fn push_bundle(bundle_dirs: &[PathBuf], target: &str, opts: &PushOptions) -> anyhow::Result<PushReport> {
+    let (host, prefix) = match target.split_once('/') {
+        Some((h, p)) => (h, p.trim_matches('/')),
+        None => (target, ""),
+    };
+    if host.is_empty() || (!prefix.is_empty() && !valid_name(prefix)) {
+        bail!("push target '{target}' is not HOST[:PORT][/PREFIX]");
+    }
+    let bundles = bundle_dirs
+        .iter()
+        .map(|d| Bundle::open(d).with_context(|| format!("cannot open bundle {}", d.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scheme = if opts.plain_http { "http" } else { "https" };
+    let mut pusher = Pusher {
+        base: format!("{scheme}://{host}"),
+        client: client(opts)?,
+        credentials: opts.credentials.clone(),
+        token: None,
+        bundles,
+        done: HashSet::new(),
+        report: PushReport::default(),
+    };
+    for (i, dir) in bundle_dirs.iter().enumerate() {
+        let index = pusher.bundles[i].index().with_context(|| format!("bundle {}", dir.display()))?;
+        for desc in index.manifests() {
+            let Some(text) = desc.annotations().as_ref().and_then(|a| a.get(ANNOTATION_REF)) else { continue };
+            let r = Reference::parse(text).map_err(|e| anyhow!(e))?;
+            let name = format!("{}/{}", r.registry.replace(':', "-"), r.repository);
+            let repo = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            if !valid_name(&repo) {
+                bail!("{text} would be pushed as '{repo}', which is not a valid repository name");
+            }
+            let digest = parse_sha256(desc.digest().as_ref()).map_err(|e| anyhow!(e))?;
+            pusher
+                .manifest(&repo, &digest, desc.media_type().as_ref(), r.tag.as_deref())
+                .with_context(|| format!("pushing {text} to {host}/{repo}"))?;
+            pusher.report.artifacts += 1;
+        }
+    }
+    Ok(pusher.report)
+}
+
+fn client(opts: &PushOptions) -> anyhow::Result<Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(ca) = &opts.ca_file {
+        for cert in
+            CertificateDer::pem_file_iter(ca).with_context(|| format!("cannot read CA file {}", ca.display()))?
+        {
+            roots.add(cert.with_context(|| format!("CA file {}", ca.display()))?)?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Client::builder().tls_backend_preconfigured(tls).timeout(None).build()?)
+}
+
+struct Pusher {
+    base: String,
+    client: Client,
+    credentials: Option<(String, String)>,
+    /// The `Authorization` value that last worked: Basic, or a Bearer token from the realm.
+    token: Option<String>,
+    bundles: Vec<Bundle>,
+    /// (repository, digest) already in the target.
+    done: HashSet<(String, String)>,
+    report: PushReport,
+}
+
+impl Pusher {
+    fn bundle_with(&self, d: &Digest) -> Option<&Bundle> {
+        self.bundles.iter().find(|b| b.has_blob(d))
+    }
+
+    fn manifest(&mut self, repo: &str, d: &Digest, media_type: &str, tag: Option<&str>) -> anyhow::Result<()> {
+        let key = (repo.to_string(), d.to_string());
+        if self.done.contains(&key) && tag.is_none() {
+            return Ok(());
+        }
+        let bytes = self
+            .bundle_with(d)
+            .ok_or_else(|| anyhow!("manifest {d} is in none of the bundles (push the base bundle too)"))?
+            .read_member(&blob_path(d))?;
+        let manifest: Value = serde_json::from_slice(&bytes).with_context(|| format!("manifest {d}"))?;
+        let media_type = manifest.get("mediaType").and_then(Value::as_str).unwrap_or(media_type).to_string();
+        for child in manifest.get("manifests").and_then(Value::as_array).into_iter().flatten() {
+            let cd = parse_sha256(child["digest"].as_str().unwrap_or_default()).map_err(|e| anyhow!(e))?;
+            // Platforms the bundle chose not to carry are absent; the index still names them.
+            if self.bundle_with(&cd).is_some() {
+                self.manifest(repo, &cd, child["mediaType"].as_str().unwrap_or_default(), None)?;
+            }
+        }
+        let blobs = manifest
+            .get("config")
+            .into_iter()
+            .chain(manifest.get("layers").and_then(Value::as_array).into_iter().flatten());
+        for desc in blobs.collect::<Vec<_>>() {
+            let bd = parse_sha256(desc["digest"].as_str().unwrap_or_default()).map_err(|e| anyhow!(e))?;
+            self.blob(repo, &bd)?;
+        }
+        let reference = tag.map_or_else(|| d.to_string(), str::to_string);
+        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
+        let resp = self.send(repo, |c| c.put(&url).header("Content-Type", &media_type).body(bytes.clone()))?;
+        expect(resp, &[StatusCode::CREATED, StatusCode::OK], &format!("PUT manifest {reference}"))?;
+        self.report.manifests += 1;
+        self.done.insert(key);
+        Ok(())
+    }
+
+    fn blob(&mut self, repo: &str, d: &Digest) -> anyhow::Result<()> {
+        let key = (repo.to_string(), d.to_string());
+        if self.done.contains(&key) {
+            return Ok(());
+        }
+        let url = format!("{}/v2/{repo}/blobs/{d}", self.base);
+        if self.send(repo, |c| c.head(&url))?.status() == StatusCode::OK {
+            self.report.blobs_skipped += 1;
+            self.done.insert(key);
+            return Ok(());
+        }
+        let bundle = self
+            .bundle_with(d)
+            .ok_or_else(|| anyhow!("blob {d} is in none of the bundles (push the base bundle too)"))?
+            .clone();
+        let start = format!("{}/v2/{repo}/blobs/uploads/", self.base);
+        let resp = expect(
+            self.send(repo, |c| c.post(&start).header("Content-Length", "0"))?,
+            &[StatusCode::ACCEPTED],
+            "start upload",
+        )?;
+        let location = resp
+            .headers()
+            .get("Location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| anyhow!("upload started without a Location"))?;
+        let location =
+            if location.starts_with('/') { format!("{}{location}", self.base) } else { location.to_string() };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let put = format!("{location}{sep}digest={d}");
+        let auth = self.token.clone();
+        let reader = bundle.open_member(&blob_path(d))?;
+        let len = reader.len();
+        let mut req = self
+            .client
+            .put(&put)
+            .header("Content-Type", "application/octet-stream")
+            .body(reqwest::blocking::Body::sized(Box::new(reader) as Box<dyn Read + Send>, len));
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        expect(req.send()?, &[StatusCode::CREATED], &format!("upload blob {d}"))?;
+        self.report.blobs_uploaded += 1;
+        self.done.insert(key);
+        Ok(())
+    }
+
+    /// Sends a request without a streaming body, answering one authentication challenge.
+    fn send(&mut self, repo: &str, build: impl Fn(&Client) -> RequestBuilder) -> anyhow::Result<Response> {
+        let with_auth = |token: &Option<String>| match token {
+            Some(t) => build(&self.client).header("Authorization", t),
+            None => build(&self.client),
+        };
+        let resp = with_auth(&self.token).send()?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let challenge = resp.headers().get("WWW-Authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let token = self.answer(&challenge, repo)?;
+        self.token = Some(token);
+        Ok(with_auth(&self.token).send()?)
+    }
+
+    fn answer(&self, challenge: &str, repo: &str) -> anyhow::Result<String> {
+        let basic = |(u, p): &(String, String)| {
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+        };
+        if challenge.to_ascii_lowercase().starts_with("basic") {
+            let creds = self
+                .credentials
+                .as_ref()
+                .ok_or_else(|| anyhow!("{} wants credentials and none were given", self.base))?;
+            return Ok(basic(creds));
+        }
+        let params = challenge
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| anyhow!("unsupported authentication challenge '{challenge}'"))?;
+        let field = |k: &str| {
+            params.split(',').find_map(|kv| {
+                let (key, v) = kv.trim().split_once('=')?;
+                (key == k).then(|| v.trim_matches('"').to_string())
+            })
+        };
+        let realm = field("realm").ok_or_else(|| anyhow!("bearer challenge without a realm"))?;
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("scope", &format!("repository:{repo}:pull,push"));
+        if let Some(service) = field("service") {
+            query.append_pair("service", &service);
+        }
+        let sep = if realm.contains('?') { '&' } else { '?' };
+        let mut req = self.client.get(format!("{realm}{sep}{}", query.finish()));
+        if let Some(c) = &self.credentials {
+            req = req.header("Authorization", basic(c));
+        }
+        let body: Value = serde_json::from_slice(&expect(req.send()?, &[StatusCode::OK], "token request")?.bytes()?)
+            .context("token response is not JSON")?;
+        let token = body
+            .get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("token response has no token"))?;
+        Ok(format!("Bearer {token}"))
+    }
+}
+
+fn expect(resp: Response, ok: &[StatusCode], what: &str) -> anyhow::Result<Response> {
+    if ok.contains(&resp.status()) {
+        return Ok(resp);
+    }
+    let status = resp.status();
+    let url = resp.url().clone();
+    let body = resp.text().unwrap_or_default();
+    bail!("{what}: {url} answered {status}: {}", body.chars().take(500).collect::<String>())
+}

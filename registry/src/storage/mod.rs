@@ -1,0 +1,180 @@
+//! Where the registry's content lives. The server sees one [`Stores`]: an optional writable
+//! store (a directory today; an S3-compatible bucket fits the same trait) layered over the
+//! read-only bundles served in place.
+//!
+//! The traits are blocking: a directory, a bundle's parts and an S3 client all do blocking
+//! reads, and the server calls them on tokio's blocking pool. Blobs come back as readers over a
+//! byte range so nothing is held in memory whole.
+
+mod bundle;
+mod dir;
+
+use std::io::Read;
+use std::sync::Arc;
+
+use bundles::digest::Digest;
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult, Code};
+
+pub use bundle::BundleStore;
+pub use dir::DirStore;
+
+pub struct StoredManifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+}
+
+/// Reading: what every backend offers.
+pub trait Storage: Send + Sync {
+    /// The repositories with at least one manifest, sorted.
+    fn repositories(&self) -> ApiResult<Vec<String>>;
+    /// Sorted tags; `None` when the repository is not in this store.
+    fn tags(&self, repo: &str) -> ApiResult<Option<Vec<String>>>;
+    fn resolve_tag(&self, repo: &str, tag: &str) -> ApiResult<Option<Digest>>;
+    fn manifest(&self, repo: &str, d: &Digest) -> ApiResult<Option<StoredManifest>>;
+    fn blob_len(&self, repo: &str, d: &Digest) -> ApiResult<Option<u64>>;
+    /// `len` bytes of the blob from `start`; the caller has checked the range against `blob_len`.
+    fn open_blob(&self, repo: &str, d: &Digest, start: u64, len: u64) -> ApiResult<Box<dyn Read + Send>>;
+    /// Descriptors of the manifests in `repo` whose `subject` is `d`.
+    fn referrers(&self, repo: &str, d: &Digest) -> ApiResult<Vec<Value>>;
+    /// `Some` for a store that accepts pushes.
+    fn writable(&self) -> Option<&dyn WritableStorage> {
+        None
+    }
+}
+
+/// A manifest being stored, already validated by the server.
+pub struct NewManifest<'a> {
+    pub digest: &'a Digest,
+    pub bytes: &'a [u8],
+    pub media_type: &'a str,
+    /// Tags to point at it: the one in the URL, and any `tag` query parameters.
+    pub tags: &'a [String],
+    /// The subject's digest and this manifest's descriptor, for the referrers API.
+    pub referrer: Option<(Digest, Value)>,
+}
+
+/// Writing: uploads are sessions identified by an id; a blob becomes visible only once its
+/// upload is complete and its digest checked.
+pub trait WritableStorage: Send + Sync {
+    fn start_upload(&self, repo: &str) -> ApiResult<String>;
+    /// Bytes received so far; `None` for an unknown session.
+    fn upload_len(&self, repo: &str, id: &str) -> ApiResult<Option<u64>>;
+    /// Appends at `offset`, which must be the current length (else `RANGE_INVALID`); returns
+    /// the new length.
+    fn append_upload(&self, repo: &str, id: &str, offset: u64, data: &mut dyn Read) -> ApiResult<u64>;
+    /// Checks the content against `digest` and makes it a blob of `repo`; the session ends either way.
+    fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> ApiResult<()>;
+    fn cancel_upload(&self, repo: &str, id: &str) -> ApiResult<bool>;
+    /// Links a blob this store already holds into `repo`; `false` when it does not hold it.
+    fn mount_blob(&self, repo: &str, d: &Digest) -> ApiResult<bool>;
+    fn put_manifest(&self, repo: &str, m: NewManifest<'_>) -> ApiResult<()>;
+    fn delete_manifest(&self, repo: &str, d: &Digest) -> ApiResult<bool>;
+    fn delete_tag(&self, repo: &str, tag: &str) -> ApiResult<bool>;
+    fn delete_blob(&self, repo: &str, d: &Digest) -> ApiResult<bool>;
+}
+
+/// The stores the server answers from, first match wins for reads.
+#[derive(Clone)]
+pub struct Stores {
+    layers: Vec<Arc<dyn Storage>>,
+}
+
+impl Stores {
+    pub fn new(layers: Vec<Arc<dyn Storage>>) -> Stores {
+        Stores { layers }
+    }
+
+    pub fn writer(&self) -> Option<&dyn WritableStorage> {
+        self.layers.iter().find_map(|l| l.writable())
+    }
+
+    pub fn writer_or_refuse(&self) -> ApiResult<&dyn WritableStorage> {
+        self.writer().ok_or_else(|| {
+            ApiError::new(Code::Unsupported, "this registry serves bundles only and has no storage for pushes")
+        })
+    }
+
+    pub fn repositories(&self) -> ApiResult<Vec<String>> {
+        let mut all = Vec::new();
+        for l in &self.layers {
+            all.extend(l.repositories()?);
+        }
+        all.sort();
+        all.dedup();
+        Ok(all)
+    }
+
+    pub fn tags(&self, repo: &str) -> ApiResult<Option<Vec<String>>> {
+        let mut found: Option<Vec<String>> = None;
+        for l in &self.layers {
+            if let Some(t) = l.tags(repo)? {
+                found.get_or_insert_with(Vec::new).extend(t);
+            }
+        }
+        if let Some(t) = &mut found {
+            t.sort();
+            t.dedup();
+        }
+        Ok(found)
+    }
+
+    pub fn resolve_tag(&self, repo: &str, tag: &str) -> ApiResult<Option<Digest>> {
+        self.first(|l| l.resolve_tag(repo, tag))
+    }
+
+    pub fn manifest(&self, repo: &str, d: &Digest) -> ApiResult<Option<StoredManifest>> {
+        self.first(|l| l.manifest(repo, d))
+    }
+
+    pub fn blob_len(&self, repo: &str, d: &Digest) -> ApiResult<Option<u64>> {
+        self.first(|l| l.blob_len(repo, d))
+    }
+
+    pub fn open_blob(&self, repo: &str, d: &Digest, start: u64, len: u64) -> ApiResult<Box<dyn Read + Send>> {
+        for l in &self.layers {
+            if l.blob_len(repo, d)?.is_some() {
+                return l.open_blob(repo, d, start, len);
+            }
+        }
+        Err(ApiError::new(Code::BlobUnknown, format!("blob {d} is not in {repo}")))
+    }
+
+    pub fn referrers(&self, repo: &str, d: &Digest) -> ApiResult<Vec<Value>> {
+        let mut all = Vec::new();
+        for l in &self.layers {
+            for r in l.referrers(repo, d)? {
+                if !all.iter().any(|x: &Value| x.get("digest") == r.get("digest")) {
+                    all.push(r);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    fn first<T>(&self, f: impl Fn(&dyn Storage) -> ApiResult<Option<T>>) -> ApiResult<Option<T>> {
+        for l in &self.layers {
+            if let Some(v) = f(l.as_ref())? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The descriptor the referrers API lists for a manifest that names a subject.
+pub fn referrer_descriptor(manifest: &Value, digest: &Digest, size: u64, media_type: &str) -> Option<(Digest, Value)> {
+    let subject = manifest.get("subject")?.get("digest")?.as_str()?;
+    let subject = crate::names::parse_digest(subject).ok()?;
+    let artifact_type =
+        manifest.get("artifactType").or_else(|| manifest.get("config").and_then(|c| c.get("mediaType"))).cloned();
+    let mut desc = serde_json::json!({"mediaType": media_type, "digest": digest.to_string(), "size": size});
+    if let Some(t) = artifact_type {
+        desc["artifactType"] = t;
+    }
+    if let Some(a) = manifest.get("annotations") {
+        desc["annotations"] = a.clone();
+    }
+    Some((subject, desc))
+}

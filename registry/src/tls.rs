@@ -1,0 +1,124 @@
+//! TLS from given files, or from a site CA and server certificate generated into a directory.
+//!
+//! The generated directory holds `ca.crt` (what clients trust: put it in `certs.d/<host>/`,
+//! containerd's `hosts.toml`, or pass the directory as skopeo's `--cert-dir`), `ca-key.pem`,
+//! `server.pem` and `server-key.pem`. Only `ca.crt` ends in a suffix those tools read, so the
+//! directory works as a cert dir as it is. The CA is kept across restarts; the server
+//! certificate is issued afresh for the host names given each time.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+#[derive(Debug, Clone)]
+pub enum TlsConfig {
+    Files { cert: PathBuf, key: PathBuf },
+    Generate { dir: PathBuf, hostnames: Vec<String> },
+}
+
+pub const CA_FILE: &str = "ca.crt";
+const CA_KEY_FILE: &str = "ca-key.pem";
+const SERVER_FILE: &str = "server.pem";
+const SERVER_KEY_FILE: &str = "server-key.pem";
+
+pub fn server_config(tls: &TlsConfig) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let (cert, key) = match tls {
+        TlsConfig::Files { cert, key } => (cert.clone(), key.clone()),
+        TlsConfig::Generate { dir, hostnames } => generate(dir, hostnames)?,
+    };
+    let chain = CertificateDer::pem_file_iter(&cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("cannot read certificates from {}", cert.display()))?;
+    if chain.is_empty() {
+        bail!("{} holds no certificate", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(&key)
+        .with_context(|| format!("cannot read a private key from {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the certificate and key do not go together")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn ca_params() -> anyhow::Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, "airgap site CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    Ok(params)
+}
+
+/// Writes (or reuses) the site CA and issues a server certificate; returns its cert and key files.
+fn generate(dir: &Path, hostnames: &[String]) -> anyhow::Result<(PathBuf, PathBuf)> {
+    if hostnames.is_empty() {
+        bail!("generating a server certificate needs at least one host name");
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let ca_key_file = dir.join(CA_KEY_FILE);
+    let ca_key = if ca_key_file.exists() {
+        let pem = fs::read_to_string(&ca_key_file).with_context(|| format!("cannot read {}", ca_key_file.display()))?;
+        KeyPair::from_pem(&pem).with_context(|| format!("{} is not a key", ca_key_file.display()))?
+    } else {
+        KeyPair::generate()?
+    };
+    // The same key and name give a certificate that verifies what the kept ca.crt verifies.
+    let ca = ca_params()?.self_signed(&ca_key)?;
+    if !ca_key_file.exists() {
+        write_private(&ca_key_file, &ca_key.serialize_pem())?;
+        fs::write(dir.join(CA_FILE), ca.pem())
+            .with_context(|| format!("cannot write {}", dir.join(CA_FILE).display()))?;
+    }
+    let mut params =
+        CertificateParams::new(hostnames.to_vec()).context("invalid host name for the server certificate")?;
+    params.distinguished_name.push(DnType::CommonName, hostnames[0].clone());
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &ca, &ca_key)?;
+    let (cert_file, key_file) = (dir.join(SERVER_FILE), dir.join(SERVER_KEY_FILE));
+    fs::write(&cert_file, cert.pem()).with_context(|| format!("cannot write {}", cert_file.display()))?;
+    write_private(&key_file, &key.serialize_pem())?;
+    Ok((cert_file, key_file))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_site_ca_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg =
+            TlsConfig::Generate { dir: dir.path().into(), hostnames: vec!["registry.site".into(), "127.0.0.1".into()] };
+        server_config(&cfg).unwrap();
+        let ca = fs::read(dir.path().join(CA_FILE)).unwrap();
+        let first = fs::read(dir.path().join(SERVER_FILE)).unwrap();
+        server_config(&cfg).unwrap();
+        assert_eq!(fs::read(dir.path().join(CA_FILE)).unwrap(), ca);
+        assert_ne!(fs::read(dir.path().join(SERVER_FILE)).unwrap(), first);
+        let none = TlsConfig::Generate { dir: dir.path().into(), hostnames: vec![] };
+        assert!(server_config(&none).is_err());
+    }
+}

@@ -1,0 +1,329 @@
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tempfile::TempDir;
+
+use crate::proc::{free_port, port_open, run, run_with_input, wait_until, Proc};
+use crate::tls::TestCa;
+use crate::tools::tool;
+
+/// Service and pod addresses only ever appear inside API objects: nothing routes to them.
+const SERVICE_CIDR: &str = "10.96.0.0/16";
+const SERVICE_IP: &str = "10.96.0.1";
+const POD_CIDR: &str = "10.244.0.1/16";
+const NODES: [&str; 3] = ["kwok-node-0", "kwok-node-1", "kwok-node-2"];
+
+/// A Kubernetes control plane built from `k8s.io/kubernetes` (etcd, kube-apiserver,
+/// kube-controller-manager, kube-scheduler) with kwok simulating three nodes, so that pods are
+/// scheduled and become Running and Ready, Deployments report ready replicas and `helm --wait`
+/// returns. No container runs.
+pub struct KubeControlPlane {
+    // Stopped in reverse order of start: the API server before etcd.
+    procs: Vec<Proc>,
+    dir: TempDir,
+    port: u16,
+}
+
+struct Pki<'a> {
+    ca: &'a TestCa,
+    dir: &'a Path,
+    server: String,
+}
+
+impl Pki<'_> {
+    /// Writes a client certificate and a kubeconfig using it; returns the kubeconfig's path.
+    fn kubeconfig(&self, name: &str, user: &str, group: Option<&str>) -> Result<PathBuf> {
+        self.ca.issue(user, &[], group)?.write(self.dir, name)?;
+        let path = self.dir.join(format!("{name}.kubeconfig"));
+        let text = format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters:\n- name: testkit\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\n\
+             users:\n- name: {name}\n  user:\n    client-certificate: {crt}\n    client-key: {key}\n\
+             contexts:\n- name: testkit\n  context:\n    cluster: testkit\n    user: {name}\n    namespace: default\n\
+             current-context: testkit\n",
+            server = self.server,
+            ca = self.dir.join("ca.crt").display(),
+            crt = self.dir.join(format!("{name}.crt")).display(),
+            key = self.dir.join(format!("{name}.key")).display(),
+        );
+        fs::write(&path, text)?;
+        Ok(path)
+    }
+}
+
+impl KubeControlPlane {
+    pub fn start() -> Result<KubeControlPlane> {
+        let dir = tempfile::Builder::new().prefix("testkit-kube-").tempdir()?;
+        let root = dir.path();
+        let pki_dir = root.join("pki");
+        fs::create_dir_all(&pki_dir)?;
+        let port = free_port();
+        let ca = TestCa::new("testkit kubernetes CA")?;
+        fs::write(pki_dir.join("ca.crt"), ca.cert_pem())?;
+        ca.issue(
+            "kube-apiserver",
+            &[
+                "127.0.0.1",
+                "localhost",
+                SERVICE_IP,
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
+            None,
+        )?
+        .write(&pki_dir, "apiserver")?;
+        let sa_key = rcgen::KeyPair::generate()?;
+        fs::write(pki_dir.join("sa.key"), sa_key.serialize_pem())?;
+        fs::write(pki_dir.join("sa.pub"), sa_key.public_key_pem())?;
+        let pki = Pki {
+            ca: &ca,
+            dir: &pki_dir,
+            server: format!("https://127.0.0.1:{port}"),
+        };
+        let admin = pki.kubeconfig("admin", "testkit-admin", Some("system:masters"))?;
+        let controller_manager =
+            pki.kubeconfig("controller-manager", "system:kube-controller-manager", None)?;
+        let scheduler = pki.kubeconfig("scheduler", "system:kube-scheduler", None)?;
+        let kwok = pki.kubeconfig("kwok", "testkit-kwok", Some("system:masters"))?;
+        let pki_file = |name: &str| pki_dir.join(name).display().to_string();
+
+        let mut procs = Vec::new();
+        let (etcd_port, etcd_peer) = (free_port(), free_port());
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{etcd_peer}");
+        let mut etcd = Proc::spawn(
+            "etcd",
+            Command::new(tool("etcd"))
+                .arg("--name=testkit")
+                .arg(format!("--data-dir={}", root.join("etcd").display()))
+                .arg(format!("--listen-client-urls={etcd_url}"))
+                .arg(format!("--advertise-client-urls={etcd_url}"))
+                .arg(format!("--listen-peer-urls={peer_url}"))
+                .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+                .arg(format!("--initial-cluster=testkit={peer_url}"))
+                .arg("--log-level=warn"),
+            root,
+        )?;
+        wait_until("etcd", Duration::from_secs(30), &mut [&mut etcd], || {
+            port_open(etcd_port)
+        })?;
+        procs.push(etcd);
+
+        let mut apiserver = Proc::spawn(
+            "kube-apiserver",
+            Command::new(tool("kube-apiserver"))
+                .arg(format!("--etcd-servers={etcd_url}"))
+                .arg("--bind-address=127.0.0.1")
+                .arg("--advertise-address=127.0.0.1")
+                .arg(format!("--secure-port={port}"))
+                // The API server would otherwise publish 127.0.0.1 as the `kubernetes` Service's
+                // endpoint, which endpoint validation rejects.
+                .arg("--endpoint-reconciler-type=none")
+                .arg(format!("--tls-cert-file={}", pki_file("apiserver.crt")))
+                .arg(format!(
+                    "--tls-private-key-file={}",
+                    pki_file("apiserver.key")
+                ))
+                .arg(format!("--client-ca-file={}", pki_file("ca.crt")))
+                .arg(format!("--service-account-key-file={}", pki_file("sa.pub")))
+                .arg(format!(
+                    "--service-account-signing-key-file={}",
+                    pki_file("sa.key")
+                ))
+                .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
+                .arg(format!("--service-cluster-ip-range={SERVICE_CIDR}"))
+                .arg("--authorization-mode=Node,RBAC")
+                .arg("--allow-privileged=true")
+                .arg("--profiling=false")
+                .arg(format!(
+                    "--cert-dir={}",
+                    root.join("apiserver-certs").display()
+                )),
+            root,
+        )?;
+        let readyz = || {
+            run(Command::new(tool("kubectl"))
+                .arg("--kubeconfig")
+                .arg(&admin)
+                .args(["get", "--raw", "/readyz"]))
+            .map(|out| out.trim() == "ok")
+            .unwrap_or(false)
+        };
+        wait_until(
+            "kube-apiserver /readyz",
+            Duration::from_secs(120),
+            &mut [&mut apiserver],
+            readyz,
+        )?;
+        procs.push(apiserver);
+
+        let controller_manager_port = free_port();
+        procs.push(Proc::spawn(
+            "kube-controller-manager",
+            Command::new(tool("kube-controller-manager"))
+                .arg(format!("--kubeconfig={}", controller_manager.display()))
+                .arg(format!(
+                    "--authentication-kubeconfig={}",
+                    controller_manager.display()
+                ))
+                .arg(format!(
+                    "--authorization-kubeconfig={}",
+                    controller_manager.display()
+                ))
+                .arg("--bind-address=127.0.0.1")
+                .arg(format!("--secure-port={controller_manager_port}"))
+                .arg(format!(
+                    "--cert-dir={}",
+                    root.join("controller-manager-certs").display()
+                ))
+                .arg("--leader-elect=false")
+                .arg("--use-service-account-credentials=true")
+                .arg(format!(
+                    "--service-account-private-key-file={}",
+                    pki_file("sa.key")
+                ))
+                .arg(format!("--root-ca-file={}", pki_file("ca.crt")))
+                .arg(format!("--service-cluster-ip-range={SERVICE_CIDR}"))
+                .arg("--profiling=false"),
+            root,
+        )?);
+        let scheduler_port = free_port();
+        procs.push(Proc::spawn(
+            "kube-scheduler",
+            Command::new(tool("kube-scheduler"))
+                .arg(format!("--kubeconfig={}", scheduler.display()))
+                .arg(format!(
+                    "--authentication-kubeconfig={}",
+                    scheduler.display()
+                ))
+                .arg(format!(
+                    "--authorization-kubeconfig={}",
+                    scheduler.display()
+                ))
+                .arg("--bind-address=127.0.0.1")
+                .arg(format!("--secure-port={scheduler_port}"))
+                .arg(format!(
+                    "--cert-dir={}",
+                    root.join("scheduler-certs").display()
+                ))
+                .arg("--leader-elect=false")
+                .arg("--profiling=false"),
+            root,
+        )?);
+        let stages = root.join("kwok-stages.yaml");
+        fs::write(&stages, include_str!("kwok-stages.yaml"))?;
+        procs.push(Proc::spawn(
+            "kwok",
+            Command::new(tool("kwok"))
+                .arg(format!("--kubeconfig={}", kwok.display()))
+                .arg(format!("--config={}", stages.display()))
+                .arg("--manage-all-nodes=false")
+                .arg("--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake")
+                .arg(format!("--cidr={POD_CIDR}"))
+                .arg("--node-ip=127.0.0.1")
+                .arg(format!("--server-address=127.0.0.1:{}", free_port())),
+            root,
+        )?);
+
+        let mut plane = KubeControlPlane { procs, dir, port };
+        plane.add_nodes()?;
+        Ok(plane)
+    }
+
+    fn add_nodes(&mut self) -> Result<()> {
+        let nodes: Vec<String> = NODES
+            .iter()
+            .map(|name| {
+                format!(
+                    "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  annotations:\n    \
+                     kwok.x-k8s.io/node: fake\n    node.alpha.kubernetes.io/ttl: \"0\"\n  labels:\n    \
+                     kubernetes.io/hostname: {name}\n    kubernetes.io/os: linux\n    \
+                     kubernetes.io/arch: amd64\n    type: kwok\n"
+                )
+            })
+            .collect();
+        run_with_input(
+            Command::new(tool("kubectl"))
+                .arg("--kubeconfig")
+                .arg(self.kubeconfig())
+                .args(["apply", "-f", "-"]),
+            Some(nodes.join("---\n").as_bytes()),
+        )?;
+        let kubeconfig = self.kubeconfig();
+        let ready = || {
+            let nodes = run(Command::new(tool("kubectl")).arg("--kubeconfig").arg(&kubeconfig).args([
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+            ]));
+            // Pods cannot be created before the controller manager has made the namespace's
+            // default ServiceAccount.
+            let account = run(Command::new(tool("kubectl"))
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(["get", "serviceaccount", "default", "-n", "default"]));
+            matches!(nodes, Ok(s) if s.lines().filter(|l| *l == "True").count() == NODES.len())
+                && account.is_ok()
+        };
+        let mut procs: Vec<&mut Proc> = self.procs.iter_mut().collect();
+        wait_until(
+            "kwok nodes Ready and the default ServiceAccount",
+            Duration::from_secs(90),
+            &mut procs,
+            ready,
+        )
+        .context("the control plane came up but its nodes did not")
+    }
+
+    /// An admin kubeconfig (client certificate in system:masters) for kubectl, helm and the
+    /// `kube` crate.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("pki/admin.kubeconfig")
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn server_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA that signed the API server's certificate and the clients' certificates.
+    pub fn ca_pem(&self) -> PathBuf {
+        self.dir.path().join("pki/ca.crt")
+    }
+
+    /// The simulated nodes' names.
+    pub fn nodes(&self) -> Vec<String> {
+        NODES.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// Runs kubectl with the admin kubeconfig and returns its stdout.
+    pub fn kubectl(&self, args: &[&str]) -> Result<String> {
+        run(Command::new(tool("kubectl"))
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args))
+    }
+
+    /// The ends of every component's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.procs
+            .iter()
+            .map(|p| p.log_tail())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for KubeControlPlane {
+    fn drop(&mut self) {
+        while let Some(p) = self.procs.pop() {
+            drop(p);
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Starts the real peers that airgap's tests run against: CNCF distribution, a classic Helm chart
+//! repository, a static file server, MinIO as an S3 store, and a Kubernetes control plane with
+//! simulated nodes. Each listens on 127.0.0.1 on a free port and is stopped, with its files
+//! removed, when dropped.
+//!
+//! The binaries come from `tests/tools/install.sh`. A missing binary fails the test with a message
+//! naming it: a test that cannot reach its real peer must not pass by skipping.
+//!
+//! This crate knows nothing of airgap's own crates; it only runs other people's software.
+
+mod conformance;
+mod distribution;
+mod fileserver;
+mod helmrepo;
+pub mod images;
+mod kube;
+mod minio;
+mod proc;
+mod tls;
+mod tools;
+
+pub use conformance::{run_conformance, ConformanceReport, ConformanceTarget};
+pub use distribution::{Distribution, DistributionOpts};
+pub use fileserver::{FileServer, RequestRecord};
+pub use helmrepo::{HelmRepo, MOSIP_HELM_FIXTURE};
+pub use kube::KubeControlPlane;
+pub use minio::MinioServer;
+pub use proc::{free_port, run};
+pub use tls::{Issued, TestCa};
+pub use tools::{shared_fixtures, tool, tools, tools_dir, workspace_root};

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Installs and caches the real peers that airgap's tests run against (see tests/README.md).
+#
+#   tests/tools/install.sh            # everything
+#   tests/tools/install.sh helm k8s   # only the named steps
+#
+# Each step leaves a stamp holding its version; a step whose stamp matches is skipped, so a second
+# run costs seconds. AIRGAP_TOOLS_DIR moves the cache (default: <repo>/.cache/tools).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# git itself may be among what this script is about to install.
+ROOT=$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || { cd "$HERE/../.." && pwd; })
+TOOLS=${AIRGAP_TOOLS_DIR:-$ROOT/.cache/tools}
+BIN=$TOOLS/bin
+STAMPS=$TOOLS/stamps
+LOGS=$TOOLS/logs
+WORK=$TOOLS/work
+mkdir -p "$BIN" "$STAMPS" "$LOGS" "$WORK"
+
+HELM_PINNED=v3.8.2
+HELM_LATEST=v3.22.0
+ORAS=v1.3.6
+CRANE=v0.22.1
+KWOK=v0.8.0
+K8S=v1.24.17
+# The conformance module has no tags of its own on the module proxy; this is the newest commit there.
+CONFORMANCE=v0.0.0-20260831232431-97274622c111
+MINIO=v0.0.0-20260212201848-7aac2a2c5b7c
+MC=v0.0.0-20250313080218-cf909e1063a9
+ISTIOCTL=1.15.0
+SPDX_TOOLS=0.8.5
+CYCLONEDX_LIB=11.12.0
+JSONSCHEMA=4.26.0
+
+APT_PACKAGES=(docker-registry skopeo podman umoci minisign git wrk apache2-utils etcd-server jq zstd openssl
+  containerd runc wireguard-tools python3-venv time ca-certificates curl)
+
+export PATH=$BIN:$PATH:/usr/local/go/bin
+# Builds use the machine's Go as it is: never fetch another toolchain.
+export GOTOOLCHAIN=local GOFLAGS=-trimpath CGO_ENABLED=0
+
+ONLY=("$@")
+SUMMARY=()
+FAILED=0
+
+wanted() {
+  [[ ${#ONLY[@]} -eq 0 ]] && return 0
+  local s
+  for s in "${ONLY[@]}"; do [[ $s == "$1" ]] && return 0; done
+  return 1
+}
+
+# step NAME KEY OPTIONAL FUNC...: runs FUNC unless NAME's stamp holds KEY. A failed optional step is
+# reported but does not fail the script.
+step() {
+  local name=$1 key=$2 optional=$3
+  shift 3
+  wanted "$name" || return 0
+  local stamp=$STAMPS/$name log=$LOGS/$name.log
+  if [[ -f $stamp && $(<"$stamp") == "$key" ]]; then
+    SUMMARY+=("$(printf '%-14s %-40s cached' "$name" "$key")")
+    return 0
+  fi
+  echo ">> $name $key (log: $log)"
+  local start=$SECONDS rc
+  # Bash ignores `set -e` inside anything run as an `if` condition, so the step runs in a
+  # subshell of its own whose status is read afterwards.
+  set +e
+  (
+    set -e
+    "$@"
+  ) >"$log" 2>&1
+  rc=$?
+  set -e
+  if [[ $rc -eq 0 ]]; then
+    echo "$key" >"$stamp"
+    SUMMARY+=("$(printf '%-14s %-40s built in %ss' "$name" "$key" $((SECONDS - start)))")
+  else
+    tail -n 25 "$log" | sed 's/^/   | /'
+    if [[ $optional == optional ]]; then
+      SUMMARY+=("$(printf '%-14s %-40s FAILED (optional) after %ss, see %s' "$name" "$key" $((SECONDS - start)) "$log")")
+    else
+      SUMMARY+=("$(printf '%-14s %-40s FAILED after %ss, see %s' "$name" "$key" $((SECONDS - start)) "$log")")
+      FAILED=1
+    fi
+  fi
+}
+
+apt_packages() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "installing: ${missing[*]}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  fi
+  command -v go >/dev/null || { echo "Go is needed (looked in PATH and /usr/local/go/bin)"; return 1; }
+  go version
+}
+
+# go_install NAME PACKAGE@VERSION [LDFLAGS]: builds one command into $BIN/NAME.
+go_install() {
+  local name=$1 pkg=$2 ldflags=${3:-}
+  local out=$WORK/gobin-$name
+  rm -rf "$out"
+  GOBIN=$out go install -ldflags "-s -w $ldflags" "$pkg"
+  local built=("$out"/*)
+  [[ ${#built[@]} -eq 1 ]]
+  mv -f "${built[0]}" "$BIN/$name"
+  rm -rf "$out"
+}
+
+helm_pinned() {
+  go_install "helm-${HELM_PINNED#v}" "helm.sh/helm/v3/cmd/helm@$HELM_PINNED" \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_PINNED -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  ln -sfn "helm-${HELM_PINNED#v}" "$BIN/helm"
+}
+
+helm_latest() {
+  go_install helm-latest "helm.sh/helm/v3/cmd/helm@$HELM_LATEST" \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_LATEST -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+}
+
+conformance() {
+  local dir
+  dir=$(go mod download -json "github.com/opencontainers/distribution-spec/conformance@$CONFORMANCE" | jq -r .Dir)
+  (cd "$dir" && go build -ldflags "-s -w" -o "$BIN/oci-conformance" .)
+}
+
+# k8s.io/kubernetes cannot be `go install`ed (its go.mod replaces the staging modules with local
+# directories), so tests/tools/k8s is a module that requires it with the same pins.
+k8s() {
+  local v=$K8S minor=${K8S#v1.}
+  minor=${minor%%.*}
+  local ld="-s -w" p
+  # Without these the server reports v0.0.0 and charts' kubeVersion constraints fail.
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+    ld+=" -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  local out=$WORK/k8s-out
+  rm -rf "$out"
+  mkdir -p "$out"
+  (cd "$ROOT/tests/tools/k8s" && /usr/bin/time -v -o "$LOGS/k8s.time" go build -ldflags "$ld" -o "$out/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+  mv -f "$out"/* "$BIN/"
+  grep -E 'Elapsed|Maximum resident' "$LOGS/k8s.time"
+}
+
+python_venv() {
+  rm -rf "$TOOLS/venv"
+  /usr/bin/python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install --disable-pip-version-check -q "spdx-tools==$SPDX_TOOLS" \
+    "cyclonedx-python-lib[json-validation]==$CYCLONEDX_LIB" "jsonschema==$JSONSCHEMA"
+  ln -sfn ../venv/bin/pyspdxtools "$BIN/pyspdxtools"
+  cat >"$BIN/validate-cyclonedx" <<EOF
+#!/bin/sh
+exec "$TOOLS/venv/bin/python" "$ROOT/tests/tools/validate-cyclonedx.py" "\$@"
+EOF
+  chmod +x "$BIN/validate-cyclonedx"
+}
+
+k8s_key=$K8S-$(cat "$ROOT/tests/tools/k8s/go.mod" "$ROOT/tests/tools/k8s/go.sum" 2>/dev/null | sha256sum | cut -c1-12)
+
+step apt "$(printf '%s\n' "${APT_PACKAGES[@]}" | sha256sum | cut -c1-12)" required apt_packages
+step python "spdx-$SPDX_TOOLS-cdx-$CYCLONEDX_LIB-js-$JSONSCHEMA" required python_venv
+step helm "$HELM_PINNED" required helm_pinned
+step helm-latest "$HELM_LATEST" required helm_latest
+step oras "$ORAS" required go_install oras "oras.land/oras/cmd/oras@$ORAS"
+step crane "$CRANE" required go_install crane "github.com/google/go-containerregistry/cmd/crane@$CRANE"
+step conformance "$CONFORMANCE" required conformance
+step kwok "$KWOK" required go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK" \
+  "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK"
+step k8s "$k8s_key" required k8s
+step minio "$MINIO" required go_install minio "github.com/minio/minio@$MINIO"
+step mc "$MC" required go_install mc "github.com/minio/mc@$MC"
+# Istio tags releases without a "v", which the module proxy does not serve; kept so that the
+# failure stays visible (tests/README.md has the error).
+step istioctl "$ISTIOCTL" optional go_install istioctl "istio.io/istio/istioctl/cmd/istioctl@$ISTIOCTL"
+
+echo
+echo "tools in $BIN:"
+printf '  %s\n' "${SUMMARY[@]}"
+exit $FAILED
