@@ -16,6 +16,18 @@ enum Command {
     /// Make, check and read bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// The on-site OCI registry, and copying bundles into an existing one.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Serve bundles in place (and a directory for pushes) over the OCI distribution API,
+    /// with Helm repository, file and git views.
+    Serve(registry::cli::ServeArgs),
+    /// Copy every artifact of a bundle into an existing registry (Harbor, Quay, distribution…).
+    Push(registry::cli::PushArgs),
 }
 
 #[derive(Subcommand)]
@@ -44,6 +56,10 @@ fn main() -> ExitCode {
             BundleCommand::Extract(a) => bundles::cli::run_extract(a),
             BundleCommand::Sbom(a) => bundles::cli::run_sbom(a),
             BundleCommand::Cat(a) => bundles::cli::run_cat(a),
+        },
+        Command::Registry(cmd) => match cmd {
+            RegistryCommand::Serve(a) => registry::cli::serve(a),
+            RegistryCommand::Push(a) => registry::cli::push(a),
         },
     };
     match result {

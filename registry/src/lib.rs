@@ -8,6 +8,7 @@ mod artifacts;
 mod auth;
 mod body;
 mod charts;
+pub mod cli;
 mod distribution;
 mod error;
 mod files;

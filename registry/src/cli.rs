@@ -1,0 +1,135 @@
+//! `airgap registry serve|push`: the flags people type, turned into the server's configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::push::{push_bundle, PushOptions};
+use crate::{AccessLog, ServeConfig, Server, StorageConfig, TlsConfig};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  airgap registry serve /media/usb/bundle --tls-generate /etc/airgap/tls --hostname registry.site.local
+  airgap registry serve base delta --storage /var/lib/airgap --htpasswd users --push-user ops
+Then: skopeo inspect docker://registry.site.local:5000/docker.io/mosipid/config-server:1.1.2
+      helm repo add mosip https://registry.site.local:5000/charts/mosip.github.io/mosip-helm")]
+pub struct ServeArgs {
+    /// Bundle directories served read-only in place; a delta goes after its base.
+    pub bundles: Vec<PathBuf>,
+    /// A directory that takes pushes (`DIR` or `file://DIR`).
+    #[arg(long)]
+    pub storage: Option<String>,
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub listen: SocketAddr,
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Generate (or reuse) a site CA and a server certificate in DIR for the --hostname names.
+    #[arg(long, conflicts_with = "tls_cert", requires = "hostname")]
+    pub tls_generate: Option<PathBuf>,
+    #[arg(long)]
+    pub hostname: Vec<String>,
+    /// bcrypt htpasswd file (`htpasswd -B`); without it anyone may pull and push.
+    #[arg(long)]
+    pub htpasswd: Option<PathBuf>,
+    /// Users allowed to push (repeat); without it every htpasswd user may push.
+    #[arg(long)]
+    pub push_user: Vec<String>,
+    /// With --htpasswd: let clients without credentials pull.
+    #[arg(long)]
+    pub anonymous_pull: bool,
+    /// Refuse every push and delete.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Refuse deletes (pushes still work).
+    #[arg(long)]
+    pub no_delete: bool,
+    /// No access log on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> Result<ServeConfig> {
+        let storage = match &self.storage {
+            None => None,
+            Some(s) if s.starts_with("s3://") => bail!("--storage {s}: the S3 backend is not available yet; use a directory"),
+            Some(s) => Some(StorageConfig::Dir(PathBuf::from(s.strip_prefix("file://").unwrap_or(s)))),
+        };
+        if self.bundles.is_empty() && storage.is_none() {
+            bail!("nothing to serve: name at least one bundle directory or --storage DIR");
+        }
+        let tls = match (&self.tls_cert, &self.tls_key, &self.tls_generate) {
+            (Some(cert), Some(key), _) => Some(TlsConfig::Files { cert: cert.clone(), key: key.clone() }),
+            (_, _, Some(dir)) => Some(TlsConfig::Generate { dir: dir.clone(), hostnames: self.hostname.clone() }),
+            _ => None,
+        };
+        Ok(ServeConfig {
+            bundles: self.bundles.clone(),
+            storage,
+            listen: self.listen,
+            tls,
+            htpasswd: self.htpasswd.clone(),
+            push_users: (!self.push_user.is_empty()).then(|| self.push_user.clone()),
+            anonymous_pull: self.anonymous_pull,
+            read_only: self.read_only,
+            delete_enabled: !self.no_delete,
+            access_log: if self.quiet { AccessLog::Off } else { AccessLog::Stderr },
+            ..ServeConfig::default()
+        })
+    }
+}
+
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let cfg = args.config()?;
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let server = Server::bind(cfg).await?;
+        eprintln!("serving on {scheme}://{} (Ctrl-C to stop)", server.local_addr());
+        server.run(async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await
+    })
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:
+  airgap registry push /media/usb/bundle --to harbor.site.local/mosip --username robot --password-env HARBOR_TOKEN")]
+pub struct PushArgs {
+    /// Bundle directories; a delta goes after its base.
+    #[arg(required = true)]
+    pub bundles: Vec<PathBuf>,
+    /// HOST[:PORT][/PREFIX] of the existing registry.
+    #[arg(long)]
+    pub to: String,
+    #[arg(long, requires = "password_env")]
+    pub username: Option<String>,
+    /// The environment variable that holds the password (kept off the command line).
+    #[arg(long)]
+    pub password_env: Option<String>,
+    /// A CA certificate (PEM) to trust, e.g. the site CA.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Plain HTTP instead of HTTPS.
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+pub fn push(args: PushArgs) -> Result<()> {
+    let credentials = match (&args.username, &args.password_env) {
+        (Some(u), Some(var)) => {
+            let pw = std::env::var(var).with_context(|| format!("--password-env {var}: the variable is not set"))?;
+            Some((u.clone(), pw))
+        }
+        _ => None,
+    };
+    let opts = PushOptions { credentials, plain_http: args.plain_http, ca_file: args.ca_file.clone() };
+    let report = push_bundle(&args.bundles, &args.to, &opts)?;
+    eprintln!(
+        "pushed {} artifacts to {}: {} blobs uploaded, {} already there, {} manifests",
+        report.artifacts, args.to, report.blobs_uploaded, report.blobs_skipped, report.manifests
+    );
+    Ok(())
+}
