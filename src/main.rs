@@ -32,6 +32,10 @@ enum RegistryCommand {
 
 #[derive(Subcommand)]
 enum BundleCommand {
+    /// Resolve a bundle spec to digests without downloading layers, for review.
+    Lock(bundler::LockArgs),
+    /// Fetch everything a bundle spec (or its lock) names and write the bundle.
+    Create(bundler::CreateArgs),
     /// Pack an OCI image layout into a bundle: parts, checksums, SBOMs, signature.
     Pack(bundles::cli::PackArgs),
     /// Check every part, file, blob and the signature; exit 0 only when all hold.
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bundle(cmd) => match cmd {
+            BundleCommand::Lock(a) => bundler::lock(a),
+            BundleCommand::Create(a) => bundler::create(a),
             BundleCommand::Pack(a) => bundles::cli::run_pack(a),
             BundleCommand::Verify(a) => bundles::cli::run_verify(a),
             BundleCommand::Inspect(a) => bundles::cli::run_inspect(a),

@@ -4,3 +4,20 @@
 //!
 //! It must not know how a bundle is laid out on disk beyond the `bundles` API, nor anything of
 //! the site: registries, clusters and installers are the other side's business.
+
+mod auth;
+mod cache;
+mod charts;
+pub mod cli;
+mod discover;
+mod files;
+mod gitrepo;
+mod http;
+mod images;
+mod oci;
+mod progress;
+pub mod run;
+pub mod spec;
+
+pub use cli::{create, lock, CreateArgs, LockArgs};
+pub use progress::Progress;

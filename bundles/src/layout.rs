@@ -123,6 +123,17 @@ impl<'a> Walk<'a> {
         self.node(root, name, carried.as_deref(), true)
     }
 
+    fn check_present(&self, d: &Digest, declared: u64, name: &str) -> Result<()> {
+        match self.store.blob_len(d)? {
+            Some(len) if len == declared => Ok(()),
+            Some(len) => Err(Error::invalid(
+                blob_path(d),
+                format!("{name}: blob is {len} bytes, its descriptor says {declared}"),
+            )),
+            None => Err(Error::invalid(blob_path(d), format!("{name}: blob is missing"))),
+        }
+    }
+
     fn node(&mut self, desc: &Descriptor, name: &str, carried: Option<&[String]>, manifest: bool) -> Result<()> {
         let d = descriptor_digest(desc, name)?;
         let key = d.to_string();
@@ -132,17 +143,12 @@ impl<'a> Walk<'a> {
         let declared = desc.size();
         self.blobs.insert(key.clone(), declared);
         if (self.elsewhere)(&d) {
-            return Ok(());
-        }
-        match self.store.blob_len(&d)? {
-            Some(len) if len == declared => {}
-            Some(len) => {
-                return Err(Error::invalid(
-                    blob_path(&d),
-                    format!("{name}: blob is {len} bytes, its descriptor says {declared}"),
-                ))
+            // An index the base has may still gain platforms here: descend when it is at hand.
+            if !manifest || self.store.blob_len(&d)?.is_none() {
+                return Ok(());
             }
-            None => return Err(Error::invalid(blob_path(&d), format!("{name}: blob is missing"))),
+        } else {
+            self.check_present(&d, declared, name)?;
         }
         if !manifest {
             return Ok(());

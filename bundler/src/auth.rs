@@ -1,0 +1,168 @@
+//! Registry credentials (a docker `config.json`, environment variables named in the spec) and
+//! the `WWW-Authenticate` challenges that decide how they are used.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+
+use crate::spec::Credentials;
+
+#[derive(Clone)]
+pub struct Login {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Default)]
+pub struct CredentialStore {
+    by_host: HashMap<String, Login>,
+}
+
+impl CredentialStore {
+    pub fn load(spec: &Credentials) -> Result<CredentialStore> {
+        let mut by_host = HashMap::new();
+        if let Some(path) = &spec.docker_config {
+            let text = std::fs::read_to_string(path).with_context(|| format!("credentials: {}", path.display()))?;
+            let cfg: DockerConfig =
+                serde_json::from_str(&text).with_context(|| format!("credentials: {}: not a docker config.json", path.display()))?;
+            for (key, entry) in cfg.auths {
+                if let Some(login) = entry.login() {
+                    by_host.insert(docker_config_host(&key), login);
+                }
+            }
+        }
+        for (host, names) in &spec.env {
+            let get = |var: &str| {
+                std::env::var(var).with_context(|| format!("credentials.env.{host}: environment variable {var} is not set"))
+            };
+            by_host.insert(host.clone(), Login { username: get(&names.username)?, password: get(&names.password)? });
+        }
+        Ok(CredentialStore { by_host })
+    }
+
+    /// The login for the host actually contacted, else for the upstream it stands in for.
+    pub fn find(&self, contacted: &str, upstream: &str) -> Option<&Login> {
+        self.by_host.get(contacted).or_else(|| self.by_host.get(upstream))
+    }
+}
+
+/// `https://index.docker.io/v1/` is how docker names Docker Hub; other keys are hosts, maybe
+/// with a scheme.
+fn docker_config_host(key: &str) -> String {
+    let host = key.trim_start_matches("https://").trim_start_matches("http://");
+    let host = host.split('/').next().unwrap_or(host);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        h => h.to_string(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DockerConfig {
+    #[serde(default)]
+    auths: BTreeMap<String, DockerAuth>,
+}
+
+#[derive(serde::Deserialize)]
+struct DockerAuth {
+    auth: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+impl DockerAuth {
+    fn login(&self) -> Option<Login> {
+        if let (Some(u), Some(p)) = (&self.username, &self.password) {
+            return Some(Login { username: u.clone(), password: p.clone() });
+        }
+        let raw = base64::engine::general_purpose::STANDARD.decode(self.auth.as_deref()?.trim()).ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        let (u, p) = text.split_once(':')?;
+        Some(Login { username: u.to_string(), password: p.to_string() })
+    }
+}
+
+pub fn basic_header(login: &Login) -> String {
+    let raw = format!("{}:{}", login.username, login.password);
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+}
+
+/// Parses `Bearer realm="…",service="…",scope="repository:x:pull"` (quoted values may hold
+/// commas) or `Basic realm="…"`.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(Challenge::Basic);
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut params = HashMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        let value: String = if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut v = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => v.extend(chars.next()),
+                    '"' => break,
+                    c => v.push(c),
+                }
+            }
+            v
+        } else {
+            chars.by_ref().take_while(|c| *c != ',').collect()
+        };
+        params.insert(key.trim().to_ascii_lowercase(), value);
+    }
+    Some(Challenge::Bearer {
+        realm: params.remove("realm")?,
+        service: params.remove("service"),
+        scope: params.remove("scope"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_challenge() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull,push""#,
+        );
+        assert_eq!(
+            c,
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:library/nginx:pull,push".into()),
+            })
+        );
+        assert_eq!(parse_challenge(r#"Basic realm="testkit""#), Some(Challenge::Basic));
+    }
+
+    #[test]
+    fn docker_config_entries() {
+        let a = DockerAuth { auth: Some("dXNlcjpwYTpzcw==".into()), username: None, password: None };
+        let l = a.login().unwrap();
+        assert_eq!((l.username.as_str(), l.password.as_str()), ("user", "pa:ss"));
+        assert_eq!(docker_config_host("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(docker_config_host("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+}

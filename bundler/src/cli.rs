@@ -1,0 +1,146 @@
+//! `airgap bundle lock` and `airgap bundle create`: the arguments the `airgap` command wires in.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use bundles::lock::Lock;
+use bundles::pack::{pack, PackOptions};
+use bundles::size::{human, parse_size, FAT32_MAX};
+use clap::Args;
+use serde_json::json;
+
+use crate::cache::Cache;
+use crate::progress::Progress;
+use crate::run::{stage, Options};
+
+fn default_jobs() -> usize {
+    4
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  airgap bundle lock manifests/sample/bundle.yaml -o bundle.lock.json")]
+pub struct LockArgs {
+    /// The bundle spec (YAML).
+    pub spec: PathBuf,
+    /// Where to write the lock (JSON).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Download cache; blobs are kept by digest and partial downloads resume.
+    #[arg(long, env = "AIRGAP_CACHE")]
+    pub cache: Option<PathBuf>,
+    /// Parallel downloads.
+    #[arg(long, default_value_t = default_jobs())]
+    pub jobs: usize,
+    /// Image platforms (os/arch[/variant]); repeat for several. Overrides the spec's.
+    #[arg(long)]
+    pub platform: Vec<String>,
+    /// The helm binary used to render charts for image discovery.
+    #[arg(long, env = "AIRGAP_HELM")]
+    pub helm: Option<PathBuf>,
+    /// One JSON event per line on stdout instead of progress bars.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  airgap bundle create manifests/sample/bundle.yaml -o /media/usb/bundle\n  airgap bundle create spec.yaml --lock bundle.lock.json --base /media/usb/previous -o delta --sign-key airgap.key")]
+pub struct CreateArgs {
+    /// The bundle spec (YAML).
+    pub spec: PathBuf,
+    /// The bundle directory to write; must not exist or be empty.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Fetch exactly what this lock names (by digest), so runs give identical parts.
+    #[arg(long)]
+    pub lock: Option<PathBuf>,
+    /// A previous bundle directory or its lock: only blobs it lacks are carried.
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// Largest part, in bytes or with a unit (4GiB, 50MiB); the default fits FAT32.
+    #[arg(long, value_parser = parse_size, default_value_t = FAT32_MAX)]
+    pub max_part_size: u64,
+    /// A minisign secret key; the bundle's SHA256SUMS is signed with it.
+    #[arg(long)]
+    pub sign_key: Option<PathBuf>,
+    /// Parallel downloads.
+    #[arg(long, default_value_t = default_jobs())]
+    pub jobs: usize,
+    /// Download cache; blobs are kept by digest and partial downloads resume.
+    #[arg(long, env = "AIRGAP_CACHE")]
+    pub cache: Option<PathBuf>,
+    /// Image platforms (os/arch[/variant]); repeat for several. Overrides the spec's.
+    #[arg(long)]
+    pub platform: Vec<String>,
+    /// The helm binary used to render charts for image discovery.
+    #[arg(long, env = "AIRGAP_HELM")]
+    pub helm: Option<PathBuf>,
+    /// One JSON event per line on stdout instead of progress bars.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+pub fn lock(args: LockArgs) -> Result<()> {
+    let opts = Options {
+        spec: args.spec,
+        cache: args.cache.unwrap_or_else(Cache::default_dir),
+        jobs: args.jobs,
+        platforms: args.platform,
+        helm: args.helm,
+        lock: None,
+        fetch_layers: false,
+    };
+    let progress = Progress::new(args.json);
+    let staged = runtime()?.block_on(stage(&opts, &progress))?;
+    let lock = staged.lock()?;
+    std::fs::write(&args.output, lock.to_json()).with_context(|| args.output.display().to_string())?;
+    let bytes: u64 = lock.blobs.iter().map(|b| b.size).sum();
+    progress.done(json!({"lock": args.output, "artifacts": lock.artifacts.len(), "blobs": lock.blobs.len(), "bytes": bytes}));
+    if !args.json {
+        eprintln!("wrote {} ({} artifacts, {} blobs, {})", args.output.display(), lock.artifacts.len(), lock.blobs.len(), human(bytes));
+    }
+    Ok(())
+}
+
+pub fn create(args: CreateArgs) -> Result<()> {
+    let lock = args.lock.as_deref().map(Lock::read).transpose()?;
+    let base = args.base.as_deref().map(Lock::read).transpose()?;
+    let sign_key = args.sign_key.as_deref().map(bundles::sign::load_secret_key).transpose()?;
+    let opts = Options {
+        spec: args.spec,
+        cache: args.cache.unwrap_or_else(Cache::default_dir),
+        jobs: args.jobs,
+        platforms: args.platform,
+        helm: args.helm,
+        lock,
+        fetch_layers: true,
+    };
+    let progress = Progress::new(args.json);
+    let staged = runtime()?.block_on(stage(&opts, &progress))?;
+    let on_pack = |done: u64, total: u64| progress.packing(done, total);
+    let pack_opts =
+        PackOptions { max_part_size: args.max_part_size, sign_key, base, progress: Some(&on_pack), ..PackOptions::default() };
+    let packed = pack(staged.layout(), &args.output, &pack_opts)?;
+    let total: u64 = packed.parts.iter().map(|p| p.size).sum();
+    progress.done(json!({
+        "bundle": args.output,
+        "artifacts": packed.lock.artifacts.len(),
+        "blobs": packed.carried_blobs,
+        "parts": packed.parts.len(),
+        "bytes": total,
+    }));
+    if !args.json {
+        eprintln!(
+            "wrote {} ({} artifacts, {} blobs, {} in {} part(s))",
+            args.output.display(),
+            packed.lock.artifacts.len(),
+            packed.carried_blobs,
+            human(total),
+            packed.parts.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Files and tool binaries fetched over HTTP and checked against their published SHA-256.
+//!
+//! Reference convention: `files.airgap.local/<name>:<version>`, with `-<os>-<arch>` appended to
+//! the tag when the entry names a platform (`files.airgap.local/helm:v3.8.2-linux-amd64`). The
+//! layer's title is the file name, so the registry serves it at
+//! `/files/files.airgap.local/<name>/<tag>/<name>` and `oras pull` writes it under that name.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bundles::artifact::{Kind, ANNOTATION_SOURCE};
+use bundles::digest::{parse_sha256, Digest};
+use bundles::layout_writer::LayoutWriter;
+
+use crate::cache::Cache;
+use crate::http::{get_with_retry, Mirrors};
+use crate::progress::Progress;
+use crate::spec::FileEntry;
+
+pub const FILES_HOST: &str = "files.airgap.local";
+/// On the root descriptor: the file should be made executable when written out.
+pub const ANNOTATION_EXECUTABLE: &str = "io.airgap.file.executable";
+/// On the root descriptor: the `os/arch` a tool binary is for.
+pub const ANNOTATION_FILE_PLATFORM: &str = "io.airgap.file.platform";
+
+pub fn title(entry: &FileEntry) -> String {
+    if let Some(n) = &entry.name {
+        return n.clone();
+    }
+    let from = entry.extract.as_deref().unwrap_or(entry.url.split(['?', '#']).next().unwrap_or_default());
+    from.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string()
+}
+
+pub fn reference(entry: &FileEntry) -> Result<String> {
+    let name = title(entry).to_ascii_lowercase();
+    let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !valid_name {
+        bail!("files: {}: '{name}' cannot be a repository name; set name: to lowercase letters, digits, '.', '_' or '-'", entry.url);
+    }
+    let mut tag = entry.version.replace('+', "_");
+    if let Some(p) = &entry.platform {
+        tag += &format!("-{}", p.replace('/', "-"));
+    }
+    if tag.is_empty() || tag.len() > 128 || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        bail!("files: {}: version '{}' cannot be a tag", entry.url, entry.version);
+    }
+    Ok(format!("{FILES_HOST}/{name}:{tag}"))
+}
+
+/// Downloads what the entry's URL serves into the cache, checked against its `sha256`.
+pub async fn fetch(http: &reqwest::Client, mirrors: &Mirrors, cache: &Cache, progress: &Progress, entry: &FileEntry) -> Result<Digest> {
+    let d = parse_sha256(&format!("sha256:{}", entry.sha256.to_ascii_lowercase())).map_err(anyhow::Error::msg)?;
+    let what = format!("files: {} ({})", title(entry), entry.url);
+    let url = mirrors.map_url(&entry.url);
+    cache.download(&d, None, &what, progress, async |offset| get_with_retry(http, &url, offset).await).await?;
+    Ok(d)
+}
+
+/// Adds the file artifact to the layout: the download itself, or the member `extract` names.
+pub fn stage(w: &mut LayoutWriter, cache: &Cache, entry: &FileEntry, download: &Digest) -> Result<()> {
+    let reference = reference(entry)?;
+    let title = title(entry);
+    let path = cache.blob_path(download);
+    let desc = match &entry.extract {
+        None => {
+            let f = File::open(&path).with_context(|| path.display().to_string())?;
+            w.add_single_layer(&reference, Kind::File, &title, f, None, Some(&entry.url))?
+        }
+        Some(member) => with_member(&path, member, |r| Ok(w.add_single_layer(&reference, Kind::File, &title, r, None, Some(&entry.url))?))
+            .with_context(|| format!("files: {} ({})", title, entry.url))?,
+    };
+    let mut extra = vec![(ANNOTATION_SOURCE, entry.url.as_str())];
+    if entry.executable {
+        extra.push((ANNOTATION_EXECUTABLE, "true"));
+    }
+    if let Some(p) = &entry.platform {
+        extra.push((ANNOTATION_FILE_PLATFORM, p.as_str()));
+    }
+    w.add(&reference, Kind::File, desc, &extra);
+    Ok(())
+}
+
+fn with_member<T>(archive: &Path, member: &str, f: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+    let file = File::open(archive)?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let want = member.trim_start_matches("./");
+    let mut names = Vec::new();
+    for entry in tar.entries().context("not a .tar.gz")? {
+        let mut entry = entry.context("not a .tar.gz")?;
+        let name = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+        if name == want && entry.header().entry_type().is_file() {
+            return f(&mut entry);
+        }
+        if names.len() < 20 {
+            names.push(name);
+        }
+    }
+    Err(anyhow!("no file '{member}' in the archive (it has {}…)", names.join(", ")))
+}

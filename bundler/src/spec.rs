@@ -1,0 +1,209 @@
+//! The bundle spec: what a bundle must carry, as a reviewer writes it. `manifests/sample/bundle.yaml`
+//! documents every field; keep the two in step.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+pub const DEFAULT_PLATFORM: &str = "linux/amd64";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Platforms for images that do not name their own; the command line overrides it.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    #[serde(default)]
+    pub images: Vec<ImageEntry>,
+    #[serde(default)]
+    pub charts: Vec<ChartEntry>,
+    #[serde(default)]
+    pub files: Vec<FileEntry>,
+    #[serde(default)]
+    pub git: Vec<GitEntry>,
+    /// Upstream host (`docker.io`, `mosip.github.io`, `127.0.0.1:5000`) → base URL to use instead.
+    #[serde(default)]
+    pub mirrors: BTreeMap<String, String>,
+    #[serde(default)]
+    pub credentials: Credentials,
+    /// Extra PEM CA certificates trusted besides the system's.
+    #[serde(default)]
+    pub ca_certs: Vec<PathBuf>,
+    /// The helm binary that renders charts for image discovery.
+    #[serde(default)]
+    pub helm: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ImageEntry {
+    Plain(String),
+    Detailed(ImageDetail),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageDetail {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    #[serde(default)]
+    pub platforms: Vec<String>,
+}
+
+impl ImageEntry {
+    pub fn reference(&self) -> &str {
+        match self {
+            ImageEntry::Plain(r) => r,
+            ImageEntry::Detailed(d) => &d.reference,
+        }
+    }
+
+    pub fn platforms(&self) -> &[String] {
+        match self {
+            ImageEntry::Plain(_) => &[],
+            ImageEntry::Detailed(d) => &d.platforms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Discover {
+    /// Do not render the chart.
+    Off,
+    /// Render and print the images found; carry none of them.
+    Report,
+    /// Render and carry every image found.
+    #[default]
+    Add,
+    /// Render; every image found must be listed under `images`, or the run fails.
+    Strict,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartEntry {
+    /// `https://host/path` (a classic repository with `index.yaml`) or `oci://host/path`.
+    pub repo: String,
+    pub name: String,
+    pub version: String,
+    /// Values files (relative to the spec) used when rendering for image discovery.
+    #[serde(default)]
+    pub values: Vec<PathBuf>,
+    /// Inline values, applied after the files.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub discover: Discover,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub url: String,
+    /// SHA-256 (hex) of what `url` serves: the published checksum of the download.
+    pub sha256: String,
+    pub name: Option<String>,
+    pub version: String,
+    #[serde(default)]
+    pub executable: bool,
+    /// A member of a `.tar.gz` download to carry instead of the archive.
+    pub extract: Option<String>,
+    /// `os/arch` the file is built for; part of the reference when set.
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitEntry {
+    pub url: String,
+    /// A branch, a tag or a full commit id.
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// A docker `config.json`; `auths.<host>.auth` (or username/password) entries are used.
+    pub docker_config: Option<PathBuf>,
+    /// Per registry host: the names of environment variables holding the user and password.
+    #[serde(default)]
+    pub env: BTreeMap<String, EnvCredentials>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl Spec {
+    pub fn read(path: &Path) -> Result<Spec> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the spec {}", path.display()))?;
+        let mut spec = Spec::parse(&text, path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &mut PathBuf| {
+            *p = match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+                (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+                _ => dir.join(&*p),
+            }
+        };
+        spec.charts.iter_mut().flat_map(|c| c.values.iter_mut()).for_each(resolve);
+        spec.ca_certs.iter_mut().for_each(resolve);
+        spec.credentials.docker_config.iter_mut().for_each(resolve);
+        Ok(spec)
+    }
+
+    pub fn parse(text: &str, source: &Path) -> Result<Spec> {
+        let spec: Spec = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
+            Some(l) => anyhow::anyhow!("{}:{}:{}: {e}", source.display(), l.line(), l.column()),
+            None => anyhow::anyhow!("{}: {e}", source.display()),
+        })?;
+        spec.check().with_context(|| source.display().to_string())?;
+        Ok(spec)
+    }
+
+    fn check(&self) -> Result<()> {
+        for f in &self.files {
+            if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("files: {}: sha256 must be 64 hex digits", f.url);
+            }
+        }
+        for c in &self.charts {
+            if !(c.repo.starts_with("oci://") || c.repo.starts_with("http://") || c.repo.starts_with("https://")) {
+                bail!("charts: {}: repo must be an http(s):// or oci:// URL, not '{}'", c.name, c.repo);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_errors_name_file_line_and_column() {
+        let err = Spec::parse("images:\n  - nginx\ncharts: [\n", Path::new("b.yaml")).unwrap_err().to_string();
+        assert!(err.starts_with("b.yaml:"), "{err}");
+        let err = Spec::parse("images:\n  - nginx\nbogus: 1\n", Path::new("b.yaml")).unwrap_err().to_string();
+        assert!(err.starts_with("b.yaml:3:1:"), "{err}");
+    }
+
+    #[test]
+    fn the_sample_spec_parses() {
+        let s = Spec::parse(include_str!("../../manifests/sample/bundle.yaml"), Path::new("bundle.yaml")).unwrap();
+        assert!(!s.images.is_empty() && !s.charts.is_empty() && !s.files.is_empty() && !s.git.is_empty());
+    }
+
+    #[test]
+    fn images_as_strings_or_maps() {
+        let s = Spec::parse("images:\n - nginx:1.25\n - ref: busybox\n   platforms: [linux/arm64]\n", Path::new("x")).unwrap();
+        assert_eq!(s.images[0].reference(), "nginx:1.25");
+        assert_eq!(s.images[1].platforms(), ["linux/arm64"]);
+    }
+}

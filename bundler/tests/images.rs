@@ -1,0 +1,284 @@
+//! Images from a real CNCF distribution with TLS (a test CA) and htpasswd auth, seeded with a
+//! multi-platform image made here and pushed with skopeo.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bundles::artifact::Kind;
+use bundles::layout_writer::LayoutWriter;
+use bundles::lock::Lock;
+use bundles::verify::{verify, VerifyOptions};
+use common::*;
+use serde_json::json;
+use testkit::{tool, Distribution, DistributionOpts};
+
+struct Seeded {
+    dist: Distribution,
+    reference: String,
+    index: String,
+    shared_layer: String,
+    amd64_layer: String,
+    _dir: tempfile::TempDir,
+}
+
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// One index, two platforms, a layer shared by both and one of each platform's own.
+fn seed() -> Seeded {
+    let dist = Distribution::start(DistributionOpts::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let mut w = LayoutWriter::open(&layout).unwrap();
+    let layer_type = "application/vnd.oci.image.layer.v1.tar";
+    let shared = w.put_bytes(&noise(1, 300_000)).unwrap();
+    let mut children = Vec::new();
+    let mut own_layers = Vec::new();
+    for (i, arch) in ["amd64", "arm64"].into_iter().enumerate() {
+        let own = w.put_bytes(&noise(10 + i as u64, 200_000)).unwrap();
+        let config = serde_json::to_vec(&json!({
+            "architecture": arch, "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [shared.digest.to_string(), own.digest.to_string()]},
+        }))
+        .unwrap();
+        let config = w.put_bytes(&config).unwrap();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest.to_string(), "size": config.size},
+            "layers": [
+                {"mediaType": layer_type, "digest": shared.digest.to_string(), "size": shared.size},
+                {"mediaType": layer_type, "digest": own.digest.to_string(), "size": own.size},
+            ],
+        });
+        let d = w.put_manifest("application/vnd.oci.image.manifest.v1+json", &manifest).unwrap();
+        children.push(json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": d.digest().to_string(), "size": d.size(),
+            "platform": {"os": "linux", "architecture": arch},
+        }));
+        own_layers.push(own.digest.to_string());
+    }
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children});
+    let index_desc = w.put_manifest("application/vnd.oci.image.index.v1+json", &index).unwrap();
+    w.add("app", Kind::Image, index_desc.clone(), &[]);
+    w.finish().unwrap();
+    let reference = format!("{}/test/app:1.0", dist.host_port());
+    run(Command::new(tool("skopeo")).args([
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-cert-dir",
+        dist.cert_dir().unwrap().to_str().unwrap(),
+        "--dest-creds",
+        &dist.creds().unwrap(),
+        &format!("oci:{}:app", layout.display()),
+        &format!("docker://{reference}"),
+    ]));
+    Seeded {
+        reference,
+        index: index_desc.digest().to_string(),
+        shared_layer: shared.digest.to_string(),
+        amd64_layer: own_layers[0].clone(),
+        dist,
+        _dir: dir,
+    }
+}
+
+/// A spec for the seeded registry; the password comes from an environment variable named per test.
+fn spec_for(s: &Seeded, dir: &Path, image: &str, platforms: &str, env_prefix: &str, password: &str) -> PathBuf {
+    std::env::set_var(format!("{env_prefix}_USER"), s.dist.user().unwrap());
+    std::env::set_var(format!("{env_prefix}_PASS"), password);
+    write_spec(
+        dir,
+        &format!(
+            "images:\n  - ref: {image}\n    platforms: {platforms}\nca_certs: [{ca}]\ncredentials:\n  env:\n    \"{host}\": {{username: {env_prefix}_USER, password: {env_prefix}_PASS}}\n",
+            ca = s.dist.ca_pem().unwrap().display(),
+            host = s.dist.host_port(),
+        ),
+    )
+}
+
+#[test]
+fn carries_a_multi_platform_image_from_a_tls_registry_with_auth() {
+    let s = seed();
+    let t = tempfile::tempdir().unwrap();
+    let spec = spec_for(&s, t.path(), &s.reference, "[linux/amd64, linux/arm64]", "IMG_OK", s.dist.password().unwrap());
+    let out = t.path().join("bundle");
+    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+
+    let report = verify(&out, &VerifyOptions { key: None, bases: vec![] });
+    assert!(report.ok, "{}", report.to_text());
+    let lock = Lock::read(&out).unwrap();
+    let image = &lock.artifacts[0];
+    assert_eq!(image.reference, s.reference);
+    assert_eq!(image.digest, s.index, "the bundle keeps the upstream index digest");
+    assert_eq!(image.platforms, ["linux/amd64", "linux/arm64"]);
+    // index + 2 manifests + 2 configs + shared layer once + 2 own layers
+    assert_eq!(lock.blobs.len(), 8);
+    assert_eq!(lock.blobs.iter().filter(|b| b.digest == s.shared_layer).count(), 1);
+}
+
+#[test]
+fn carries_only_the_chosen_platform_of_an_index() {
+    let s = seed();
+    let t = tempfile::tempdir().unwrap();
+    let spec = spec_for(&s, t.path(), &s.reference, "[linux/arm64]", "IMG_ONE", s.dist.password().unwrap());
+    let out = t.path().join("bundle");
+    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+    let report = verify(&out, &VerifyOptions { key: None, bases: vec![] });
+    assert!(report.ok, "{}", report.to_text());
+    let lock = Lock::read(&out).unwrap();
+    assert_eq!(lock.artifacts[0].digest, s.index);
+    assert!(!lock.blobs.iter().any(|b| b.digest == s.amd64_layer), "the amd64 layer is not carried");
+    assert_eq!(lock.blobs.len(), 5);
+}
+
+#[test]
+fn lock_then_create_twice_gives_identical_parts_and_base_gives_a_delta() {
+    let s = seed();
+    let t = tempfile::tempdir().unwrap();
+    let spec = spec_for(&s, t.path(), &s.reference, "[linux/amd64]", "IMG_LOCK", s.dist.password().unwrap());
+    let lock_path = t.path().join("bundle.lock.json");
+    bundler::lock(lock_args(&spec, &lock_path, &t.path().join("cache-lock"))).unwrap();
+    let lock = Lock::read(&lock_path).unwrap();
+    assert_eq!(lock.artifacts[0].digest, s.index);
+    let layers_cached = cached_blobs(&t.path().join("cache-lock"));
+    assert!(!layers_cached.contains(&s.shared_layer.trim_start_matches("sha256:").to_string()), "lock downloads no layer");
+
+    for n in 0..2 {
+        let out = t.path().join(format!("bundle-{n}"));
+        let mut args = create_args(&spec, &out, &t.path().join(format!("cache-{n}")));
+        args.lock = Some(lock_path.clone());
+        bundler::create(args).unwrap();
+        assert_eq!(Lock::read(&out).unwrap().artifacts, lock.artifacts);
+    }
+    assert_same_content(&t.path().join("bundle-0"), &t.path().join("bundle-1"));
+    assert_identical_parts(&t.path().join("bundle-0"), &t.path().join("bundle-1"));
+
+    // The same image plus a file, over the first bundle: only the file is carried.
+    let www = t.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("tool"), b"#!/bin/sh\necho tool\n").unwrap();
+    let server = testkit::FileServer::start(&www).unwrap();
+    let mut yaml = std::fs::read_to_string(&spec).unwrap();
+    yaml += &format!("files:\n  - url: {}\n    sha256: {}\n    version: v1\n", server.url_of("tool"), sha256_file(&www.join("tool")));
+    let spec2 = t.path().join("delta.yaml");
+    std::fs::write(&spec2, yaml).unwrap();
+    let delta = t.path().join("delta");
+    let mut args = create_args(&spec2, &delta, &t.path().join("cache-0"));
+    args.base = Some(t.path().join("bundle-0"));
+    bundler::create(args).unwrap();
+    let base = bundles::Bundle::open(&t.path().join("bundle-0")).unwrap();
+    let d = bundles::Bundle::open(&delta).unwrap();
+    let base_blobs = Lock::read(&t.path().join("bundle-0")).unwrap().blob_set();
+    for b in &base_blobs {
+        let digest = bundles::digest::parse_sha256(b).unwrap();
+        assert!(base.has_blob(&digest));
+        assert!(!d.has_blob(&digest), "{b} is in the base and must not be carried again");
+    }
+    let delta_lock = Lock::read(&delta).unwrap();
+    assert_eq!(delta_lock.artifacts.len(), 2);
+    let file_layer = delta_lock.artifacts.iter().find_map(|a| a.content.clone()).unwrap();
+    assert!(d.has_blob(&bundles::digest::parse_sha256(&file_layer.digest).unwrap()));
+    let report = verify(&delta, &VerifyOptions { key: None, bases: vec![base] });
+    assert!(report.ok, "{}", report.to_text());
+}
+
+#[test]
+fn an_unknown_tag_names_the_spec_entry() {
+    let s = seed();
+    let t = tempfile::tempdir().unwrap();
+    let missing = format!("{}/test/app:9.9", s.dist.host_port());
+    let spec = spec_for(&s, t.path(), &missing, "[linux/amd64]", "IMG_404", s.dist.password().unwrap());
+    let err = bundler::create(create_args(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains(&format!("images[0] {missing}")) && text.contains("not found"), "{text}");
+    assert!(!t.path().join("b").join("SHA256SUMS").exists());
+}
+
+#[test]
+fn a_wrong_password_is_an_authentication_failure() {
+    let s = seed();
+    let t = tempfile::tempdir().unwrap();
+    let spec = spec_for(&s, t.path(), &s.reference, "[linux/amd64]", "IMG_AUTH", "not-the-password");
+    let err = bundler::create(create_args(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("authentication to") && text.contains("failed"), "{text}");
+}
+
+#[test]
+fn a_digest_mismatch_from_upstream_stores_nothing() {
+    fast_retries();
+    let s = seed();
+    // Damage the shared layer in the registry's own storage: it serves what it has.
+    let hex = s.shared_layer.trim_start_matches("sha256:");
+    let data = s.dist.storage_dir().join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let spec = spec_for(&s, t.path(), &s.reference, "[linux/amd64]", "IMG_BAD", s.dist.password().unwrap());
+    let err = bundler::create(create_args(&spec, &t.path().join("b"), &cache)).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains(&format!("expected {}", s.shared_layer)) && text.contains("nothing stored"), "{text}");
+    assert!(!cached_blobs(&cache).contains(&hex.to_string()));
+    assert!(!cache.join("partial").join(hex).exists());
+}
+
+/// `discover: add`: the MOSIP config-server chart, its image pointed at the seeded registry with
+/// `set`, brings that image into the bundle.
+#[test]
+fn images_discovered_in_a_chart_are_carried() {
+    let s = seed();
+    let repo = testkit::HelmRepo::start().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    std::env::set_var("IMG_DISC_USER", s.dist.user().unwrap());
+    std::env::set_var("IMG_DISC_PASS", s.dist.password().unwrap());
+    let spec = write_spec(
+        t.path(),
+        &format!(
+            "charts:
+  - repo: {upstream}
+    name: config-server
+    version: 12.0.1-B2
+    set:
+      image.repository: {host}/test/app
+      image.tag: \"1.0\"
+mirrors:
+  {upstream_host}: {local}
+ca_certs: [{ca}]
+credentials:
+  env:
+    \"{host}\": {{username: IMG_DISC_USER, password: IMG_DISC_PASS}}
+helm: {helm}
+",
+            upstream = repo.upstream_url(),
+            upstream_host = repo.upstream_host(),
+            local = repo.url().trim_end_matches("/mosip-helm"),
+            host = s.dist.host_port(),
+            ca = s.dist.ca_pem().unwrap().display(),
+            helm = tool("helm").display(),
+        ),
+    );
+    let out = t.path().join("bundle");
+    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+    let lock = Lock::read(&out).unwrap();
+    let refs: Vec<(&str, Kind)> = lock.artifacts.iter().map(|a| (a.reference.as_str(), a.kind)).collect();
+    assert_eq!(refs, [(s.reference.as_str(), Kind::Image), ("mosip.github.io/mosip-helm/config-server:12.0.1-B2", Kind::Chart)]);
+    assert_eq!(lock.artifacts[0].digest, s.index);
+    assert_eq!(lock.artifacts[0].platforms, ["linux/amd64"]);
+}
