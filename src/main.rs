@@ -1,8 +1,11 @@
-//! The `airgap` command: wires subcommands to the crates that own them, and nothing more.
+//! The `airgap` command: wires subcommands to the crates that own them; `demo` is the one piece
+//! of its own, since it strings all of them together.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod demo;
 
 #[derive(Parser)]
 #[command(name = "airgap", version, about = "Carry a Kubernetes platform into a data centre with no internet")]
@@ -16,6 +19,8 @@ enum Command {
     /// Make, check and read bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// The whole chain on this machine with no internet: upstream, create, verify, serve.
+    Demo(demo::DemoArgs),
     /// The on-site OCI registry, and copying bundles into an existing one.
     #[command(subcommand)]
     Registry(RegistryCommand),
@@ -63,6 +68,7 @@ fn main() -> ExitCode {
             BundleCommand::Sbom(a) => bundles::cli::run_sbom(a),
             BundleCommand::Cat(a) => bundles::cli::run_cat(a),
         },
+        Command::Demo(a) => demo::run(a),
         Command::Registry(cmd) => match cmd {
             RegistryCommand::Serve(a) => registry::cli::serve(a),
             RegistryCommand::Push(a) => registry::cli::push(a),

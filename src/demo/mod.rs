@@ -1,0 +1,185 @@
+//! `airgap demo`: the whole chain on one machine with no internet. A small upstream of our own
+//! on 127.0.0.1, `bundle create` of the sample spec against it, `bundle verify`, then
+//! `registry serve` of the new bundle, with the commands to try next.
+
+mod upstream;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use registry::{AccessLog, ServeConfig, Server};
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+
+const SAMPLE_SPEC: &str = include_str!("../../manifests/sample/bundle.yaml");
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  cargo run --release -- demo\n  airgap demo --dir /tmp/airgap-demo --listen 127.0.0.1:5000")]
+pub struct DemoArgs {
+    /// Keep the demo's files here (default: a temporary directory removed on exit).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Where the registry serving the new bundle listens.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub listen: SocketAddr,
+    /// Exit once a client has pulled from the served bundle (for scripts and tests).
+    #[arg(long)]
+    pub exit_after_pull: bool,
+}
+
+fn step(n: u32, text: &str) {
+    eprintln!("\n[{n}/5] {text}");
+}
+
+/// A registry on a runtime of its own, so the bundler (which runs its own) can call it.
+fn start(cfg: ServeConfig) -> Result<(SocketAddr, Runtime)> {
+    let rt = Runtime::new()?;
+    let server = rt.block_on(Server::bind(cfg))?;
+    let addr = server.local_addr();
+    rt.spawn(server.run(std::future::pending()));
+    Ok((addr, rt))
+}
+
+/// The sample spec with its mirrors pointed at the demo's upstream and the tool's checksum set.
+fn spec_for(upstream: SocketAddr) -> Result<String> {
+    let mut spec: serde_yaml_ng::Value = serde_yaml_ng::from_str(SAMPLE_SPEC).context("manifests/sample/bundle.yaml")?;
+    let base = format!("http://{upstream}");
+    let mirrors: serde_yaml_ng::Mapping = [
+        ("docker.io", base.clone()),
+        ("quay.io", base.clone()),
+        ("charts.airgap.example", format!("{base}/charts/charts.airgap.example")),
+        ("downloads.airgap.example", format!("{base}/files/downloads.airgap.example")),
+        ("git.airgap.example", format!("{base}/git/git.airgap.example")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.into(), v.into()))
+    .collect();
+    spec["mirrors"] = mirrors.into();
+    let sha = bundles::digest::sha256_hex(&upstream::tool_archive()?);
+    let file = spec["files"].get_mut(0).context("the sample spec has a file entry")?;
+    file["sha256"] = sha.into();
+    Ok(serde_yaml_ng::to_string(&spec)?)
+}
+
+/// Forwards the access log to stderr and wakes the demo when a client has fetched a blob,
+/// which a pull does after its manifests.
+struct PullWatch {
+    pulled: Arc<Notify>,
+}
+
+impl Write for PullWatch {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let line = String::from_utf8_lossy(buf);
+        if line.starts_with("GET /v2/") && line.contains("/blobs/") && line.contains(" 200 ") {
+            self.pulled.notify_one();
+        }
+        std::io::stderr().write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    let scratch;
+    let dir: &Path = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| d.display().to_string())?;
+            d
+        }
+        None => {
+            scratch = tempfile::tempdir()?;
+            scratch.path()
+        }
+    };
+    let bundle = dir.join("bundle");
+    if bundle.exists() {
+        bail!("{} exists: give the demo a new --dir", bundle.display());
+    }
+
+    step(1, "building a small upstream (images, a chart, a tool archive, a git repository) on 127.0.0.1");
+    let upstream_layout = dir.join("upstream/layout");
+    upstream::write(&upstream_layout, &dir.join("upstream"))?;
+    let upstream_bundle = dir.join("upstream/bundle");
+    bundles::pack::pack(&upstream_layout, &upstream_bundle, &bundles::pack::PackOptions::default())?;
+    let upstream_cfg = ServeConfig {
+        bundles: vec![upstream_bundle],
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        access_log: AccessLog::Off,
+        ..ServeConfig::default()
+    };
+    let (upstream_addr, _upstream) = start(upstream_cfg)?;
+    eprintln!("      upstream at http://{upstream_addr} stands in for docker.io, quay.io and the *.airgap.example hosts");
+
+    step(2, "airgap bundle create manifests/sample/bundle.yaml (mirrors point at that upstream)");
+    let spec = dir.join("bundle.yaml");
+    std::fs::write(&spec, spec_for(upstream_addr)?)?;
+    bundler::create(bundler::CreateArgs {
+        spec: spec.clone(),
+        output: bundle.clone(),
+        lock: None,
+        base: None,
+        max_part_size: bundles::size::FAT32_MAX,
+        sign_key: None,
+        jobs: 4,
+        cache: Some(dir.join("cache")),
+        platform: Vec::new(),
+        helm: None,
+        json: false,
+    })?;
+
+    step(3, "airgap bundle verify");
+    let report = bundles::verify::verify(&bundle, &bundles::verify::VerifyOptions { key: None, bases: Vec::new() });
+    for p in report.problem_lines() {
+        eprintln!("      FAILED {p}");
+    }
+    if !report.ok {
+        bail!("the demo's bundle did not verify");
+    }
+    eprintln!("      OK: {} checks passed", report.counts.get("ok").copied().unwrap_or(0));
+
+    step(4, "airgap registry serve (the bundle in place, nothing unpacked)");
+    let pulled = Arc::new(Notify::new());
+    let log = AccessLog::Writer(Arc::new(Mutex::new(PullWatch { pulled: Arc::clone(&pulled) })));
+    let serve_cfg = |listen| ServeConfig { bundles: vec![bundle.clone()], listen, read_only: true, access_log: log.clone(), ..ServeConfig::default() };
+    let rt = Runtime::new()?;
+    let server = match rt.block_on(Server::bind(serve_cfg(args.listen))) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("      {} is taken ({e:#}); using a free port", args.listen);
+            rt.block_on(Server::bind(serve_cfg(SocketAddr::from(([127, 0, 0, 1], 0)))))?
+        }
+    };
+    let a = server.local_addr();
+
+    step(5, "try it (Ctrl-C to stop):");
+    println!("REGISTRY {a}");
+    println!("  skopeo inspect --tls-verify=false docker://{a}/docker.io/airgap/hello:1.0");
+    println!("  skopeo inspect --tls-verify=false docker://{a}/airgap/hello:1.0          # the bare name works too");
+    println!("  helm pull oci://{a}/charts.airgap.example/stable/hello --version 0.1.0");
+    println!("  helm repo add demo http://{a}/charts/charts.airgap.example/stable && helm pull demo/hello");
+    println!("  curl -O http://{a}/files/files.airgap.local/hello-cli/1.0-linux-amd64/hello-cli");
+    println!("  git clone http://{a}/git/git.airgap.example/airgap/sample-config.git");
+    println!("  airgap bundle inspect {}", bundle.display());
+    let _ = std::io::stdout().flush();
+    let exit_after_pull = args.exit_after_pull;
+    rt.block_on(server.run(async move {
+        if exit_after_pull {
+            tokio::select! {
+                _ = pulled.notified() => {
+                    // Let the client finish what it asked for after the blob.
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    eprintln!("a client pulled from the bundle: done");
+                }
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        } else {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }))
+}
