@@ -17,14 +17,9 @@ fn default_jobs() -> usize {
     4
 }
 
+/// How upstream content is fetched; the same for `lock` and `create`.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  airgap bundle lock manifests/sample/bundle.yaml -o bundle.lock.json")]
-pub struct LockArgs {
-    /// The bundle spec (YAML).
-    pub spec: PathBuf,
-    /// Where to write the lock (JSON).
-    #[arg(short, long)]
-    pub output: PathBuf,
+pub struct FetchArgs {
     /// Download cache; blobs are kept by digest and partial downloads resume.
     #[arg(long, env = "AIRGAP_CACHE")]
     pub cache: Option<PathBuf>,
@@ -40,6 +35,32 @@ pub struct LockArgs {
     /// One JSON event per line on stdout instead of progress bars.
     #[arg(long)]
     pub json: bool,
+}
+
+impl FetchArgs {
+    fn options(self, spec: PathBuf, lock: Option<Lock>, fetch_layers: bool) -> Options {
+        Options {
+            spec,
+            cache: self.cache.unwrap_or_else(Cache::default_dir),
+            jobs: self.jobs,
+            platforms: self.platform,
+            helm: self.helm,
+            lock,
+            fetch_layers,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  airgap bundle lock manifests/sample/bundle.yaml -o bundle.lock.json")]
+pub struct LockArgs {
+    /// The bundle spec (YAML).
+    pub spec: PathBuf,
+    /// Where to write the lock (JSON).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
 }
 
 #[derive(Debug, Args)]
@@ -62,21 +83,8 @@ pub struct CreateArgs {
     /// A minisign secret key; the bundle's SHA256SUMS is signed with it.
     #[arg(long)]
     pub sign_key: Option<PathBuf>,
-    /// Parallel downloads.
-    #[arg(long, default_value_t = default_jobs())]
-    pub jobs: usize,
-    /// Download cache; blobs are kept by digest and partial downloads resume.
-    #[arg(long, env = "AIRGAP_CACHE")]
-    pub cache: Option<PathBuf>,
-    /// Image platforms (os/arch[/variant]); repeat for several. Overrides the spec's.
-    #[arg(long)]
-    pub platform: Vec<String>,
-    /// The helm binary used to render charts for image discovery.
-    #[arg(long, env = "AIRGAP_HELM")]
-    pub helm: Option<PathBuf>,
-    /// One JSON event per line on stdout instead of progress bars.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -84,22 +92,15 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn lock(args: LockArgs) -> Result<()> {
-    let opts = Options {
-        spec: args.spec,
-        cache: args.cache.unwrap_or_else(Cache::default_dir),
-        jobs: args.jobs,
-        platforms: args.platform,
-        helm: args.helm,
-        lock: None,
-        fetch_layers: false,
-    };
-    let progress = Progress::new(args.json);
+    let json = args.fetch.json;
+    let opts = args.fetch.options(args.spec, None, false);
+    let progress = Progress::new(json);
     let staged = runtime()?.block_on(stage(&opts, &progress))?;
     let lock = staged.lock()?;
     std::fs::write(&args.output, lock.to_json()).with_context(|| args.output.display().to_string())?;
     let bytes: u64 = lock.blobs.iter().map(|b| b.size).sum();
     progress.done(json!({"lock": args.output, "artifacts": lock.artifacts.len(), "blobs": lock.blobs.len(), "bytes": bytes}));
-    if !args.json {
+    if !json {
         eprintln!("wrote {} ({} artifacts, {} blobs, {})", args.output.display(), lock.artifacts.len(), lock.blobs.len(), human(bytes));
     }
     Ok(())
@@ -109,22 +110,15 @@ pub fn create(args: CreateArgs) -> Result<()> {
     let lock = args.lock.as_deref().map(Lock::read).transpose()?;
     let base = args.base.as_deref().map(Lock::read).transpose()?;
     let sign_key = args.sign_key.as_deref().map(bundles::sign::load_secret_key).transpose()?;
-    let opts = Options {
-        spec: args.spec,
-        cache: args.cache.unwrap_or_else(Cache::default_dir),
-        jobs: args.jobs,
-        platforms: args.platform,
-        helm: args.helm,
-        lock,
-        fetch_layers: true,
-    };
-    let progress = Progress::new(args.json);
+    let json = args.fetch.json;
+    let opts = args.fetch.options(args.spec, lock, true);
+    let progress = Progress::new(json);
     let staged = runtime()?.block_on(stage(&opts, &progress))?;
     let on_pack = |done: u64, total: u64| progress.packing(done, total);
     let pack_opts =
         PackOptions { max_part_size: args.max_part_size, sign_key, base, progress: Some(&on_pack), ..PackOptions::default() };
     let packed = pack(staged.layout(), &args.output, &pack_opts)?;
-    let total: u64 = packed.parts.iter().map(|p| p.size).sum();
+    let total = packed.archive_size();
     progress.done(json!({
         "bundle": args.output,
         "artifacts": packed.lock.artifacts.len(),
@@ -132,15 +126,8 @@ pub fn create(args: CreateArgs) -> Result<()> {
         "parts": packed.parts.len(),
         "bytes": total,
     }));
-    if !args.json {
-        eprintln!(
-            "wrote {} ({} artifacts, {} blobs, {} in {} part(s))",
-            args.output.display(),
-            packed.lock.artifacts.len(),
-            packed.carried_blobs,
-            human(total),
-            packed.parts.len()
-        );
+    if !json {
+        eprintln!("{}", packed.summary(&args.output));
     }
     Ok(())
 }

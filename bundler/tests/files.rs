@@ -123,7 +123,7 @@ fn a_connection_dropped_mid_download_is_resumed() {
     server.drop_connection_after_once(1_000_000);
     let out = t.path().join("bundle");
     let mut args = create_args(&spec, &out, &t.path().join("cache"));
-    args.jobs = 1;
+    args.fetch.jobs = 1;
     bundler::create(args).unwrap();
     assert_eq!(layer_of(&out, "files.airgap.local/kubectl:v1.24.17-linux-amd64"), kubectl);
     let resumed: Vec<_> = server.requests().into_iter().filter(|r| r.path.ends_with("/kubectl") && r.range.is_some()).collect();

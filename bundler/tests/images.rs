@@ -12,6 +12,7 @@ use bundles::lock::Lock;
 use bundles::verify::{verify, VerifyOptions};
 use common::*;
 use serde_json::json;
+use testkit::images::noise;
 use testkit::{tool, Distribution, DistributionOpts};
 
 struct Seeded {
@@ -23,18 +24,6 @@ struct Seeded {
     _dir: tempfile::TempDir,
 }
 
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// One index, two platforms, a layer shared by both and one of each platform's own.
 fn seed() -> Seeded {
     let dist = Distribution::start(DistributionOpts::default()).unwrap();
@@ -42,11 +31,11 @@ fn seed() -> Seeded {
     let layout = dir.path().join("layout");
     let mut w = LayoutWriter::open(&layout).unwrap();
     let layer_type = "application/vnd.oci.image.layer.v1.tar";
-    let shared = w.put_bytes(&noise(1, 300_000)).unwrap();
+    let shared = w.put_bytes(&noise(300_000, 1)).unwrap();
     let mut children = Vec::new();
     let mut own_layers = Vec::new();
     for (i, arch) in ["amd64", "arm64"].into_iter().enumerate() {
-        let own = w.put_bytes(&noise(10 + i as u64, 200_000)).unwrap();
+        let own = w.put_bytes(&noise(200_000, 10 + i as u64)).unwrap();
         let config = serde_json::to_vec(&json!({
             "architecture": arch, "os": "linux",
             "rootfs": {"type": "layers", "diff_ids": [shared.digest.to_string(), own.digest.to_string()]},

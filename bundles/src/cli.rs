@@ -110,16 +110,7 @@ pub fn run_pack(args: PackArgs) -> Result<()> {
     let opts = PackOptions { max_part_size: args.max_part_size, level: args.level, sign_key, base, progress: Some(&progress), ..PackOptions::default() };
     let packed = pack(&args.layout, &args.output, &opts)?;
     pb.finish_and_clear();
-    let total: u64 = packed.parts.iter().map(|p| p.size).sum();
-    eprintln!(
-        "wrote {} ({} artifacts, {} blobs, {} in {} part(s) from {} uncompressed)",
-        args.output.display(),
-        packed.lock.artifacts.len(),
-        packed.carried_blobs,
-        human(total),
-        packed.parts.len(),
-        human(packed.uncompressed_size),
-    );
+    eprintln!("{}", packed.summary(&args.output));
     eprintln!("check a copy with: (cd {} && sha256sum -c SHA256SUMS)", args.output.display());
     Ok(())
 }

@@ -69,6 +69,25 @@ pub struct Packed {
     pub uncompressed_size: u64,
 }
 
+impl Packed {
+    pub fn archive_size(&self) -> u64 {
+        self.parts.iter().map(|p| p.size).sum()
+    }
+
+    /// The line people read when a bundle is written.
+    pub fn summary(&self, out: &Path) -> String {
+        format!(
+            "wrote {} ({} artifacts, {} blobs, {} in {} part(s) from {} uncompressed)",
+            out.display(),
+            self.lock.artifacts.len(),
+            self.carried_blobs,
+            crate::size::human(self.archive_size()),
+            self.parts.len(),
+            crate::size::human(self.uncompressed_size),
+        )
+    }
+}
+
 /// The index the bundle carries: artifacts in a stable order, each annotated with its kind.
 fn normalized_index(index: &ImageIndex, artifacts: &[Artifact]) -> Result<Vec<u8>> {
     let mut manifests = Vec::new();

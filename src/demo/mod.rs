@@ -126,11 +126,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         base: None,
         max_part_size: bundles::size::FAT32_MAX,
         sign_key: None,
-        jobs: 4,
-        cache: Some(dir.join("cache")),
-        platform: Vec::new(),
-        helm: None,
-        json: false,
+        fetch: bundler::cli::FetchArgs { cache: Some(dir.join("cache")), jobs: 4, platform: Vec::new(), helm: None, json: false },
     })?;
 
     step(3, "airgap bundle verify");

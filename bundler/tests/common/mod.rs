@@ -7,6 +7,7 @@ use std::process::Command;
 
 use anyhow::Result;
 use bundler::run::{stage, Options, Staged};
+use bundler::cli::FetchArgs;
 use bundler::{CreateArgs, LockArgs, Progress};
 
 pub fn write_spec(dir: &Path, yaml: &str) -> PathBuf {
@@ -23,16 +24,16 @@ pub fn create_args(spec: &Path, out: &Path, cache: &Path) -> CreateArgs {
         base: None,
         max_part_size: 1 << 20,
         sign_key: None,
-        jobs: 4,
-        cache: Some(cache.to_path_buf()),
-        platform: vec![],
-        helm: None,
-        json: false,
+        fetch: fetch_args(cache),
     }
 }
 
+fn fetch_args(cache: &Path) -> FetchArgs {
+    FetchArgs { cache: Some(cache.to_path_buf()), jobs: 4, platform: vec![], helm: None, json: false }
+}
+
 pub fn lock_args(spec: &Path, out: &Path, cache: &Path) -> LockArgs {
-    LockArgs { spec: spec.to_path_buf(), output: out.to_path_buf(), cache: Some(cache.to_path_buf()), jobs: 4, platform: vec![], helm: None, json: false }
+    LockArgs { spec: spec.to_path_buf(), output: out.to_path_buf(), fetch: fetch_args(cache) }
 }
 
 /// Stages without packing, for tests that look at what was resolved.
