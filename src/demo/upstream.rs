@@ -106,8 +106,8 @@ fn chart(w: &mut LayoutWriter) -> Result<()> {
     Ok(())
 }
 
-/// The tool archive the sample spec names, and its SHA-256 (which the spec must carry).
-pub fn tool_archive() -> Result<Vec<u8>> {
+/// The tool archive the sample spec names; its SHA-256 is written in the spec.
+fn tool_archive() -> Result<Vec<u8>> {
     tar_gz(&[("hello-cli", 0o755, b"#!/bin/sh\necho hello from a carried tool\n")])
 }
 
