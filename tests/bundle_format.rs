@@ -43,7 +43,11 @@ fn layout(dir: &Path, big: usize) -> PathBuf {
     write_layout(
         &root,
         &[
-            ImageSpec { reference: MULTI, platforms: &["linux/amd64", "linux/arm64"], shared_layers: &[shared.clone()] },
+            ImageSpec {
+                reference: MULTI,
+                platforms: &["linux/amd64", "linux/arm64"],
+                shared_layers: std::slice::from_ref(&shared),
+            },
             ImageSpec { reference: SINGLE, platforms: &["linux/amd64"], shared_layers: &[shared, other] },
         ],
     );
@@ -97,16 +101,22 @@ fn standard_tools_read_the_bundle() {
     sh(&format!("diff -r {} {}", unpacked.display(), extracted.display()), tmp.path());
     let index: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
     for (reference, desc) in [MULTI, SINGLE].iter().zip(index["manifests"].as_array().unwrap()) {
-        let raw = run(Command::new(tool("skopeo")).args(["inspect", "--raw"]).arg(format!("oci:{}:{reference}", extracted.display())));
+        let raw = run(Command::new(tool("skopeo"))
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:{reference}", extracted.display())));
         let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw.stdout)));
         assert_eq!(digest, desc["digest"].as_str().unwrap(), "{reference} keeps its digest");
     }
     let rootfs = tmp.path().join("rootfs");
-    run(Command::new(tool("umoci")).args(["raw", "unpack", "--rootless", "--image"]).arg(format!("{}:{SINGLE}", extracted.display())).arg(&rootfs));
+    run(Command::new(tool("umoci"))
+        .args(["raw", "unpack", "--rootless", "--image"])
+        .arg(format!("{}:{SINGLE}", extracted.display()))
+        .arg(&rootfs));
     assert_eq!(fs::read(rootfs.join("etc/os-release")).unwrap(), b"ID=test\n");
 
     // inspect lists every artifact without unpacking.
-    let listed: serde_json::Value = serde_json::from_slice(&run(airgap().args(["bundle", "inspect", "--json"]).arg(&out)).stdout).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_slice(&run(airgap().args(["bundle", "inspect", "--json"]).arg(&out)).stdout).unwrap();
     let refs: Vec<&str> = listed.as_array().unwrap().iter().map(|a| a["reference"].as_str().unwrap()).collect();
     assert_eq!(refs, [MULTI, SINGLE]);
     assert_eq!(listed[0]["platforms"], serde_json::json!(["linux/amd64", "linux/arm64"]));
@@ -118,9 +128,16 @@ fn standard_tools_read_the_bundle() {
     let printed = run(airgap().args(["bundle", "sbom", "--format", "cyclonedx"]).arg(&out)).stdout;
     assert_eq!(printed, fs::read(out.join("sbom.cdx.json")).unwrap());
 
-    let ok = run(airgap().args(["bundle", "verify"]).arg(&out).arg("--key").arg(&pk).arg("--report").arg(tmp.path().join("evidence")));
+    let ok = run(airgap()
+        .args(["bundle", "verify"])
+        .arg(&out)
+        .arg("--key")
+        .arg(&pk)
+        .arg("--report")
+        .arg(tmp.path().join("evidence")));
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("OK "));
-    let report: serde_json::Value = serde_json::from_slice(&fs::read(tmp.path().join("evidence.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(tmp.path().join("evidence.json")).unwrap()).unwrap();
     assert_eq!(report["ok"], true);
     let checks = report["checks"].as_array().unwrap();
     for kind in ["signature", "part", "file", "member", "blob-digest", "headers", "artifacts", "copy"] {
@@ -145,7 +162,8 @@ fn packing_twice_gives_identical_parts() {
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     pack(&layout, &a, &["--max-part-size", "100KiB"]);
     pack(&layout, &b, &["--max-part-size", "100KiB"]);
-    let names = |d: &Path| fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect::<std::collections::BTreeSet<_>>();
+    let names =
+        |d: &Path| fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect::<std::collections::BTreeSet<_>>();
     assert_eq!(names(&a), names(&b));
     for name in names(&a) {
         assert_eq!(fs::read(a.join(&name)).unwrap(), fs::read(b.join(&name)).unwrap(), "{name:?} differs");
@@ -161,13 +179,17 @@ fn cat_streams_a_large_blob_with_bounded_memory() {
     let lock: serde_json::Value = serde_json::from_slice(&fs::read(out.join("bundle.lock.json")).unwrap()).unwrap();
     let big = lock["blobs"].as_array().unwrap().iter().max_by_key(|b| b["size"].as_u64().unwrap()).unwrap();
     let digest = big["digest"].as_str().unwrap();
-    let timed = run(Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg("bash")
-        .arg("-c")
-        .arg(format!("{} bundle cat {} {digest} | sha256sum", env!("CARGO_BIN_EXE_airgap"), out.display())));
+    let timed = run(Command::new("/usr/bin/time").args(["-f", "%M"]).arg("bash").arg("-c").arg(format!(
+        "{} bundle cat {} {digest} | sha256sum",
+        env!("CARGO_BIN_EXE_airgap"),
+        out.display()
+    )));
     let stdout = String::from_utf8_lossy(&timed.stdout);
-    assert_eq!(stdout.split_whitespace().next().unwrap(), digest.trim_start_matches("sha256:"), "the blob comes out intact");
+    assert_eq!(
+        stdout.split_whitespace().next().unwrap(),
+        digest.trim_start_matches("sha256:"),
+        "the blob comes out intact"
+    );
     let peak_kib: u64 = String::from_utf8_lossy(&timed.stderr).trim().lines().last().unwrap().parse().unwrap();
     assert!(big["size"].as_u64().unwrap() > 150 << 20);
     assert!(peak_kib < 48 * 1024, "reading a 160 MiB blob peaked at {peak_kib} KiB");
@@ -254,14 +276,19 @@ fn parts_of_two_bundles_mixed_are_named() {
     fs::copy(other.join(&stray), out.join(&stray)).unwrap();
     let err = verify_fails(&out, &pk);
     assert!(err.contains("bundle.tar.zst.001"), "{err}");
-    assert!(err.contains(&format!("{stray}: not listed")) && err.contains("another bundle"), "a stray part is named: {err}");
+    assert!(
+        err.contains(&format!("{stray}: not listed")) && err.contains("another bundle"),
+        "a stray part is named: {err}"
+    );
 }
 
 #[test]
 fn an_unknown_schema_major_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (out, _) = damaged(tmp.path());
-    let meta = fs::read_to_string(out.join("bundle.json")).unwrap().replace("\"schemaVersion\": \"1.0\"", "\"schemaVersion\": \"2.0\"");
+    let meta = fs::read_to_string(out.join("bundle.json"))
+        .unwrap()
+        .replace("\"schemaVersion\": \"1.0\"", "\"schemaVersion\": \"2.0\"");
     fs::write(out.join("bundle.json"), meta).unwrap();
     for cmd in ["inspect", "verify"] {
         let err = fails(airgap().args(["bundle", cmd]).arg(&out));

@@ -34,9 +34,11 @@ fn the_demo_serves_a_bundle_that_a_real_client_pulls() {
     let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let lock: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("bundle/bundle.lock.json")).unwrap()).unwrap();
-    let carried = lock["artifacts"].as_array().unwrap().iter().find(|a| a["reference"] == "docker.io/airgap/hello:1.0").unwrap();
+    let carried =
+        lock["artifacts"].as_array().unwrap().iter().find(|a| a["reference"] == "docker.io/airgap/hello:1.0").unwrap();
     assert_eq!(carried["digest"], digest.as_str(), "the client got the image the bundle carries");
-    let kinds: std::collections::BTreeSet<&str> = lock["artifacts"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    let kinds: std::collections::BTreeSet<&str> =
+        lock["artifacts"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["chart", "file", "git", "image"].into_iter().collect(), "the sample carries every kind");
 
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -24,8 +24,8 @@ impl CredentialStore {
         let mut by_host = HashMap::new();
         if let Some(path) = &spec.docker_config {
             let text = std::fs::read_to_string(path).with_context(|| format!("credentials: {}", path.display()))?;
-            let cfg: DockerConfig =
-                serde_json::from_str(&text).with_context(|| format!("credentials: {}: not a docker config.json", path.display()))?;
+            let cfg: DockerConfig = serde_json::from_str(&text)
+                .with_context(|| format!("credentials: {}: not a docker config.json", path.display()))?;
             for (key, entry) in cfg.auths {
                 if let Some(login) = entry.login() {
                     by_host.insert(docker_config_host(&key), login);
@@ -34,7 +34,8 @@ impl CredentialStore {
         }
         for (host, names) in &spec.env {
             let get = |var: &str| {
-                std::env::var(var).with_context(|| format!("credentials.env.{host}: environment variable {var} is not set"))
+                std::env::var(var)
+                    .with_context(|| format!("credentials.env.{host}: environment variable {var} is not set"))
             };
             by_host.insert(host.clone(), Login { username: get(&names.username)?, password: get(&names.password)? });
         }

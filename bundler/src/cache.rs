@@ -182,7 +182,8 @@ impl Cache {
         rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
             anyhow!("{what}: another airgap run is downloading {d} into the cache {}", self.root.display())
         })?;
-        let (mut hasher, mut have) = hash_existing(&mut file).with_context(|| format!("cache: {}", partial.display()))?;
+        let (mut hasher, mut have) =
+            hash_existing(&mut file).with_context(|| format!("cache: {}", partial.display()))?;
         if size.is_some_and(|s| have > s) {
             (hasher, have) = restart(&mut file, &partial)?;
         }
@@ -216,11 +217,13 @@ impl Cache {
                         if size.is_some_and(|s| have + chunk.len() as u64 > s) {
                             drop(file);
                             let _ = fs::remove_file(&partial);
-                            bail!("{what}: upstream sent more than the {} bytes its descriptor declares; nothing stored", size.unwrap_or(0));
+                            bail!(
+                                "{what}: upstream sent more than the {} bytes its descriptor declares; nothing stored",
+                                size.unwrap_or(0)
+                            );
                         }
-                        file.write_all(&chunk).with_context(|| {
-                            format!("cache: writing {} (kept for resuming)", partial.display())
-                        })?;
+                        file.write_all(&chunk)
+                            .with_context(|| format!("cache: writing {} (kept for resuming)", partial.display()))?;
                         hasher.update(&chunk);
                         have += chunk.len() as u64;
                         progress.bytes(chunk.len() as u64);
@@ -265,7 +268,9 @@ fn hash_existing(file: &mut File) -> std::io::Result<(Sha256, u64)> {
 }
 
 fn restart(file: &mut File, path: &Path) -> Result<(Sha256, u64)> {
-    file.set_len(0).and_then(|_| file.seek(SeekFrom::Start(0))).with_context(|| format!("cache: {}", path.display()))?;
+    file.set_len(0)
+        .and_then(|_| file.seek(SeekFrom::Start(0)))
+        .with_context(|| format!("cache: {}", path.display()))?;
     Ok((Sha256::new(), 0))
 }
 

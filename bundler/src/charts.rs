@@ -36,7 +36,14 @@ pub fn reference(entry: &ChartEntry) -> String {
     format!("{repo}/{}:{}", entry.name, entry.version.replace('+', "_"))
 }
 
-pub async fn resolve(client: &Client, mirrors: &Mirrors, cache: &Cache, progress: &Progress, entry: &ChartEntry, pin: Option<&Digest>) -> Result<ResolvedChart> {
+pub async fn resolve(
+    client: &Client,
+    mirrors: &Mirrors,
+    cache: &Cache,
+    progress: &Progress,
+    entry: &ChartEntry,
+    pin: Option<&Digest>,
+) -> Result<ResolvedChart> {
     if entry.repo.starts_with("oci://") {
         return resolve_oci(client, cache, progress, entry, pin).await;
     }
@@ -44,7 +51,8 @@ pub async fn resolve(client: &Client, mirrors: &Mirrors, cache: &Cache, progress
     let repo = entry.repo.trim_end_matches('/');
     let index_url = format!("{repo}/index.yaml");
     let raw = get_bytes(http, &mirrors.map_url(&index_url)).await?;
-    let index: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&raw).with_context(|| format!("{index_url}: not YAML"))?;
+    let index: serde_yaml_ng::Value =
+        serde_yaml_ng::from_slice(&raw).with_context(|| format!("{index_url}: not YAML"))?;
     let versions = index
         .get("entries")
         .and_then(|e| e.get(entry.name.as_str()))
@@ -65,12 +73,17 @@ pub async fn resolve(client: &Client, mirrors: &Mirrors, cache: &Cache, progress
     let fetch = mirrors.map_url(&url);
     let tgz = match found.get("digest").and_then(|d| d.as_str()) {
         Some(hex) => {
-            let d = parse_sha256(&format!("sha256:{hex}")).map_err(anyhow::Error::msg).with_context(|| index_url.clone())?;
+            let d = parse_sha256(&format!("sha256:{hex}"))
+                .map_err(anyhow::Error::msg)
+                .with_context(|| index_url.clone())?;
             cache.download(&d, None, &url, progress, async |offset| get_with_retry(http, &fetch, offset).await).await?;
             d
         }
         None => {
-            progress.warn(&format!("{index_url}: {} {} has no digest; trusting what {url} serves", entry.name, entry.version));
+            progress.warn(&format!(
+                "{index_url}: {} {} has no digest; trusting what {url} serves",
+                entry.name, entry.version
+            ));
             cache.put_bytes(&get_bytes(http, &fetch).await?, None)?
         }
     };
@@ -85,7 +98,13 @@ pub async fn resolve(client: &Client, mirrors: &Mirrors, cache: &Cache, progress
     Ok(ResolvedChart { reference, source: Some(url), tgz, descriptor, blobs })
 }
 
-async fn resolve_oci(client: &Client, cache: &Cache, progress: &Progress, entry: &ChartEntry, pin: Option<&Digest>) -> Result<ResolvedChart> {
+async fn resolve_oci(
+    client: &Client,
+    cache: &Cache,
+    progress: &Progress,
+    entry: &ChartEntry,
+    pin: Option<&Digest>,
+) -> Result<ResolvedChart> {
     let reference = reference(entry);
     let img = images::resolve(client, cache, progress, &reference, pin, None, Kind::Chart).await?;
     let layer = img

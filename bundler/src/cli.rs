@@ -64,7 +64,9 @@ pub struct LockArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  airgap bundle create manifests/sample/bundle.yaml -o /media/usb/bundle\n  airgap bundle create spec.yaml --lock bundle.lock.json --base /media/usb/previous -o delta --sign-key airgap.key")]
+#[command(
+    after_help = "Examples:\n  airgap bundle create manifests/sample/bundle.yaml -o /media/usb/bundle\n  airgap bundle create spec.yaml --lock bundle.lock.json --base /media/usb/previous -o delta --sign-key airgap.key"
+)]
 pub struct CreateArgs {
     /// The bundle spec (YAML).
     pub spec: PathBuf,
@@ -99,9 +101,17 @@ pub fn lock(args: LockArgs) -> Result<()> {
     let lock = staged.lock()?;
     std::fs::write(&args.output, lock.to_json()).with_context(|| args.output.display().to_string())?;
     let bytes: u64 = lock.blobs.iter().map(|b| b.size).sum();
-    progress.done(json!({"lock": args.output, "artifacts": lock.artifacts.len(), "blobs": lock.blobs.len(), "bytes": bytes}));
+    progress.done(
+        json!({"lock": args.output, "artifacts": lock.artifacts.len(), "blobs": lock.blobs.len(), "bytes": bytes}),
+    );
     if !json {
-        eprintln!("wrote {} ({} artifacts, {} blobs, {})", args.output.display(), lock.artifacts.len(), lock.blobs.len(), human(bytes));
+        eprintln!(
+            "wrote {} ({} artifacts, {} blobs, {})",
+            args.output.display(),
+            lock.artifacts.len(),
+            lock.blobs.len(),
+            human(bytes)
+        );
     }
     Ok(())
 }
@@ -115,8 +125,13 @@ pub fn create(args: CreateArgs) -> Result<()> {
     let progress = Progress::new(json);
     let staged = runtime()?.block_on(stage(&opts, &progress))?;
     let on_pack = |done: u64, total: u64| progress.packing(done, total);
-    let pack_opts =
-        PackOptions { max_part_size: args.max_part_size, sign_key, base, progress: Some(&on_pack), ..PackOptions::default() };
+    let pack_opts = PackOptions {
+        max_part_size: args.max_part_size,
+        sign_key,
+        base,
+        progress: Some(&on_pack),
+        ..PackOptions::default()
+    };
     let packed = pack(staged.layout(), &args.output, &pack_opts)?;
     let total = packed.archive_size();
     progress.done(json!({

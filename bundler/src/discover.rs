@@ -23,11 +23,8 @@ pub fn helm_binary(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = std::env::var_os("AIRGAP_HELM") {
         return PathBuf::from(p);
     }
-    let on_path = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join("helm"))
-        .find(|p| p.is_file());
+    let on_path =
+        std::env::var_os("PATH").iter().flat_map(std::env::split_paths).map(|d| d.join("helm")).find(|p| p.is_file());
     if let Some(p) = on_path {
         return p;
     }
@@ -55,7 +52,8 @@ pub fn chart_images(helm: &Path, tgz: &Path, entry: &ChartEntry) -> Result<BTree
     for (k, v) in &entry.set {
         cmd.arg("--set").arg(format!("{k}={v}"));
     }
-    let out = cmd.output().with_context(|| format!("cannot run {} (set helm: in the spec or --helm)", helm.display()))?;
+    let out =
+        cmd.output().with_context(|| format!("cannot run {} (set helm: in the spec or --helm)", helm.display()))?;
     if !out.status.success() {
         bail!("helm template {} {}: {}", entry.name, entry.version, String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -194,7 +192,10 @@ mod tests {
     fn finds_container_and_crd_images() {
         let yaml = "kind: Deployment\nspec:\n  template:\n    spec:\n      initContainers:\n      - image: busybox:1.36\n      containers:\n      - name: a\n        image: docker.io/mosipid/x:1.2\n---\nkind: Prometheus\nspec:\n  image: quay.io/prometheus/prometheus:v2\n---\nkind: Thing\nspec:\n  image:\n    registry: ghcr.io\n    repository: o/r\n    tag: 3\n";
         let found: Vec<String> = images_in_manifests(yaml).unwrap().into_iter().collect();
-        assert_eq!(found, ["busybox:1.36", "docker.io/mosipid/x:1.2", "ghcr.io/o/r:3", "quay.io/prometheus/prometheus:v2"]);
+        assert_eq!(
+            found,
+            ["busybox:1.36", "docker.io/mosipid/x:1.2", "ghcr.io/o/r:3", "quay.io/prometheus/prometheus:v2"]
+        );
         let dup = "kind: ConfigMap\ndata:\n  a: 1\n  a: 2\n---\nspec:\n  containers:\n  - image: x:1\n";
         assert_eq!(images_in_manifests(dup).unwrap().into_iter().collect::<Vec<_>>(), ["x:1"]);
     }

@@ -37,7 +37,10 @@ pub fn reference(entry: &FileEntry) -> Result<String> {
     let name = title(entry).to_ascii_lowercase();
     let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !valid_name {
-        bail!("files: {}: '{name}' cannot be a repository name; set name: to lowercase letters, digits, '.', '_' or '-'", entry.url);
+        bail!(
+            "files: {}: '{name}' cannot be a repository name; set name: to lowercase letters, digits, '.', '_' or '-'",
+            entry.url
+        );
     }
     let mut tag = entry.version.replace('+', "_");
     if let Some(p) = &entry.platform {
@@ -50,7 +53,13 @@ pub fn reference(entry: &FileEntry) -> Result<String> {
 }
 
 /// Downloads what the entry's URL serves into the cache, checked against its `sha256`.
-pub async fn fetch(http: &reqwest::Client, mirrors: &Mirrors, cache: &Cache, progress: &Progress, entry: &FileEntry) -> Result<Digest> {
+pub async fn fetch(
+    http: &reqwest::Client,
+    mirrors: &Mirrors,
+    cache: &Cache,
+    progress: &Progress,
+    entry: &FileEntry,
+) -> Result<Digest> {
     let d = parse_sha256(&format!("sha256:{}", entry.sha256.to_ascii_lowercase())).map_err(anyhow::Error::msg)?;
     let what = format!("files: {} ({})", title(entry), entry.url);
     let url = mirrors.map_url(&entry.url);
@@ -68,8 +77,10 @@ pub fn stage(w: &mut LayoutWriter, cache: &Cache, entry: &FileEntry, download: &
             let f = File::open(&path).with_context(|| path.display().to_string())?;
             w.add_single_layer(&reference, Kind::File, &title, f, None, Some(&entry.url))?
         }
-        Some(member) => with_member(&path, member, |r| Ok(w.add_single_layer(&reference, Kind::File, &title, r, None, Some(&entry.url))?))
-            .with_context(|| format!("files: {} ({})", title, entry.url))?,
+        Some(member) => with_member(&path, member, |r| {
+            Ok(w.add_single_layer(&reference, Kind::File, &title, r, None, Some(&entry.url))?)
+        })
+        .with_context(|| format!("files: {} ({})", title, entry.url))?,
     };
     let mut extra = vec![(ANNOTATION_SOURCE, entry.url.as_str())];
     if entry.executable {

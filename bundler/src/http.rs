@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn mirrors_replace_scheme_and_host() {
         let m = Mirrors::new(&[("mosip.github.io".to_string(), "http://127.0.0.1:9/".to_string())].into());
-        assert_eq!(m.map_url("https://mosip.github.io/mosip-helm/index.yaml"), "http://127.0.0.1:9/mosip-helm/index.yaml");
+        assert_eq!(
+            m.map_url("https://mosip.github.io/mosip-helm/index.yaml"),
+            "http://127.0.0.1:9/mosip-helm/index.yaml"
+        );
         assert_eq!(m.map_url("https://github.com/x"), "https://github.com/x");
         assert_eq!(m.registry_base("docker.io"), "https://registry-1.docker.io");
     }

@@ -142,7 +142,8 @@ async fn blobs_of(
 ) -> Result<Vec<BlobSource>> {
     let source = |v: &Value| -> Result<BlobSource> {
         let digest = child_digest(v, name)?;
-        let size = v.get("size").and_then(Value::as_u64).with_context(|| format!("{name}: descriptor without a size"))?;
+        let size =
+            v.get("size").and_then(Value::as_u64).with_context(|| format!("{name}: descriptor without a size"))?;
         Ok(BlobSource { digest, size, registry: r.registry.clone(), repository: r.repository.clone() })
     };
     let config = m.json.get("config").with_context(|| format!("{name}: manifest {} has no config", m.digest))?;

@@ -47,7 +47,14 @@ impl Client {
 
     /// GET `/v2/<repository>/<path>`, authenticating when challenged and retrying on
     /// connection errors, 429 and 5xx.
-    async fn get(&self, registry: &str, repository: &str, path: &str, accept: Option<&str>, offset: u64) -> Result<reqwest::Response> {
+    async fn get(
+        &self,
+        registry: &str,
+        repository: &str,
+        path: &str,
+        accept: Option<&str>,
+        offset: u64,
+    ) -> Result<reqwest::Response> {
         let base = self.mirrors.registry_base(registry);
         let url = format!("{base}/v2/{repository}/{path}");
         let key = format!("{base} {repository}");
@@ -77,10 +84,15 @@ impl Client {
             if status == StatusCode::UNAUTHORIZED {
                 let host = base.split("://").nth(1).unwrap_or(&base).split('/').next().unwrap_or_default().to_string();
                 if authenticated {
-                    let who = self.credentials.find(&host, registry).map(|l| format!(" as {}", l.username)).unwrap_or_default();
+                    let who = self
+                        .credentials
+                        .find(&host, registry)
+                        .map(|l| format!(" as {}", l.username))
+                        .unwrap_or_default();
                     bail!("authentication to {host}{who} failed: GET {url} is still 401 Unauthorized after logging in");
                 }
-                let challenge = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                let challenge =
+                    resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
                 let header = self.authorize(&host, registry, repository, &challenge).await?;
                 self.auth.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), header);
                 authenticated = true;
@@ -110,7 +122,8 @@ impl Client {
                 if let Some(s) = &service {
                     params.push(("service", s.as_str()));
                 }
-                let url = reqwest::Url::parse_with_params(&realm, &params).with_context(|| format!("token realm {realm}"))?;
+                let url =
+                    reqwest::Url::parse_with_params(&realm, &params).with_context(|| format!("token realm {realm}"))?;
                 let mut req = self.http.get(url);
                 if let Some(l) = login {
                     req = req.basic_auth(&l.username, Some(&l.password));
@@ -120,7 +133,8 @@ impl Client {
                     bail!("authentication to {host} failed: the token service {realm} answered {}", resp.status());
                 }
                 let raw = resp.bytes().await.map_err(|e| anyhow!("token from {realm}: {}", error_chain(&e)))?;
-                let body: serde_json::Value = serde_json::from_slice(&raw).with_context(|| format!("token from {realm}"))?;
+                let body: serde_json::Value =
+                    serde_json::from_slice(&raw).with_context(|| format!("token from {realm}"))?;
                 let token = body
                     .get("token")
                     .or_else(|| body.get("access_token"))
@@ -141,7 +155,8 @@ impl Client {
             StatusCode::NOT_FOUND => bail!("{what}: not found upstream (manifest unknown)"),
             s => bail!("{what}: the registry answered {s}"),
         }
-        let content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let content_type =
+            resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
         let bytes = resp.bytes().await.map_err(|e| anyhow!("{what}: {}", error_chain(&e)))?.to_vec();
         if bytes.len() > MAX_MANIFEST {
             bail!("{what}: manifest of {} bytes is too large", bytes.len());
@@ -150,7 +165,8 @@ impl Client {
         if reference.starts_with("sha256:") && reference != digest.to_string() {
             bail!("{what}: the registry sent a manifest that hashes to {digest}; nothing stored");
         }
-        let json: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| format!("{what}: manifest is not JSON"))?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).with_context(|| format!("{what}: manifest is not JSON"))?;
         let media_type = json
             .get("mediaType")
             .and_then(|m| m.as_str())
@@ -162,7 +178,13 @@ impl Client {
     }
 
     /// Opens a blob, from `offset` on when resuming.
-    pub async fn blob(&self, registry: &str, repository: &str, digest: &Digest, offset: u64) -> Result<reqwest::Response> {
+    pub async fn blob(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<reqwest::Response> {
         self.get(registry, repository, &format!("blobs/{digest}"), None, offset).await
     }
 }

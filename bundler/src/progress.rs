@@ -100,7 +100,9 @@ impl Progress {
                 artifacts.set_message(reference.to_string());
             }
             Mode::Plain => eprintln!("{kind} {reference} {digest}"),
-            Mode::Json => self.emit(json!({"event": "artifact", "kind": kind, "reference": reference, "digest": digest})),
+            Mode::Json => {
+                self.emit(json!({"event": "artifact", "kind": kind, "reference": reference, "digest": digest}))
+            }
             Mode::Quiet => {}
         }
     }

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use bundles::artifact::{list_artifacts, Artifact, Kind, ANNOTATION_KIND, ANNOTATION_PLATFORMS, ANNOTATION_REF, ANNOTATION_SOURCE};
+use bundles::artifact::{
+    list_artifacts, Artifact, Kind, ANNOTATION_KIND, ANNOTATION_PLATFORMS, ANNOTATION_REF, ANNOTATION_SOURCE,
+};
 use bundles::digest::{parse_sha256, Digest};
 use bundles::layout::{BlobStore, LayoutDir, Walk};
 use bundles::layout_writer::LayoutWriter;
@@ -97,7 +99,9 @@ impl<'a> Pins<'a> {
 
     fn artifact(&self, reference: &str) -> Result<Option<&'a Artifact>> {
         let Some(locked) = &self.0 else { return Ok(None) };
-        let a = locked.get(reference).ok_or_else(|| anyhow!("{reference} is not in the lock; run `airgap bundle lock` again"))?;
+        let a = locked
+            .get(reference)
+            .ok_or_else(|| anyhow!("{reference} is not in the lock; run `airgap bundle lock` again"))?;
         Ok(Some(*a))
     }
 
@@ -135,9 +139,17 @@ pub async fn stage(opts: &Options, progress: &Progress) -> Result<Staged> {
     let cx = &cx;
     let images: Vec<ResolvedImage> = stream::iter(jobs)
         .map(|job| async move {
-            images::resolve(&cx.client, &cx.cache, cx.progress, &job.reference, job.pin.as_ref(), job.platforms.as_deref(), Kind::Image)
-                .await
-                .with_context(|| job.origin.clone())
+            images::resolve(
+                &cx.client,
+                &cx.cache,
+                cx.progress,
+                &job.reference,
+                job.pin.as_ref(),
+                job.platforms.as_deref(),
+                Kind::Image,
+            )
+            .await
+            .with_context(|| job.origin.clone())
         })
         .buffer_unordered(cx.jobs)
         .try_collect()
@@ -226,21 +238,32 @@ fn prepare_repos<'a>(cx: &'a Ctx<'_>, pins: &Pins<'_>) -> Result<Vec<Repo<'a>>> 
     for (i, entry) in cx.spec.git.iter().enumerate() {
         let reference = gitrepo::reference(entry)?;
         let commit = match pins.artifact(&reference).with_context(|| format!("git[{i}]"))? {
-            Some(a) => Some(a.source.as_deref().and_then(gitrepo::pinned_commit).map(str::to_string).ok_or_else(|| {
-                anyhow!("git[{i}] {reference}: the lock records no commit in its source")
-            })?),
+            Some(a) => Some(
+                a.source
+                    .as_deref()
+                    .and_then(gitrepo::pinned_commit)
+                    .map(str::to_string)
+                    .ok_or_else(|| anyhow!("git[{i}] {reference}: the lock records no commit in its source"))?,
+            ),
             None => None,
         };
         let fetch_url = cx.mirrors.map_url(&entry.url);
-        let prepared = tokio::task::block_in_place(|| gitrepo::prepare(&cx.cache, entry, &fetch_url, commit.as_deref()))
-            .with_context(|| format!("git[{i}]"))?;
+        let prepared =
+            tokio::task::block_in_place(|| gitrepo::prepare(&cx.cache, entry, &fetch_url, commit.as_deref()))
+                .with_context(|| format!("git[{i}]"))?;
         repos.push((reference, entry, prepared));
     }
     Ok(repos)
 }
 
 /// The run's OCI layout: what is carried, hard-linked from the cache, and `index.json`.
-fn write_layout(cx: &Ctx<'_>, images: &[ResolvedImage], charts: &[ResolvedChart], downloads: &[Digest], repos: &[Repo<'_>]) -> Result<Staging> {
+fn write_layout(
+    cx: &Ctx<'_>,
+    images: &[ResolvedImage],
+    charts: &[ResolvedChart],
+    downloads: &[Digest],
+    repos: &[Repo<'_>],
+) -> Result<Staging> {
     let staging = cx.cache.staging()?;
     let mut w = LayoutWriter::open(staging.dir())?;
     let mut seen = BTreeSet::new();
@@ -322,7 +345,10 @@ fn discover_images(
         }
     }
     if !unlisted.is_empty() {
-        bail!("discover: strict: these images are rendered by charts but not listed under images:\n  {}", unlisted.join("\n  "));
+        bail!(
+            "discover: strict: these images are rendered by charts but not listed under images:\n  {}",
+            unlisted.join("\n  ")
+        );
     }
     Ok(out)
 }
@@ -362,7 +388,8 @@ fn same_as_lock(staged: &Staged, lock: &Lock) -> Result<()> {
         .iter()
         .filter_map(|d| Some((d.annotations().as_ref()?.get(ANNOTATION_REF)?.clone(), d.digest().to_string())))
         .collect();
-    let want: BTreeMap<String, String> = lock.artifacts.iter().map(|a| (a.reference.clone(), a.digest.clone())).collect();
+    let want: BTreeMap<String, String> =
+        lock.artifacts.iter().map(|a| (a.reference.clone(), a.digest.clone())).collect();
     let mut problems = Vec::new();
     for (r, d) in &want {
         match got.get(r) {
@@ -371,9 +398,13 @@ fn same_as_lock(staged: &Staged, lock: &Lock) -> Result<()> {
             _ => {}
         }
     }
-    problems.extend(got.keys().filter(|r| !want.contains_key(*r)).map(|r| format!("{r}: in the spec but not in the lock")));
+    problems
+        .extend(got.keys().filter(|r| !want.contains_key(*r)).map(|r| format!("{r}: in the spec but not in the lock")));
     if !problems.is_empty() {
-        bail!("the spec and upstream no longer match the lock (run `airgap bundle lock` again):\n  {}", problems.join("\n  "));
+        bail!(
+            "the spec and upstream no longer match the lock (run `airgap bundle lock` again):\n  {}",
+            problems.join("\n  ")
+        );
     }
     Ok(())
 }

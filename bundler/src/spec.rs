@@ -202,7 +202,8 @@ mod tests {
 
     #[test]
     fn images_as_strings_or_maps() {
-        let s = Spec::parse("images:\n - nginx:1.25\n - ref: busybox\n   platforms: [linux/arm64]\n", Path::new("x")).unwrap();
+        let s = Spec::parse("images:\n - nginx:1.25\n - ref: busybox\n   platforms: [linux/arm64]\n", Path::new("x"))
+            .unwrap();
         assert_eq!(s.images[0].reference(), "nginx:1.25");
         assert_eq!(s.images[1].platforms(), ["linux/arm64"]);
     }

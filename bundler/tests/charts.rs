@@ -17,7 +17,8 @@ fn upstream_digests() -> BTreeMap<String, String> {
     CHARTS
         .iter()
         .map(|name| {
-            let entry = index["entries"][name].as_array().unwrap().iter().find(|e| e["version"] == "12.0.1-B2").unwrap();
+            let entry =
+                index["entries"][name].as_array().unwrap().iter().find(|e| e["version"] == "12.0.1-B2").unwrap();
             (name.to_string(), entry["digest"].as_str().unwrap().to_string())
         })
         .collect()
@@ -26,9 +27,17 @@ fn upstream_digests() -> BTreeMap<String, String> {
 fn spec(dir: &std::path::Path, repo: &HelmRepo, discover: &str) -> std::path::PathBuf {
     let mut yaml = String::from("charts:\n");
     for name in CHARTS {
-        yaml += &format!("  - repo: {}\n    name: {name}\n    version: 12.0.1-B2\n    discover: {discover}\n", repo.upstream_url());
+        yaml += &format!(
+            "  - repo: {}\n    name: {name}\n    version: 12.0.1-B2\n    discover: {discover}\n",
+            repo.upstream_url()
+        );
     }
-    yaml += &format!("mirrors:\n  {}: {}\nhelm: {}\n", repo.upstream_host(), repo.url().trim_end_matches("/mosip-helm"), tool("helm").display());
+    yaml += &format!(
+        "mirrors:\n  {}: {}\nhelm: {}\n",
+        repo.upstream_host(),
+        repo.url().trim_end_matches("/mosip-helm"),
+        tool("helm").display()
+    );
     write_spec(dir, &yaml)
 }
 
@@ -44,8 +53,12 @@ fn charts_land_with_the_upstream_digests_and_discovery_finds_mosip_images() {
     let digests = upstream_digests();
     for name in CHARTS {
         let reference = format!("mosip.github.io/mosip-helm/{name}:12.0.1-B2");
-        let a = lock.artifacts.iter().find(|a| a.reference == reference).unwrap_or_else(|| panic!("{reference} missing"));
-        assert_eq!(a.source.as_deref(), Some(format!("https://mosip.github.io/mosip-helm/{name}-12.0.1-B2.tgz").as_str()));
+        let a =
+            lock.artifacts.iter().find(|a| a.reference == reference).unwrap_or_else(|| panic!("{reference} missing"));
+        assert_eq!(
+            a.source.as_deref(),
+            Some(format!("https://mosip.github.io/mosip-helm/{name}-12.0.1-B2.tgz").as_str())
+        );
         let tgz = format!("sha256:{}", digests[name]);
         assert!(lock.blobs.iter().any(|b| b.digest == tgz), "{name}: the .tgz with the index's digest is carried");
         // The layer is the .tgz unchanged.
@@ -96,7 +109,8 @@ fn a_chart_from_an_oci_registry_keeps_its_digest_and_is_rendered() {
     let t = tempfile::tempdir().unwrap();
     let layout = t.path().join("layout");
     let mut w = bundles::layout_writer::LayoutWriter::open(&layout).unwrap();
-    let tgz = w.put_bytes(&std::fs::read(HelmRepo::fixture_dir().join("config-server-12.0.1-B2.tgz")).unwrap()).unwrap();
+    let tgz =
+        w.put_bytes(&std::fs::read(HelmRepo::fixture_dir().join("config-server-12.0.1-B2.tgz")).unwrap()).unwrap();
     let config = w.put_bytes(br#"{"apiVersion":"v2","name":"config-server","version":"12.0.1-B2"}"#).unwrap();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
@@ -135,5 +149,9 @@ fn a_chart_from_an_oci_registry_keeps_its_digest_and_is_rendered() {
     assert_eq!(lock.artifacts[0].reference, reference);
     assert_eq!(lock.artifacts[0].kind, Kind::Chart);
     assert_eq!(lock.artifacts[0].digest, desc.digest().to_string());
-    assert!(staged.discovered.iter().any(|d| d.image.starts_with("docker.io/mosipid/config-server:")), "{:?}", staged.discovered);
+    assert!(
+        staged.discovered.iter().any(|d| d.image.starts_with("docker.io/mosipid/config-server:")),
+        "{:?}",
+        staged.discovered
+    );
 }

@@ -15,7 +15,10 @@ fn make_downloads(dir: &Path) -> (Vec<u8>, Vec<u8>) {
     let kubectl: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::write(dir.join("kubectl"), &kubectl).unwrap();
     let helm: Vec<u8> = b"#!/bin/sh\necho helm v3.8.2\n".repeat(1000);
-    let gz = flate2::write::GzEncoder::new(std::fs::File::create(dir.join("helm-v3.8.2-linux-amd64.tar.gz")).unwrap(), flate2::Compression::default());
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(dir.join("helm-v3.8.2-linux-amd64.tar.gz")).unwrap(),
+        flate2::Compression::default(),
+    );
     let mut tar = tar::Builder::new(gz);
     for (name, data) in [("linux-amd64/README.md", b"readme".to_vec()), ("linux-amd64/helm", helm.clone())] {
         let mut h = tar::Header::new_gnu();
@@ -68,7 +71,8 @@ fn carries_binaries_and_a_member_of_a_tar_gz() {
     let serve = t.path().join("www");
     std::fs::create_dir_all(serve.join("release-mirror/release/v1.24.17/bin/linux/amd64")).unwrap();
     let (kubectl, helm) = make_downloads(&serve);
-    std::fs::rename(serve.join("kubectl"), serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl")).unwrap();
+    std::fs::rename(serve.join("kubectl"), serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl"))
+        .unwrap();
     let server = FileServer::start(&serve).unwrap();
     let kubectl_sha = sha256_file(&serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl"));
     let helm_sha = sha256_file(&serve.join("helm-v3.8.2-linux-amd64.tar.gz"));
@@ -95,7 +99,8 @@ fn a_wrong_checksum_fails_naming_the_entry() {
     let serve = t.path().join("www");
     std::fs::create_dir_all(serve.join("release-mirror/release/v1.24.17/bin/linux/amd64")).unwrap();
     make_downloads(&serve);
-    std::fs::rename(serve.join("kubectl"), serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl")).unwrap();
+    std::fs::rename(serve.join("kubectl"), serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl"))
+        .unwrap();
     let server = FileServer::start(&serve).unwrap();
     let helm_sha = sha256_file(&serve.join("helm-v3.8.2-linux-amd64.tar.gz"));
     let wrong = "0".repeat(64);
@@ -115,7 +120,8 @@ fn a_connection_dropped_mid_download_is_resumed() {
     let serve = t.path().join("www");
     std::fs::create_dir_all(serve.join("release-mirror/release/v1.24.17/bin/linux/amd64")).unwrap();
     let (kubectl, _) = make_downloads(&serve);
-    std::fs::rename(serve.join("kubectl"), serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl")).unwrap();
+    std::fs::rename(serve.join("kubectl"), serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl"))
+        .unwrap();
     let server = FileServer::start(&serve).unwrap();
     let kubectl_sha = sha256_file(&serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl"));
     let helm_sha = sha256_file(&serve.join("helm-v3.8.2-linux-amd64.tar.gz"));
@@ -126,7 +132,8 @@ fn a_connection_dropped_mid_download_is_resumed() {
     args.fetch.jobs = 1;
     bundler::create(args).unwrap();
     assert_eq!(layer_of(&out, "files.airgap.local/kubectl:v1.24.17-linux-amd64"), kubectl);
-    let resumed: Vec<_> = server.requests().into_iter().filter(|r| r.path.ends_with("/kubectl") && r.range.is_some()).collect();
+    let resumed: Vec<_> =
+        server.requests().into_iter().filter(|r| r.path.ends_with("/kubectl") && r.range.is_some()).collect();
     assert_eq!(resumed.len(), 1, "{:?}", server.requests());
     assert_eq!(resumed[0].range.as_deref(), Some("bytes=1000000-"));
 }
@@ -191,7 +198,14 @@ fn leftovers_of_a_killed_run_are_removed_and_partials_kept() {
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("f"), b"f").unwrap();
     let server = FileServer::start(&www).unwrap();
-    let spec = write_spec(t.path(), &format!("files:\n  - url: {}\n    sha256: {}\n    version: v1\n", server.url_of("f"), sha256_file(&www.join("f"))));
+    let spec = write_spec(
+        t.path(),
+        &format!(
+            "files:\n  - url: {}\n    sha256: {}\n    version: v1\n",
+            server.url_of("f"),
+            sha256_file(&www.join("f"))
+        ),
+    );
     bundler::lock(lock_args(&spec, &t.path().join("l.json"), &cache)).unwrap();
     assert_eq!(std::fs::read_dir(cache.join("runs")).unwrap().count(), 0);
     assert!(!cache.join(format!("partial/build.{dead}-0.tmp")).exists());

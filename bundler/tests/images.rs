@@ -59,7 +59,8 @@ fn seed() -> Seeded {
         }));
         own_layers.push(own.digest.to_string());
     }
-    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children});
+    let index =
+        json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children});
     let index_desc = w.put_manifest("application/vnd.oci.image.index.v1+json", &index).unwrap();
     w.add("app", Kind::Image, index_desc.clone(), &[]);
     w.finish().unwrap();
@@ -144,7 +145,10 @@ fn lock_then_create_twice_gives_identical_parts_and_base_gives_a_delta() {
     let lock = Lock::read(&lock_path).unwrap();
     assert_eq!(lock.artifacts[0].digest, s.index);
     let layers_cached = cached_blobs(&t.path().join("cache-lock"));
-    assert!(!layers_cached.contains(&s.shared_layer.trim_start_matches("sha256:").to_string()), "lock downloads no layer");
+    assert!(
+        !layers_cached.contains(&s.shared_layer.trim_start_matches("sha256:").to_string()),
+        "lock downloads no layer"
+    );
 
     for n in 0..2 {
         let out = t.path().join(format!("bundle-{n}"));
@@ -162,7 +166,11 @@ fn lock_then_create_twice_gives_identical_parts_and_base_gives_a_delta() {
     std::fs::write(www.join("tool"), b"#!/bin/sh\necho tool\n").unwrap();
     let server = testkit::FileServer::start(&www).unwrap();
     let mut yaml = std::fs::read_to_string(&spec).unwrap();
-    yaml += &format!("files:\n  - url: {}\n    sha256: {}\n    version: v1\n", server.url_of("tool"), sha256_file(&www.join("tool")));
+    yaml += &format!(
+        "files:\n  - url: {}\n    sha256: {}\n    version: v1\n",
+        server.url_of("tool"),
+        sha256_file(&www.join("tool"))
+    );
     let spec2 = t.path().join("delta.yaml");
     std::fs::write(&spec2, yaml).unwrap();
     let delta = t.path().join("delta");
@@ -267,7 +275,10 @@ helm: {helm}
     bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
     let lock = Lock::read(&out).unwrap();
     let refs: Vec<(&str, Kind)> = lock.artifacts.iter().map(|a| (a.reference.as_str(), a.kind)).collect();
-    assert_eq!(refs, [(s.reference.as_str(), Kind::Image), ("mosip.github.io/mosip-helm/config-server:12.0.1-B2", Kind::Chart)]);
+    assert_eq!(
+        refs,
+        [(s.reference.as_str(), Kind::Image), ("mosip.github.io/mosip-helm/config-server:12.0.1-B2", Kind::Chart)]
+    );
     assert_eq!(lock.artifacts[0].digest, s.index);
     assert_eq!(lock.artifacts[0].platforms, ["linux/amd64"]);
 }

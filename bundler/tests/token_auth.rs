@@ -30,7 +30,10 @@ fn start_hub() -> Hub {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let layer = vec![42u8; 50_000];
-    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})).unwrap();
+    let config = serde_json::to_vec(
+        &json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}),
+    )
+    .unwrap();
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -69,7 +72,8 @@ fn start_hub() -> Hub {
                 }
             }
             let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-            let expected_basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("hubuser:hubpass"));
+            let expected_basic =
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("hubuser:hubpass"));
             let (status, headers, body): (&str, Vec<String>, Vec<u8>) = if path == "/token" {
                 queries.lock().unwrap().push(query.to_string());
                 if auth.as_deref() == Some(expected_basic.as_str()) {
@@ -83,7 +87,11 @@ fn start_hub() -> Hub {
                 );
                 ("401 Unauthorized", vec![challenge], vec![])
             } else if let Some((ct, bytes)) = routes.get(path) {
-                ("200 OK", vec![format!("Content-Type: {ct}"), format!("Docker-Content-Digest: {}", digest(bytes))], bytes.clone())
+                (
+                    "200 OK",
+                    vec![format!("Content-Type: {ct}"), format!("Docker-Content-Digest: {}", digest(bytes))],
+                    bytes.clone(),
+                )
             } else {
                 ("404 Not Found", vec![], vec![])
             };
@@ -106,7 +114,11 @@ fn docker_hub_token_flow_with_a_docker_config_login() {
     let hub = start_hub();
     let t = tempfile::tempdir().unwrap();
     let auth = base64::engine::general_purpose::STANDARD.encode("hubuser:hubpass");
-    std::fs::write(t.path().join("config.json"), json!({"auths": {"https://index.docker.io/v1/": {"auth": auth}}}).to_string()).unwrap();
+    std::fs::write(
+        t.path().join("config.json"),
+        json!({"auths": {"https://index.docker.io/v1/": {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
     let spec = write_spec(
         t.path(),
         &format!("images:\n  - busybox:1.36\nmirrors:\n  docker.io: http://127.0.0.1:{}\ncredentials:\n  docker_config: config.json\n", hub.port),
@@ -119,7 +131,13 @@ fn docker_hub_token_flow_with_a_docker_config_login() {
     assert_eq!(lock.artifacts[0].platforms, ["linux/amd64"]);
     let queries = hub.token_queries.lock().unwrap().clone();
     assert!(!queries.is_empty());
-    assert!(queries.iter().all(|q| q.contains("scope=repository%3Alibrary%2Fbusybox%3Apull") && q.contains("service=registry.docker.io")), "{queries:?}");
+    assert!(
+        queries
+            .iter()
+            .all(|q| q.contains("scope=repository%3Alibrary%2Fbusybox%3Apull")
+                && q.contains("service=registry.docker.io")),
+        "{queries:?}"
+    );
     assert_eq!(queries.len(), 1, "one token serves the whole run: {queries:?}");
 }
 
@@ -127,8 +145,14 @@ fn docker_hub_token_flow_with_a_docker_config_login() {
 fn a_token_service_refusing_the_login_is_an_authentication_failure() {
     let hub = start_hub();
     let t = tempfile::tempdir().unwrap();
-    let spec = write_spec(t.path(), &format!("images:\n  - busybox:1.36\nmirrors:\n  docker.io: http://127.0.0.1:{}\n", hub.port));
+    let spec = write_spec(
+        t.path(),
+        &format!("images:\n  - busybox:1.36\nmirrors:\n  docker.io: http://127.0.0.1:{}\n", hub.port),
+    );
     let err = bundler::create(create_args(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
     let text = format!("{err:#}");
-    assert!(text.contains("images[0] busybox:1.36") && text.contains("token service") && text.contains("401"), "{text}");
+    assert!(
+        text.contains("images[0] busybox:1.36") && text.contains("token service") && text.contains("401"),
+        "{text}"
+    );
 }

@@ -122,7 +122,10 @@ pub fn list_artifacts(store: &dyn BlobStore, index: &ImageIndex, walk: &mut Walk
         let reference = annotation(desc, ANNOTATION_REF).cloned().ok_or_else(|| {
             Error::invalid(
                 "index.json",
-                format!("manifest #{i} ({}) has no {ANNOTATION_REF} annotation naming its original reference", desc.digest()),
+                format!(
+                    "manifest #{i} ({}) has no {ANNOTATION_REF} annotation naming its original reference",
+                    desc.digest()
+                ),
             )
         })?;
         walk.artifact(desc, &reference)?;
@@ -232,7 +235,10 @@ mod tests {
     #[test]
     fn references() {
         let r = Reference::parse("docker.io/mosipid/config-server:1.1.2").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("docker.io", "mosipid/config-server", Some("1.1.2")));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("docker.io", "mosipid/config-server", Some("1.1.2"))
+        );
         let r = Reference::parse("nginx").unwrap();
         assert_eq!(r.to_string(), "docker.io/library/nginx");
         let r = Reference::parse("localhost:5000/a/b@sha256:abc").unwrap();

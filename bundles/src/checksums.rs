@@ -22,7 +22,8 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<(String, String)>, String> 
         let (hex, rest) = line.split_once(' ').ok_or_else(bad)?;
         // coreutils writes two spaces in text mode and ' *' in binary mode.
         let name = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*')).ok_or_else(bad)?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) || name.is_empty() {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) || name.is_empty()
+        {
             return Err(bad());
         }
         out.push((name.to_string(), hex.to_string()));

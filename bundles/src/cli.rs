@@ -15,7 +15,9 @@ use crate::size::{human, parse_size, FAT32_MAX};
 use crate::verify::{verify, VerifyOptions};
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  skopeo copy docker://docker.io/library/busybox:1.36 oci:layout:docker.io/library/busybox:1.36\n  airgap bundle pack layout -o /media/usb/bundle --max-part-size 4GiB --sign-key airgap.key")]
+#[command(
+    after_help = "Example:\n  skopeo copy docker://docker.io/library/busybox:1.36 oci:layout:docker.io/library/busybox:1.36\n  airgap bundle pack layout -o /media/usb/bundle --max-part-size 4GiB --sign-key airgap.key"
+)]
 pub struct PackArgs {
     /// An OCI image layout directory (what `skopeo copy ... oci:DIR:REF` writes).
     pub layout: PathBuf,
@@ -37,7 +39,9 @@ pub struct PackArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  airgap bundle verify /media/usb/bundle --key airgap.pub --report audit/verify\n\nExit status is 0 only when every check passes; each problem is printed on its own line.")]
+#[command(
+    after_help = "Example:\n  airgap bundle verify /media/usb/bundle --key airgap.pub --report audit/verify\n\nExit status is 0 only when every check passes; each problem is printed on its own line."
+)]
 pub struct VerifyArgs {
     pub bundle: PathBuf,
     /// The minisign public key that must have signed SHA256SUMS.
@@ -55,7 +59,9 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  airgap bundle inspect /media/usb/bundle --json | jq '.[] | select(.kind==\"image\") | .reference'")]
+#[command(
+    after_help = "Example:\n  airgap bundle inspect /media/usb/bundle --json | jq '.[] | select(.kind==\"image\") | .reference'"
+)]
 pub struct InspectArgs {
     pub bundle: PathBuf,
     #[arg(long)]
@@ -63,7 +69,9 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  airgap bundle extract /media/usb/bundle ./layout && skopeo inspect oci:./layout:docker.io/library/busybox:1.36")]
+#[command(
+    after_help = "Example:\n  airgap bundle extract /media/usb/bundle ./layout && skopeo inspect oci:./layout:docker.io/library/busybox:1.36"
+)]
 pub struct ExtractArgs {
     pub bundle: PathBuf,
     /// Where to write the OCI image layout; must not exist or be empty.
@@ -71,7 +79,9 @@ pub struct ExtractArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  airgap bundle cat /media/usb/bundle index.json | jq .\n  airgap bundle cat /media/usb/bundle sha256:0123… > blob")]
+#[command(
+    after_help = "Example:\n  airgap bundle cat /media/usb/bundle index.json | jq .\n  airgap bundle cat /media/usb/bundle sha256:0123… > blob"
+)]
 pub struct CatArgs {
     pub bundle: PathBuf,
     /// A blob digest (`sha256:…`) or a member path inside the archive (`index.json`).
@@ -107,7 +117,14 @@ pub fn run_pack(args: PackArgs) -> Result<()> {
         pb.set_length(total);
         pb.set_position(done);
     };
-    let opts = PackOptions { max_part_size: args.max_part_size, level: args.level, sign_key, base, progress: Some(&progress), ..PackOptions::default() };
+    let opts = PackOptions {
+        max_part_size: args.max_part_size,
+        level: args.level,
+        sign_key,
+        base,
+        progress: Some(&progress),
+        ..PackOptions::default()
+    };
     let packed = pack(&args.layout, &args.output, &opts)?;
     pb.finish_and_clear();
     eprintln!("{}", packed.summary(&args.output));
@@ -122,7 +139,8 @@ pub fn run_verify(args: VerifyArgs) -> Result<()> {
         let stem = base.to_string_lossy().trim_end_matches(".json").trim_end_matches(".txt").to_string();
         let json_path = PathBuf::from(format!("{stem}.json"));
         let txt_path = PathBuf::from(format!("{stem}.txt"));
-        std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?).with_context(|| json_path.display().to_string())?;
+        std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| json_path.display().to_string())?;
         std::fs::write(&txt_path, report.to_text()).with_context(|| txt_path.display().to_string())?;
         eprintln!("report written to {} and {}", json_path.display(), txt_path.display());
     }

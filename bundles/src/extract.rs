@@ -38,7 +38,10 @@ pub fn extract_stream(stream: impl Read, source: &Path, dest: &Path) -> Result<E
         if entry.header().entry_type() != tar::EntryType::Regular {
             return Err(Error::invalid(
                 source,
-                format!("member '{name}' is a {:?} entry; bundles hold regular files only", entry.header().entry_type()),
+                format!(
+                    "member '{name}' is a {:?} entry; bundles hold regular files only",
+                    entry.header().entry_type()
+                ),
             ));
         }
         if hashes.contains_key(&name) {

@@ -63,9 +63,10 @@ impl BundleMeta {
         let text = std::fs::read(&path).at(&path)?;
         let raw: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| Error::invalid(&path, format!("not valid JSON: {e}")))?;
-        let version = raw.get("schemaVersion").and_then(|v| v.as_str()).ok_or_else(|| {
-            Error::invalid(&path, "no schemaVersion: not an airgap bundle, or a damaged copy")
-        })?;
+        let version = raw
+            .get("schemaVersion")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::invalid(&path, "no schemaVersion: not an airgap bundle, or a damaged copy"))?;
         check_schema_version(version, &path)?;
         serde_json::from_value(raw).map_err(|e| Error::invalid(&path, e.to_string()))
     }

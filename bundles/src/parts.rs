@@ -80,9 +80,7 @@ impl Write for PartWriter {
         if self.current.is_none() {
             let i = self.done.len();
             if i >= MAX_PARTS {
-                return Err(io::Error::other(format!(
-                    "more than {MAX_PARTS} parts: choose a larger --max-part-size"
-                )));
+                return Err(io::Error::other(format!("more than {MAX_PARTS} parts: choose a larger --max-part-size")));
             }
             self.current = Some((File::create(self.partial_path(i))?, Sha256::new(), 0));
         }
@@ -128,7 +126,9 @@ impl PartSet {
         for (name, expected) in parts {
             let path = dir.join(name);
             let file = File::open(&path).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => Error::invalid(&path, "part is missing: copy it again from the source media"),
+                io::ErrorKind::NotFound => {
+                    Error::invalid(&path, "part is missing: copy it again from the source media")
+                }
                 _ => Error::io(&path, e),
             })?;
             let actual = file.metadata().at(&path)?.len();
@@ -163,8 +163,7 @@ impl PartSet {
             let (name, file, size) = &self.files[i];
             let within = pos - self.starts[i];
             let n = ((size - within) as usize).min(buf.len());
-            file.read_exact_at(&mut buf[..n], within)
-                .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
+            file.read_exact_at(&mut buf[..n], within).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
             buf = &mut buf[n..];
             pos += n as u64;
         }
@@ -186,7 +185,8 @@ mod tests {
         assert_eq!(parts.iter().map(|p| p.size).collect::<Vec<_>>(), vec![1000, 1000, 500]);
         assert_eq!(parts[2].name, "bundle.tar.zst.002");
         assert!(!dir.path().join("bundle.tar.zst.000.partial").exists());
-        let set = PartSet::open(dir.path(), &parts.iter().map(|p| (p.name.clone(), p.size)).collect::<Vec<_>>()).unwrap();
+        let set =
+            PartSet::open(dir.path(), &parts.iter().map(|p| (p.name.clone(), p.size)).collect::<Vec<_>>()).unwrap();
         let mut buf = vec![0u8; 300];
         set.read_exact_at(&mut buf, 900).unwrap();
         assert_eq!(&buf[..], &data[900..1200]);

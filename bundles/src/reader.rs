@@ -104,9 +104,8 @@ impl Bundle {
     }
 
     pub fn open_member(&self, path: &str) -> Result<RangeReader> {
-        let (offset, size) = self
-            .member(path)
-            .ok_or_else(|| Error::invalid(self.inner.dir.join(path), "not in this bundle"))?;
+        let (offset, size) =
+            self.member(path).ok_or_else(|| Error::invalid(self.inner.dir.join(path), "not in this bundle"))?;
         Ok(self.open_range(offset, size))
     }
 

@@ -57,11 +57,7 @@ struct Named {
 fn describe(a: &Artifact) -> Named {
     let parsed = Reference::parse(&a.reference).ok();
     let (name, repo_url, tag) = match &parsed {
-        Some(r) => (
-            r.repository.rsplit('/').next().unwrap_or(&r.repository).to_string(),
-            r.name(),
-            r.tag.clone(),
-        ),
+        Some(r) => (r.repository.rsplit('/').next().unwrap_or(&r.repository).to_string(), r.name(), r.tag.clone()),
         None => (a.reference.clone(), a.reference.clone(), None),
     };
     let version = tag.clone().unwrap_or_else(|| a.digest.clone());
@@ -244,7 +240,10 @@ mod tests {
         let n = describe(&image());
         assert_eq!(
             n.purl,
-            format!("pkg:oci/config-server@sha256%3A{}?repository_url=docker.io/mosipid/config-server&arch=amd64&tag=1.1.2", "a".repeat(64))
+            format!(
+                "pkg:oci/config-server@sha256%3A{}?repository_url=docker.io/mosipid/config-server&arch=amd64&tag=1.1.2",
+                "a".repeat(64)
+            )
         );
         let file = Artifact {
             kind: Kind::File,

@@ -162,8 +162,8 @@ impl<W: Write + Send + 'static> FrameWriter<W> {
             return Ok(());
         }
         let frame = std::mem::replace(&mut self.buf, self.inputs.get(self.frame_size));
-        let sent = self.permits.send(()).is_ok()
-            && self.jobs.as_ref().is_some_and(|j| j.send((self.seq, frame)).is_ok());
+        let sent =
+            self.permits.send(()).is_ok() && self.jobs.as_ref().is_some_and(|j| j.send((self.seq, frame)).is_ok());
         self.seq += 1;
         if sent {
             Ok(())
@@ -213,7 +213,12 @@ impl<W: Write + Send + 'static> Write for FrameWriter<W> {
     }
 }
 
-fn compress_worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<Done>, level: i32, (inputs, outputs): (Pool, Pool)) {
+fn compress_worker(
+    jobs: Arc<Mutex<Receiver<Job>>>,
+    done: SyncSender<Done>,
+    level: i32,
+    (inputs, outputs): (Pool, Pool),
+) {
     let mut cx = match zstd::bulk::Compressor::new(level) {
         Ok(c) => c,
         Err(e) => {
@@ -221,9 +226,7 @@ fn compress_worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<Done>, leve
             return;
         }
     };
-    let configured = cx
-        .include_checksum(true)
-        .and_then(|_| cx.include_contentsize(true));
+    let configured = cx.include_checksum(true).and_then(|_| cx.include_contentsize(true));
     loop {
         let job = jobs.lock().map(|rx| rx.recv());
         let Ok(Ok((seq, frame))) = job else { return };
@@ -240,7 +243,12 @@ fn compress_worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<Done>, leve
     }
 }
 
-fn write_in_order<W: Write>(mut sink: W, done: Receiver<Done>, permits: Receiver<()>, outputs: Pool) -> io::Result<(W, SeekTable)> {
+fn write_in_order<W: Write>(
+    mut sink: W,
+    done: Receiver<Done>,
+    permits: Receiver<()>,
+    outputs: Pool,
+) -> io::Result<(W, SeekTable)> {
     let mut table = SeekTable::default();
     let mut pending: BTreeMap<u64, (Vec<u8>, usize)> = BTreeMap::new();
     let mut next = 0u64;

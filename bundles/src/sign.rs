@@ -22,9 +22,8 @@ pub fn load_secret_key(path: &Path) -> Result<SecretKey> {
     if raw.get(2..4) == Some(&[0, 0]) {
         return SecretKey::from_bytes(&raw).map_err(|e| not_a_key(e.to_string()));
     }
-    let password = std::env::var(PASSWORD_ENV).map_err(|_| {
-        Error::invalid(path, format!("the secret key is password-protected: set {PASSWORD_ENV}"))
-    })?;
+    let password = std::env::var(PASSWORD_ENV)
+        .map_err(|_| Error::invalid(path, format!("the secret key is password-protected: set {PASSWORD_ENV}")))?;
     SecretKeyBox::from_string(&text)
         .and_then(|b| b.into_secret_key(Some(password)))
         .map_err(|e| Error::invalid(path, format!("cannot open the secret key: {e}")))

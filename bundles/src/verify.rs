@@ -195,7 +195,11 @@ fn outer_checks(dir: &Path, opts: &VerifyOptions, checks: &mut Vec<Check>) -> Op
         }
     };
     if let Some(bad) = entries.iter().find(|(n, _)| n.contains('/') || n.starts_with('.')) {
-        checks.push(Check::failed("checksums", SUMS_FILE, format!("names a file outside the bundle directory: {}", bad.0)));
+        checks.push(Check::failed(
+            "checksums",
+            SUMS_FILE,
+            format!("names a file outside the bundle directory: {}", bad.0),
+        ));
         return None;
     }
     let sig_name = format!("{SUMS_FILE}{SIGNATURE_SUFFIX}");
@@ -208,12 +212,15 @@ fn outer_checks(dir: &Path, opts: &VerifyOptions, checks: &mut Vec<Check>) -> Op
                 sign::verify(text.as_bytes(), &sig, &key, &sig_path)
             });
             checks.push(match result {
-                Ok(comment) => Check { detail: Some(format!("trusted comment: {comment}")), ..Check::ok("signature", &sig_name) },
+                Ok(comment) => {
+                    Check { detail: Some(format!("trusted comment: {comment}")), ..Check::ok("signature", &sig_name) }
+                }
                 Err(e) => Check::failed("signature", &sig_name, e.to_string()),
             });
         }
         None => {
-            let detail = if sig_path.exists() { "signature present; give --key to check it" } else { "bundle is not signed" };
+            let detail =
+                if sig_path.exists() { "signature present; give --key to check it" } else { "bundle is not signed" };
             checks.push(Check { detail: Some(detail.into()), ..Check::new("signature", &sig_name, Status::Skipped) });
         }
     }
@@ -276,8 +283,7 @@ fn archive_checks(dir: &Path, opts: &VerifyOptions, outer_sums: &[(String, Strin
             None
         }
     };
-    let expected: BTreeMap<&str, &str> =
-        inner_sums.iter().flatten().map(|(n, h)| (n.as_str(), h.as_str())).collect();
+    let expected: BTreeMap<&str, &str> = inner_sums.iter().flatten().map(|(n, h)| (n.as_str(), h.as_str())).collect();
     let members: Vec<_> = bundle.meta().members.iter().filter(|m| m.path != SUMS_FILE).collect();
     let hashed: Vec<(String, Result<String, String>)> = members
         .par_iter()
@@ -312,7 +318,11 @@ fn archive_checks(dir: &Path, opts: &VerifyOptions, outer_sums: &[(String, Strin
         }
     }
     for name in expected.keys().filter(|n| !seen.contains(**n)) {
-        checks.push(Check::failed("member", format!("archive:{name}"), "listed in the archive's SHA256SUMS but missing"));
+        checks.push(Check::failed(
+            "member",
+            format!("archive:{name}"),
+            "listed in the archive's SHA256SUMS but missing",
+        ));
     }
     // The copies beside the parts must be the ones inside the archive.
     for (name, hex) in outer_sums {
@@ -342,7 +352,8 @@ fn header_checks(bundle: &Bundle) -> Vec<Check> {
             break;
         }
         let header = tar::Header::from_byte_slice(&block);
-        let name = header.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "<unreadable name>".into());
+        let name =
+            header.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "<unreadable name>".into());
         let size = header.entry_size().unwrap_or(u64::MAX);
         if let Err(e) = check_member_name(&name) {
             checks.push(Check::failed("member-name", format!("archive:{name}"), e));
@@ -356,8 +367,16 @@ fn header_checks(bundle: &Bundle) -> Vec<Check> {
         }
         match recorded.get(name.as_str()) {
             Some(&(o, s)) if o == pos + 512 && s == size => seen += 1,
-            Some(_) => checks.push(Check::failed("member-index", format!("archive:{name}"), "bundle.json records another offset or size")),
-            None => checks.push(Check::failed("member-index", format!("archive:{name}"), "in the archive but not in bundle.json")),
+            Some(_) => checks.push(Check::failed(
+                "member-index",
+                format!("archive:{name}"),
+                "bundle.json records another offset or size",
+            )),
+            None => checks.push(Check::failed(
+                "member-index",
+                format!("archive:{name}"),
+                "in the archive but not in bundle.json",
+            )),
         }
         let Some(next) = size.checked_add(511).map(|s| pos + 512 + s / 512 * 512) else {
             checks.push(Check::failed("archive", format!("archive:{name}"), "impossible size"));
@@ -368,7 +387,10 @@ fn header_checks(bundle: &Bundle) -> Vec<Check> {
     if seen != recorded.len() {
         checks.push(Check::failed("member-index", META_FILE, "lists members the archive does not hold"));
     } else {
-        checks.push(Check { detail: Some(format!("{seen} members, names and types safe")), ..Check::ok("headers", "archive") });
+        checks.push(Check {
+            detail: Some(format!("{seen} members, names and types safe")),
+            ..Check::ok("headers", "archive")
+        });
     }
     checks
 }

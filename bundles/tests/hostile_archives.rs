@@ -83,7 +83,11 @@ fn attempt(entries: &[Entry<'_>], culprit: &str) {
 
     let report = verify(&bundle, &VerifyOptions { key: None, bases: vec![] });
     assert!(!report.ok);
-    assert!(report.problem_lines().iter().any(|l| l.contains(culprit)), "verify names {culprit}: {:?}", report.problem_lines());
+    assert!(
+        report.problem_lines().iter().any(|l| l.contains(culprit)),
+        "verify names {culprit}: {:?}",
+        report.problem_lines()
+    );
 }
 
 fn walk(root: &Path) -> Vec<std::path::PathBuf> {

@@ -56,7 +56,9 @@ impl ServeArgs {
     pub fn config(&self) -> Result<ServeConfig> {
         let storage = match &self.storage {
             None => None,
-            Some(s) if s.starts_with("s3://") => bail!("--storage {s}: the S3 backend is not available yet; use a directory"),
+            Some(s) if s.starts_with("s3://") => {
+                bail!("--storage {s}: the S3 backend is not available yet; use a directory")
+            }
             Some(s) => Some(StorageConfig::Dir(PathBuf::from(s.strip_prefix("file://").unwrap_or(s)))),
         };
         if self.bundles.is_empty() && storage.is_none() {

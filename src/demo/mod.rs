@@ -18,7 +18,9 @@ use tokio::sync::Notify;
 const SAMPLE_SPEC: &str = include_str!("../../manifests/sample/bundle.yaml");
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  cargo run --release -- demo\n  airgap demo --dir /tmp/airgap-demo --listen 127.0.0.1:5000")]
+#[command(
+    after_help = "Example:\n  cargo run --release -- demo\n  airgap demo --dir /tmp/airgap-demo --listen 127.0.0.1:5000"
+)]
 pub struct DemoArgs {
     /// Keep the demo's files here (default: a temporary directory removed on exit).
     #[arg(long)]
@@ -47,7 +49,8 @@ fn start(cfg: ServeConfig) -> Result<(SocketAddr, Runtime)> {
 /// The sample spec with its mirrors pointed at the demo's upstream. The tool's checksum stays
 /// the spec's: the upstream generates the archive byte for byte, so the bundler's check holds.
 fn spec_for(upstream: SocketAddr) -> Result<String> {
-    let mut spec: serde_yaml_ng::Value = serde_yaml_ng::from_str(SAMPLE_SPEC).context("manifests/sample/bundle.yaml")?;
+    let mut spec: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(SAMPLE_SPEC).context("manifests/sample/bundle.yaml")?;
     let base = format!("http://{upstream}");
     let mirrors: serde_yaml_ng::Mapping = [
         ("docker.io", base.clone()),
@@ -112,7 +115,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         ..ServeConfig::default()
     };
     let (upstream_addr, _upstream) = start(upstream_cfg)?;
-    eprintln!("      upstream at http://{upstream_addr} stands in for docker.io, quay.io and the *.airgap.example hosts");
+    eprintln!(
+        "      upstream at http://{upstream_addr} stands in for docker.io, quay.io and the *.airgap.example hosts"
+    );
 
     step(2, "airgap bundle create manifests/sample/bundle.yaml (mirrors point at that upstream)");
     let spec = dir.join("bundle.yaml");
@@ -124,7 +129,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
         base: None,
         max_part_size: bundles::size::FAT32_MAX,
         sign_key: None,
-        fetch: bundler::cli::FetchArgs { cache: Some(dir.join("cache")), jobs: 4, platform: Vec::new(), helm: None, json: false },
+        fetch: bundler::cli::FetchArgs {
+            cache: Some(dir.join("cache")),
+            jobs: 4,
+            platform: Vec::new(),
+            helm: None,
+            json: false,
+        },
     })?;
 
     step(3, "airgap bundle verify");
@@ -140,7 +151,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     step(4, "airgap registry serve (the bundle in place, nothing unpacked)");
     let pulled = Arc::new(Notify::new());
     let log = AccessLog::Writer(Arc::new(Mutex::new(PullWatch { pulled: Arc::clone(&pulled) })));
-    let serve_cfg = |listen| ServeConfig { bundles: vec![bundle.clone()], listen, read_only: true, access_log: log.clone(), ..ServeConfig::default() };
+    let serve_cfg = |listen| ServeConfig {
+        bundles: vec![bundle.clone()],
+        listen,
+        read_only: true,
+        access_log: log.clone(),
+        ..ServeConfig::default()
+    };
     let rt = Runtime::new()?;
     let server = match rt.block_on(Server::bind(serve_cfg(args.listen))) {
         Ok(s) => s,

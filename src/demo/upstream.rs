@@ -97,11 +97,14 @@ fn chart(w: &mut LayoutWriter) -> Result<()> {
         "apiVersion": "v2", "name": "hello", "version": "0.1.0", "appVersion": "1.0",
         "description": "The airgap demo's chart", "type": "application",
     }))?)?;
-    let manifest = w.put_manifest(MANIFEST, &json!({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": {"mediaType": HELM_CONFIG_MEDIA_TYPE, "digest": config.digest.to_string(), "size": config.size},
-        "layers": [{"mediaType": HELM_CHART_LAYER, "digest": layer.digest.to_string(), "size": layer.size}],
-    }))?;
+    let manifest = w.put_manifest(
+        MANIFEST,
+        &json!({
+            "schemaVersion": 2, "mediaType": MANIFEST,
+            "config": {"mediaType": HELM_CONFIG_MEDIA_TYPE, "digest": config.digest.to_string(), "size": config.size},
+            "layers": [{"mediaType": HELM_CHART_LAYER, "digest": layer.digest.to_string(), "size": layer.size}],
+        }),
+    )?;
     w.add("charts.airgap.example/stable/hello:0.1.0", Kind::Chart, manifest, &[]);
     Ok(())
 }
@@ -129,10 +132,25 @@ fn git(args: &[&str], dir: &Path) -> Result<()> {
 fn git_repository(work: &Path) -> Result<Vec<u8>> {
     let src = work.join("sample-config");
     std::fs::create_dir_all(&src)?;
-    std::fs::write(src.join("application-default.properties"), "mosip.demo.greeting=hello from the carried config repository\n")?;
+    std::fs::write(
+        src.join("application-default.properties"),
+        "mosip.demo.greeting=hello from the carried config repository\n",
+    )?;
     git(&["init", "-q", "-b", "main"], &src)?;
     git(&["add", "."], &src)?;
-    git(&["-c", "user.name=airgap demo", "-c", "user.email=demo@airgap.example", "commit", "-q", "-m", "sample configuration"], &src)?;
+    git(
+        &[
+            "-c",
+            "user.name=airgap demo",
+            "-c",
+            "user.email=demo@airgap.example",
+            "commit",
+            "-q",
+            "-m",
+            "sample configuration",
+        ],
+        &src,
+    )?;
     let bare = work.join("sample-config.git");
     git(&["clone", "-q", "--bare", src.to_str().expect("utf-8 path"), bare.to_str().expect("utf-8 path")], work)?;
     git(&["repack", "-a", "-d", "-q"], &bare)?;
@@ -150,7 +168,14 @@ pub fn write(dir: &Path, scratch: &Path) -> Result<()> {
     chart(&mut w)?;
     w.add_single_layer(TOOL_REFERENCE, Kind::File, TOOL_ARCHIVE, &tool_archive()?[..], None, None)?;
     let repo = git_repository(scratch)?;
-    w.add_single_layer("git.airgap.example/airgap/sample-config:main", Kind::Git, "sample-config.git", &repo[..], None, None)?;
+    w.add_single_layer(
+        "git.airgap.example/airgap/sample-config:main",
+        Kind::Git,
+        "sample-config.git",
+        &repo[..],
+        None,
+        None,
+    )?;
     w.finish()?;
     Ok(())
 }

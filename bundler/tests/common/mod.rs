@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Result;
-use bundler::run::{stage, Options, Staged};
 use bundler::cli::FetchArgs;
+use bundler::run::{stage, Options, Staged};
 use bundler::{CreateArgs, LockArgs, Progress};
 
 pub fn write_spec(dir: &Path, yaml: &str) -> PathBuf {
@@ -80,9 +80,12 @@ pub fn cached_blobs(cache: &Path) -> Vec<String> {
 pub fn assert_same_content(a: &Path, b: &Path) {
     let (ba, bb) = (bundles::Bundle::open(a).unwrap(), bundles::Bundle::open(b).unwrap());
     assert_eq!(std::fs::read(a.join("bundle.lock.json")).unwrap(), std::fs::read(b.join("bundle.lock.json")).unwrap());
-    let index = |x: &bundles::Bundle| serde_json::from_slice::<serde_json::Value>(&x.read_member("index.json").unwrap()).unwrap();
+    let index = |x: &bundles::Bundle| {
+        serde_json::from_slice::<serde_json::Value>(&x.read_member("index.json").unwrap()).unwrap()
+    };
     assert_eq!(index(&ba), index(&bb));
-    let members = |x: &bundles::Bundle| x.meta().members.iter().map(|m| serde_json::to_string(m).unwrap()).collect::<Vec<_>>();
+    let members =
+        |x: &bundles::Bundle| x.meta().members.iter().map(|m| serde_json::to_string(m).unwrap()).collect::<Vec<_>>();
     let (ma, mb) = (members(&ba), members(&bb));
     assert_eq!(ma.len(), mb.len());
     for blob in ma.iter().filter(|m| m.contains("blobs/sha256/")) {

@@ -51,13 +51,8 @@ struct ResultsYaml {
 
 /// Runs the distribution-spec conformance suite (`oci-conformance`, testing spec version 1.1)
 /// with every API enabled. `env` adds or overrides the suite's `OCI_*` settings.
-pub fn run_conformance(
-    target: &ConformanceTarget,
-    env: &[(&str, &str)],
-) -> Result<ConformanceReport> {
-    let results = tempfile::Builder::new()
-        .prefix("testkit-conformance-")
-        .tempdir()?;
+pub fn run_conformance(target: &ConformanceTarget, env: &[(&str, &str)]) -> Result<ConformanceReport> {
+    let results = tempfile::Builder::new().prefix("testkit-conformance-").tempdir()?;
     let mut cmd = Command::new(tool("oci-conformance"));
     // The suite reads ./oci-conformance.yaml when present: run it where there is none.
     cmd.current_dir(results.path())
@@ -78,20 +73,10 @@ pub fn run_conformance(
         cmd.env(k, v);
     }
     let out = cmd.output().context("cannot run oci-conformance")?;
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let yaml = results.path().join("results/results.yaml");
-    let text = fs::read_to_string(&yaml)
-        .with_context(|| format!("oci-conformance wrote no {}:\n{output}", yaml.display()))?;
+    let text =
+        fs::read_to_string(&yaml).with_context(|| format!("oci-conformance wrote no {}:\n{output}", yaml.display()))?;
     let parsed: ResultsYaml = serde_yaml_ng::from_str(&text).context("results.yaml")?;
-    Ok(ConformanceReport {
-        apis: parsed.apis,
-        data: parsed.data,
-        passed: out.status.success(),
-        output,
-        results,
-    })
+    Ok(ConformanceReport { apis: parsed.apis, data: parsed.data, passed: out.status.success(), output, results })
 }

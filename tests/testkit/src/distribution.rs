@@ -21,10 +21,7 @@ pub struct DistributionOpts {
 
 impl Default for DistributionOpts {
     fn default() -> Self {
-        DistributionOpts {
-            tls: true,
-            auth: true,
-        }
+        DistributionOpts { tls: true, auth: true }
     }
 }
 
@@ -40,9 +37,7 @@ pub struct Distribution {
 
 impl Distribution {
     pub fn start(opts: DistributionOpts) -> Result<Distribution> {
-        let dir = tempfile::Builder::new()
-            .prefix("testkit-distribution-")
-            .tempdir()?;
+        let dir = tempfile::Builder::new().prefix("testkit-distribution-").tempdir()?;
         let root = dir.path();
         let port = free_port();
         let mut config = format!(
@@ -56,8 +51,7 @@ impl Distribution {
         if opts.tls {
             let ca = TestCa::new("testkit distribution CA")?;
             fs::write(root.join("ca.pem"), ca.cert_pem())?;
-            ca.issue("127.0.0.1", &["127.0.0.1", "localhost"], None)?
-                .write(root, "server")?;
+            ca.issue("127.0.0.1", &["127.0.0.1", "localhost"], None)?.write(root, "server")?;
             // skopeo's --cert-dir treats every *.crt as a CA; containers' and containerd's certs.d
             // want the same file under a directory named after host:port.
             fs::create_dir_all(root.join("cert-dir"))?;
@@ -75,10 +69,8 @@ impl Distribution {
             let (user, password) = ("airgap".to_string(), random_token());
             let line = run(Command::new(tool("htpasswd")).args(["-Bbn", &user, &password]))?;
             fs::write(root.join("htpasswd"), line.trim_end().to_string() + "\n")?;
-            config += &format!(
-                "auth:\n  htpasswd:\n    realm: testkit\n    path: {}\n",
-                root.join("htpasswd").display()
-            );
+            config +=
+                &format!("auth:\n  htpasswd:\n    realm: testkit\n    path: {}\n", root.join("htpasswd").display());
             Some((user, password))
         } else {
             None
@@ -86,24 +78,11 @@ impl Distribution {
         fs::write(root.join("config.yml"), config)?;
         let mut proc = Proc::spawn(
             "docker-registry",
-            Command::new(tool("docker-registry"))
-                .arg("serve")
-                .arg(root.join("config.yml")),
+            Command::new(tool("docker-registry")).arg("serve").arg(root.join("config.yml")),
             root,
         )?;
-        wait_until(
-            "docker-registry",
-            Duration::from_secs(30),
-            &mut [&mut proc],
-            || port_open(port),
-        )?;
-        Ok(Distribution {
-            proc,
-            dir,
-            port,
-            tls: opts.tls,
-            credentials,
-        })
+        wait_until("docker-registry", Duration::from_secs(30), &mut [&mut proc], || port_open(port))?;
+        Ok(Distribution { proc, dir, port, tls: opts.tls, credentials })
     }
 
     /// `127.0.0.1:PORT`, as image references name it.

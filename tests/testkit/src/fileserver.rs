@@ -70,12 +70,7 @@ impl FileServer {
                 }
             }
         });
-        Ok(FileServer {
-            port,
-            prefix,
-            state,
-            accept: Some(accept),
-        })
+        Ok(FileServer { port, prefix, state, accept: Some(accept) })
     }
 
     pub fn port(&self) -> u16 {
@@ -84,11 +79,7 @@ impl FileServer {
 
     /// `http://127.0.0.1:PORT/PREFIX`, without a trailing slash.
     pub fn url(&self) -> String {
-        format!(
-            "http://127.0.0.1:{}{}",
-            self.port,
-            self.prefix.trim_end_matches('/')
-        )
+        format!("http://127.0.0.1:{}{}", self.port, self.prefix.trim_end_matches('/'))
     }
 
     /// The URL of a file given by its path relative to the served directory.
@@ -150,11 +141,7 @@ fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
     });
     let mut out = stream;
     if method != "GET" && method != "HEAD" {
-        return respond(
-            &mut out,
-            "405 Method Not Allowed",
-            &[("Allow", "GET, HEAD".into())],
-        );
+        return respond(&mut out, "405 Method Not Allowed", &[("Allow", "GET, HEAD".into())]);
     }
     let Some(file_path) = resolve(state, &path) else {
         return respond(&mut out, "404 Not Found", &[]);
@@ -162,21 +149,13 @@ fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
     let mut file = File::open(&file_path)?;
     let meta = file.metadata()?;
     let len = meta.len();
-    let mtime = meta
-        .modified()?
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let mtime = meta.modified()?.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let etag = format!("\"{len:x}-{mtime:x}\"");
     let range = range.filter(|_| if_range.as_deref().is_none_or(|v| v == etag));
     let (status, start, end) = match range.as_deref().map(|r| parse_range(r, len)) {
         None | Some(RangeSpec::Ignored) => ("200 OK", 0, len),
         Some(RangeSpec::Unsatisfiable) => {
-            return respond(
-                &mut out,
-                "416 Range Not Satisfiable",
-                &[("Content-Range", format!("bytes */{len}"))],
-            );
+            return respond(&mut out, "416 Range Not Satisfiable", &[("Content-Range", format!("bytes */{len}"))]);
         }
         Some(RangeSpec::Bytes(s, e)) => ("206 Partial Content", s, e),
     };
@@ -216,17 +195,10 @@ fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
 
 fn resolve(state: &State, path: &str) -> Option<PathBuf> {
     let rest = path.strip_prefix(&state.prefix)?;
-    let rest = if state.prefix == "/" {
-        rest
-    } else {
-        rest.strip_prefix('/')?
-    };
+    let rest = if state.prefix == "/" { rest } else { rest.strip_prefix('/')? };
     let decoded = percent_decode(rest)?;
     let relative = Path::new(&decoded);
-    if relative
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_)))
-    {
+    if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
         return None;
     }
     let full = state.root.join(relative);
@@ -270,25 +242,15 @@ fn parse_range(value: &str, len: u64) -> RangeSpec {
     };
     let (first, last) = (first.trim(), last.trim());
     let parsed = if first.is_empty() {
-        last.parse::<u64>()
-            .ok()
-            .filter(|&n| n > 0 && len > 0)
-            .map(|n| (len.saturating_sub(n), len))
+        last.parse::<u64>().ok().filter(|&n| n > 0 && len > 0).map(|n| (len.saturating_sub(n), len))
     } else {
-        first
-            .parse::<u64>()
-            .ok()
-            .filter(|&s| s < len)
-            .and_then(|s| {
-                if last.is_empty() {
-                    Some((s, len))
-                } else {
-                    last.parse::<u64>()
-                        .ok()
-                        .filter(|&e| e >= s)
-                        .map(|e| (s, (e + 1).min(len)))
-                }
-            })
+        first.parse::<u64>().ok().filter(|&s| s < len).and_then(|s| {
+            if last.is_empty() {
+                Some((s, len))
+            } else {
+                last.parse::<u64>().ok().filter(|&e| e >= s).map(|e| (s, (e + 1).min(len)))
+            }
+        })
     };
     match parsed {
         Some((s, e)) => RangeSpec::Bytes(s, e),

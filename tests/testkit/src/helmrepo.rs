@@ -37,12 +37,8 @@ struct Entry {
 impl HelmRepo {
     pub fn start() -> Result<HelmRepo> {
         let dir = HelmRepo::fixture_dir();
-        let index = fs::read_to_string(dir.join("index.yaml")).with_context(|| {
-            format!(
-                "cannot read the chart repository fixture in {}",
-                dir.display()
-            )
-        })?;
+        let index = fs::read_to_string(dir.join("index.yaml"))
+            .with_context(|| format!("cannot read the chart repository fixture in {}", dir.display()))?;
         let upstream = upstream_base(&index)?;
         let path = upstream.splitn(4, '/').nth(3).unwrap_or("");
         let server = FileServer::start_at(&dir, path)?;
@@ -92,19 +88,9 @@ impl HelmRepo {
 
 fn upstream_base(index: &str) -> Result<String> {
     let index: Index = serde_yaml_ng::from_str(index).context("index.yaml")?;
-    let urls: Vec<&String> = index
-        .entries
-        .values()
-        .flatten()
-        .flat_map(|e| &e.urls)
-        .collect();
-    let first = urls
-        .first()
-        .ok_or_else(|| anyhow!("index.yaml names no chart URL"))?;
-    let base = first
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .unwrap_or_default();
+    let urls: Vec<&String> = index.entries.values().flatten().flat_map(|e| &e.urls).collect();
+    let first = urls.first().ok_or_else(|| anyhow!("index.yaml names no chart URL"))?;
+    let base = first.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or_default();
     if let Some(other) = urls.iter().find(|u| !u.starts_with(&format!("{base}/"))) {
         bail!("index.yaml mixes chart hosts: {first} and {other}");
     }

@@ -96,7 +96,10 @@ pub fn write_layout(layout: &Path, images: &[ImageSpec<'_>]) -> Vec<Value> {
         let shared: Vec<(Blob, String)> = img.shared_layers.iter().map(|f| layer(layout, f)).collect();
         let mut per_platform = Vec::new();
         for p in img.platforms {
-            let own = Files::from([(format!("etc/platform-{}", p.replace('/', "-")), format!("{} {p}\n", img.reference).into_bytes())]);
+            let own = Files::from([(
+                format!("etc/platform-{}", p.replace('/', "-")),
+                format!("{} {p}\n", img.reference).into_bytes(),
+            )]);
             let mut layers: Vec<(Blob, String)> =
                 shared.iter().map(|(b, d)| (Blob { digest: b.digest.clone(), size: b.size }, d.clone())).collect();
             layers.push(layer(layout, &own));
@@ -120,7 +123,8 @@ pub fn write_layout(layout: &Path, images: &[ImageSpec<'_>]) -> Vec<Value> {
         };
         descriptors.push(desc);
     }
-    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": descriptors});
+    let index =
+        json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": descriptors});
     fs::write(layout.join("index.json"), serde_json::to_vec(&index).expect("json")).expect("index.json");
     descriptors
 }

@@ -80,14 +80,9 @@ impl KubeControlPlane {
         let sa_key = rcgen::KeyPair::generate()?;
         fs::write(pki_dir.join("sa.key"), sa_key.serialize_pem())?;
         fs::write(pki_dir.join("sa.pub"), sa_key.public_key_pem())?;
-        let pki = Pki {
-            ca: &ca,
-            dir: &pki_dir,
-            server: format!("https://127.0.0.1:{port}"),
-        };
+        let pki = Pki { ca: &ca, dir: &pki_dir, server: format!("https://127.0.0.1:{port}") };
         let admin = pki.kubeconfig("admin", "testkit-admin", Some("system:masters"))?;
-        let controller_manager =
-            pki.kubeconfig("controller-manager", "system:kube-controller-manager", None)?;
+        let controller_manager = pki.kubeconfig("controller-manager", "system:kube-controller-manager", None)?;
         let scheduler = pki.kubeconfig("scheduler", "system:kube-scheduler", None)?;
         let kwok = pki.kubeconfig("kwok", "testkit-kwok", Some("system:masters"))?;
         let pki_file = |name: &str| pki_dir.join(name).display().to_string();
@@ -109,9 +104,7 @@ impl KubeControlPlane {
                 .arg("--log-level=warn"),
             root,
         )?;
-        wait_until("etcd", Duration::from_secs(30), &mut [&mut etcd], || {
-            port_open(etcd_port)
-        })?;
+        wait_until("etcd", Duration::from_secs(30), &mut [&mut etcd], || port_open(etcd_port))?;
         procs.push(etcd);
 
         let mut apiserver = Proc::spawn(
@@ -125,41 +118,24 @@ impl KubeControlPlane {
                 // endpoint, which endpoint validation rejects.
                 .arg("--endpoint-reconciler-type=none")
                 .arg(format!("--tls-cert-file={}", pki_file("apiserver.crt")))
-                .arg(format!(
-                    "--tls-private-key-file={}",
-                    pki_file("apiserver.key")
-                ))
+                .arg(format!("--tls-private-key-file={}", pki_file("apiserver.key")))
                 .arg(format!("--client-ca-file={}", pki_file("ca.crt")))
                 .arg(format!("--service-account-key-file={}", pki_file("sa.pub")))
-                .arg(format!(
-                    "--service-account-signing-key-file={}",
-                    pki_file("sa.key")
-                ))
+                .arg(format!("--service-account-signing-key-file={}", pki_file("sa.key")))
                 .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
                 .arg(format!("--service-cluster-ip-range={SERVICE_CIDR}"))
                 .arg("--authorization-mode=Node,RBAC")
                 .arg("--allow-privileged=true")
                 .arg("--profiling=false")
-                .arg(format!(
-                    "--cert-dir={}",
-                    root.join("apiserver-certs").display()
-                )),
+                .arg(format!("--cert-dir={}", root.join("apiserver-certs").display())),
             root,
         )?;
         let readyz = || {
-            run(Command::new(tool("kubectl"))
-                .arg("--kubeconfig")
-                .arg(&admin)
-                .args(["get", "--raw", "/readyz"]))
-            .map(|out| out.trim() == "ok")
-            .unwrap_or(false)
+            run(Command::new(tool("kubectl")).arg("--kubeconfig").arg(&admin).args(["get", "--raw", "/readyz"]))
+                .map(|out| out.trim() == "ok")
+                .unwrap_or(false)
         };
-        wait_until(
-            "kube-apiserver /readyz",
-            Duration::from_secs(120),
-            &mut [&mut apiserver],
-            readyz,
-        )?;
+        wait_until("kube-apiserver /readyz", Duration::from_secs(120), &mut [&mut apiserver], readyz)?;
         procs.push(apiserver);
 
         let controller_manager_port = free_port();
@@ -167,26 +143,14 @@ impl KubeControlPlane {
             "kube-controller-manager",
             Command::new(tool("kube-controller-manager"))
                 .arg(format!("--kubeconfig={}", controller_manager.display()))
-                .arg(format!(
-                    "--authentication-kubeconfig={}",
-                    controller_manager.display()
-                ))
-                .arg(format!(
-                    "--authorization-kubeconfig={}",
-                    controller_manager.display()
-                ))
+                .arg(format!("--authentication-kubeconfig={}", controller_manager.display()))
+                .arg(format!("--authorization-kubeconfig={}", controller_manager.display()))
                 .arg("--bind-address=127.0.0.1")
                 .arg(format!("--secure-port={controller_manager_port}"))
-                .arg(format!(
-                    "--cert-dir={}",
-                    root.join("controller-manager-certs").display()
-                ))
+                .arg(format!("--cert-dir={}", root.join("controller-manager-certs").display()))
                 .arg("--leader-elect=false")
                 .arg("--use-service-account-credentials=true")
-                .arg(format!(
-                    "--service-account-private-key-file={}",
-                    pki_file("sa.key")
-                ))
+                .arg(format!("--service-account-private-key-file={}", pki_file("sa.key")))
                 .arg(format!("--root-ca-file={}", pki_file("ca.crt")))
                 .arg(format!("--service-cluster-ip-range={SERVICE_CIDR}"))
                 .arg("--profiling=false"),
@@ -197,20 +161,11 @@ impl KubeControlPlane {
             "kube-scheduler",
             Command::new(tool("kube-scheduler"))
                 .arg(format!("--kubeconfig={}", scheduler.display()))
-                .arg(format!(
-                    "--authentication-kubeconfig={}",
-                    scheduler.display()
-                ))
-                .arg(format!(
-                    "--authorization-kubeconfig={}",
-                    scheduler.display()
-                ))
+                .arg(format!("--authentication-kubeconfig={}", scheduler.display()))
+                .arg(format!("--authorization-kubeconfig={}", scheduler.display()))
                 .arg("--bind-address=127.0.0.1")
                 .arg(format!("--secure-port={scheduler_port}"))
-                .arg(format!(
-                    "--cert-dir={}",
-                    root.join("scheduler-certs").display()
-                ))
+                .arg(format!("--cert-dir={}", root.join("scheduler-certs").display()))
                 .arg("--leader-elect=false")
                 .arg("--profiling=false"),
             root,
@@ -248,10 +203,7 @@ impl KubeControlPlane {
             })
             .collect();
         run_with_input(
-            Command::new(tool("kubectl"))
-                .arg("--kubeconfig")
-                .arg(self.kubeconfig())
-                .args(["apply", "-f", "-"]),
+            Command::new(tool("kubectl")).arg("--kubeconfig").arg(self.kubeconfig()).args(["apply", "-f", "-"]),
             Some(nodes.join("---\n").as_bytes()),
         )?;
         let kubeconfig = self.kubeconfig();
@@ -264,21 +216,18 @@ impl KubeControlPlane {
             ]));
             // Pods cannot be created before the controller manager has made the namespace's
             // default ServiceAccount.
-            let account = run(Command::new(tool("kubectl"))
-                .arg("--kubeconfig")
-                .arg(&kubeconfig)
-                .args(["get", "serviceaccount", "default", "-n", "default"]));
-            matches!(nodes, Ok(s) if s.lines().filter(|l| *l == "True").count() == NODES.len())
-                && account.is_ok()
+            let account = run(Command::new(tool("kubectl")).arg("--kubeconfig").arg(&kubeconfig).args([
+                "get",
+                "serviceaccount",
+                "default",
+                "-n",
+                "default",
+            ]));
+            matches!(nodes, Ok(s) if s.lines().filter(|l| *l == "True").count() == NODES.len()) && account.is_ok()
         };
         let mut procs: Vec<&mut Proc> = self.procs.iter_mut().collect();
-        wait_until(
-            "kwok nodes Ready and the default ServiceAccount",
-            Duration::from_secs(90),
-            &mut procs,
-            ready,
-        )
-        .context("the control plane came up but its nodes did not")
+        wait_until("kwok nodes Ready and the default ServiceAccount", Duration::from_secs(90), &mut procs, ready)
+            .context("the control plane came up but its nodes did not")
     }
 
     /// An admin kubeconfig (client certificate in system:masters) for kubectl, helm and the
@@ -304,19 +253,12 @@ impl KubeControlPlane {
 
     /// Runs kubectl with the admin kubeconfig and returns its stdout.
     pub fn kubectl(&self, args: &[&str]) -> Result<String> {
-        run(Command::new(tool("kubectl"))
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(args))
+        run(Command::new(tool("kubectl")).arg("--kubeconfig").arg(self.kubeconfig()).args(args))
     }
 
     /// The ends of every component's log, for failure messages.
     pub fn logs(&self) -> String {
-        self.procs
-            .iter()
-            .map(|p| p.log_tail())
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.procs.iter().map(|p| p.log_tail()).collect::<Vec<_>>().join("\n")
     }
 }
 

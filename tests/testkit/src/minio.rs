@@ -18,38 +18,26 @@ pub struct MinioServer {
 
 impl MinioServer {
     pub fn start() -> Result<MinioServer> {
-        let dir = tempfile::Builder::new()
-            .prefix("testkit-minio-")
-            .tempdir()?;
+        let dir = tempfile::Builder::new().prefix("testkit-minio-").tempdir()?;
         let port = free_port();
         let secret_key = random_token();
         let mut cmd = Command::new(tool("minio"));
-        cmd.args([
-            "server",
-            "--quiet",
-            "--address",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg(dir.path().join("data"))
-        .env("MINIO_ROOT_USER", "airgap-test")
-        .env("MINIO_ROOT_PASSWORD", &secret_key)
-        .env("MINIO_REGION", "us-east-1")
-        // Nothing may leave the machine: no update checks, no console, no call-home.
-        .env("MINIO_UPDATE", "off")
-        .env("MINIO_BROWSER", "off")
-        .env("MINIO_CALLHOME_ENABLE", "off")
-        .env("HOME", dir.path());
+        cmd.args(["server", "--quiet", "--address", &format!("127.0.0.1:{port}")])
+            .arg(dir.path().join("data"))
+            .env("MINIO_ROOT_USER", "airgap-test")
+            .env("MINIO_ROOT_PASSWORD", &secret_key)
+            .env("MINIO_REGION", "us-east-1")
+            // Nothing may leave the machine: no update checks, no console, no call-home.
+            .env("MINIO_UPDATE", "off")
+            .env("MINIO_BROWSER", "off")
+            .env("MINIO_CALLHOME_ENABLE", "off")
+            .env("HOME", dir.path());
         let mut proc = Proc::spawn("minio", &mut cmd, dir.path())?;
         let health = format!("http://127.0.0.1:{port}/minio/health/ready");
         wait_until("minio", Duration::from_secs(60), &mut [&mut proc], || {
             run(Command::new(tool("curl")).args(["-fsS", "-o", "/dev/null", &health])).is_ok()
         })?;
-        Ok(MinioServer {
-            proc,
-            dir,
-            port,
-            secret_key,
-        })
+        Ok(MinioServer { proc, dir, port, secret_key })
     }
 
     /// `http://127.0.0.1:PORT`, the S3 endpoint (path-style addressing).
@@ -78,17 +66,9 @@ impl MinioServer {
     /// An `mc` command whose alias `testkit` is this server.
     pub fn mc(&self) -> Command {
         let mut cmd = Command::new(tool("mc"));
-        cmd.env(
-            "MC_HOST_testkit",
-            format!(
-                "http://{}:{}@127.0.0.1:{}",
-                self.access_key(),
-                self.secret_key,
-                self.port
-            ),
-        )
-        .env("MC_CONFIG_DIR", self.dir.path().join("mc"))
-        .arg("--no-color");
+        cmd.env("MC_HOST_testkit", format!("http://{}:{}@127.0.0.1:{}", self.access_key(), self.secret_key, self.port))
+            .env("MC_CONFIG_DIR", self.dir.path().join("mc"))
+            .arg("--no-color");
         cmd
     }
 

@@ -13,21 +13,13 @@ use anyhow::{anyhow, bail, Context, Result};
 /// A free TCP port on 127.0.0.1. Another process may take it before it is used; the peers that
 /// bind it fail loudly in that case.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port on 127.0.0.1")
 }
 
 /// A random 64-bit hex string, for passwords and secrets that live as long as one peer.
 pub(crate) fn random_token() -> String {
     let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
     format!("{:016x}", h.finish())
 }
 
@@ -38,16 +30,10 @@ pub fn run(cmd: &mut Command) -> Result<String> {
 
 pub(crate) fn run_with_input(cmd: &mut Command, input: Option<&[u8]>) -> Result<String> {
     let shown = format!("{cmd:?}");
-    cmd.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {shown}"))?;
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("cannot start {shown}"))?;
     if let Some(input) = input {
         child.stdin.take().expect("piped stdin").write_all(input)?;
     }
@@ -84,22 +70,14 @@ impl Proc {
             .stderr(out)
             .spawn()
             .with_context(|| format!("cannot start {name}: {cmd:?}"))?;
-        Ok(Proc {
-            name: name.to_string(),
-            child,
-            log,
-        })
+        Ok(Proc { name: name.to_string(), child, log })
     }
 
     /// Fails, with the end of the log, if the process has exited.
     pub(crate) fn check_alive(&mut self) -> Result<()> {
         match self.child.try_wait()? {
             None => Ok(()),
-            Some(status) => Err(anyhow!(
-                "{} exited ({status}):\n{}",
-                self.name,
-                self.log_tail()
-            )),
+            Some(status) => Err(anyhow!("{} exited ({status}):\n{}", self.name, self.log_tail())),
         }
     }
 
@@ -131,17 +109,13 @@ pub(crate) fn wait_until(
     let start = Instant::now();
     loop {
         for p in procs.iter_mut() {
-            p.check_alive()
-                .with_context(|| format!("while waiting for {what}"))?;
+            p.check_alive().with_context(|| format!("while waiting for {what}"))?;
         }
         if ready() {
             return Ok(());
         }
         if start.elapsed() > timeout {
-            let logs: Vec<String> = procs
-                .iter()
-                .map(|p| format!("--- {} ---\n{}", p.name, p.log_tail()))
-                .collect();
+            let logs: Vec<String> = procs.iter().map(|p| format!("--- {} ---\n{}", p.name, p.log_tail())).collect();
             bail!("{what} not ready after {timeout:?}\n{}", logs.join("\n"));
         }
         sleep(Duration::from_millis(200));

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 /// The workspace root (the directory holding the root Cargo.toml).
 pub fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.join("../..")
-        .canonicalize()
-        .unwrap_or_else(|_| here.join("../.."))
+    here.join("../..").canonicalize().unwrap_or_else(|_| here.join("../.."))
 }
 
 /// The project's shared fixtures, which sit beside the checkout (`../shared/fixtures`).
@@ -39,11 +37,8 @@ pub fn tool(name: &str) -> PathBuf {
     if is_executable(&cached) {
         return cached;
     }
-    if let Some(found) = env::var_os("PATH")
-        .iter()
-        .flat_map(env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
+    if let Some(found) =
+        env::var_os("PATH").iter().flat_map(env::split_paths).map(|dir| dir.join(name)).find(|p| is_executable(p))
     {
         return found;
     }
@@ -51,14 +46,9 @@ pub fn tool(name: &str) -> PathBuf {
     if env::var_os("CI").is_some() {
         panic!("tool `{name}` is missing on this CI machine: .ci/run must {fix}");
     }
-    panic!(
-        "tool `{name}` is missing (looked in {} and PATH): {fix}",
-        tools().display()
-    );
+    panic!("tool `{name}` is missing (looked in {} and PATH): {fix}", tools().display());
 }
 
 fn is_executable(path: &Path) -> bool {
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }

@@ -38,10 +38,7 @@ fn get_head_and_ranges() {
     assert_eq!(head.header("Content-Length"), Some("100000"));
     assert!(body(head).is_empty());
 
-    let part = ureq::get(&url)
-        .set("Range", "bytes=1000-1999")
-        .call()
-        .unwrap();
+    let part = ureq::get(&url).set("Range", "bytes=1000-1999").call().unwrap();
     assert_eq!(part.status(), 206);
     assert_eq!(part.header("Content-Range"), Some("bytes 1000-1999/100000"));
     assert_eq!(body(part), payload()[1000..2000]);
@@ -58,24 +55,16 @@ fn get_head_and_ranges() {
         other => panic!("expected 416, got {other:?}"),
     }
     // A stale If-Range means the client's partial copy is of another version: send it all.
-    let stale = ureq::get(&url)
-        .set("Range", "bytes=0-9")
-        .set("If-Range", "\"other\"")
-        .call()
-        .unwrap();
+    let stale = ureq::get(&url).set("Range", "bytes=0-9").set("If-Range", "\"other\"").call().unwrap();
     assert_eq!(stale.status(), 200);
 
     // HTTP clients normalise `..` away, so this request is written by hand.
     let mut raw = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
-    raw.write_all(b"GET /sub/../sub/blob.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    raw.write_all(b"GET /sub/../sub/blob.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     let mut answer = String::new();
     raw.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
-    assert!(matches!(
-        ureq::get(&server.url_of("missing")).call(),
-        Err(ureq::Error::Status(404, _))
-    ));
+    assert!(matches!(ureq::get(&server.url_of("missing")).call(), Err(ureq::Error::Status(404, _))));
 }
 
 #[test]
@@ -91,11 +80,7 @@ fn dropped_connection_then_resume() {
     assert!(read.is_err(), "the body should have been cut short");
     assert_eq!(got.len(), 30_000);
 
-    let rest = ureq::get(&url)
-        .set("Range", &format!("bytes={}-", got.len()))
-        .set("If-Range", &etag)
-        .call()
-        .unwrap();
+    let rest = ureq::get(&url).set("Range", &format!("bytes={}-", got.len())).set("If-Range", &etag).call().unwrap();
     assert_eq!(rest.status(), 206);
     got.extend(body(rest));
     assert_eq!(got, payload());

@@ -45,10 +45,7 @@ fn chart_repository_serves_index_and_charts() {
     let fixture_index = fs::read(HelmRepo::fixture_dir().join("index.yaml")).unwrap();
     let mut served = Vec::new();
     std::io::Read::read_to_end(
-        &mut ureq::get(&format!("{}/index.yaml", repo.url()))
-            .call()
-            .unwrap()
-            .into_reader(),
+        &mut ureq::get(&format!("{}/index.yaml", repo.url())).call().unwrap().into_reader(),
         &mut served,
     )
     .unwrap();
@@ -56,14 +53,8 @@ fn chart_repository_serves_index_and_charts() {
 
     let home = tempfile::tempdir().unwrap();
     run(helm(home.path()).args(["repo", "add", "mosip", &repo.url()])).unwrap();
-    let search = run(helm(home.path()).args([
-        "search",
-        "repo",
-        "mosip/regproc-group1",
-        "--version",
-        "12.0.1-B2",
-    ]))
-    .unwrap();
+    let search =
+        run(helm(home.path()).args(["search", "repo", "mosip/regproc-group1", "--version", "12.0.1-B2"])).unwrap();
     assert!(search.contains("mosip/regproc-group1"), "{search}");
 
     // The index points at the upstream host; the mapped URL reaches the local server instead.
@@ -72,17 +63,9 @@ fn chart_repository_serves_index_and_charts() {
     let mapped = repo.map_url(&entry.urls[0]);
     assert!(mapped.starts_with("http://127.0.0.1:"), "{mapped}");
     let out = tempfile::tempdir().unwrap();
-    run(helm(home.path())
-        .args(["pull", &mapped, "-d"])
-        .arg(out.path()))
-    .unwrap();
-    let file = out
-        .path()
-        .join(format!("regproc-group1-{}.tgz", entry.version));
+    run(helm(home.path()).args(["pull", &mapped, "-d"]).arg(out.path())).unwrap();
+    let file = out.path().join(format!("regproc-group1-{}.tgz", entry.version));
     let digest = hex::encode(Sha256::digest(fs::read(&file).unwrap()));
     assert_eq!(digest, entry.digest);
-    assert_eq!(
-        repo.map_url("https://example.org/x.tgz"),
-        "https://example.org/x.tgz"
-    );
+    assert_eq!(repo.map_url("https://example.org/x.tgz"), "https://example.org/x.tgz");
 }

@@ -12,25 +12,16 @@ use testkit::{run, run_conformance, tool, ConformanceTarget, Distribution, Distr
 fn build_image(dir: &Path) -> String {
     let layout = dir.join("layout");
     let image = format!("{}:v1", layout.display());
-    run(Command::new(tool("umoci"))
-        .arg("init")
-        .arg("--layout")
-        .arg(&layout))
-    .unwrap();
+    run(Command::new(tool("umoci")).arg("init").arg("--layout").arg(&layout)).unwrap();
     run(Command::new(tool("umoci")).args(["new", "--image", &image])).unwrap();
     let file = dir.join("hello.txt");
     fs::write(&file, "hello from the testkit smoke test\n").unwrap();
-    run(Command::new(tool("umoci"))
-        .args(["insert", "--image", &image])
-        .arg(&file)
-        .arg("/hello.txt"))
-    .unwrap();
+    run(Command::new(tool("umoci")).args(["insert", "--image", &image]).arg(&file).arg("/hello.txt")).unwrap();
     manifest_digest(&layout, "v1")
 }
 
 fn manifest_digest(layout: &Path, tag: &str) -> String {
-    let index: Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index: Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
     index["manifests"]
         .as_array()
         .unwrap()
@@ -57,14 +48,7 @@ fn skopeo_push_and_pull_over_tls_with_auth() {
     .unwrap();
 
     let inspected = run(Command::new(tool("skopeo"))
-        .args([
-            "inspect",
-            "--format",
-            "{{.Digest}}",
-            "--creds",
-            &creds,
-            "--cert-dir",
-        ])
+        .args(["inspect", "--format", "{{.Digest}}", "--creds", &creds, "--cert-dir"])
         .arg(&cert_dir)
         .arg(&remote))
     .unwrap();
@@ -80,34 +64,20 @@ fn skopeo_push_and_pull_over_tls_with_auth() {
     assert_eq!(manifest_digest(&back, "v1"), pushed);
 
     let wrong = run(Command::new(tool("skopeo"))
-        .args([
-            "inspect",
-            "--creds",
-            &format!("{}:wrong", registry.user().unwrap()),
-            "--cert-dir",
-        ])
+        .args(["inspect", "--creds", &format!("{}:wrong", registry.user().unwrap()), "--cert-dir"])
         .arg(&cert_dir)
         .arg(&remote));
     let err = format!("{:#}", wrong.expect_err("a wrong password must be refused"));
     assert!(err.contains("unauthorized") || err.contains("401"), "{err}");
 
     // Without the test CA the registry's certificate is not trusted.
-    let untrusted = run(Command::new(tool("skopeo"))
-        .args(["inspect", "--creds", &creds])
-        .arg(&remote));
-    assert!(
-        untrusted.is_err(),
-        "the registry must be serving TLS from the test CA"
-    );
+    let untrusted = run(Command::new(tool("skopeo")).args(["inspect", "--creds", &creds]).arg(&remote));
+    assert!(untrusted.is_err(), "the registry must be serving TLS from the test CA");
 }
 
 #[test]
 fn plain_http_without_auth() {
-    let registry = Distribution::start(DistributionOpts {
-        tls: false,
-        auth: false,
-    })
-    .unwrap();
+    let registry = Distribution::start(DistributionOpts { tls: false, auth: false }).unwrap();
     assert!(registry.url().starts_with("http://"));
     let work = tempfile::tempdir().unwrap();
     let pushed = build_image(work.path());
@@ -117,14 +87,9 @@ fn plain_http_without_auth() {
         .arg(format!("oci:{}:v1", work.path().join("layout").display()))
         .arg(&remote))
     .unwrap();
-    let inspected = run(Command::new(tool("skopeo")).args([
-        "inspect",
-        "--tls-verify=false",
-        "--format",
-        "{{.Digest}}",
-        &remote,
-    ]))
-    .unwrap();
+    let inspected =
+        run(Command::new(tool("skopeo")).args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}", &remote]))
+            .unwrap();
     assert_eq!(inspected.trim(), pushed);
 }
 
@@ -178,24 +143,11 @@ fn conformance_suite_against_distribution() {
         .filter(|api| report.api(api) != Some("Pass"))
         .map(|api| format!("{api}: {:?}", report.api(api)))
         .collect();
-    let data = [
-        "Image",
-        "Image Uncompressed",
-        "Index",
-        "Nested Index",
-        "Artifact",
-        "Artifact Index",
-        "No Layers",
-    ];
+    let data = ["Image", "Image Uncompressed", "Index", "Nested Index", "Artifact", "Artifact Index", "No Layers"];
     failing.extend(
         data.iter()
             .filter(|d| report.data.get(**d).map(String::as_str) != Some("Pass"))
             .map(|d| format!("data {d}: {:?}", report.data.get(*d))),
     );
-    assert!(
-        failing.is_empty(),
-        "{failing:?}\napis: {:#?}\n{}",
-        report.apis,
-        report.output
-    );
+    assert!(failing.is_empty(), "{failing:?}\napis: {:#?}\n{}", report.apis, report.output);
 }
