@@ -23,8 +23,10 @@ pub struct BundleStore {
     bundles: Vec<Bundle>,
     /// Repository (host-first, and bare where unambiguous) → tag → manifest.
     repos: BTreeMap<String, BTreeMap<String, Digest>>,
-    /// Manifests reachable from the artifacts, with their media types.
-    manifests: HashMap<Digest, String>,
+    /// Manifests reachable from the artifacts, with their media types and bytes: read once at
+    /// start, since decompressing a frame for every manifest request would cost a hundred times
+    /// more than the request itself, and a platform's manifests are small.
+    manifests: HashMap<Digest, (String, Vec<u8>)>,
     referrers: HashMap<Digest, Vec<Value>>,
 }
 
@@ -72,7 +74,7 @@ impl BundleStore {
         if let Some((subject, desc)) = referrer_descriptor(&manifest, d, bytes.len() as u64, &media_type) {
             self.referrers.entry(subject).or_default().push(desc);
         }
-        self.manifests.insert(d.clone(), media_type);
+        self.manifests.insert(d.clone(), (media_type, bytes));
         for child in manifest.get("manifests").and_then(Value::as_array).into_iter().flatten() {
             let (Some(cd), Some(mt)) =
                 (child.get("digest").and_then(Value::as_str), child.get("mediaType").and_then(Value::as_str))
@@ -124,13 +126,10 @@ impl Storage for BundleStore {
     }
 
     fn manifest(&self, repo: &str, d: &Digest) -> ApiResult<Option<StoredManifest>> {
-        let (Some(_), Some(media_type), Some(bundle)) =
-            (self.repos.get(repo), self.manifests.get(d), self.bundle_with(d))
-        else {
+        let (Some(_), Some((media_type, bytes))) = (self.repos.get(repo), self.manifests.get(d)) else {
             return Ok(None);
         };
-        let bytes = bundle.read_json_blob(d)?;
-        Ok(Some(StoredManifest { bytes, media_type: media_type.clone() }))
+        Ok(Some(StoredManifest { bytes: bytes.clone(), media_type: media_type.clone() }))
     }
 
     // A bundle is one trusted set of content: any of its blobs and manifests may be read through
