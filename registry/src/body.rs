@@ -18,6 +18,9 @@ pub type Body = BoxBody<Bytes, io::Error>;
 const CHUNK: usize = 64 << 10;
 /// Chunks in flight per stream.
 const DEPTH: usize = 4;
+/// Chunks buffered on the way out: 1 MiB, so the next zstd frame of a bundle is
+/// decompressed while the last one is still being sent.
+const OUT_DEPTH: usize = 16;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
@@ -42,7 +45,7 @@ impl http_body::Body for ChannelBody {
 
 /// Streams a blocking reader out, reading on the blocking pool only as fast as the client takes.
 pub fn stream(mut reader: Box<dyn Read + Send>) -> Body {
-    let (tx, rx) = mpsc::channel(DEPTH);
+    let (tx, rx) = mpsc::channel(OUT_DEPTH);
     tokio::task::spawn_blocking(move || loop {
         let mut buf = vec![0u8; CHUNK];
         match reader.read(&mut buf) {
