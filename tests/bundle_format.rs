@@ -48,7 +48,7 @@ fn layout(dir: &Path, big: usize) -> PathBuf {
                 platforms: &["linux/amd64", "linux/arm64"],
                 shared_layers: std::slice::from_ref(&shared),
             },
-            ImageSpec { reference: SINGLE, platforms: &["linux/amd64"], shared_layers: &[shared, other] },
+            ImageSpec { reference: SINGLE, platforms: &["linux/amd64"], shared_layers: &[shared.clone(), other] },
         ],
     );
     root
