@@ -3,3 +3,5 @@
 //!
 //! It must not reach the registry other than as an HTTP client would, nor fetch anything that
 //! is not in the bundle.
+
+pub mod plan;

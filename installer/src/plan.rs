@@ -1,0 +1,382 @@
+//! The install plan (`manifests/<platform>/plan.yaml`): per cluster, steps with dependencies.
+//! The top of `manifests/mosip-1.2.0.1-B2/plan.yaml` documents the format; keep the two in step.
+//! Loading checks what can be checked before a cluster is touched: unknown keys, one action per
+//! step, dependencies that exist and form no cycle, and charts, git repositories and files that
+//! the bundle spec carries.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub version: u32,
+    /// The bundle spec the plan installs from, relative to the plan.
+    pub bundle: PathBuf,
+    pub clusters: BTreeMap<String, Cluster>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    #[serde(default)]
+    pub description: String,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    /// Steps of the same cluster that must be done first.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// The site's `components.<name>` that must be true for the step to run.
+    pub component: Option<String>,
+    pub namespace: Option<Namespace>,
+    pub configmap: Option<ConfigMap>,
+    /// Same shape as a configmap; the values (site inputs) become the secret's data.
+    pub secret: Option<ConfigMap>,
+    pub apply: Option<Source>,
+    pub helm: Option<Release>,
+    pub istioctl: Option<Vec<String>>,
+    /// Copies of resources from other namespaces, as the upstream scripts make them.
+    #[serde(default)]
+    pub copy: Vec<Copy>,
+    #[serde(default)]
+    pub wait: Vec<Wait>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Namespace {
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigMap {
+    pub name: String,
+    pub namespace: String,
+    /// Key → value; `${site.path}` is replaced from the site file.
+    pub data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// A git repository of the bundle, `<host>/<path>:<ref>`, and a file or folder in it.
+    pub git: Option<String>,
+    pub path: Option<String>,
+    /// A file of the bundle, `files.airgap.local/<name>:<version>`.
+    pub file: Option<String>,
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    pub release: String,
+    pub namespace: String,
+    /// A chart of the bundle, `<repo host>/<repo path>/<chart>:<version>`.
+    pub chart: Option<String>,
+    /// A chart folder inside a git repository of the bundle.
+    pub local_chart: Option<Source>,
+    /// Values files relative to the plan.
+    #[serde(default)]
+    pub values: Vec<PathBuf>,
+    /// `--set` values; `${site.path}` is replaced from the site file.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Environment added to every container the release renders (by the post-renderer), for
+    /// images that reach the internet from code no chart value controls.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Run `helm uninstall` first, as the upstream scripts do for one-shot Jobs.
+    #[serde(default)]
+    pub reinstall: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Copy {
+    pub kind: CopyKind,
+    pub name: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyKind {
+    ConfigMap,
+    Secret,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wait {
+    /// Deployment and StatefulSet: available/rolled out; Job: complete; DaemonSet: ready.
+    pub kind: WaitKind,
+    pub namespace: String,
+    /// A name, or `*` for every object of that kind in the namespace.
+    #[serde(default = "all")]
+    pub name: String,
+    /// Seconds.
+    pub timeout: u64,
+}
+
+fn all() -> String {
+    "*".into()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum WaitKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    Job,
+}
+
+/// What the plan needs of the bundle spec: the references its charts, git repositories and files
+/// get in the bundle.
+#[derive(Debug, Default)]
+pub struct Carried {
+    pub charts: BTreeSet<String>,
+    pub git: BTreeSet<String>,
+    pub files: BTreeSet<String>,
+}
+
+#[derive(Deserialize)]
+struct SpecView {
+    #[serde(default)]
+    charts: Vec<SpecChart>,
+    #[serde(default)]
+    git: Vec<SpecGit>,
+    #[serde(default)]
+    files: Vec<SpecFile>,
+}
+
+#[derive(Deserialize)]
+struct SpecChart {
+    repo: String,
+    name: String,
+    version: String,
+}
+
+#[derive(Deserialize)]
+struct SpecGit {
+    url: String,
+    #[serde(rename = "ref")]
+    git_ref: String,
+}
+
+#[derive(Deserialize)]
+struct SpecFile {
+    url: String,
+    name: Option<String>,
+    version: String,
+    extract: Option<String>,
+    platform: Option<String>,
+}
+
+fn host_path(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(_, rest)| rest).trim_end_matches('/')
+}
+
+impl Carried {
+    /// Reads the references a bundle spec gives its artifacts, by the rules of
+    /// `manifests/sample/bundle.yaml`.
+    pub fn from_spec(path: &Path) -> Result<Carried> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let spec: SpecView = serde_yaml_ng::from_str(&text).with_context(|| path.display().to_string())?;
+        let charts =
+            spec.charts.iter().map(|c| format!("{}/{}:{}", host_path(&c.repo), c.name, c.version.replace('+', "_")));
+        let git = spec.git.iter().map(|g| {
+            let repo = host_path(&g.url).trim_end_matches(".git").to_lowercase();
+            let tag: String = g
+                .git_ref
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+                .collect();
+            format!("{repo}:{tag}")
+        });
+        let files = spec.files.iter().map(|f| {
+            let from_url = f.extract.as_deref().unwrap_or(&f.url).rsplit('/').next().unwrap_or_default();
+            let name = f.name.as_deref().unwrap_or(from_url);
+            let suffix = f.platform.as_deref().map(|p| format!("-{}", p.replace('/', "-"))).unwrap_or_default();
+            format!("files.airgap.local/{name}:{}{suffix}", f.version)
+        });
+        Ok(Carried { charts: charts.collect(), git: git.collect(), files: files.collect() })
+    }
+}
+
+impl Plan {
+    /// Reads and checks a plan against the bundle spec it names.
+    pub fn load(path: &Path) -> Result<Plan> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let plan: Plan = serde_yaml_ng::from_str(&text).map_err(|e| match e.location() {
+            Some(l) => anyhow::anyhow!("{}:{}:{}: {e}", path.display(), l.line(), l.column()),
+            None => anyhow::anyhow!("{}: {e}", path.display()),
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let carried = Carried::from_spec(&dir.join(&plan.bundle))?;
+        plan.check(dir, &carried).with_context(|| path.display().to_string())?;
+        Ok(plan)
+    }
+
+    fn check(&self, dir: &Path, carried: &Carried) -> Result<()> {
+        if self.version != 1 {
+            bail!("plan version {} is not supported (expected 1)", self.version);
+        }
+        for (name, cluster) in &self.clusters {
+            cluster.check(dir, carried).with_context(|| format!("cluster {name}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Cluster {
+    fn check(&self, dir: &Path, carried: &Carried) -> Result<()> {
+        let mut ids = BTreeSet::new();
+        for s in &self.steps {
+            if !ids.insert(s.id.as_str()) {
+                bail!("step {} is declared twice", s.id);
+            }
+        }
+        for s in &self.steps {
+            s.check(dir, carried, &ids).with_context(|| format!("step {}", s.id))?;
+        }
+        self.order().map(|_| ())
+    }
+
+    /// The steps in an order that respects `after`: among the steps whose dependencies are done,
+    /// always the one declared first, so the plan's own order is kept wherever it is valid.
+    pub fn order(&self) -> Result<Vec<&Step>> {
+        let index: BTreeMap<&str, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        let mut done = vec![false; self.steps.len()];
+        let mut order = Vec::with_capacity(self.steps.len());
+        while order.len() < self.steps.len() {
+            let ready =
+                self.steps.iter().enumerate().find(|(i, s)| {
+                    !done[*i] && s.after.iter().all(|a| index.get(a.as_str()).is_some_and(|&j| done[j]))
+                });
+            match ready {
+                Some((i, s)) => {
+                    done[i] = true;
+                    order.push(s);
+                }
+                None => {
+                    let stuck: Vec<&str> =
+                        self.steps.iter().enumerate().filter(|(i, _)| !done[*i]).map(|(_, s)| s.id.as_str()).collect();
+                    bail!("the dependencies of these steps form a cycle: {}", stuck.join(", "));
+                }
+            }
+        }
+        Ok(order)
+    }
+}
+
+impl Step {
+    fn check(&self, dir: &Path, carried: &Carried, ids: &BTreeSet<&str>) -> Result<()> {
+        for a in &self.after {
+            if !ids.contains(a.as_str()) {
+                bail!("after: no step {a} in this cluster");
+            }
+        }
+        let actions = [
+            self.namespace.is_some(),
+            self.configmap.is_some(),
+            self.secret.is_some(),
+            self.apply.is_some(),
+            self.helm.is_some(),
+            self.istioctl.is_some(),
+        ];
+        let n = actions.iter().filter(|a| **a).count();
+        if n > 1 || (n == 0 && self.copy.is_empty() && self.wait.is_empty()) {
+            bail!("a step has one of namespace, configmap, secret, apply, helm, istioctl (or only copy/wait)");
+        }
+        if let Some(a) = &self.apply {
+            a.check(carried)?;
+        }
+        if let Some(h) = &self.helm {
+            match (&h.chart, &h.local_chart) {
+                (Some(c), None) if carried.charts.contains(c) => {}
+                (Some(c), None) => bail!("chart {c} is not in the bundle spec"),
+                (None, Some(local)) => local.check(carried)?,
+                _ => bail!("helm: give one of chart and local_chart"),
+            }
+            for v in &h.values {
+                if !dir.join(v).is_file() {
+                    bail!("values file {} does not exist", v.display());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Source {
+    fn check(&self, carried: &Carried) -> Result<()> {
+        match (&self.git, &self.path, &self.file) {
+            (Some(g), Some(_), None) if carried.git.contains(g) => Ok(()),
+            (Some(g), Some(_), None) => bail!("git repository {g} is not in the bundle spec"),
+            (None, None, Some(f)) if carried.files.contains(f) => Ok(()),
+            (None, None, Some(f)) => bail!("file {f} is not in the bundle spec"),
+            _ => bail!("a source is git + path, or file"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifests() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/mosip-1.2.0.1-B2")
+    }
+
+    #[test]
+    fn the_mosip_plan_loads_and_orders() {
+        let plan = Plan::load(&manifests().join("plan.yaml")).unwrap();
+        let mosip = &plan.clusters["mosip"];
+        let order: Vec<&str> = mosip.order().unwrap().iter().map(|s| s.id.as_str()).collect();
+        let pos = |id: &str| order.iter().position(|s| *s == id).unwrap_or_else(|| panic!("no step {id}"));
+        assert!(pos("istio") < pos("httpbin") && pos("postgres") < pos("config-server"));
+        assert!(pos("config-server") < pos("kernel-ready") && pos("kernel-ready") < pos("regclient"));
+        assert!(plan.clusters["observation"].order().unwrap().len() > 3);
+    }
+
+    fn cluster(yaml: &str) -> Cluster {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn order_is_stable_and_follows_dependencies() {
+        let c = cluster("steps:\n- {id: a, after: [c], wait: [{kind: Job, namespace: x, timeout: 1}]}\n- {id: b, namespace: {name: b}}\n- {id: c, namespace: {name: c}}\n");
+        let ids: Vec<&str> = c.order().unwrap().iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn cycles_unknown_steps_and_unknown_keys_are_refused() {
+        let c = cluster(
+            "steps:\n- {id: a, after: [b], namespace: {name: a}}\n- {id: b, after: [a], namespace: {name: b}}\n",
+        );
+        assert!(c.order().unwrap_err().to_string().contains("cycle"));
+        let c = cluster("steps:\n- {id: a, after: [nope], namespace: {name: a}}\n");
+        let err = c.check(Path::new("."), &Carried::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("no step nope"), "{err:#}");
+        assert!(serde_yaml_ng::from_str::<Cluster>("steps:\n- {id: a, bogus: 1}\n").is_err());
+        let c = cluster("steps:\n- {id: a, helm: {release: r, namespace: n, chart: 'x/y:1'}}\n");
+        let err = c.check(Path::new("."), &Carried::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("not in the bundle spec"), "{err:#}");
+    }
+}
