@@ -19,6 +19,7 @@ cargo build --release -q -p bundles --example bench_layout
 bin=$PWD/target/release/airgap
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+trap 'exit 143' TERM INT   # so that the EXIT trap stops the servers on a signal too
 port=5321
 
 echo "seeding the upstream with a ${gib} GiB image set"

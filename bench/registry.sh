@@ -8,7 +8,8 @@
 # and airgap serving the bundle in place vs the same content pushed into its --storage directory.
 # Limits: busybox httpd (sendfile) serving the same blob file to the same curl, and each server's
 # cheapest request (GET /v2/) under the same wrk load.
-# Usage: bench/registry.sh [GIB]   (default 1) — writes docs/benchmarks/registry.md
+# Usage: [SECS=15] [WAIT=180] bench/registry.sh [GIB]   (default 1 GiB; SECS per load, WAIT the longest
+# wait for the 1-minute load to drop below 2) — writes docs/benchmarks/registry.md
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 gib=${1:-1}
@@ -20,6 +21,7 @@ cargo build --release -q -p bundles --example bench_layout
 bin=$PWD/target/release/airgap
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+trap 'exit 143' TERM INT   # so that the EXIT trap stops the servers on a signal too
 pa=5311 pd=5312 ps=5313 pb=5314   # airgap on the bundle, distribution, airgap --storage, busybox
 
 echo "generating a ${gib} GiB layout and packing it"
@@ -65,8 +67,8 @@ for i = 1, tonumber(os.getenv("IMAGES")) do paths[i] = string.format("/v2/docker
 request = function() n = n % #paths + 1; return wrk.format(nil, paths[n]) end
 EOF
 
-# Wait (at most 3 minutes) for the shared machine to calm down; print the 1-minute load.
-quiet() { for _ in $(seq 18); do awk '{exit !($1 < 2)}' /proc/loadavg && break; sleep 10; done; cut -d' ' -f1 /proc/loadavg; }
+# Wait (at most WAIT seconds, default 180) for the shared machine to calm down; print the 1-minute load.
+quiet() { for _ in $(seq $(( ${WAIT:-180} / 10 ))); do awk '{exit !($1 < 2)}' /proc/loadavg && break; sleep 10; done; cut -d' ' -f1 /proc/loadavg; }
 reset_hwm() { echo 5 > "/proc/$1/clear_refs"; }
 hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 wrk_rps() { # URL [lua]: requests/s; fails on any non-2xx answer or socket error
@@ -115,7 +117,7 @@ mkdir -p docs/benchmarks
 cat > docs/benchmarks/registry.md <<DOC
 # Registry benchmark
 
-Made by \`bench/registry.sh $gib\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo),
+Made by \`SECS=$secs WAIT=${WAIT:-180} bench/registry.sh $gib\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo),
 everything on 127.0.0.1, clients and servers sharing the two cores. 1-minute load before each server's
 measurements: airgap ${R[load_a]}, distribution ${R[load_d]}, airgap --storage ${R[load_s]}, busybox ${R[load_b]} (the machine is shared:
 compare ratios measured in this run, not absolute numbers).
