@@ -5,3 +5,4 @@
 //! is not in the bundle.
 
 pub mod plan;
+pub mod site;

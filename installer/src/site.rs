@@ -1,0 +1,149 @@
+//! The site file: what one data centre fills in (domains, registry, clusters, storage, TLS,
+//! components). `manifests/mosip-1.2.0.1-B2/site.example.yaml` documents the MOSIP one.
+//!
+//! The file is kept as a YAML tree so that a plan may name any value (`${site.<path>}`), and each
+//! part of the installer reads the sections it needs through its own typed view ([`Site::view`]),
+//! so a new command adds its section without touching the others.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::Value;
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    path: PathBuf,
+    tree: Value,
+}
+
+impl Site {
+    pub fn load(path: &Path) -> Result<Site> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read site file {}", path.display()))?;
+        Site::parse(path, &text)
+    }
+
+    /// `path` names the file in messages and anchors its relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Site> {
+        let tree: Value = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
+            Some(l) => anyhow!("{}:{}:{}: {e}", path.display(), l.line(), l.column()),
+            None => anyhow!("{}: {e}", path.display()),
+        })?;
+        if !tree.is_mapping() {
+            bail!("{}: a site file is a YAML mapping", path.display());
+        }
+        Ok(Site { path: path.to_path_buf(), tree })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path written in the site file, taken relative to the file's folder (`~/` is the home).
+    pub fn resolve_path(&self, written: &str) -> PathBuf {
+        if let Some(rest) = written.strip_prefix("~/") {
+            if let Some(home) = std::env::var_os("HOME") {
+                return Path::new(&home).join(rest);
+            }
+        }
+        self.path.parent().unwrap_or(Path::new(".")).join(written)
+    }
+
+    /// The value at a dotted path (`domains.rancher`, `registry.address`) as a string. A domain
+    /// entry is a map `{host, lb}`; naming the entry gives its `host`.
+    pub fn lookup(&self, dotted: &str) -> Result<String> {
+        let mut node = &self.tree;
+        for key in dotted.split('.') {
+            node = node.get(key).ok_or_else(|| anyhow!("{}: no value at {dotted}", self.path.display()))?;
+        }
+        if let Some(host) = node.get("host").filter(|_| node.is_mapping()) {
+            node = host;
+        }
+        match node {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(b.to_string()),
+            Value::Null => Ok(String::new()),
+            _ => bail!("{}: {dotted} is not a single value", self.path.display()),
+        }
+    }
+
+    /// Replaces every `${site.<path>}` in `text`; `${site.configmap.<key>}` takes `configmap[key]`
+    /// (the plan's global configmap, itself already substituted).
+    pub fn substitute(&self, text: &str, configmap: &BTreeMap<String, String>) -> Result<String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${site.") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + "${site.".len()..];
+            let end = after.find('}').ok_or_else(|| anyhow!("unterminated ${{site.…}} in {text:?}"))?;
+            let key = &after[..end];
+            let value = match key.strip_prefix("configmap.") {
+                Some(k) => configmap.get(k).cloned().ok_or_else(|| anyhow!("the global configmap has no key {k}"))?,
+                None => self.lookup(key)?,
+            };
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Whether `components.<name>` is true (absent is false).
+    pub fn component(&self, name: &str) -> bool {
+        self.tree.get("components").and_then(|c| c.get(name)).and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// A typed view of the sections a caller needs; unknown keys of the file are ignored, missing
+    /// or mistyped ones are errors naming the file.
+    pub fn view<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_yaml_ng::from_value(self.tree.clone()).map_err(|e| anyhow!("{}: {e}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> Site {
+        Site::parse(
+            Path::new("/sites/a/site.yaml"),
+            "registry: {address: 'reg.local:5000'}\ndomains:\n  api: {host: api.example.net, lb: internal}\ncomponents: {smtp: true}\nport: 8025\ncerts: certs/ca.pem\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn substitutes_paths_domains_and_configmap_keys() {
+        let cm = BTreeMap::from([("k".to_string(), "v".to_string())]);
+        let s = site();
+        assert_eq!(
+            s.substitute("${site.registry.address}/x ${site.domains.api}:${site.port} ${site.configmap.k}", &cm).unwrap(),
+            "reg.local:5000/x api.example.net:8025 v"
+        );
+        assert!(s.substitute("${site.nope.x}", &cm).unwrap_err().to_string().contains("no value at nope.x"));
+        assert!(s.substitute("${site.configmap.z}", &cm).unwrap_err().to_string().contains("no key z"));
+        assert!(s.substitute("${site.domains", &cm).is_err());
+        assert!(s.substitute("${site.domains}", &cm).unwrap_err().to_string().contains("not a single value"));
+    }
+
+    #[test]
+    fn components_paths_and_views() {
+        let s = site();
+        assert!(s.component("smtp") && !s.component("reporting"));
+        assert_eq!(s.resolve_path("certs/ca.pem"), Path::new("/sites/a/certs/ca.pem"));
+        #[derive(serde::Deserialize)]
+        struct Reg {
+            registry: BTreeMap<String, String>,
+        }
+        assert_eq!(s.view::<Reg>().unwrap().registry["address"], "reg.local:5000");
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Missing {
+            wireguard: String,
+        }
+        assert!(s.view::<Missing>().unwrap_err().to_string().contains("/sites/a/site.yaml"));
+        assert!(Site::parse(Path::new("x.yaml"), "- a\n").is_err());
+    }
+}
