@@ -7,23 +7,16 @@
 #           one OCI layout (what the README's pack example does; skopeo 1.9's sync cannot write oci:)
 # airgap writes more than skopeo (compressed parts, SHA256SUMS, SBOMs), so the table also gives
 # skopeo followed by `airgap bundle pack` of its layout: the same end product by the other road.
-# Usage: bench/create.sh [GIB] (default 1.5; RUNS=3 runs each, median) — writes docs/benchmarks/create.md
+# Usage: bench/create.sh [GIB | --help] (default 1.5; RUNS=3 runs each, median) — writes docs/benchmarks/create.md
 set -euo pipefail
-cd "$(git rev-parse --show-toplevel)"
+source "$(dirname "$0")/lib.sh"
+bench_setup create "$@"
 gib=${1:-1.5}
 runs=${RUNS:-3}
-work=$PWD/.cache/bench/create
-rm -rf "$work" && mkdir -p "$work"
-cargo build --release -q -p airgap --bin airgap
-cargo build --release -q -p bundles --example bench_layout
-bin=$PWD/target/release/airgap
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
-trap 'exit 143' TERM INT   # so that the EXIT trap stops the servers on a signal too
 port=5321
 
 echo "seeding the upstream with a ${gib} GiB image set"
-target/release/examples/bench_layout "$work/layout" "$gib" 2>/dev/null
+"$layout_bin" "$work/layout" "$gib" 2>/dev/null
 "$bin" bundle pack "$work/layout" -o "$work/seed" >/dev/null
 cat > "$work/dist.yml" <<EOF
 version: 0.1

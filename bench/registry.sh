@@ -8,24 +8,17 @@
 # and airgap serving the bundle in place vs the same content pushed into its --storage directory.
 # Limits: busybox httpd (sendfile) serving the same blob file to the same curl, and each server's
 # cheapest request (GET /v2/) under the same wrk load.
-# Usage: [SECS=15] [WAIT=180] bench/registry.sh [GIB]   (default 1 GiB; SECS per load, WAIT the longest
+# Usage: [SECS=15] [WAIT=180] bench/registry.sh [GIB | --help]   (default 1 GiB; SECS per load, WAIT the longest
 # wait for the 1-minute load to drop below 2) — writes docs/benchmarks/registry.md
 set -euo pipefail
-cd "$(git rev-parse --show-toplevel)"
+source "$(dirname "$0")/lib.sh"
+bench_setup registry "$@"
 gib=${1:-1}
 secs=${SECS:-15}
-work=$PWD/.cache/bench/registry
-rm -rf "$work" && mkdir -p "$work"
-cargo build --release -q -p airgap --bin airgap
-cargo build --release -q -p bundles --example bench_layout
-bin=$PWD/target/release/airgap
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
-trap 'exit 143' TERM INT   # so that the EXIT trap stops the servers on a signal too
 pa=5311 pd=5312 ps=5313 pb=5314   # airgap on the bundle, distribution, airgap --storage, busybox
 
 echo "generating a ${gib} GiB layout and packing it"
-target/release/examples/bench_layout "$work/layout" "$gib" 2>/dev/null
+"$layout_bin" "$work/layout" "$gib" 2>/dev/null
 "$bin" bundle pack "$work/layout" -o "$work/bundle" >/dev/null
 images=$(grep -o '"org.opencontainers.image.ref.name":"[^"]*"' "$work/layout/index.json" | wc -l)
 

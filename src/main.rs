@@ -21,9 +21,37 @@ enum Command {
     Bundle(BundleCommand),
     /// The whole chain on this machine with no internet: upstream, create, verify, serve.
     Demo(demo::DemoArgs),
+    /// Deploy the platform from the bundle, and configure nodes and clusters for the site registry.
+    #[command(subcommand)]
+    Install(InstallCommand),
     /// The on-site OCI registry, and copying bundles into an existing one.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Site services outside the clusters: the Wireguard bastion.
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// Write the tool binaries the bundle carries (kubectl, helm, istioctl, eksctl…) into a folder.
+    Tools(installer::tools::ToolsArgs),
+}
+
+#[derive(Subcommand)]
+enum InstallCommand {
+    /// Print each cluster's ordered steps and what they create, after the leak check. Changes nothing.
+    Plan(installer::cli::PlanArgs),
+    /// Apply the plan, waiting for readiness; resumable, skips unchanged finished steps.
+    Apply(installer::cli::ApplyArgs),
+    /// What is done, running and failed on each cluster.
+    Status(installer::cli::StatusArgs),
+    /// Node mirror configuration: upstream hosts resolve to the site registry, names unchanged.
+    Mirrors(installer::mirrors::MirrorsArgs),
+    /// eksctl ClusterConfigs or RKE2 configuration of both clusters, with the node mirrors.
+    ClusterConfig(installer::cluster_config::ClusterConfigArgs),
+}
+
+#[derive(Subcommand)]
+enum SiteCommand {
+    /// The Wireguard bastion's server and peer configurations, written offline for the carried image.
+    Wireguard(installer::wireguard::WireguardArgs),
 }
 
 #[derive(Subcommand)]
@@ -56,8 +84,23 @@ enum BundleCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    // Helm 3.8 runs its post-renderer without arguments: the installer names its configuration
+    // in the environment instead.
+    let result = match std::env::var_os(installer::postrender::ENV) {
+        Some(config) => installer::postrender::run_as_helm_post_renderer(config.as_ref()),
+        None => run(Cli::parse()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Bundle(cmd) => match cmd {
             BundleCommand::Lock(a) => bundler::lock(a),
             BundleCommand::Create(a) => bundler::create(a),
@@ -73,12 +116,14 @@ fn main() -> ExitCode {
             RegistryCommand::Serve(a) => registry::cli::serve(a),
             RegistryCommand::Push(a) => registry::cli::push(a),
         },
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Command::Site(SiteCommand::Wireguard(a)) => installer::wireguard::run(a),
+        Command::Install(cmd) => match cmd {
+            InstallCommand::Plan(a) => installer::run::plan(a),
+            InstallCommand::Apply(a) => installer::run::apply(a),
+            InstallCommand::Status(a) => installer::run::status(a),
+            InstallCommand::Mirrors(a) => installer::mirrors::run(a),
+            InstallCommand::ClusterConfig(a) => installer::cluster_config::run(a),
+        },
+        Command::Tools(a) => installer::tools::run(a),
     }
 }

@@ -3,20 +3,33 @@
 mod common;
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bundles::lock::Lock;
 use bundles::verify::{verify, VerifyOptions};
 use common::*;
 use testkit::FileServer;
 
-/// A raw binary (as kubectl ships) and a tar.gz holding one (as helm ships).
-fn make_downloads(dir: &Path) -> (Vec<u8>, Vec<u8>) {
+const KUBECTL_PATH: &str = "release-mirror/release/v1.24.17/bin/linux/amd64/kubectl";
+
+/// What the tests' file server serves: a raw binary (as kubectl ships) at the path the spec's
+/// mirror maps kubectl's URL to, and a tar.gz holding one (as helm ships).
+struct Downloads {
+    www: PathBuf,
+    kubectl: Vec<u8>,
+    helm: Vec<u8>,
+    kubectl_sha: String,
+    helm_sha: String,
+}
+
+fn make_downloads(dir: &Path) -> Downloads {
+    let www = dir.join("www");
+    std::fs::create_dir_all(www.join(KUBECTL_PATH).parent().unwrap()).unwrap();
     let kubectl: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    std::fs::write(dir.join("kubectl"), &kubectl).unwrap();
+    std::fs::write(www.join(KUBECTL_PATH), &kubectl).unwrap();
     let helm: Vec<u8> = b"#!/bin/sh\necho helm v3.8.2\n".repeat(1000);
     let gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(dir.join("helm-v3.8.2-linux-amd64.tar.gz")).unwrap(),
+        std::fs::File::create(www.join("helm-v3.8.2-linux-amd64.tar.gz")).unwrap(),
         flate2::Compression::default(),
     );
     let mut tar = tar::Builder::new(gz);
@@ -28,10 +41,12 @@ fn make_downloads(dir: &Path) -> (Vec<u8>, Vec<u8>) {
         tar.append_data(&mut h, name, data.as_slice()).unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap();
-    (kubectl, helm)
+    let kubectl_sha = sha256_file(&www.join(KUBECTL_PATH));
+    let helm_sha = sha256_file(&www.join("helm-v3.8.2-linux-amd64.tar.gz"));
+    Downloads { www, kubectl, helm, kubectl_sha, helm_sha }
 }
 
-fn spec(dir: &Path, server: &FileServer, kubectl_sha: &str, helm_tgz_sha: &str) -> std::path::PathBuf {
+fn spec(dir: &Path, server: &FileServer, kubectl_sha: &str, helm_tgz_sha: &str) -> PathBuf {
     write_spec(
         dir,
         &format!(
@@ -68,14 +83,8 @@ fn layer_of(bundle: &Path, reference: &str) -> Vec<u8> {
 #[test]
 fn carries_binaries_and_a_member_of_a_tar_gz() {
     let t = tempfile::tempdir().unwrap();
-    let serve = t.path().join("www");
-    std::fs::create_dir_all(serve.join("release-mirror/release/v1.24.17/bin/linux/amd64")).unwrap();
-    let (kubectl, helm) = make_downloads(&serve);
-    std::fs::rename(serve.join("kubectl"), serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl"))
-        .unwrap();
-    let server = FileServer::start(&serve).unwrap();
-    let kubectl_sha = sha256_file(&serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl"));
-    let helm_sha = sha256_file(&serve.join("helm-v3.8.2-linux-amd64.tar.gz"));
+    let Downloads { www, kubectl, helm, kubectl_sha, helm_sha } = make_downloads(t.path());
+    let server = FileServer::start(&www).unwrap();
     let spec = spec(t.path(), &server, &kubectl_sha, &helm_sha);
     let out = t.path().join("bundle");
     bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
@@ -96,13 +105,9 @@ fn carries_binaries_and_a_member_of_a_tar_gz() {
 #[test]
 fn a_wrong_checksum_fails_naming_the_entry() {
     let t = tempfile::tempdir().unwrap();
-    let serve = t.path().join("www");
-    std::fs::create_dir_all(serve.join("release-mirror/release/v1.24.17/bin/linux/amd64")).unwrap();
-    make_downloads(&serve);
-    std::fs::rename(serve.join("kubectl"), serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl"))
-        .unwrap();
-    let server = FileServer::start(&serve).unwrap();
-    let helm_sha = sha256_file(&serve.join("helm-v3.8.2-linux-amd64.tar.gz"));
+    let d = make_downloads(t.path());
+    let server = FileServer::start(&d.www).unwrap();
+    let helm_sha = d.helm_sha;
     let wrong = "0".repeat(64);
     let spec = spec(t.path(), &server, &wrong, &helm_sha);
     let cache = t.path().join("cache");
@@ -117,14 +122,8 @@ fn a_wrong_checksum_fails_naming_the_entry() {
 fn a_connection_dropped_mid_download_is_resumed() {
     fast_retries();
     let t = tempfile::tempdir().unwrap();
-    let serve = t.path().join("www");
-    std::fs::create_dir_all(serve.join("release-mirror/release/v1.24.17/bin/linux/amd64")).unwrap();
-    let (kubectl, _) = make_downloads(&serve);
-    std::fs::rename(serve.join("kubectl"), serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl"))
-        .unwrap();
-    let server = FileServer::start(&serve).unwrap();
-    let kubectl_sha = sha256_file(&serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl"));
-    let helm_sha = sha256_file(&serve.join("helm-v3.8.2-linux-amd64.tar.gz"));
+    let Downloads { www, kubectl, kubectl_sha, helm_sha, .. } = make_downloads(t.path());
+    let server = FileServer::start(&www).unwrap();
     let spec = spec(t.path(), &server, &kubectl_sha, &helm_sha);
     server.drop_connection_after_once(1_000_000);
     let out = t.path().join("bundle");
@@ -141,18 +140,12 @@ fn a_connection_dropped_mid_download_is_resumed() {
 #[test]
 fn an_interrupted_run_leaves_a_partial_that_the_next_run_resumes() {
     let t = tempfile::tempdir().unwrap();
-    let serve = t.path().join("www");
-    std::fs::create_dir_all(serve.join("release-mirror/release/v1.24.17/bin/linux/amd64")).unwrap();
-    let (kubectl, _) = make_downloads(&serve);
-    let kpath = serve.join("release-mirror/release/v1.24.17/bin/linux/amd64/kubectl");
-    std::fs::rename(serve.join("kubectl"), &kpath).unwrap();
-    let kubectl_sha = sha256_file(&kpath);
-    let helm_sha = sha256_file(&serve.join("helm-v3.8.2-linux-amd64.tar.gz"));
+    let Downloads { www, kubectl, kubectl_sha, helm_sha, .. } = make_downloads(t.path());
     // What a crash leaves: the first 700 kB in partial/.
     let cache = t.path().join("cache");
     std::fs::create_dir_all(cache.join("partial")).unwrap();
     std::fs::write(cache.join("partial").join(&kubectl_sha), &kubectl[..700_000]).unwrap();
-    let server = FileServer::start(&serve).unwrap();
+    let server = FileServer::start(&www).unwrap();
     let spec = spec(t.path(), &server, &kubectl_sha, &helm_sha);
     bundler::create(create_args(&spec, &t.path().join("bundle"), &cache)).unwrap();
     let ranges: Vec<_> = server.requests().into_iter().filter_map(|r| r.range).collect();
@@ -163,11 +156,9 @@ fn an_interrupted_run_leaves_a_partial_that_the_next_run_resumes() {
 #[test]
 fn two_members_of_one_archive_download_it_once() {
     let t = tempfile::tempdir().unwrap();
-    let serve = t.path().join("www");
-    std::fs::create_dir_all(&serve).unwrap();
-    make_downloads(&serve);
-    let server = FileServer::start(&serve).unwrap();
-    let sha = sha256_file(&serve.join("helm-v3.8.2-linux-amd64.tar.gz"));
+    let d = make_downloads(t.path());
+    let server = FileServer::start(&d.www).unwrap();
+    let sha = d.helm_sha;
     let url = server.url_of("helm-v3.8.2-linux-amd64.tar.gz");
     let spec = write_spec(
         t.path(),

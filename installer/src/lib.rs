@@ -4,5 +4,20 @@
 //! It must not reach the registry other than as an HTTP client would, nor fetch anything that
 //! is not in the bundle.
 
+pub mod bundled_tools;
+pub mod cli;
+pub mod cluster;
+pub mod cluster_config;
+pub mod helm;
+pub mod mirrors;
 pub mod plan;
+pub mod postrender;
+pub mod preflight;
+pub mod registry;
+pub mod render;
+pub mod run;
 pub mod site;
+pub mod state;
+pub mod tools;
+pub mod wait;
+pub mod wireguard;

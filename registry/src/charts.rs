@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::artifacts::{manifest_json, read_small_blob};
 use crate::body::{self, Body};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::names::check_name;
+use crate::names::split_route;
 use crate::routes::{blob_response, ok_builder, BlobSlice};
 use crate::server::State;
 use crate::storage::Stores;
@@ -89,10 +89,7 @@ pub(crate) async fn route(
     headers: &HeaderMap,
     head: bool,
 ) -> ApiResult<Response<Body>> {
-    let (prefix, file) = rest.rsplit_once('/').ok_or_else(|| {
-        ApiError::new(Code::NotFound, format!("/charts/{rest}: expected /charts/<prefix>/index.yaml"))
-    })?;
-    check_name(prefix)?;
+    let (prefix, [file]) = split_route(rest, "/charts/<prefix>/index.yaml")?;
     let (stores, p) = (state.stores.clone(), prefix.to_string());
     let found = body::blocking(move || charts(&stores, &p)).await?;
     if file == "index.yaml" {

@@ -7,18 +7,23 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::push::{push_bundle, PushOptions};
+use crate::storage::S3Location;
 use crate::{AccessLog, ServeConfig, Server, StorageConfig, TlsConfig};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   airgap registry serve /media/usb/bundle --tls-generate /etc/airgap/tls --hostname registry.site.local
   airgap registry serve base delta --storage /var/lib/airgap --htpasswd users --push-user ops
+  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... airgap registry serve \
+      --storage 's3://registry/site?endpoint=http://minio.site.local:9000&region=us-east-1'
 Then: skopeo inspect docker://registry.site.local:5000/docker.io/mosipid/config-server:1.1.2
       helm repo add mosip https://registry.site.local:5000/charts/mosip.github.io/mosip-helm")]
 pub struct ServeArgs {
     /// Bundle directories served read-only in place; a delta goes after its base.
     pub bundles: Vec<PathBuf>,
-    /// A directory that takes pushes (`DIR` or `file://DIR`).
+    /// Where pushes go: a directory (`DIR` or `file://DIR`), or an S3-compatible bucket
+    /// (`s3://BUCKET[/PREFIX]?endpoint=URL[&region=R][&ca-file=PEM]`, path-style; credentials from
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials). Replicas may share a bucket.
     #[arg(long)]
     pub storage: Option<String>,
     #[arg(long, default_value = "127.0.0.1:5000")]
@@ -57,7 +62,7 @@ impl ServeArgs {
         let storage = match &self.storage {
             None => None,
             Some(s) if s.starts_with("s3://") => {
-                bail!("--storage {s}: the S3 backend is not available yet; use a directory")
+                Some(StorageConfig::S3(Box::new(S3Location::parse(s).with_context(|| format!("--storage {s}"))?)))
             }
             Some(s) => Some(StorageConfig::Dir(PathBuf::from(s.strip_prefix("file://").unwrap_or(s)))),
         };

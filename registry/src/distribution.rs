@@ -6,8 +6,8 @@ use std::sync::Arc;
 use bundles::digest::Digest;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION, RANGE};
-use hyper::{Method, Request, Response};
+use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION, RANGE};
+use hyper::{HeaderMap, Method, Request, Response};
 use serde_json::{json, Value};
 
 use crate::body::{self, Body};
@@ -79,7 +79,7 @@ pub(crate) async fn route(state: &Arc<State>, rest: &str, req: Request<Incoming>
         (Target::Catalog, &Method::GET) => catalog(state, &query),
         (Target::Tags(n), &Method::GET) => tags(state, &named(n)?, &query),
         (Target::Manifest(n, r), &Method::GET | &Method::HEAD) => {
-            get_manifest(state, &named(n)?, &r, method == Method::HEAD)
+            get_manifest(state, &named(n)?, &r, req.headers(), method == Method::HEAD)
         }
         (Target::Manifest(n, r), &Method::PUT) => put_manifest(state, &named(n)?, &r, req).await,
         (Target::Manifest(n, r), &Method::DELETE) => delete_manifest(state, &named(n)?, &r),
@@ -172,12 +172,43 @@ fn resolve(state: &State, name: &str, reference: &str) -> ApiResult<Digest> {
     }
 }
 
-fn get_manifest(state: &State, name: &str, reference: &str, head: bool) -> ApiResult<Response<Body>> {
+/// What distribution 2.8 answers to a client whose `Accept` lacks the stored manifest's type
+/// (`*/*` does not count): an OCI manifest or index is unknown to it (404); a Docker schema 2
+/// manifest or list fetched by tag would need converting to schema 1, which 2.8 no longer does
+/// (400). A list is served to a client that accepts schema 2 manifests (distribution picks the
+/// linux/amd64 child then); by digest, Docker types are served as they are. Nothing is rewritten.
+fn check_accept(headers: &HeaderMap, media_type: &str, name: &str, reference: &str) -> ApiResult<()> {
+    let accepts = |t: &str| {
+        headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|a| a.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(t))
+    };
+    let by_tag = matches!(ManifestRef::parse(reference)?, ManifestRef::Tag(_));
+    let refused = match media_type {
+        OCI_MANIFEST | OCI_INDEX if !accepts(media_type) => Code::ManifestUnknown,
+        DOCKER_MANIFEST if by_tag && !accepts(DOCKER_MANIFEST) => Code::ManifestInvalid,
+        DOCKER_LIST if by_tag && !accepts(DOCKER_LIST) && !accepts(DOCKER_MANIFEST) => Code::ManifestInvalid,
+        _ => return Ok(()),
+    };
+    Err(ApiError::new(refused, format!("{name}:{reference} is {media_type}, which the Accept header does not include")))
+}
+
+fn get_manifest(
+    state: &State,
+    name: &str,
+    reference: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> ApiResult<Response<Body>> {
     let d = resolve(state, name, reference)?;
     let m = state
         .stores
         .manifest(name, &d)?
         .ok_or_else(|| ApiError::new(Code::ManifestUnknown, format!("manifest {reference} is not in {name}")))?;
+    check_accept(headers, &m.media_type, name, reference)?;
     let b = ok_builder(200)
         .header(CONTENT_TYPE, m.media_type)
         .header(CONTENT_LENGTH, m.bytes.len())

@@ -8,7 +8,7 @@ use hyper::{HeaderMap, Response};
 use crate::artifacts::{manifest_json, percent_decode, single_layer};
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::names::{check_name, valid_tag};
+use crate::names::{split_route, valid_tag};
 use crate::routes::{blob_response, BlobSlice};
 use crate::server::State;
 
@@ -18,12 +18,10 @@ pub(crate) async fn route(
     headers: &HeaderMap,
     head: bool,
 ) -> ApiResult<Response<Body>> {
-    let usage = || ApiError::new(Code::NotFound, format!("/files/{rest}: expected /files/<repository>/<tag>/<title>"));
-    let (front, title) = rest.rsplit_once('/').ok_or_else(usage)?;
-    let (repo, tag) = front.rsplit_once('/').ok_or_else(usage)?;
-    check_name(repo)?;
+    let usage = "/files/<repository>/<tag>/<title>";
+    let (repo, [tag, title]) = split_route(rest, usage)?;
     if !valid_tag(tag) {
-        return Err(usage());
+        return Err(ApiError::new(Code::NotFound, format!("{rest}: '{tag}' is not a tag; expected {usage}")));
     }
     let title = percent_decode(title);
     let not_here = || ApiError::new(Code::NotFound, format!("{repo}:{tag} has no file named {title}"));

@@ -55,6 +55,19 @@ pub fn check_name(name: &str) -> ApiResult<()> {
     }
 }
 
+/// Splits what follows `/charts/` or `/files/` into a repository name (checked, so it cannot
+/// escape) and the `N` path components after it; `usage` is the path's shape, for the error.
+pub fn split_route<'a, const N: usize>(rest: &'a str, usage: &str) -> ApiResult<(&'a str, [&'a str; N])> {
+    let not_found = || ApiError::new(Code::NotFound, format!("{rest}: expected {usage}"));
+    let mut parts = [""; N];
+    let mut front = rest;
+    for part in parts.iter_mut().rev() {
+        (front, *part) = front.rsplit_once('/').ok_or_else(not_found)?;
+    }
+    check_name(front)?;
+    Ok((front, parts))
+}
+
 /// A sha256 or sha512 digest (the two the image spec registers); bundles carry only sha256,
 /// but clients may push either.
 pub fn parse_digest(text: &str) -> ApiResult<Digest> {
@@ -118,6 +131,17 @@ mod tests {
             assert!(!valid_name(bad), "{bad}");
         }
         assert!(!valid_name(&"a".repeat(256)));
+    }
+
+    #[test]
+    fn routes_split_into_a_checked_name_and_components() {
+        assert_eq!(
+            split_route::<1>("mosip.github.io/mosip-helm/index.yaml", "u").unwrap(),
+            ("mosip.github.io/mosip-helm", ["index.yaml"])
+        );
+        assert_eq!(split_route::<2>("files.x/tool/1.0/hello", "u").unwrap(), ("files.x/tool", ["1.0", "hello"]));
+        assert_eq!(split_route::<2>("tool/hello", "u").unwrap_err().code, Code::NotFound);
+        assert_eq!(split_route::<1>("../etc/passwd", "u").unwrap_err().code, Code::NameInvalid);
     }
 
     #[test]

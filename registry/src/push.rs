@@ -10,7 +10,6 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 use base64::Engine;
@@ -19,8 +18,6 @@ use bundles::digest::{blob_path, parse_sha256, Digest};
 use bundles::Bundle;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 
 use crate::names::valid_name;
@@ -57,7 +54,7 @@ pub fn push_bundle(bundle_dirs: &[PathBuf], target: &str, opts: &PushOptions) ->
     let scheme = if opts.plain_http { "http" } else { "https" };
     let mut pusher = Pusher {
         base: format!("{scheme}://{host}"),
-        client: client(opts)?,
+        client: crate::tls::https_client(opts.ca_file.as_deref())?,
         credentials: opts.credentials.clone(),
         token: None,
         bundles,
@@ -82,25 +79,6 @@ pub fn push_bundle(bundle_dirs: &[PathBuf], target: &str, opts: &PushOptions) ->
         }
     }
     Ok(pusher.report)
-}
-
-fn client(opts: &PushOptions) -> anyhow::Result<Client> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(ca) = &opts.ca_file {
-        for cert in
-            CertificateDer::pem_file_iter(ca).with_context(|| format!("cannot read CA file {}", ca.display()))?
-        {
-            roots.add(cert.with_context(|| format!("CA file {}", ca.display()))?)?;
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Client::builder().tls_backend_preconfigured(tls).timeout(None).build()?)
 }
 
 struct Pusher {

@@ -17,13 +17,14 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
 use crate::auth::Auth;
-use crate::storage::{BundleStore, DirStore, Storage, Stores};
+use crate::storage::{BundleStore, DirStore, S3Location, S3Store, Storage, Stores};
 use crate::tls::{server_config, TlsConfig};
 
 /// Where pushed content is kept.
 #[derive(Debug, Clone)]
 pub enum StorageConfig {
     Dir(PathBuf),
+    S3(Box<S3Location>),
 }
 
 #[derive(Clone)]
@@ -88,8 +89,10 @@ impl Server {
         let (bundle_dirs, storage) = (cfg.bundles.clone(), cfg.storage.clone());
         let stores = tokio::task::spawn_blocking(move || -> anyhow::Result<Stores> {
             let mut layers: Vec<Arc<dyn Storage>> = Vec::new();
-            if let Some(StorageConfig::Dir(dir)) = storage {
-                layers.push(Arc::new(DirStore::open(&dir)?));
+            match storage {
+                Some(StorageConfig::Dir(dir)) => layers.push(Arc::new(DirStore::open(&dir)?)),
+                Some(StorageConfig::S3(location)) => layers.push(Arc::new(S3Store::open(&location)?)),
+                None => {}
             }
             if !bundle_dirs.is_empty() {
                 layers.push(Arc::new(BundleStore::open(&bundle_dirs)?));

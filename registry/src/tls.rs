@@ -49,6 +49,27 @@ pub fn server_config(tls: &TlsConfig) -> anyhow::Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
+/// A client of other HTTPS servers (registries, S3 endpoints) that trusts the system's CAs and
+/// `ca_file`, with ring as the crypto provider like the server.
+pub(crate) fn https_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::blocking::Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(ca) = ca_file {
+        for cert in
+            CertificateDer::pem_file_iter(ca).with_context(|| format!("cannot read CA file {}", ca.display()))?
+        {
+            roots.add(cert.with_context(|| format!("CA file {}", ca.display()))?)?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(reqwest::blocking::Client::builder().tls_backend_preconfigured(tls).timeout(None).build()?)
+}
+
 fn ca_params() -> anyhow::Result<CertificateParams> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(DnType::CommonName, "airgap site CA");

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::process::Command;
+use testkit::MinioServer;
 
 use testkit::{run_conformance, ConformanceReport, ConformanceTarget};
 
@@ -15,14 +16,14 @@ fn assert_passed(report: &ConformanceReport) {
     assert!(report.passed && failed.is_empty(), "failed: {failed:?}\n{}", report.output);
 }
 
-#[test]
-fn all_four_categories_against_a_storage_directory_over_tls_with_auth() {
+/// The whole suite (TLS, htpasswd, uploads cancelled, tag parameters) against `storage`.
+fn assert_all_four_categories(storage: registry::StorageConfig) {
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
     write_htpasswd(&htpasswd, &[("conformance", "pw")]);
     let certs = dir.path().join("certs");
     let server = TestServer::start(registry::ServeConfig {
-        storage: Some(registry::StorageConfig::Dir(dir.path().join("store"))),
+        storage: Some(storage),
         htpasswd: Some(htpasswd),
         tls: Some(registry::TlsConfig::Generate { dir: certs.clone(), hostnames: vec!["127.0.0.1".into()] }),
         ..Default::default()
@@ -40,6 +41,19 @@ fn all_four_categories_against_a_storage_directory_over_tls_with_auth() {
         assert!(report.apis.keys().any(|k| k.starts_with(api)), "the suite ran no {api} test: {:?}", report.apis);
     }
     assert!(report.apis.values().any(|s| s == "Pass"));
+}
+
+#[test]
+fn all_four_categories_against_a_storage_directory_over_tls_with_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_all_four_categories(registry::StorageConfig::Dir(dir.path().join("store")));
+}
+
+#[test]
+fn all_four_categories_against_an_s3_bucket() {
+    let s3 = MinioServer::start().unwrap();
+    s3.create_bucket("conformance").unwrap();
+    assert_all_four_categories(registry::StorageConfig::S3(Box::new(s3_location(&s3, "conformance", "site/registry"))));
 }
 
 #[test]

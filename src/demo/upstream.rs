@@ -136,6 +136,12 @@ fn git_repository(work: &Path) -> Result<Vec<u8>> {
         src.join("application-default.properties"),
         "mosip.demo.greeting=hello from the carried config repository\n",
     )?;
+    // What `manifests/sample/plan.yaml` applies from the repository.
+    std::fs::create_dir_all(src.join("deploy"))?;
+    std::fs::write(
+        src.join("deploy/greeting.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\ndata:\n  greeting: hello from the carried config repository\n",
+    )?;
     git(&["init", "-q", "-b", "main"], &src)?;
     git(&["add", "."], &src)?;
     git(

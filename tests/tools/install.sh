@@ -6,6 +6,8 @@
 #
 # Each step leaves a stamp holding its version; a step whose stamp matches is skipped, so a second
 # run costs seconds. AIRGAP_TOOLS_DIR moves the cache (default: <repo>/.cache/tools).
+# After apt, the steps run as background jobs, INSTALL_JOBS at a time (default: the CPU count),
+# longest first; each writes its own log.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,15 +36,21 @@ CYCLONEDX_LIB=11.12.0
 JSONSCHEMA=4.26.0
 
 APT_PACKAGES=(docker-registry skopeo podman umoci minisign git wrk apache2-utils etcd-server jq zstd openssl
-  containerd runc wireguard-tools python3-venv time ca-certificates curl)
+  containerd runc wireguard-tools python3-venv time ca-certificates curl
+  containernetworking-plugins iptables nftables iproute2 busybox-static)
 
 export PATH=$BIN:$PATH:/usr/local/go/bin
 # Builds use the machine's Go as it is: never fetch another toolchain.
 export GOTOOLCHAIN=local GOFLAGS=-trimpath CGO_ENABLED=0
 
 ONLY=("$@")
-SUMMARY=()
-FAILED=0
+JOBS=${INSTALL_JOBS:-$(nproc)}
+# Each step leaves its summary line and its outcome here: background jobs cannot write the main
+# shell's variables.
+RESULTS=$WORK/results
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+ORDER=()
 
 wanted() {
   [[ ${#ONLY[@]} -eq 0 ]] && return 0
@@ -51,15 +59,16 @@ wanted() {
   return 1
 }
 
-# step NAME KEY OPTIONAL FUNC...: runs FUNC unless NAME's stamp holds KEY. A failed optional step is
-# reported but does not fail the script.
-step() {
+# run_step NAME KEY OPTIONAL FUNC...: runs FUNC unless NAME's stamp holds KEY, and records the
+# outcome (ok, failed, optional) in $RESULTS/NAME.rc and a summary line in $RESULTS/NAME. A failed
+# optional step is reported but does not fail the script.
+run_step() {
   local name=$1 key=$2 optional=$3
   shift 3
-  wanted "$name" || return 0
   local stamp=$STAMPS/$name log=$LOGS/$name.log
   if [[ -f $stamp && $(<"$stamp") == "$key" ]]; then
-    SUMMARY+=("$(printf '%-14s %-40s cached' "$name" "$key")")
+    printf '%-14s %-40s cached\n' "$name" "$key" >"$RESULTS/$name"
+    echo ok >"$RESULTS/$name.rc"
     return 0
   fi
   echo ">> $name $key (log: $log)"
@@ -73,18 +82,38 @@ step() {
   ) >"$log" 2>&1
   rc=$?
   set -e
+  local took=$((SECONDS - start))
   if [[ $rc -eq 0 ]]; then
     echo "$key" >"$stamp"
-    SUMMARY+=("$(printf '%-14s %-40s built in %ss' "$name" "$key" $((SECONDS - start)))")
+    printf '%-14s %-40s built in %ss\n' "$name" "$key" "$took" >"$RESULTS/$name"
+    echo ok >"$RESULTS/$name.rc"
+    echo "<< $name built in ${took}s"
   else
-    tail -n 25 "$log" | sed 's/^/   | /'
+    tail -n 25 "$log" | sed "s/^/   $name | /"
     if [[ $optional == optional ]]; then
-      SUMMARY+=("$(printf '%-14s %-40s FAILED (optional) after %ss, see %s' "$name" "$key" $((SECONDS - start)) "$log")")
+      printf '%-14s %-40s FAILED (optional) after %ss, see %s\n' "$name" "$key" "$took" "$log" >"$RESULTS/$name"
+      echo optional >"$RESULTS/$name.rc"
     else
-      SUMMARY+=("$(printf '%-14s %-40s FAILED after %ss, see %s' "$name" "$key" $((SECONDS - start)) "$log")")
-      FAILED=1
+      printf '%-14s %-40s FAILED after %ss, see %s\n' "$name" "$key" "$took" "$log" >"$RESULTS/$name"
+      echo failed >"$RESULTS/$name.rc"
     fi
   fi
+}
+
+# step NAME KEY OPTIONAL FUNC...: run_step in the foreground, for what later steps need.
+step() {
+  wanted "$1" || return 0
+  ORDER+=("$1")
+  run_step "$@"
+}
+
+# step_bg NAME KEY OPTIONAL FUNC...: run_step as a background job once fewer than $JOBS run. The Go
+# builds share Go's build and module caches, which Go locks for concurrent use.
+step_bg() {
+  wanted "$1" || return 0
+  ORDER+=("$1")
+  while [[ $(jobs -rp | wc -l) -ge $JOBS ]]; do wait -n || true; done
+  run_step "$@" &
 }
 
 apt_packages() {
@@ -167,23 +196,35 @@ EOF
 
 k8s_key=$K8S-$(cat "$ROOT/tests/tools/k8s/go.mod" "$ROOT/tests/tools/k8s/go.sum" 2>/dev/null | sha256sum | cut -c1-12)
 
+STARTED=$SECONDS
 step apt "$(printf '%s\n' "${APT_PACKAGES[@]}" | sha256sum | cut -c1-12)" required apt_packages
-step python "spdx-$SPDX_TOOLS-cdx-$CYCLONEDX_LIB-js-$JSONSCHEMA" required python_venv
-step helm "$HELM_PINNED" required helm_pinned
-step helm-latest "$HELM_LATEST" required helm_latest
-step oras "$ORAS" required go_install oras "oras.land/oras/cmd/oras@$ORAS"
-step crane "$CRANE" required go_install crane "github.com/google/go-containerregistry/cmd/crane@$CRANE"
-step conformance "$CONFORMANCE" required conformance
-step kwok "$KWOK" required go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK" \
+# Longest first (cold times in tests/README.md), so that the short ones fill in at the end.
+step_bg k8s "$k8s_key" required k8s
+step_bg minio "$MINIO" required go_install minio "github.com/minio/minio@$MINIO"
+step_bg kwok "$KWOK" required go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK" \
   "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK"
-step k8s "$k8s_key" required k8s
-step minio "$MINIO" required go_install minio "github.com/minio/minio@$MINIO"
-step mc "$MC" required go_install mc "github.com/minio/mc@$MC"
+# Nothing in the tests runs it yet: a failure is shown but does not fail the script.
+step_bg helm-latest "$HELM_LATEST" optional helm_latest
+step_bg helm "$HELM_PINNED" required helm_pinned
+step_bg mc "$MC" required go_install mc "github.com/minio/mc@$MC"
+step_bg python "spdx-$SPDX_TOOLS-cdx-$CYCLONEDX_LIB-js-$JSONSCHEMA" required python_venv
+step_bg oras "$ORAS" required go_install oras "oras.land/oras/cmd/oras@$ORAS"
+step_bg crane "$CRANE" required go_install crane "github.com/google/go-containerregistry/cmd/crane@$CRANE"
+step_bg conformance "$CONFORMANCE" required conformance
 # Istio tags releases without a "v", which the module proxy does not serve; kept so that the
 # failure stays visible (tests/README.md has the error).
-step istioctl "$ISTIOCTL" optional go_install istioctl "istio.io/istio/istioctl/cmd/istioctl@$ISTIOCTL"
+step_bg istioctl "$ISTIOCTL" optional go_install istioctl "istio.io/istio/istioctl/cmd/istioctl@$ISTIOCTL"
+wait
 
+FAILED=0
 echo
-echo "tools in $BIN:"
-printf '  %s\n' "${SUMMARY[@]}"
+echo "tools in $BIN ($JOBS jobs at a time, ${SECONDS}s in all, $((SECONDS - STARTED))s for the steps):"
+for name in "${ORDER[@]}"; do
+  if [[ -f $RESULTS/$name ]]; then
+    printf '  %s\n' "$(<"$RESULTS/$name")"
+  else
+    printf '  %-14s did not report (killed?), see %s\n' "$name" "$LOGS/$name.log"
+  fi
+  [[ $(cat "$RESULTS/$name.rc" 2>/dev/null) == @(ok|optional) ]] || FAILED=1
+done
 exit $FAILED

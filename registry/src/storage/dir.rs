@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use bundles::digest::{blob_path, Digest};
 use serde_json::Value;
 
-use super::{NewManifest, Storage, StoredManifest, WritableStorage};
+use super::{subject_of, NewManifest, Storage, StoredManifest, WritableStorage};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{hash_reader, parse_digest};
 
@@ -337,11 +337,7 @@ impl WritableStorage for DirStore {
                 remove_opt(&self.repo(repo).join("_tags").join(tag))?;
             }
         }
-        let subject = serde_json::from_slice::<Value>(&m.bytes)
-            .ok()
-            .and_then(|v| v.get("subject")?.get("digest")?.as_str().map(str::to_string))
-            .and_then(|s| parse_digest(&s).ok());
-        if let Some(s) = subject {
+        if let Some(s) = subject_of(&m.bytes) {
             remove_opt(&self.repo(repo).join("_referrers").join(s.digest()).join(d.digest()))?;
         }
         remove_opt(&self.linked(repo, "_manifests", d))

@@ -1,5 +1,5 @@
 //! Where the registry's content lives. The server sees one [`Stores`]: an optional writable
-//! store (a directory today; an S3-compatible bucket fits the same trait) layered over the
+//! store (a directory or an S3-compatible bucket) layered over the
 //! read-only bundles served in place.
 //!
 //! The traits are blocking: a directory, a bundle's parts and an S3 client all do blocking
@@ -8,6 +8,7 @@
 
 mod bundle;
 mod dir;
+mod s3;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::error::{ApiError, ApiResult, Code};
 
 pub use bundle::BundleStore;
 pub use dir::DirStore;
+pub use s3::{S3Location, S3Store};
 
 pub struct StoredManifest {
     pub bytes: Vec<u8>,
@@ -161,6 +163,12 @@ impl Stores {
         }
         Ok(None)
     }
+}
+
+/// The digest of the `subject` a stored manifest names, if any.
+fn subject_of(manifest: &[u8]) -> Option<Digest> {
+    let v: Value = serde_json::from_slice(manifest).ok()?;
+    crate::names::parse_digest(v.get("subject")?.get("digest")?.as_str()?).ok()
 }
 
 /// The descriptor the referrers API lists for a manifest that names a subject.

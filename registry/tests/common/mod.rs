@@ -85,6 +85,14 @@ pub fn storage_server(dir: &Path) -> TestServer {
     })
 }
 
+/// `s3://BUCKET/PREFIX` on the MinIO `s3`, with its credentials.
+pub fn s3_location(s3: &testkit::MinioServer, bucket: &str, prefix: &str) -> registry::storage::S3Location {
+    let mut loc =
+        registry::storage::S3Location::parse(&format!("s3://{bucket}/{prefix}?endpoint={}", s3.endpoint())).unwrap();
+    loc.credentials = Some((s3.access_key().to_string(), s3.secret_key().to_string()));
+    loc
+}
+
 pub fn bundle_server(bundles: &[&Path]) -> TestServer {
     TestServer::start(ServeConfig {
         bundles: bundles.iter().map(|b| b.to_path_buf()).collect(),
@@ -273,9 +281,22 @@ pub fn write_htpasswd(path: &Path, users: &[(&str, &str)]) {
 }
 
 /// A plain HTTP client for poking at the API directly.
-pub fn http() -> reqwest::blocking::Client {
+/// Every manifest type in `Accept`, as real clients send it; a test may override it per request.
+pub const ACCEPT_ALL_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
+
+/// A client without default headers (`rustls-no-provider` needs a crypto provider installed).
+pub fn bare_http() -> reqwest::blocking::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::new()
+}
+
+pub fn http() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::ACCEPT, reqwest::header::HeaderValue::from_static(ACCEPT_ALL_MANIFESTS));
+    reqwest::blocking::Client::builder().default_headers(headers).build().unwrap()
 }
 
 pub fn sha256(bytes: &[u8]) -> String {

@@ -9,22 +9,30 @@
 //! This crate knows nothing of airgap's own crates; it only runs other people's software.
 
 mod conformance;
+mod containerd;
 mod distribution;
 mod fileserver;
 mod helmrepo;
 pub mod images;
 mod kube;
 mod minio;
+mod podman;
+pub mod mosip_upstream;
+mod node;
 mod proc;
+pub mod standin_images;
 mod tls;
 mod tools;
 
 pub use conformance::{run_conformance, ConformanceReport, ConformanceTarget};
+pub use containerd::Containerd;
 pub use distribution::{Distribution, DistributionOpts};
 pub use fileserver::{FileServer, RequestRecord};
 pub use helmrepo::{HelmRepo, MOSIP_HELM_FIXTURE};
 pub use kube::KubeControlPlane;
 pub use minio::MinioServer;
+pub use podman::Podman;
+pub use node::{NodeOptions, RealNode, SANDBOX_IMAGE};
 pub use proc::{free_port, run};
 pub use tls::{Issued, TestCa};
 pub use tools::{shared_fixtures, tool, tools, tools_dir, workspace_root};

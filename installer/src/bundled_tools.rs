@@ -1,0 +1,55 @@
+//! The tool binaries the installer runs (helm, istioctl) come from the bundle, through the site
+//! registry, checked against their digests and kept in a cache folder named by digest.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::plan::Carried;
+use crate::registry::Registry;
+
+/// `linux-amd64` for this machine, as the bundle tags platform-specific files.
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("{}-{arch}", std::env::consts::OS)
+}
+
+/// The bundle's reference for `name` on this platform (`files.airgap.local/helm:3.8.2-linux-amd64`).
+pub fn reference_for(carried: &Carried, name: &str) -> Result<String> {
+    let prefix = format!("files.airgap.local/{name}:");
+    let platform = host_platform();
+    let mut candidates = carried.files.iter().filter(|f| f.starts_with(&prefix));
+    let all: Vec<&String> = candidates.clone().collect();
+    match candidates.find(|f| f.ends_with(&format!("-{platform}"))) {
+        Some(r) => Ok(r.clone()),
+        None if all.is_empty() => bail!("the bundle spec carries no {name}: add it under files:"),
+        None => bail!("the bundle carries {name} only as {all:?}, not for {platform}"),
+    }
+}
+
+/// Fetches the tool once into `cache` and returns its path.
+pub async fn fetch(registry: &Registry, carried: &Carried, name: &str, cache: &Path) -> Result<PathBuf> {
+    let reference = reference_for(carried, name)?;
+    let staging = cache.join(format!(".{name}.download"));
+    let digest = registry.fetch_layer(&reference, &staging).await.with_context(|| format!("fetching {name}"))?;
+    let dir = cache.join(digest.replace(':', "-"));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&staging, &path)?;
+    Ok(path)
+}
+
+/// Where fetched tools live: `$XDG_CACHE_HOME/airgap/tools`, else `~/.cache/airgap/tools`.
+pub fn default_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("airgap/tools")
+}

@@ -1,0 +1,134 @@
+//! One cluster through the Kubernetes API: server-side apply of rendered objects, copies of
+//! configmaps and secrets between namespaces, and the facts preflight needs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{Discovery, Scope};
+use kube::{Client, Resource, ResourceExt};
+use serde_yaml_ng::Value;
+use tokio::sync::Mutex;
+
+use crate::plan::{Copy, CopyKind};
+
+/// Field manager of every object the installer applies.
+pub const MANAGER: &str = "airgap";
+
+pub struct Cluster {
+    pub name: String,
+    pub kubeconfig: PathBuf,
+    pub client: Client,
+    discovery: Mutex<Option<Discovery>>,
+}
+
+impl Cluster {
+    pub async fn connect(name: &str, kubeconfig: &Path) -> Result<Cluster> {
+        let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+            .with_context(|| format!("cluster {name}: cannot read kubeconfig {}", kubeconfig.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .with_context(|| format!("cluster {name}: kubeconfig {}", kubeconfig.display()))?;
+        let client = Client::try_from(config)?;
+        Ok(Cluster { name: name.into(), kubeconfig: kubeconfig.into(), client, discovery: Mutex::new(None) })
+    }
+
+    /// `v1.24.17`: also tells whether the cluster answers at all.
+    pub async fn version(&self) -> Result<String> {
+        let v = self.client.apiserver_version().await.with_context(|| format!("cluster {} does not answer", self.name))?;
+        Ok(v.git_version)
+    }
+
+    /// (ready, total) nodes.
+    pub async fn nodes_ready(&self) -> Result<(usize, usize)> {
+        let nodes = Api::<Node>::all(self.client.clone()).list(&ListParams::default()).await?;
+        let ready = nodes
+            .items
+            .iter()
+            .filter(|n| {
+                let conditions = n.status.as_ref().and_then(|s| s.conditions.as_ref());
+                conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count();
+        Ok((ready, nodes.items.len()))
+    }
+
+    pub async fn storage_classes(&self) -> Result<Vec<String>> {
+        let list = Api::<StorageClass>::all(self.client.clone()).list(&ListParams::default()).await?;
+        Ok(list.items.iter().map(|s| s.name_any()).collect())
+    }
+
+    /// Server-side apply of every document, in order; objects of namespaced kinds without a
+    /// namespace go to `default_ns` (or `default`).
+    pub async fn apply(&self, docs: &[Value], default_ns: Option<&str>) -> Result<()> {
+        for doc in docs {
+            let obj: DynamicObject = serde_yaml_ng::from_value(doc.clone()).context("not a Kubernetes object")?;
+            let types = obj.types.clone().ok_or_else(|| anyhow!("an object without apiVersion/kind"))?;
+            let what = format!("{} {}", types.kind, obj.name_any());
+            let (group, version) = types.api_version.rsplit_once('/').unwrap_or(("", &types.api_version));
+            let gvk = GroupVersionKind::gvk(group, version, &types.kind);
+            let (ar, caps) = self.resolve(&gvk).await.with_context(|| what.clone())?;
+            let api: Api<DynamicObject> = match caps.scope {
+                Scope::Namespaced => {
+                    let ns = obj.namespace().or(default_ns.map(str::to_string)).unwrap_or_else(|| "default".into());
+                    Api::namespaced_with(self.client.clone(), &ns, &ar)
+                }
+                Scope::Cluster => Api::all_with(self.client.clone(), &ar),
+            };
+            api.patch(&obj.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj))
+                .await
+                .with_context(|| format!("applying {what}"))?;
+        }
+        Ok(())
+    }
+
+    /// The API resource of a kind, discovering again once when it is unknown (a CRD applied by
+    /// an earlier step).
+    async fn resolve(&self, gvk: &GroupVersionKind) -> Result<(kube::discovery::ApiResource, kube::discovery::ApiCapabilities)> {
+        let mut cached = self.discovery.lock().await;
+        for fresh in [false, true] {
+            if fresh || cached.is_none() {
+                *cached = Some(Discovery::new(self.client.clone()).run().await.context("API discovery")?);
+            }
+            if let Some(found) = cached.as_ref().and_then(|d| d.resolve_gvk(gvk)) {
+                return Ok(found);
+            }
+        }
+        bail!("the cluster does not serve {}/{} {}", gvk.group, gvk.version, gvk.kind)
+    }
+
+    /// Copies a configmap or secret between namespaces, as the upstream scripts do with
+    /// `kubectl get -o yaml | sed | kubectl apply`.
+    pub async fn copy(&self, c: &Copy) -> Result<()> {
+        match c.kind {
+            CopyKind::ConfigMap => copy_object::<ConfigMap>(&self.client, c).await,
+            CopyKind::Secret => copy_object::<Secret>(&self.client, c).await,
+        }
+        .with_context(|| format!("copying {:?} {} from {} to {}", c.kind, c.name, c.from, c.to))
+    }
+}
+
+async fn copy_object<K>(client: &Client, c: &Copy) -> Result<()>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let mut obj = Api::<K>::namespaced(client.clone(), &c.from).get(&c.name).await?;
+    let meta = obj.meta_mut();
+    meta.namespace = Some(c.to.clone());
+    meta.resource_version = None;
+    meta.uid = None;
+    meta.creation_timestamp = None;
+    meta.managed_fields = None;
+    meta.owner_references = None;
+    Api::<K>::namespaced(client.clone(), &c.to)
+        .patch(&c.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj))
+        .await?;
+    Ok(())
+}

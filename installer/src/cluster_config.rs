@@ -1,0 +1,295 @@
+//! `airgap install cluster-config`: the configuration that creates both clusters with node
+//! mirrors in place from their first boot. For EKS, eksctl ClusterConfigs shaped like the
+//! upstream samples (k8s-infra `rancher/aws/rancher.cluster.config.sample` and
+//! `mosip/aws/cluster.config.sample`); for RKE2, each cluster's server `config.yaml` files and
+//! its `registries.yaml`. Values come from the site file's `provider:` section.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::mirrors::{self, HostSource, Mirrors, NodeFile};
+use crate::site::Site;
+
+/// The two clusters of the platform, in the order they are created.
+const CLUSTERS: [&str; 2] = ["observation", "mosip"];
+const RKE2_SUPERVISOR_PORT: u16 = 9345;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Provider {
+    Eks,
+    Rke2,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  airgap install cluster-config --site site.yaml --provider eks --bundle /media/usb/bundle --out clusters
+  eksctl create cluster -f clusters/observation.cluster.config.yaml
+  airgap install cluster-config --site site.yaml --provider rke2 --hosts docker.io,quay.io --out rke2")]
+pub struct ClusterConfigArgs {
+    #[arg(long)]
+    pub site: PathBuf,
+    #[arg(long, value_enum)]
+    pub provider: Provider,
+    #[command(flatten)]
+    pub source: HostSource,
+    /// Write the files under DIR instead of printing them.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the files as JSON ([{path, nodePath, content}]).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: ClusterConfigArgs) -> Result<()> {
+    let site = Site::load(&args.site)?;
+    let (registry, ca_file) = site_registry(&site)?;
+    let hosts = args.source.hosts(&registry, Some(&ca_file))?;
+    let files = generate(&site, args.provider, hosts)?;
+    mirrors::emit(&files, args.out.as_deref(), args.json)
+}
+
+/// The files for both clusters; `hosts` are the upstream hosts the nodes send to the registry.
+pub fn generate(site: &Site, provider: Provider, hosts: Vec<String>) -> Result<Vec<NodeFile>> {
+    let view: SiteView = site.view()?;
+    let (registry, ca_file) = site_registry(site)?;
+    let ca_pem = std::fs::read_to_string(&ca_file).with_context(|| {
+        format!("{}: registry.ca_cert names {}, which cannot be read", site.path().display(), ca_file.display())
+    })?;
+    let mirrors = Mirrors::new(&registry, hosts, Some(ca_pem))?;
+    let need = Need(site);
+    let provider_view = need.get(&view.provider, "provider")?;
+    match provider {
+        Provider::Eks => eks(&need, provider_view, &mirrors),
+        Provider::Rke2 => rke2(&need, provider_view, &mirrors),
+    }
+}
+
+fn site_registry(site: &Site) -> Result<(String, PathBuf)> {
+    let address = site.lookup("registry.address")?;
+    let ca = site.lookup("registry.ca_cert")?;
+    Ok((format!("https://{address}"), site.resolve_path(&ca)))
+}
+
+/// Names the missing key and the site file.
+struct Need<'a>(&'a Site);
+
+impl Need<'_> {
+    fn get<'v, T>(&self, value: &'v Option<T>, key: &str) -> Result<&'v T> {
+        value.as_ref().ok_or_else(|| {
+            anyhow!("{}: {key} is missing; see manifests/mosip-1.2.0.1-B2/site.example.yaml", self.0.path().display())
+        })
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SiteView {
+    provider: Option<ProviderView>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ProviderView {
+    kubernetes_version: Option<String>,
+    clusters: BTreeMap<String, ClusterView>,
+    eks: Option<EksView>,
+    rke2: Option<Rke2View>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ClusterView {
+    name: Option<String>,
+    instance_type: Option<String>,
+    nodes: Option<u32>,
+    volume_size: Option<u32>,
+    /// RKE2: the server nodes' addresses, the first one starting the cluster.
+    servers: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EksView {
+    region: Option<String>,
+    ssh_key: Option<String>,
+    /// Availability zone → subnet id.
+    private_subnets: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Rke2View {
+    token_file: Option<String>,
+}
+
+impl ProviderView {
+    fn cluster(&self, need: &Need, key: &str) -> Result<&ClusterView> {
+        need.get(&self.clusters.get(key), &format!("provider.clusters.{key}")).copied()
+    }
+}
+
+/// eksctl's `ClusterConfig` (v1alpha5), the fields the upstream samples set plus the mirrors.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterConfig {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ClusterMeta,
+    pub managed_node_groups: Vec<ManagedNodeGroup>,
+    pub vpc: Vpc,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterMeta {
+    pub name: String,
+    pub region: String,
+    pub version: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedNodeGroup {
+    pub name: String,
+    pub instance_type: String,
+    pub instance_name: String,
+    pub desired_capacity: u32,
+    pub private_networking: bool,
+    pub volume_size: u32,
+    pub volume_type: String,
+    pub ssh: Ssh,
+    pub labels: BTreeMap<String, String>,
+    pub pre_bootstrap_commands: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ssh {
+    pub public_key_name: String,
+    pub allow: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Vpc {
+    pub subnets: Subnets,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Subnets {
+    pub private: BTreeMap<String, SubnetId>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SubnetId {
+    pub id: String,
+}
+
+fn eks(need: &Need, p: &ProviderView, mirrors: &Mirrors) -> Result<Vec<NodeFile>> {
+    let eks = need.get(&p.eks, "provider.eks")?;
+    let version = need.get(&p.kubernetes_version, "provider.kubernetes_version")?;
+    let region = need.get(&eks.region, "provider.eks.region")?;
+    let ssh_key = need.get(&eks.ssh_key, "provider.eks.ssh_key")?;
+    if eks.private_subnets.is_empty() {
+        bail!("{}: provider.eks.private_subnets is missing or empty", need.0.path().display());
+    }
+    let mut files = Vec::new();
+    for key in CLUSTERS {
+        let c = p.cluster(need, key)?;
+        let field = |f: &str| format!("provider.clusters.{key}.{f}");
+        let name = need.get(&c.name, &field("name"))?;
+        let instance_type = need.get(&c.instance_type, &field("instance_type"))?;
+        let volume_size = *need.get(&c.volume_size, &field("volume_size"))?;
+        let config = ClusterConfig {
+            api_version: "eksctl.io/v1alpha5".into(),
+            kind: "ClusterConfig".into(),
+            metadata: ClusterMeta { name: name.clone(), region: region.clone(), version: version.clone() },
+            managed_node_groups: vec![ManagedNodeGroup {
+                name: format!("{}-{volume_size}gb", instance_type.replace('.', "-")),
+                instance_type: instance_type.clone(),
+                instance_name: format!("{name}-worker-node"),
+                desired_capacity: *need.get(&c.nodes, &field("nodes"))?,
+                private_networking: true,
+                volume_size,
+                volume_type: "gp3".into(),
+                ssh: Ssh { public_key_name: ssh_key.clone(), allow: true },
+                labels: BTreeMap::from([("deployment".to_string(), name.clone())]),
+                pre_bootstrap_commands: mirrors::eksctl_commands(mirrors),
+            }],
+            vpc: Vpc {
+                subnets: Subnets {
+                    private: eks
+                        .private_subnets
+                        .iter()
+                        .map(|(zone, id)| (zone.clone(), SubnetId { id: id.clone() }))
+                        .collect(),
+                },
+            },
+        };
+        let yaml = serde_yaml_ng::to_string(&config)?;
+        let path = format!("{key}.cluster.config.yaml");
+        files.push(NodeFile {
+            node_path: path.clone(),
+            path,
+            content: format!(
+                "# Written by airgap install cluster-config: eksctl create cluster -f <this file>\n{yaml}"
+            ),
+        });
+    }
+    Ok(files)
+}
+
+/// RKE2 server configuration (`/etc/rancher/rke2/config.yaml`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Rke2ServerConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    pub token_file: String,
+    pub tls_san: Vec<String>,
+    pub node_label: Vec<String>,
+    pub write_kubeconfig_mode: String,
+}
+
+fn rke2(need: &Need, p: &ProviderView, mirrors: &Mirrors) -> Result<Vec<NodeFile>> {
+    let rke2 = need.get(&p.rke2, "provider.rke2")?;
+    let token_file = need.get(&rke2.token_file, "provider.rke2.token_file")?;
+    let node_files = mirrors::rke2(mirrors)?;
+    let mut files = Vec::new();
+    for key in CLUSTERS {
+        let c = p.cluster(need, key)?;
+        let name = need.get(&c.name, &format!("provider.clusters.{key}.name"))?;
+        let Some(first) = c.servers.first() else {
+            bail!("{}: provider.clusters.{key}.servers is missing or empty", need.0.path().display());
+        };
+        let config = |server: Option<String>| Rke2ServerConfig {
+            server,
+            token_file: token_file.clone(),
+            tls_san: c.servers.clone(),
+            node_label: vec![format!("deployment={name}")],
+            write_kubeconfig_mode: "0600".into(),
+        };
+        let header = "# Written by airgap install cluster-config: /etc/rancher/rke2/config.yaml of";
+        let first_yaml = serde_yaml_ng::to_string(&config(None))?;
+        files.push(file(key, "config.yaml", format!("{header} {first}, which starts the cluster.\n{first_yaml}")));
+        if c.servers.len() > 1 {
+            let join = serde_yaml_ng::to_string(&config(Some(format!("https://{first}:{RKE2_SUPERVISOR_PORT}"))))?;
+            let others = c.servers[1..].join(", ");
+            files.push(file(key, "config-join.yaml", format!("{header} {others}, which join {first}.\n{join}")));
+        }
+        for f in &node_files {
+            files.push(NodeFile {
+                path: format!("{key}/{}", f.path),
+                node_path: f.node_path.clone(),
+                content: f.content.clone(),
+            });
+        }
+    }
+    Ok(files)
+}
+
+fn file(cluster: &str, name: &str, content: String) -> NodeFile {
+    NodeFile { path: format!("{cluster}/{name}"), node_path: "/etc/rancher/rke2/config.yaml".into(), content }
+}

@@ -1,0 +1,209 @@
+//! `airgap install mirrors`: node configuration that sends every upstream host whose images the
+//! bundle carries to the site registry, so an image named `docker.io/x/y:1` at run time is pulled
+//! from the site registry under that same name (the registry reads containerd's `ns` parameter).
+
+mod hosts;
+mod render;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use reqwest::Url;
+use serde::Serialize;
+
+pub use hosts::{from_bundle, from_catalog, CATALOG_PAGE};
+pub use render::{containerd, eksctl, eksctl_commands, rke2};
+
+/// What the nodes need to know: where the site registry is, which upstream hosts it stands for,
+/// and the CA that signed its certificate.
+#[derive(Debug, Clone)]
+pub struct Mirrors {
+    registry: Url,
+    hosts: Vec<String>,
+    ca_pem: Option<String>,
+}
+
+impl Mirrors {
+    /// `registry` is a URL (`https://registry.site:5000`); without a scheme it is HTTPS.
+    pub fn new(registry: &str, hosts: impl IntoIterator<Item = String>, ca_pem: Option<String>) -> Result<Mirrors> {
+        let with_scheme = if registry.contains("://") { registry.to_string() } else { format!("https://{registry}") };
+        let url = Url::parse(&with_scheme).with_context(|| format!("--registry {registry} is not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || url.path() != "/" {
+            bail!("--registry {registry}: give the registry's base URL, e.g. https://registry.site.local:5000");
+        }
+        let mut hosts: Vec<String> = hosts.into_iter().map(|h| h.trim().to_ascii_lowercase()).collect();
+        hosts.retain(|h| !h.is_empty());
+        hosts.sort();
+        hosts.dedup();
+        for h in &hosts {
+            if !hosts::is_host(h) {
+                bail!("'{h}' is not a registry host name (like docker.io or quay.io)");
+            }
+        }
+        if hosts.is_empty() {
+            bail!("no upstream hosts to mirror: name them with --hosts, or give a --bundle that carries images");
+        }
+        if let Some(pem) = &ca_pem {
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                bail!("the CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+            }
+        }
+        Ok(Mirrors { registry: url, hosts, ca_pem })
+    }
+
+    /// The registry's URL as nodes reach it, without the trailing slash.
+    pub fn registry_url(&self) -> String {
+        self.registry.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// `host[:port]`, the name under which containerd and RKE2 key the registry's own settings.
+    pub fn registry_host(&self) -> String {
+        let host = self.registry.host_str().unwrap_or_default();
+        match self.registry.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        }
+    }
+
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+}
+
+/// A generated file: `path` relative to the output folder, `node_path` where it belongs on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFile {
+    pub path: String,
+    pub node_path: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// containerd's `certs.d` tree of `hosts.toml` files (`--out /etc/containerd/certs.d`).
+    Containerd,
+    /// RKE2's `/etc/rancher/rke2/registries.yaml` (`--out /etc/rancher/rke2`).
+    Rke2,
+    /// eksctl `preBootstrapCommands` writing the containerd tree on an EKS AL2 node.
+    Eksctl,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  airgap install mirrors --registry https://registry.site.local:5000 --format containerd \\
+      --bundle /media/usb/bundle --ca-file site-ca.pem --out /etc/containerd/certs.d
+  airgap install mirrors --registry https://registry.site.local:5000 --format rke2 --hosts docker.io,quay.io
+Without --hosts or --bundle the hosts come from the registry's catalog.")]
+pub struct MirrorsArgs {
+    /// The site registry's base URL, as nodes reach it.
+    #[arg(long)]
+    pub registry: String,
+    #[arg(long, value_enum)]
+    pub format: Format,
+    #[command(flatten)]
+    pub source: HostSource,
+    /// The PEM CA that signed the registry's certificate; nodes are told to trust it.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Write the files under DIR (each replaced atomically) instead of printing them.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the files as JSON ([{path, nodePath, content}]).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the upstream hosts come from: named, the bundle's images, else the registry's catalog.
+#[derive(Debug, Clone, Args)]
+pub struct HostSource {
+    /// Upstream hosts to send to the registry (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// Take the hosts from the images this bundle carries.
+    #[arg(long, conflicts_with = "hosts")]
+    pub bundle: Option<PathBuf>,
+}
+
+impl HostSource {
+    pub fn hosts(&self, registry: &str, ca_file: Option<&Path>) -> Result<Vec<String>> {
+        if !self.hosts.is_empty() {
+            Ok(self.hosts.clone())
+        } else if let Some(dir) = &self.bundle {
+            from_bundle(dir)
+        } else {
+            from_catalog(registry, ca_file, CATALOG_PAGE)
+        }
+    }
+}
+
+pub fn run(args: MirrorsArgs) -> Result<()> {
+    let ca_pem = match &args.ca_file {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read --ca-file {}", p.display()))?),
+        None => None,
+    };
+    let hosts = args.source.hosts(&args.registry, args.ca_file.as_deref())?;
+    let mirrors = Mirrors::new(&args.registry, hosts, ca_pem).with_context(|| match &args.ca_file {
+        Some(p) => format!("mirrors for {} (CA {})", args.registry, p.display()),
+        None => format!("mirrors for {}", args.registry),
+    })?;
+    let files = render(&mirrors, args.format)?;
+    emit(&files, args.out.as_deref(), args.json)
+}
+
+/// Writes the files under `out`, or prints them (as JSON with `json`).
+pub fn emit(files: &[NodeFile], out: Option<&Path>, json: bool) -> Result<()> {
+    match out {
+        Some(dir) => {
+            write_files(dir, files)?;
+            for f in files {
+                eprintln!("wrote {}", dir.join(&f.path).display());
+            }
+        }
+        None if json => println!("{}", serde_json::to_string_pretty(files)?),
+        None => print_files(&mut std::io::stdout().lock(), files)?,
+    }
+    Ok(())
+}
+
+pub fn render(mirrors: &Mirrors, format: Format) -> Result<Vec<NodeFile>> {
+    match format {
+        Format::Containerd => Ok(containerd(mirrors)),
+        Format::Rke2 => rke2(mirrors),
+        Format::Eksctl => eksctl(mirrors),
+    }
+}
+
+/// Each file under a header line naming where it goes on the node (and its name in --out).
+pub fn print_files(out: &mut impl Write, files: &[NodeFile]) -> Result<()> {
+    for (i, f) in files.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        if f.node_path.ends_with(&f.path) {
+            writeln!(out, "==> {} <==", f.node_path)?;
+        } else {
+            writeln!(out, "==> {} (on the node: {}) <==", f.path, f.node_path)?;
+        }
+        out.write_all(f.content.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Writes every file under `dir`, each through a temporary name so a node never reads half a file.
+pub fn write_files(dir: &Path, files: &[NodeFile]) -> Result<()> {
+    for f in files {
+        let dest = dir.join(&f.path);
+        let parent = dest.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or(&f.path);
+        bundles::outdir::write_atomic(parent, name, f.content.as_bytes())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! Before anything is applied: the cluster answers (and which version it runs), its nodes are
+//! ready, the storage classes the site names exist, the registry answers, and the site's domains
+//! resolve (a warning: DNS is often set up last).
+
+use anyhow::{bail, Result};
+use serde::Deserialize;
+
+use crate::cluster::Cluster;
+use crate::registry::Registry;
+use crate::site::Site;
+
+#[derive(Deserialize, Default)]
+struct SiteDomains {
+    #[serde(default)]
+    domains: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// Returns the cluster's version.
+pub async fn run(cluster: &Cluster, site: &Site, registry: &Registry) -> Result<String> {
+    let name = &cluster.name;
+    let version = cluster.version().await?;
+    let (ready, total) = cluster.nodes_ready().await?;
+    if ready == 0 {
+        bail!("cluster {name}: no node is Ready ({total} nodes)");
+    }
+    eprintln!("preflight {name}: Kubernetes {version}, {ready}/{total} nodes ready");
+    let classes = cluster.storage_classes().await?;
+    for key in ["storage.default_class", "storage.rwx_class"] {
+        if let Ok(class) = site.lookup(key) {
+            if !class.is_empty() && !classes.contains(&class) {
+                eprintln!("preflight {name}: warning: storage class {class} ({key}) does not exist yet");
+            }
+        }
+    }
+    registry.ping().await?;
+    let domains: SiteDomains = site.view().unwrap_or_default();
+    for key in domains.domains.keys() {
+        let Ok(host) = site.lookup(&format!("domains.{key}")) else { continue };
+        if tokio::net::lookup_host((host.as_str(), 443)).await.is_err() {
+            eprintln!("preflight {name}: warning: {host} ({key}) does not resolve");
+        }
+    }
+    Ok(version)
+}

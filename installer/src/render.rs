@@ -1,0 +1,220 @@
+//! A plan's step made concrete for one site: objects built, charts fetched from the site
+//! registry and rendered with the bundled helm, every image through the leak check. Rendering
+//! changes nothing in any cluster; `plan` prints what it gives and `apply` acts on it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bundles::artifact::Reference;
+use serde_json::json;
+use serde_yaml_ng::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::helm::{Helm, ReleaseInput};
+use crate::plan::{Cluster, ConfigMap, Source, Step};
+use crate::postrender::{self, ObjectRef};
+use crate::registry::Registry;
+use crate::site::Site;
+
+pub struct Renderer<'a> {
+    pub plan_dir: &'a Path,
+    pub site: &'a Site,
+    pub registry: &'a Registry,
+    pub post: postrender::Config,
+    pub helm: Option<Helm>,
+    pub istioctl: Option<PathBuf>,
+    /// Charts, clones and files fetched for this run.
+    pub work: PathBuf,
+    /// `--kube-version` for `helm template` (the cluster's, when known).
+    pub kube_version: Option<String>,
+}
+
+pub enum Action {
+    /// Applied with server-side apply; objects without a namespace get `namespace` when namespaced.
+    Objects { docs: Vec<Value>, namespace: Option<String> },
+    Helm { chart: PathBuf, values: Vec<PathBuf>, set: BTreeMap<String, String>, post: postrender::Config },
+    Istioctl(Vec<String>),
+    Nothing,
+}
+
+pub struct Rendered<'p> {
+    pub step: &'p Step,
+    pub action: Action,
+    /// One line: what the step does.
+    pub summary: String,
+    pub objects: Vec<ObjectRef>,
+    pub images: BTreeMap<String, String>,
+    /// Over everything the step would send to the cluster: equal hashes, nothing to do.
+    pub hash: String,
+    /// Why the step does not run on this site (a component turned off).
+    pub skipped: Option<String>,
+}
+
+impl Renderer<'_> {
+    /// The plan's global configmap (`configmap: {name: global}`), substituted, for
+    /// `${site.configmap.<key>}`.
+    pub fn global_configmap(&self, cluster: &Cluster) -> Result<BTreeMap<String, String>> {
+        let empty = BTreeMap::new();
+        let Some(cm) = cluster.steps.iter().filter_map(|s| s.configmap.as_ref()).find(|c| c.name == "global") else {
+            return Ok(empty);
+        };
+        cm.data.iter().map(|(k, v)| Ok((k.clone(), self.site.substitute(v, &empty)?))).collect()
+    }
+
+    pub async fn render<'p>(&self, step: &'p Step, configmap: &BTreeMap<String, String>) -> Result<Rendered<'p>> {
+        let mut out = Rendered {
+            step,
+            action: Action::Nothing,
+            summary: String::new(),
+            objects: Vec::new(),
+            images: BTreeMap::new(),
+            hash: String::new(),
+            skipped: None,
+        };
+        if let Some(c) = &step.component {
+            if !self.site.component(c) {
+                out.skipped = Some(format!("components.{c} is off in the site file"));
+            }
+        }
+        let sub = |s: &str| self.site.substitute(s, configmap);
+        let mut hashed = serde_json::to_vec(&json!({
+            "copy": step.copy.iter().map(|c| format!("{:?} {} {}→{}", c.kind, c.name, c.from, c.to)).collect::<Vec<_>>(),
+        }))?;
+        if let Some(ns) = &step.namespace {
+            let doc = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name, "labels": ns.labels}});
+            out.summary = format!("namespace {}", ns.name);
+            out.action = Action::Objects { docs: vec![serde_yaml_ng::to_value(doc)?], namespace: None };
+        } else if let Some(cm) = &step.configmap {
+            out.summary = format!("configmap {}/{}", cm.namespace, cm.name);
+            out.action = Action::Objects { docs: vec![data_object("ConfigMap", "data", cm, &sub)?], namespace: None };
+        } else if let Some(s) = &step.secret {
+            out.summary = format!("secret {}/{}", s.namespace, s.name);
+            out.action = Action::Objects { docs: vec![data_object("Secret", "stringData", s, &sub)?], namespace: None };
+        } else if let Some(src) = &step.apply {
+            let (what, yaml) = self.read_source(src).await?;
+            let rendered = postrender::post_render(&yaml, &self.post, self.registry).await.context(what.clone())?;
+            out.summary = format!("apply {what}");
+            out.images = rendered.images;
+            out.action = Action::Objects {
+                docs: kubemanifests::parse_stream(&rendered.yaml)?,
+                namespace: src.namespace.clone(),
+            };
+        } else if let Some(h) = &step.helm {
+            let helm = self.helm.as_ref().ok_or_else(|| anyhow!("no helm to render release {}", h.release))?;
+            let (chart, what) = match (&h.chart, &h.local_chart) {
+                (Some(c), _) => (self.fetch_chart(c).await?, c.clone()),
+                (None, Some(local)) => (self.checkout(local)?, format!("{}/{}", local.git.as_deref().unwrap_or(""), local.path.as_deref().unwrap_or(""))),
+                (None, None) => bail!("release {} names no chart", h.release),
+            };
+            let values: Vec<PathBuf> = h.values.iter().map(|v| self.plan_dir.join(v)).collect();
+            let set = h.set.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
+            let env = h.env.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
+            let post = postrender::Config { env, ..self.post.clone() };
+            let input = ReleaseInput { release: &h.release, namespace: &h.namespace, chart: &chart, values: &values, set: &set };
+            let yaml = helm.template(&input, self.kube_version.as_deref())?;
+            let rendered = postrender::post_render(&yaml, &post, self.registry)
+                .await
+                .with_context(|| format!("release {} (chart {what})", h.release))?;
+            out.summary = format!("helm release {}/{} from {what}{}", h.namespace, h.release, if h.reinstall { " (reinstalled)" } else { "" });
+            out.images = rendered.images;
+            out.objects = rendered.objects;
+            hashed.extend(rendered.yaml.as_bytes());
+            out.action = Action::Helm { chart, values, set, post };
+        } else if let Some(args) = &step.istioctl {
+            let args = args.iter().map(|a| sub(a)).collect::<Result<Vec<_>>>()?;
+            for image in istio_images(&args) {
+                let r = Reference::parse(&image).map_err(|e| anyhow!("istioctl --hub/--tag: {e}"))?;
+                let lookup = image.strip_prefix(&format!("{}/", self.post.registry_address)).unwrap_or(&image);
+                let r = Reference::parse(lookup).unwrap_or(r);
+                if self.registry.resolve(&r).await?.is_none() {
+                    bail!("leak check: istioctl would pull {image}, which the bundle does not carry");
+                }
+                out.images.insert(image.clone(), image);
+            }
+            out.summary = format!("istioctl {}", args.join(" "));
+            out.action = Action::Istioctl(args);
+        } else {
+            out.summary = "copy and wait".into();
+        }
+        if let Action::Objects { docs, .. } = &out.action {
+            out.objects = docs.iter().filter_map(postrender::object_ref).collect();
+            hashed.extend(kubemanifests::to_stream(docs)?.as_bytes());
+        }
+        hashed.extend(out.summary.as_bytes());
+        out.hash = hex::encode(Sha256::digest(&hashed));
+        Ok(out)
+    }
+
+    async fn fetch_chart(&self, reference: &str) -> Result<PathBuf> {
+        let file = self.work.join("charts").join(format!("{}.tgz", reference.replace(['/', ':'], "_")));
+        if !file.is_file() {
+            self.registry.fetch_layer(reference, &file).await.with_context(|| format!("chart {reference}"))?;
+        }
+        Ok(file)
+    }
+
+    /// The repository cloned once per run; the source's path inside it.
+    fn checkout(&self, src: &Source) -> Result<PathBuf> {
+        let (Some(repo), Some(path)) = (&src.git, &src.path) else { bail!("a git source needs git and path") };
+        let dir = self.work.join("git").join(repo.replace(['/', ':'], "_"));
+        if !dir.exists() {
+            self.registry.clone_git(repo, &dir)?;
+        }
+        bundles::safe_path::check_member_name(path).map_err(|e| anyhow!("{repo}: {e}"))?;
+        let target = dir.join(path);
+        if !target.exists() {
+            bail!("{repo} has no {path}");
+        }
+        Ok(target)
+    }
+
+    /// The YAML a plan's `apply` names: a file, or every .yaml/.yml of a folder in name order.
+    async fn read_source(&self, src: &Source) -> Result<(String, String)> {
+        if let Some(file) = &src.file {
+            let name = file.rsplit_once(':').map_or(file.as_str(), |(n, _)| n).rsplit('/').next().unwrap_or("file");
+            let dest = self.work.join("files").join(name);
+            self.registry.fetch_layer(file, &dest).await?;
+            return Ok((file.clone(), std::fs::read_to_string(&dest)?));
+        }
+        let target = self.checkout(src)?;
+        let what = format!("{}/{}", src.git.as_deref().unwrap_or_default(), src.path.as_deref().unwrap_or_default());
+        let mut files = Vec::new();
+        if target.is_dir() {
+            for e in std::fs::read_dir(&target)? {
+                let p = e?.path();
+                if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                    files.push(p);
+                }
+            }
+            files.sort();
+        } else {
+            files.push(target);
+        }
+        let mut yaml = String::new();
+        for f in files {
+            yaml.push_str("\n---\n");
+            yaml.push_str(&std::fs::read_to_string(&f).with_context(|| f.display().to_string())?);
+        }
+        Ok((what, yaml))
+    }
+}
+
+fn data_object(kind: &str, field: &str, cm: &ConfigMap, sub: &dyn Fn(&str) -> Result<String>) -> Result<Value> {
+    let data = cm.data.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
+    Ok(serde_yaml_ng::to_value(json!({
+        "apiVersion": "v1", "kind": kind,
+        "metadata": {"name": cm.name, "namespace": cm.namespace},
+        field: data,
+    }))?)
+}
+
+/// The images `istioctl ... --hub H --tag T` makes the cluster pull before any manifest exists.
+fn istio_images(args: &[String]) -> Vec<String> {
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+    match (value("--hub"), value("--tag"), args.first().map(String::as_str)) {
+        (Some(hub), Some(tag), Some("operator")) => vec![format!("{hub}/operator:{tag}")],
+        (Some(hub), Some(tag), _) => vec![format!("{hub}/pilot:{tag}"), format!("{hub}/proxyv2:{tag}")],
+        _ => Vec::new(),
+    }
+}

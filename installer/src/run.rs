@@ -1,0 +1,312 @@
+//! The three commands: `plan` renders and leak-checks, `apply` does it and acts, `status` reads
+//! what the clusters record.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::bundled_tools;
+use crate::cli::{ApplyArgs, PlanArgs, Render, StatusArgs, Target};
+use crate::cluster::Cluster;
+use crate::helm::{Helm, ReleaseInput};
+use crate::plan::{self, Carried, Plan};
+use crate::postrender;
+use crate::registry::Registry;
+use crate::render::{Action, Rendered, Renderer};
+use crate::site::Site;
+use crate::state::{Lock, State, StepState};
+use crate::wait;
+
+#[derive(Deserialize)]
+struct SiteClusters {
+    clusters: BTreeMap<String, SiteCluster>,
+}
+
+#[derive(Deserialize)]
+struct SiteCluster {
+    kubeconfig: String,
+}
+
+struct Loaded {
+    plan: Plan,
+    plan_dir: PathBuf,
+    site: Site,
+    clusters: Vec<String>,
+}
+
+fn load(t: &Target) -> Result<Loaded> {
+    let plan = Plan::load(&t.plan)?;
+    let site = Site::load(&t.site)?;
+    let clusters = match &t.cluster {
+        Some(c) if plan.clusters.contains_key(c) => vec![c.clone()],
+        Some(c) => bail!("the plan has no cluster {c} (it has {})", plan.clusters.keys().cloned().collect::<Vec<_>>().join(", ")),
+        None => plan.clusters.keys().cloned().collect(),
+    };
+    let plan_dir = t.plan.parent().unwrap_or(Path::new(".")).to_path_buf();
+    Ok(Loaded { plan, plan_dir, site, clusters })
+}
+
+fn kubeconfig(site: &Site, cluster: &str) -> Result<PathBuf> {
+    let view: SiteClusters = site.view()?;
+    let c = view
+        .clusters
+        .get(cluster)
+        .ok_or_else(|| anyhow!("{}: clusters.{cluster}.kubeconfig is missing", site.path().display()))?;
+    Ok(site.resolve_path(&c.kubeconfig))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+struct Tools {
+    registry: Registry,
+    carried: Carried,
+    work: tempfile::TempDir,
+}
+
+impl Tools {
+    async fn new(l: &Loaded, r: &Render) -> Result<Tools> {
+        let registry = Registry::new(&r.registry, r.ca_file.as_deref())?;
+        registry.ping().await?;
+        let carried = Carried::from_spec(&l.plan_dir.join(&l.plan.bundle))?;
+        Ok(Tools { registry, carried, work: tempfile::Builder::new().prefix("airgap-install-").tempdir()? })
+    }
+
+    async fn binary(&self, explicit: Option<&Path>, name: &str) -> Result<PathBuf> {
+        match explicit {
+            Some(p) => Ok(p.to_path_buf()),
+            None => bundled_tools::fetch(&self.registry, &self.carried, name, &bundled_tools::default_cache()).await,
+        }
+    }
+
+    async fn renderer<'a>(&'a self, l: &'a Loaded, r: &Render, kube_version: &str) -> Result<Renderer<'a>> {
+        let address = match l.site.lookup("registry.address") {
+            Ok(a) if !a.is_empty() => a,
+            _ => self.registry.authority().to_string(),
+        };
+        let post = postrender::Config {
+            registry_url: r.registry.clone(),
+            ca_file: r.ca_file.clone(),
+            registry_address: address,
+            mode: r.images,
+            env: BTreeMap::new(),
+        };
+        let helm = Helm { binary: self.binary(r.helm.as_deref(), "helm").await?, home: self.work.path().join("helm") };
+        Ok(Renderer {
+            plan_dir: &l.plan_dir,
+            site: &l.site,
+            registry: &self.registry,
+            post,
+            helm: Some(helm),
+            istioctl: r.istioctl.clone(),
+            work: self.work.path().to_path_buf(),
+            kube_version: Some(kube_version.to_string()),
+        })
+    }
+}
+
+async fn render_cluster<'p>(renderer: &Renderer<'_>, cluster: &'p plan::Cluster) -> Result<Vec<Rendered<'p>>> {
+    let configmap = renderer.global_configmap(cluster)?;
+    let mut out = Vec::new();
+    for step in cluster.order()? {
+        out.push(renderer.render(step, &configmap).await.with_context(|| format!("step {}", step.id))?);
+    }
+    Ok(out)
+}
+
+fn step_json(r: &Rendered<'_>) -> serde_json::Value {
+    json!({
+        "id": r.step.id,
+        "summary": r.summary,
+        "skipped": r.skipped,
+        "objects": r.objects.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "images": r.images,
+        "waits": r.step.wait.iter().map(|w| format!("{:?} {}/{}", w.kind, w.namespace, w.name)).collect::<Vec<_>>(),
+        "hash": r.hash,
+    })
+}
+
+fn print_step(n: usize, r: &Rendered<'_>) {
+    let skip = r.skipped.as_ref().map(|s| format!(" (skipped: {s})")).unwrap_or_default();
+    println!("  {n:>3}. {:<28} {}{skip}", r.step.id, r.summary);
+    for o in &r.objects {
+        println!("         creates {o}");
+    }
+    for (from, to) in &r.images {
+        if from == to {
+            println!("         image   {from}");
+        } else {
+            println!("         image   {from} -> {to}");
+        }
+    }
+    for w in &r.step.wait {
+        println!("         waits   {:?} {}/{} ({} s)", w.kind, w.namespace, w.name, w.timeout);
+    }
+}
+
+pub fn plan(a: PlanArgs) -> Result<()> {
+    let l = load(&a.target)?;
+    runtime()?.block_on(async {
+        let tools = Tools::new(&l, &a.render).await?;
+        let renderer = tools.renderer(&l, &a.render, &a.render.kube_version).await?;
+        let mut all = Vec::new();
+        for name in &l.clusters {
+            let rendered = render_cluster(&renderer, &l.plan.clusters[name]).await.with_context(|| format!("cluster {name}"))?;
+            if a.target.json {
+                all.push(json!({"cluster": name, "steps": rendered.iter().map(step_json).collect::<Vec<_>>()}));
+            } else {
+                println!("cluster {name}: {} steps, leak check passed", rendered.len());
+                for (i, r) in rendered.iter().enumerate() {
+                    print_step(i + 1, r);
+                }
+            }
+        }
+        if a.target.json {
+            println!("{}", serde_json::to_string_pretty(&json!({"clusters": all}))?);
+        }
+        Ok(())
+    })
+}
+
+pub fn status(a: StatusArgs) -> Result<()> {
+    let l = load(&a.target)?;
+    runtime()?.block_on(async {
+        let mut all = Vec::new();
+        for name in &l.clusters {
+            let cluster = Cluster::connect(name, &kubeconfig(&l.site, name)?).await?;
+            let recorded = State::new(&cluster.client, name).read().await?;
+            let steps: Vec<(String, Option<StepState>)> = l.plan.clusters[name]
+                .order()?
+                .iter()
+                .map(|s| (s.id.clone(), recorded.get(&s.id).cloned()))
+                .collect();
+            if a.target.json {
+                all.push(json!({"cluster": name, "steps": steps.iter().map(|(id, s)| json!({"id": id, "state": s})).collect::<Vec<_>>()}));
+                continue;
+            }
+            println!("cluster {name}");
+            for (id, s) in &steps {
+                match s {
+                    Some(s) => println!("  {id:<28} {:<8} {} {}", s.status, s.at, s.message),
+                    None => println!("  {id:<28} pending"),
+                }
+            }
+        }
+        if a.target.json {
+            println!("{}", serde_json::to_string_pretty(&json!({"clusters": all}))?);
+        }
+        Ok(())
+    })
+}
+
+pub fn apply(a: ApplyArgs) -> Result<()> {
+    let l = load(&a.target)?;
+    runtime()?.block_on(async {
+        let tools = Tools::new(&l, &a.render).await?;
+        for name in &l.clusters {
+            apply_cluster(&a, &l, &tools, name).await.with_context(|| format!("cluster {name}"))?;
+        }
+        Ok(())
+    })
+}
+
+async fn apply_cluster(a: &ApplyArgs, l: &Loaded, tools: &Tools, name: &str) -> Result<()> {
+    let cluster = Cluster::connect(name, &kubeconfig(&l.site, name)?).await?;
+    let version = crate::preflight::run(&cluster, &l.site, &tools.registry).await?;
+    let renderer = tools.renderer(l, &a.render, version.trim_start_matches('v')).await?;
+    let plan_cluster = &l.plan.clusters[name];
+    // Every step is rendered and leak-checked before the cluster is touched.
+    let rendered = render_cluster(&renderer, plan_cluster).await?;
+    let ids: Vec<&str> = rendered.iter().map(|r| r.step.id.as_str()).collect();
+    for wanted in [&a.from, &a.only].into_iter().flatten() {
+        if !ids.contains(&wanted.as_str()) {
+            bail!("--from/--only {wanted}: no such step in cluster {name}");
+        }
+    }
+    State::ensure_namespace(&cluster.client).await?;
+    let lock = Lock::acquire(&cluster.client, name).await?;
+    let result = apply_steps(a, &cluster, &renderer, &rendered).await;
+    lock.release().await?;
+    result
+}
+
+async fn apply_steps(a: &ApplyArgs, cluster: &Cluster, renderer: &Renderer<'_>, rendered: &[Rendered<'_>]) -> Result<()> {
+    let state = State::new(&cluster.client, &cluster.name);
+    let recorded = state.read().await?;
+    let from = a.from.as_ref().and_then(|f| rendered.iter().position(|r| &r.step.id == f)).unwrap_or(0);
+    let total = rendered.len();
+    for (i, r) in rendered.iter().enumerate() {
+        let id = &r.step.id;
+        let n = format!("[{}/{total}] {}: {id}", i + 1, cluster.name);
+        if i < from || a.only.as_ref().is_some_and(|o| o != id) {
+            continue;
+        }
+        if let Some(why) = &r.skipped {
+            eprintln!("{n} skipped ({why})");
+            continue;
+        }
+        if recorded.get(id).is_some_and(|s| s.status == "done" && s.hash == r.hash) {
+            eprintln!("{n} unchanged");
+            continue;
+        }
+        eprintln!("{n} {} …", r.summary);
+        let started = Instant::now();
+        state.record(id, "running", &r.hash, "").await?;
+        match apply_step(cluster, renderer, r).await {
+            Ok(()) => {
+                state.record(id, "done", &r.hash, "").await?;
+                eprintln!("{n} done in {:.0?}", started.elapsed());
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                state.record(id, "failed", &r.hash, &message).await?;
+                return Err(e.context(format!("step {id}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>) -> Result<()> {
+    for c in &r.step.copy {
+        cluster.copy(c).await?;
+    }
+    match &r.action {
+        Action::Objects { docs, namespace } => cluster.apply(docs, namespace.as_deref()).await?,
+        Action::Helm { chart, values, set, post } => {
+            let h = r.step.helm.as_ref().expect("a helm action comes from a helm step");
+            let helm = renderer.helm.as_ref().ok_or_else(|| anyhow!("no helm"))?;
+            let kc = &cluster.kubeconfig;
+            helm.recover(&h.release, &h.namespace, kc)?;
+            if h.reinstall && helm.status(&h.release, &h.namespace, kc)?.is_some() {
+                helm.uninstall(&h.release, &h.namespace, kc)?;
+            }
+            let config = renderer.work.join(format!("post-render-{}.json", r.step.id));
+            postrender::write_config(post, &config)?;
+            let input = ReleaseInput { release: &h.release, namespace: &h.namespace, chart, values, set };
+            helm.upgrade_install(&input, kc, &config)?;
+        }
+        Action::Istioctl(args) => {
+            let istioctl = renderer.istioctl.clone().ok_or_else(|| anyhow!("no istioctl: give --istioctl or carry istioctl in the bundle"))?;
+            let out = std::process::Command::new(&istioctl)
+                .args(args)
+                .arg("--skip-confirmation")
+                .env("KUBECONFIG", &cluster.kubeconfig)
+                .output()
+                .with_context(|| format!("cannot run {}", istioctl.display()))?;
+            if !out.status.success() {
+                bail!("istioctl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            }
+        }
+        Action::Nothing => {}
+    }
+    for w in &r.step.wait {
+        wait::wait(&cluster.client, w).await?;
+    }
+    Ok(())
+}

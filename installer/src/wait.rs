@@ -1,0 +1,142 @@
+//! Waits with watches: a step is done when its workloads are rolled out, or its Jobs complete.
+//! On timeout the error says what is not ready and why (container states, warning events).
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ListParams};
+use kube::runtime::wait::await_condition;
+use kube::{Client, Resource, ResourceExt};
+
+use crate::plan::{Wait, WaitKind};
+
+pub async fn wait(client: &Client, w: &Wait) -> Result<()> {
+    match w.kind {
+        WaitKind::Deployment => wait_all::<Deployment>(client, w, deployment_ready).await,
+        WaitKind::StatefulSet => wait_all::<StatefulSet>(client, w, statefulset_ready).await,
+        WaitKind::DaemonSet => wait_all::<DaemonSet>(client, w, daemonset_ready).await,
+        WaitKind::Job => wait_all::<Job>(client, w, job_done).await,
+    }
+}
+
+/// Ready, not ready, or failed for good (a Job that gave up).
+enum Readiness {
+    Ready,
+    NotYet,
+    Failed(String),
+}
+
+async fn wait_all<K>(client: &Client, w: &Wait, ready: fn(&K) -> Readiness) -> Result<()>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api = Api::<K>::namespaced(client.clone(), &w.namespace);
+    let names: Vec<String> = if w.name == "*" {
+        api.list(&ListParams::default()).await?.items.iter().map(|o| o.name_any()).collect()
+    } else {
+        vec![w.name.clone()]
+    };
+    let kind = format!("{:?}", w.kind);
+    if names.is_empty() {
+        bail!("no {kind} in namespace {} to wait for", w.namespace);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(w.timeout);
+    for name in names {
+        let cond = move |o: Option<&K>| o.is_some_and(|o| !matches!(ready(o), Readiness::NotYet));
+        let outcome = tokio::time::timeout_at(deadline, await_condition(api.clone(), &name, cond)).await;
+        match outcome {
+            Ok(Ok(Some(obj))) => {
+                if let Readiness::Failed(why) = ready(&obj) {
+                    bail!("{kind} {}/{name} failed: {why}", w.namespace);
+                }
+            }
+            Ok(Ok(None)) => bail!("{kind} {}/{name} was deleted while waiting", w.namespace),
+            Ok(Err(e)) => bail!("watching {kind} {}/{name}: {e}", w.namespace),
+            Err(_) => {
+                let why = diagnose(client, &w.namespace, &name).await;
+                bail!("{kind} {}/{name} is not ready after {} s: {why}", w.namespace, w.timeout);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn generation_seen(meta_generation: Option<i64>, observed: Option<i64>) -> bool {
+    observed.unwrap_or(0) >= meta_generation.unwrap_or(0)
+}
+
+fn deployment_ready(d: &Deployment) -> Readiness {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(s) = &d.status else { return Readiness::NotYet };
+    let done = generation_seen(d.metadata.generation, s.observed_generation)
+        && s.updated_replicas.unwrap_or(0) >= want
+        && s.available_replicas.unwrap_or(0) >= want;
+    if done { Readiness::Ready } else { Readiness::NotYet }
+}
+
+fn statefulset_ready(d: &StatefulSet) -> Readiness {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(s) = &d.status else { return Readiness::NotYet };
+    let done = generation_seen(d.metadata.generation, s.observed_generation) && s.ready_replicas.unwrap_or(0) >= want;
+    if done { Readiness::Ready } else { Readiness::NotYet }
+}
+
+fn daemonset_ready(d: &DaemonSet) -> Readiness {
+    let Some(s) = &d.status else { return Readiness::NotYet };
+    let done = generation_seen(d.metadata.generation, s.observed_generation)
+        && s.number_ready >= s.desired_number_scheduled
+        && s.updated_number_scheduled.unwrap_or(0) >= s.desired_number_scheduled;
+    if done { Readiness::Ready } else { Readiness::NotYet }
+}
+
+fn job_done(j: &Job) -> Readiness {
+    let conditions = j.status.as_ref().and_then(|s| s.conditions.as_ref());
+    for c in conditions.into_iter().flatten() {
+        match (c.type_.as_str(), c.status.as_str()) {
+            ("Complete", "True") => return Readiness::Ready,
+            ("Failed", "True") => return Readiness::Failed(c.message.clone().unwrap_or_else(|| c.type_.clone())),
+            _ => {}
+        }
+    }
+    Readiness::NotYet
+}
+
+/// Why the pods of `name` are not ready: each pod's waiting containers and recent warnings.
+async fn diagnose(client: &Client, namespace: &str, name: &str) -> String {
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    let events = Api::<Event>::namespaced(client.clone(), namespace);
+    let Ok(list) = pods.list(&ListParams::default()).await else { return "the pods cannot be listed".into() };
+    let mut reasons = Vec::new();
+    for pod in list.items.iter().filter(|p| p.name_any().starts_with(name)) {
+        let pod_name = pod.name_any();
+        let status = pod.status.as_ref();
+        let phase = status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into());
+        let mut line = format!("pod {pod_name} {phase}");
+        for c in status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten() {
+            if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+                line += &format!("; {} waiting: {} {}", c.name, w.reason.as_deref().unwrap_or(""), w.message.as_deref().unwrap_or(""));
+            }
+        }
+        let params = ListParams::default().fields(&format!("involvedObject.name={pod_name},type=Warning"));
+        if let Ok(ev) = events.list(&params).await {
+            if let Some(last) = ev.items.last() {
+                line += &format!("; event {}: {}", last.reason.as_deref().unwrap_or(""), last.message.as_deref().unwrap_or(""));
+            }
+        }
+        reasons.push(line);
+    }
+    if reasons.is_empty() {
+        format!("no pod of {name} exists (check the controller's events: kubectl -n {namespace} get events)")
+    } else {
+        reasons.join(" | ")
+    }
+}

@@ -1,0 +1,470 @@
+//! A stand-in internet for the MOSIP bundle spec (`manifests/mosip-1.2.0.1-B2/bundle.yaml`), so
+//! that `airgap bundle create` of it runs offline. Real peers on 127.0.0.1 serve:
+//!
+//! - every image of the spec: one CNCF distribution per upstream registry host, each image a
+//!   generated stand-in under its real name and tag (a config and one small layer naming it);
+//! - the charts: the mosip repository from `shared/fixtures` as it is, and for every other
+//!   repository a classic repository of generated stand-in charts under the real names and
+//!   versions, whose Deployments name the spec's images that the real chart uses;
+//! - the files: stand-in bytes at the spec's URL paths (a generated `.tar.gz` holding the
+//!   `extract` members where the spec extracts), except the raw k8s-infra files, served as the
+//!   verbatim upstream copies kept in `shared/reference`;
+//! - the git repositories: mosip-config from the fixture's git bundle, k8s-infra and mosip-infra
+//!   holding the upstream files kept in `shared/reference` at the paths the plan reads, and a
+//!   stand-in for any other.
+//!
+//! The real content cannot be fetched here, so the checksums and digests the spec pins cannot
+//! match: [`MosipUpstream::spec`] is the spec rewritten for this upstream (see [`rewrite`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::json;
+use serde_yaml_ng::{Mapping, Value};
+use sha2::{Digest as _, Sha256};
+use tempfile::TempDir;
+
+use crate::images::{write_layout, ImageSpec};
+use crate::{run, shared_fixtures, tool, workspace_root, Distribution, DistributionOpts, FileServer, HelmRepo};
+
+/// The spec this upstream stands in for, in the checkout.
+pub fn mosip_spec() -> PathBuf {
+    workspace_root().join("manifests/mosip-1.2.0.1-B2/bundle.yaml")
+}
+
+/// The mosip-config repository at label 1.2.0.1-v3, as a git bundle in `shared/fixtures/git`.
+const MOSIP_CONFIG_FIXTURE: &str = "git/mosip-config-1.2.0.1-v3.bundle";
+
+/// Repositories whose upstream files are kept in `shared/reference`: (repository, reference
+/// directory, where that directory sits in the repository). mosip-infra's copy is its
+/// `deployment/v3` folder.
+const REFERENCE_CHECKOUTS: &[(&str, &str, &str)] = &[
+    ("github.com/mosip/k8s-infra", "k8s-infra-v1.2.0.1-B1", ""),
+    ("github.com/mosip/mosip-infra", "mosip-infra-v1.2.0.1-B2", "deployment/v3"),
+];
+
+/// The spec's images that each stand-in chart names, by prefix: the images its real chart
+/// renders. A chart not listed (ingress-nginx, kafka-ui, rancher-logging, the CRD charts) renders
+/// images the spec does not list (`discover: add` finds them upstream), so its stand-in names none.
+const STAND_IN_CHART_IMAGES: &[(&str, &[&str])] = &[
+    ("rancher", &["docker.io/rancher/rancher:"]),
+    ("clamav", &["docker.io/clamav/clamav:"]),
+    ("rancher-monitoring", &["docker.io/rancher/mirrored-", "docker.io/rancher/kubectl:"]),
+];
+
+/// The upstream peers and the spec rewritten to reach them. Everything stops when dropped.
+pub struct MosipUpstream {
+    spec: PathBuf,
+    _registries: Vec<Distribution>,
+    _charts: HelmRepo,
+    _web: FileServer,
+    _dir: TempDir,
+}
+
+impl MosipUpstream {
+    /// Starts the peers for the spec at `spec` (normally [`mosip_spec`]); see the module docs.
+    pub fn start(spec: &Path) -> Result<MosipUpstream> {
+        let text = fs::read_to_string(spec).with_context(|| format!("cannot read the spec {}", spec.display()))?;
+        let mut doc: Value = serde_yaml_ng::from_str(&text).with_context(|| format!("{}: not YAML", spec.display()))?;
+        let dir = tempfile::Builder::new().prefix("testkit-mosip-upstream-").tempdir()?;
+        let www = dir.path().join("www");
+        fs::create_dir_all(&www)?;
+        let charts = HelmRepo::start()?;
+
+        let images = unpin_images(&mut doc)?;
+        let mut web_hosts = BTreeSet::new();
+        web_hosts.extend(stand_in_charts(&www, &doc, charts.upstream_url(), &images)?);
+        web_hosts.extend(stand_in_files(&www, &mut doc)?);
+        web_hosts.extend(stand_in_git(&www, &dir.path().join("git-work"), &doc)?);
+        absolute_values(&mut doc, spec.parent().unwrap_or(Path::new(".")))?;
+
+        let web = FileServer::start(&www)?;
+        let registries = push_images(&images, &dir.path().join("layout"))?;
+        let mut mirrors = Mapping::new();
+        for (host, registry) in &registries {
+            mirrors.insert(host.as_str().into(), registry.url().into());
+        }
+        for host in web_hosts {
+            mirrors.insert(host.as_str().into(), format!("{}/{host}", web.url()).into());
+        }
+        mirrors.insert(charts.upstream_host().into(), format!("http://127.0.0.1:{}", charts.server().port()).into());
+        doc["mirrors"] = Value::Mapping(mirrors);
+
+        let rewritten = dir.path().join("bundle.yaml");
+        fs::write(&rewritten, serde_yaml_ng::to_string(&doc)?)?;
+        Ok(MosipUpstream {
+            spec: rewritten,
+            _registries: registries.into_values().collect(),
+            _charts: charts,
+            _web: web,
+            _dir: dir,
+        })
+    }
+
+    /// The spec rewritten for this upstream: `mirrors` for every host it names, each file's
+    /// sha256 set to what the stand-in serves, pinned image digests dropped, values files by
+    /// absolute path. Everything else is the spec's own.
+    pub fn spec(&self) -> &Path {
+        &self.spec
+    }
+}
+
+/// Starts the upstream for the MOSIP spec and runs `airgap bundle create` of it into `out` with
+/// helm 3.8.2 for image discovery. The upstream is returned so that its spec can be read.
+pub fn create_bundle(airgap_bin: &Path, out: &Path) -> Result<MosipUpstream> {
+    let upstream = MosipUpstream::start(&mosip_spec())?;
+    let cache = tempfile::Builder::new().prefix("testkit-mosip-cache-").tempdir()?;
+    run(Command::new(airgap_bin)
+        .args(["bundle", "create"])
+        .arg(upstream.spec())
+        .arg("-o")
+        .arg(out)
+        .arg("--cache")
+        .arg(cache.path())
+        .arg("--helm")
+        .arg(tool("helm-3.8.2")))
+    .context("airgap bundle create of the MOSIP spec against its stand-in upstream")?;
+    Ok(upstream)
+}
+
+/// `host/path:tag` with Docker's rules, as a bundle names an image: `nginx` is
+/// `docker.io/library/nginx:latest`.
+pub fn canonical_image(reference: &str) -> String {
+    let (host, path, tag) = split_image(reference);
+    format!("{host}/{path}:{tag}")
+}
+
+/// (registry host, repository path, tag) with Docker's rules: no host means docker.io, and a
+/// one-part docker.io path means `library/`.
+fn split_image(reference: &str) -> (String, String, String) {
+    let (name, tag) = match reference.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, t),
+        _ => (reference, "latest"),
+    };
+    let (host, path) = match name.split_once('/') {
+        Some((h, p)) if h.contains('.') || h.contains(':') || h == "localhost" => (h, p.to_string()),
+        _ => ("docker.io", name.to_string()),
+    };
+    let path = if host == "docker.io" && !path.contains('/') { format!("library/{path}") } else { path };
+    (host.to_string(), path, tag.to_string())
+}
+
+/// The spec's image references, with any `@sha256:` pin dropped from the spec and the list: a
+/// stand-in cannot have the real image's digest, so the test carries the tag instead.
+fn unpin_images(doc: &mut Value) -> Result<Vec<String>> {
+    let mut refs = Vec::new();
+    for entry in doc.get_mut("images").and_then(Value::as_sequence_mut).into_iter().flatten() {
+        let slot = match entry {
+            Value::Mapping(m) => {
+                let shown = format!("{m:?}");
+                m.get_mut("ref").ok_or_else(|| anyhow!("images: an entry has no ref: {shown}"))?
+            }
+            other => other,
+        };
+        let reference = slot.as_str().ok_or_else(|| anyhow!("images: {slot:?} is not a reference"))?;
+        let unpinned = reference.split_once("@sha256:").map_or(reference, |(name, _)| name).to_string();
+        *slot = Value::String(unpinned.clone());
+        refs.push(unpinned);
+    }
+    Ok(refs)
+}
+
+/// One plain-HTTP distribution per registry host, holding a stand-in of each image under its
+/// real path and tag, pushed by skopeo.
+fn push_images(images: &[String], layout: &Path) -> Result<BTreeMap<String, Distribution>> {
+    let unique: BTreeSet<&String> = images.iter().collect();
+    let specs: Vec<ImageSpec> = unique
+        .iter()
+        .map(|r| ImageSpec { reference: r.as_str(), platforms: &["linux/amd64"], shared_layers: &[] })
+        .collect();
+    write_layout(layout, &specs);
+    let mut registries = BTreeMap::new();
+    for r in &unique {
+        let (host, _, _) = split_image(r);
+        if !registries.contains_key(&host) {
+            registries.insert(host, Distribution::start(DistributionOpts { tls: false, auth: false })?);
+        }
+    }
+    let jobs: Vec<(String, String)> = unique
+        .iter()
+        .map(|r| {
+            let (host, path, tag) = split_image(r);
+            (r.to_string(), format!("{}/{path}:{tag}", registries[&host].host_port()))
+        })
+        .collect();
+    // Four skopeo processes at a time: each image is tiny, so start-up dominates.
+    let chunks: Vec<&[(String, String)]> = jobs.chunks(jobs.len().div_ceil(4).max(1)).collect();
+    thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                s.spawn(move || -> Result<()> {
+                    for (reference, dest) in chunk {
+                        run(Command::new(tool("skopeo")).args([
+                            "copy",
+                            "--quiet",
+                            "--preserve-digests",
+                            "--dest-tls-verify=false",
+                            &format!("oci:{}:{reference}", layout.display()),
+                            &format!("docker://{dest}"),
+                        ]))
+                        .with_context(|| format!("pushing the stand-in of {reference}"))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().map_err(|_| anyhow!("a skopeo pusher panicked"))?)
+    })?;
+    Ok(registries)
+}
+
+/// `scheme://host/path` → (host, path without leading slash).
+fn host_and_path(url: &str) -> Result<(String, String)> {
+    let rest = url.split_once("://").map(|(_, r)| r).ok_or_else(|| anyhow!("{url}: not an http(s) URL"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    Ok((host.to_string(), path.trim_end_matches('/').to_string()))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    fs::create_dir_all(path.parent().expect("a file path has a parent"))?;
+    fs::write(path, bytes).with_context(|| path.display().to_string())
+}
+
+/// A gzip'd tar of (path, content), every member 0755 with mtime 0.
+fn tar_gz(members: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, data) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o755);
+        header.set_mtime(0);
+        tar.append_data(&mut header, name, &data[..])?;
+    }
+    Ok(tar.into_inner()?.finish()?)
+}
+
+fn str_field<'a>(entry: &'a Value, key: &str, what: &str) -> Result<&'a str> {
+    entry.get(key).and_then(Value::as_str).ok_or_else(|| anyhow!("{what}: an entry has no `{key}`: {entry:?}"))
+}
+
+/// Writes a classic repository for every chart repository of the spec but the fixture's, and
+/// returns their hosts.
+fn stand_in_charts(www: &Path, doc: &Value, fixture_repo: &str, images: &[String]) -> Result<BTreeSet<String>> {
+    let mut repos: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for entry in doc.get("charts").and_then(Value::as_sequence).into_iter().flatten() {
+        let repo = str_field(entry, "repo", "charts")?.trim_end_matches('/');
+        if repo == fixture_repo {
+            continue;
+        }
+        if repo.starts_with("oci://") {
+            bail!("charts: {repo}: the stand-in upstream serves classic repositories only");
+        }
+        let (name, version) = (str_field(entry, "name", "charts")?, str_field(entry, "version", "charts")?);
+        repos.entry(repo.to_string()).or_default().push((name.to_string(), version.to_string()));
+    }
+    let mut hosts = BTreeSet::new();
+    for (repo, charts) in repos {
+        let (host, path) = host_and_path(&repo)?;
+        let dir = www.join(&host).join(&path);
+        let mut entries: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+        for (name, version) in charts {
+            let tgz = stand_in_chart(&name, &version, images)?;
+            let file = format!("{name}-{version}.tgz");
+            write_file(&dir.join(&file), &tgz)?;
+            entries.entry(name.clone()).or_default().push(json!({
+                "apiVersion": "v2", "name": name, "version": version,
+                "urls": [format!("{repo}/{file}")], "digest": hex::encode(Sha256::digest(&tgz)),
+            }));
+        }
+        let index = json!({"apiVersion": "v1", "entries": entries});
+        write_file(&dir.join("index.yaml"), serde_yaml_ng::to_string(&index)?.as_bytes())?;
+        hosts.insert(host);
+    }
+    Ok(hosts)
+}
+
+/// A chart under the real name and version with one Deployment per image its real chart uses
+/// ([`STAND_IN_CHART_IMAGES`]), or a ConfigMap when it names none.
+fn stand_in_chart(name: &str, version: &str, images: &[String]) -> Result<Vec<u8>> {
+    let prefixes = STAND_IN_CHART_IMAGES.iter().find(|(n, _)| *n == name).map_or(&[][..], |(_, p)| *p);
+    let named: Vec<&String> = images.iter().filter(|i| prefixes.iter().any(|p| i.starts_with(p))).collect();
+    let mut manifests = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stand-in\ndata:\n  note: airgap test stand-in for the chart {name} {version}, not the real chart\n"
+    );
+    for (i, image) in named.iter().enumerate() {
+        manifests += &format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stand-in-{i}\nspec:\n  selector:\n    matchLabels: {{app: stand-in-{i}}}\n  template:\n    metadata:\n      labels: {{app: stand-in-{i}}}\n    spec:\n      containers:\n        - name: c\n          image: {image}\n"
+        );
+    }
+    let chart_yaml = format!(
+        "apiVersion: v2\nname: {name}\nversion: {version}\ndescription: airgap test stand-in for {name} {version}\n"
+    );
+    // Helm reads templates as Go templates; these have no actions, so they render as written.
+    tar_gz(&[
+        (format!("{name}/Chart.yaml"), chart_yaml.into_bytes()),
+        (format!("{name}/templates/stand-in.yaml"), manifests.into_bytes()),
+    ])
+}
+
+/// The verbatim upstream copy of a raw.githubusercontent.com file of a repository kept in
+/// `shared/reference`, if there is one.
+fn reference_copy(host: &str, path: &str) -> Option<Vec<u8>> {
+    if host != "raw.githubusercontent.com" {
+        return None;
+    }
+    let mut parts = path.splitn(4, '/');
+    let (owner, repo, _commit, file) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (_, dir, under) = REFERENCE_CHECKOUTS.iter().find(|(r, _, _)| *r == format!("github.com/{owner}/{repo}"))?;
+    let file = file.strip_prefix(under).unwrap_or(file).trim_start_matches('/');
+    fs::read(reference_dir().join(dir).join(file)).ok()
+}
+
+fn reference_dir() -> PathBuf {
+    shared_fixtures().parent().map_or_else(|| PathBuf::from("../shared/reference"), |s| s.join("reference"))
+}
+
+/// Serves something at each file URL of the spec and sets each entry's sha256 to it; returns
+/// the hosts.
+fn stand_in_files(www: &Path, doc: &mut Value) -> Result<BTreeSet<String>> {
+    let Some(files) = doc.get_mut("files").and_then(Value::as_sequence_mut) else { return Ok(BTreeSet::new()) };
+    let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for entry in files.iter() {
+        let url = str_field(entry, "url", "files")?;
+        let list = members.entry(url.to_string()).or_default();
+        if let Some(m) = entry.get("extract").and_then(Value::as_str) {
+            list.push(m.to_string());
+        }
+    }
+    let mut served = BTreeMap::new();
+    let mut hosts = BTreeSet::new();
+    for (url, extract) in members {
+        let (host, path) = host_and_path(&url)?;
+        let bytes = match reference_copy(&host, &path) {
+            Some(real) if extract.is_empty() => real,
+            _ if extract.is_empty() => format!("airgap test stand-in for {url}\n").into_bytes(),
+            _ => tar_gz(
+                &extract
+                    .iter()
+                    .map(|m| (m.clone(), format!("stand-in {m} of {url}\n").into_bytes()))
+                    .collect::<Vec<_>>(),
+            )?,
+        };
+        write_file(&www.join(&host).join(&path), &bytes)?;
+        served.insert(url, hex::encode(Sha256::digest(&bytes)));
+        hosts.insert(host);
+    }
+    for entry in files.iter_mut() {
+        let sha = served[str_field(entry, "url", "files")?].clone();
+        entry["sha256"] = Value::String(sha);
+    }
+    Ok(hosts)
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    run(Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "airgap tests")
+        .env("GIT_AUTHOR_EMAIL", "tests@airgap.invalid")
+        .env("GIT_AUTHOR_DATE", "2023-01-08T00:00:00Z")
+        .env("GIT_COMMITTER_NAME", "airgap tests")
+        .env("GIT_COMMITTER_EMAIL", "tests@airgap.invalid")
+        .env("GIT_COMMITTER_DATE", "2023-01-08T00:00:00Z"))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target).with_context(|| target.display().to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// A bare repository for every git entry of the spec, ready for git's dumb HTTP protocol at
+/// `www/<host>/<path>`; returns the hosts.
+fn stand_in_git(www: &Path, work: &Path, doc: &Value) -> Result<BTreeSet<String>> {
+    let mut hosts = BTreeSet::new();
+    for entry in doc.get("git").and_then(Value::as_sequence).into_iter().flatten() {
+        let (url, git_ref) = (str_field(entry, "url", "git")?, str_field(entry, "ref", "git")?);
+        let (host, path) = host_and_path(url)?;
+        let bare = www.join(&host).join(&path);
+        let repo = format!("{host}/{}", path.trim_end_matches(".git"));
+        fs::create_dir_all(bare.parent().expect("under www"))?;
+        let bare_arg = bare.to_str().context("temporary paths are UTF-8")?;
+        if repo == "github.com/mosip/mosip-config" {
+            let fixture = shared_fixtures().join(MOSIP_CONFIG_FIXTURE);
+            let heads = git(www, &["bundle", "list-heads", fixture.to_str().context("UTF-8 path")?])?;
+            if !heads.lines().any(|l| l.ends_with(&format!("/{git_ref}"))) {
+                bail!("{}: has no ref {git_ref} (heads: {heads})", fixture.display());
+            }
+            git(www, &["clone", "--quiet", "--bare", fixture.to_str().context("UTF-8 path")?, bare_arg])?;
+        } else {
+            let tree = work.join(&repo);
+            match REFERENCE_CHECKOUTS.iter().find(|(r, _, _)| *r == repo) {
+                Some((_, dir, under)) => copy_tree(&reference_dir().join(dir), &tree.join(under))?,
+                None => write_file(&tree.join("README.md"), format!("airgap test stand-in for {url}\n").as_bytes())?,
+            }
+            git(&tree, &["init", "--quiet", "-b", "main"])?;
+            git(&tree, &["add", "--all"])?;
+            git(&tree, &["commit", "--quiet", "-m", &format!("airgap test stand-in for {url} {git_ref}")])?;
+            git(&tree, &["tag", git_ref])?;
+            git(www, &["clone", "--quiet", "--bare", tree.to_str().context("UTF-8 path")?, bare_arg])?;
+        }
+        git(&bare, &["update-server-info"])?;
+        hosts.insert(host);
+    }
+    Ok(hosts)
+}
+
+/// Values files named relative to the original spec, made absolute so that the rewritten spec
+/// (in a temporary directory) still finds them.
+fn absolute_values(doc: &mut Value, spec_dir: &Path) -> Result<()> {
+    for entry in doc.get_mut("charts").and_then(Value::as_sequence_mut).into_iter().flatten() {
+        for v in entry.get_mut("values").and_then(Value::as_sequence_mut).into_iter().flatten() {
+            let relative = v.as_str().ok_or_else(|| anyhow!("charts: a values entry is not a path: {v:?}"))?;
+            let absolute = spec_dir.join(relative);
+            if !absolute.is_file() {
+                bail!("charts: values file {} is missing", absolute.display());
+            }
+            *v = Value::String(absolute.to_string_lossy().into_owned());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_names_are_normalised() {
+        let s = |r: &str| split_image(r);
+        assert_eq!(s("nginx"), ("docker.io".into(), "library/nginx".into(), "latest".into()));
+        assert_eq!(s("docker.io/mosipid/x:1.2"), ("docker.io".into(), "mosipid/x".into(), "1.2".into()));
+        assert_eq!(s("127.0.0.1:5000/a/b"), ("127.0.0.1:5000".into(), "a/b".into(), "latest".into()));
+        assert_eq!(s("ghcr.io/linuxserver/wireguard:latest").0, "ghcr.io");
+    }
+
+    #[test]
+    fn pinned_digests_are_dropped() {
+        let mut doc: Value = serde_yaml_ng::from_str(
+            "images:\n - docker.io/a/b:1@sha256:0000000000000000000000000000000000000000000000000000000000000000\n - ref: quay.io/c/d:2\n",
+        )
+        .unwrap();
+        assert_eq!(unpin_images(&mut doc).unwrap(), ["docker.io/a/b:1", "quay.io/c/d:2"]);
+        assert_eq!(doc["images"][0].as_str(), Some("docker.io/a/b:1"));
+    }
+}

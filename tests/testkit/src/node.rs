@@ -1,0 +1,323 @@
+//! A real Kubernetes node joined to a [`KubeControlPlane`]: a private containerd (Debian's, with
+//! runc) and a kubelet built from the same `k8s.io/kubernetes` module as the control plane, with
+//! pods on a bridge network of Debian's CNI plugins. Unlike the kwok nodes, containers really run:
+//! images are pulled by containerd, so a test sees exactly what a site node would pull and from where.
+//!
+//! Needs root, cgroup v1 (cgroupfs driver) and overlayfs. Only one `RealNode` runs on a machine
+//! at a time: the pod cgroups live under the fixed `/kubepods` and the pod network is fixed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tempfile::TempDir;
+
+use crate::kube::KubeControlPlane;
+use crate::proc::{free_port, random_token, run, wait_until, Proc};
+use crate::tools::tool;
+
+/// The pods' subnet, routed only to the node's bridge. Apart from kwok's 10.244.0.0/16, which
+/// exists only inside API objects.
+const POD_SUBNET: &str = "10.85.0.0/24";
+/// The host's address on the bridge: what pods reach the host by, and where a test binds a peer
+/// (such as the site registry) that both containerd and the pods must reach.
+const GATEWAY: &str = "10.85.0.1";
+/// What containerd runs as each pod's sandbox; it is pulled like any other image, so the caller's
+/// registry must serve it.
+pub const SANDBOX_IMAGE: &str = "registry.k8s.io/pause:3.7";
+
+pub struct NodeOptions {
+    /// containerd's `config_path`: a `certs.d` tree of `<host>/hosts.toml`. containerd reads it on
+    /// every pull, so a test may fill or empty it while the node runs.
+    pub hosts_dir: PathBuf,
+    /// The node's name; kwok's nodes are `kwok-node-N`.
+    pub name: String,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions { hosts_dir: PathBuf::new(), name: "real-node-0".to_string() }
+    }
+}
+
+pub struct RealNode {
+    containerd: Option<Proc>,
+    kubelet: Option<Proc>,
+    dir: TempDir,
+    name: String,
+    bridge: String,
+    network: String,
+}
+
+impl RealNode {
+    /// Starts containerd and the kubelet and waits until the node is Ready (about 10 s).
+    pub fn start(plane: &KubeControlPlane, opts: NodeOptions) -> Result<RealNode> {
+        check_host()?;
+        if !opts.hosts_dir.is_dir() {
+            bail!("NodeOptions::hosts_dir {} is not a directory: containerd needs one", opts.hosts_dir.display());
+        }
+        let dir = tempfile::Builder::new().prefix("testkit-node-").tempdir()?;
+        let suffix = &random_token()[..8];
+        let mut node = RealNode {
+            containerd: None,
+            kubelet: None,
+            name: opts.name.clone(),
+            // Interface names hold at most 15 bytes.
+            bridge: format!("tkn{suffix}"),
+            network: format!("testkit-{suffix}"),
+            dir,
+        };
+        node.add_bridge()?;
+        let root = node.dir.path().to_path_buf();
+        let socket = root.join("containerd.sock");
+        let config = node.write_containerd_config(&opts.hosts_dir, &socket)?;
+        node.write_cni_config()?;
+        let mut containerd =
+            Proc::spawn("containerd", Command::new(tool("containerd")).arg("--config").arg(&config), &root)?;
+        wait_until("containerd's socket", Duration::from_secs(30), &mut [&mut containerd], || socket.exists())?;
+        node.containerd = Some(containerd);
+
+        let kubelet_config = node.write_kubelet_config()?;
+        node.kubelet = Some(Proc::spawn(
+            "kubelet",
+            Command::new(tool("kubelet"))
+                .arg(format!("--config={}", kubelet_config.display()))
+                // The admin kubeconfig: the control plane keeps its CA key to itself, and a test
+                // node needs no narrower rights.
+                .arg(format!("--kubeconfig={}", plane.kubeconfig().display()))
+                .arg(format!("--root-dir={}", root.join("kubelet").display()))
+                .arg("--container-runtime=remote")
+                .arg(format!("--container-runtime-endpoint=unix://{}", socket.display()))
+                .arg(format!("--hostname-override={}", node.name))
+                .arg(format!("--node-ip={GATEWAY}"))
+                .arg("--v=1"),
+            &root,
+        )?);
+        node.wait_ready(plane)?;
+        Ok(node)
+    }
+
+    /// The node's name, for `nodeSelector: {kubernetes.io/hostname: NAME}`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The host's address on the pod network. A peer bound here is reached by containerd (on the
+    /// host) and by pods alike.
+    pub fn host_ip(&self) -> &'static str {
+        GATEWAY
+    }
+
+    /// Runs `ctr` against this node's containerd, in the namespace Kubernetes uses.
+    pub fn ctr(&self, args: &[&str]) -> Result<String> {
+        let socket = self.dir.path().join("containerd.sock");
+        run(Command::new("ctr").arg("--address").arg(socket).args(["--namespace", "k8s.io"]).args(args))
+    }
+
+    /// The ends of containerd's and the kubelet's logs, for failure messages.
+    pub fn logs(&self) -> String {
+        [&self.containerd, &self.kubelet]
+            .iter()
+            .filter_map(|p| p.as_ref())
+            .map(|p| p.log_tail())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn add_bridge(&self) -> Result<()> {
+        // Made before the CNI plugin would make it on the first pod, so that a peer can bind the
+        // gateway address before anything is pulled.
+        run(Command::new("ip").args(["link", "add", &self.bridge, "type", "bridge"]))?;
+        run(Command::new("ip").args(["addr", "add", &format!("{GATEWAY}/24"), "dev", &self.bridge]))?;
+        run(Command::new("ip").args(["link", "set", &self.bridge, "up"]))?;
+        Ok(())
+    }
+
+    fn write_containerd_config(&self, hosts_dir: &Path, socket: &Path) -> Result<PathBuf> {
+        let root = self.dir.path();
+        // restrict_oom_score_adj: this container lacks CAP_SYS_RESOURCE, so runc cannot lower a
+        // sandbox's oom_score_adj to -998 ("can't get final child's PID from pipe: EOF").
+        // netns_mounts_under_state_dir keeps the pods' network namespaces out of /run/netns.
+        let text = format!(
+            r#"version = 2
+root = "{root}/containerd-root"
+state = "{root}/containerd-state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "{socket}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{SANDBOX_IMAGE}"
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{root}/cni"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{hosts}"
+"#,
+            root = root.display(),
+            socket = socket.display(),
+            hosts = hosts_dir.display(),
+        );
+        let path = root.join("containerd.toml");
+        fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    fn write_cni_config(&self) -> Result<()> {
+        let root = self.dir.path();
+        let conflist = serde_json::json!({
+            "cniVersion": "0.4.0",
+            "name": self.network,
+            "plugins": [
+                {"type": "bridge", "bridge": self.bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+                 "ipam": {"type": "host-local", "dataDir": root.join("cni-ipam"),
+                          "ranges": [[{"subnet": POD_SUBNET, "gateway": GATEWAY}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+                {"type": "loopback"}
+            ]
+        });
+        fs::create_dir_all(root.join("cni"))?;
+        fs::write(root.join("cni/10-testkit.conflist"), serde_json::to_vec_pretty(&conflist)?)?;
+        Ok(())
+    }
+
+    fn write_kubelet_config(&self) -> Result<PathBuf> {
+        // Eviction and image GC thresholds are loosened: the test machine's disk may be fuller
+        // than a node's, and a node under DiskPressure would refuse the test's pods. Without
+        // kube-proxy the kubelet's iptables chains serve nothing, and they would outlive it.
+        let text = format!(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
+             cgroupDriver: cgroupfs\nfailSwapOn: false\n\
+             address: 127.0.0.1\nport: {port}\nhealthzBindAddress: 127.0.0.1\nhealthzPort: {healthz}\nreadOnlyPort: 0\n\
+             authentication: {{anonymous: {{enabled: false}}, webhook: {{enabled: false}}}}\n\
+             authorization: {{mode: AlwaysAllow}}\n\
+             evictionHard: {{memory.available: 1Mi, nodefs.available: 1%, imagefs.available: 1%}}\n\
+             imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n\
+             serializeImagePulls: false\nresolvConf: /etc/resolv.conf\nmakeIPTablesUtilChains: false\n",
+            port = free_port(),
+            healthz = free_port(),
+        );
+        let path = self.dir.path().join("kubelet.yaml");
+        fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    fn wait_ready(&mut self, plane: &KubeControlPlane) -> Result<()> {
+        let jsonpath = "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}";
+        let ready =
+            || matches!(plane.kubectl(&["get", "node", &self.name, "-o", jsonpath]), Ok(s) if s.trim() == "True");
+        let mut procs: Vec<&mut Proc> = [&mut self.containerd, &mut self.kubelet].into_iter().flatten().collect();
+        wait_until(&format!("node {} Ready", self.name), Duration::from_secs(120), &mut procs, ready)
+    }
+
+    /// Kills every container and its shim (shims outlive containerd by design); returns the
+    /// containers' ids.
+    fn kill_containers(&self) -> Vec<String> {
+        let tasks = self.dir.path().join("containerd-state/io.containerd.runtime.v2.task");
+        let mut ids = Vec::new();
+        for init in
+            fs::read_dir(&tasks).into_iter().flatten().flatten().flat_map(|ns| fs::read_dir(ns.path())).flatten()
+        {
+            let Ok(init) = init else { continue };
+            ids.push(init.file_name().to_string_lossy().into_owned());
+            let Ok(pid) = fs::read_to_string(init.path().join("init.pid")) else { continue };
+            let pid = pid.trim().to_string();
+            let shim = fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| {
+                s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string))
+            });
+            let mut kill = Command::new("kill");
+            kill.arg("-KILL").arg(&pid);
+            if let Some(shim) = shim.filter(|s| is_shim(s)) {
+                kill.arg(shim);
+            }
+            let _ = kill.output();
+        }
+        ids
+    }
+
+    /// Unmounts whatever containerd and the kubelet left under the node's directory, deepest first.
+    fn unmount_leftovers(&self) {
+        let root = self.dir.path().to_string_lossy().into_owned();
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut points: Vec<&str> =
+            mounts.lines().filter_map(|l| l.split_whitespace().nth(1)).filter(|p| p.starts_with(&root)).collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = Command::new("umount").args(["-l", p]).output();
+        }
+    }
+
+    /// Removes the pods' cgroups, which the kubelet would have removed had it lived.
+    fn remove_pod_cgroups(&self) {
+        for controller in fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let mut dirs = Vec::new();
+            collect_dirs(&controller.path().join("kubepods"), &mut dirs);
+            for d in dirs.iter().rev() {
+                let _ = fs::remove_dir(d);
+            }
+        }
+    }
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    if !dir.is_dir() {
+        return;
+    }
+    out.push(dir.to_path_buf());
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            collect_dirs(&e.path(), out);
+        }
+    }
+}
+
+fn is_shim(pid: &str) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.starts_with("containerd-shim")).unwrap_or(false)
+}
+
+/// What a real node needs from this machine, checked up front so that a missing piece is named.
+fn check_host() -> Result<()> {
+    let fs_type = run(Command::new("stat").args(["-fc", "%T", "/sys/fs/cgroup"]))?;
+    if fs_type.trim() != "tmpfs" {
+        bail!(
+            "/sys/fs/cgroup is {}: RealNode is set up for cgroup v1 (tmpfs with one mount per controller)",
+            fs_type.trim()
+        );
+    }
+    for bin in ["containerd", "containerd-shim-runc-v2", "runc", "ctr", "ip"] {
+        run(Command::new("sh").args(["-c", &format!("command -v {bin}")]))
+            .with_context(|| format!("`{bin}` is missing: tests/tools/install.sh installs it (apt step)"))?;
+    }
+    for plugin in ["bridge", "host-local", "loopback"] {
+        if !Path::new("/usr/lib/cni").join(plugin).is_file() {
+            bail!("CNI plugin /usr/lib/cni/{plugin} is missing: install containernetworking-plugins (tests/tools/install.sh)");
+        }
+    }
+    Ok(())
+}
+
+impl Drop for RealNode {
+    fn drop(&mut self) {
+        self.kubelet.take();
+        let containers = self.kill_containers();
+        self.containerd.take();
+        self.unmount_leftovers();
+        self.remove_pod_cgroups();
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
+        // libcni caches each attachment's result outside the node's directory: the pod network's
+        // under the network's name, the loopback that containerd adds by itself under its own.
+        let network = format!("{}-", self.network);
+        for e in fs::read_dir("/var/lib/cni/results").into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let loopback = containers.iter().any(|id| name == format!("cni-loopback-{id}-lo"));
+            if name.starts_with(&network) || loopback {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
