@@ -151,7 +151,13 @@ impl Renderer<'_> {
         if !file.is_file() {
             self.registry.fetch_layer(reference, &file).await.with_context(|| format!("chart {reference}"))?;
         }
-        Ok(file)
+        let offline = file.with_extension("offline.tgz");
+        let removed = crate::chart_schema::make_offline(&file, &offline)?;
+        if removed.is_empty() {
+            return Ok(file);
+        }
+        eprintln!("chart {reference}: values.schema.json refers to {} (not reachable offline): left out of validation", removed.join(", "));
+        Ok(offline)
     }
 
     /// The repository cloned once per run; the source's path inside it.
