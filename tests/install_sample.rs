@@ -128,7 +128,10 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
     );
     let out = site.run("apply", &leak, &[]);
     let err = text(&out.stderr);
-    assert!(!out.status.success() && err.contains("leak check") && err.contains("docker.io/airgap/not-carried:6.6"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("leak check") && err.contains("docker.io/airgap/not-carried:6.6"),
+        "{err}"
+    );
     assert!(kube.kubectl(&["get", "namespace", "hello"]).is_err(), "nothing is applied when the leak check fails");
 
     // An installer held up by a step that cannot finish, then killed.

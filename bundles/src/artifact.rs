@@ -188,6 +188,12 @@ impl Reference {
             return Err(format!("'{text}' is not an image reference"));
         }
         let (registry, repository) = match name.split_once('/') {
+            // Docker Hub's own names for itself, and its one-component names, mean the same
+            // image as the short form: `docker.io/nginx` is `docker.io/library/nginx`.
+            Some(("docker.io" | "index.docker.io" | "registry-1.docker.io", path)) if !path.contains('/') => {
+                ("docker.io".to_string(), format!("library/{path}"))
+            }
+            Some(("index.docker.io" | "registry-1.docker.io", path)) => ("docker.io".to_string(), path.to_string()),
             Some((first, path)) if first.contains('.') || first.contains(':') || first == "localhost" => {
                 (first.to_string(), path.to_string())
             }
@@ -241,6 +247,8 @@ mod tests {
         );
         let r = Reference::parse("nginx").unwrap();
         assert_eq!(r.to_string(), "docker.io/library/nginx");
+        assert_eq!(Reference::parse("docker.io/nginx:1").unwrap().to_string(), "docker.io/library/nginx:1");
+        assert_eq!(Reference::parse("index.docker.io/a/b").unwrap().to_string(), "docker.io/a/b");
         let r = Reference::parse("localhost:5000/a/b@sha256:abc").unwrap();
         assert_eq!((r.registry.as_str(), r.tag, r.digest.as_deref()), ("localhost:5000", None, Some("sha256:abc")));
         let r = Reference::parse("quay.io/x/y:1.0@sha256:abc").unwrap();

@@ -11,12 +11,7 @@ use crate::registry::Registry;
 
 /// `linux-amd64` for this machine, as the bundle tags platform-specific files.
 pub fn host_platform() -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    format!("{}-{arch}", std::env::consts::OS)
+    crate::tools::host_platform().replace('/', "-")
 }
 
 /// The bundle's reference for `name` on this platform (`files.airgap.local/helm:3.8.2-linux-amd64`).

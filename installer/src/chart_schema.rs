@@ -49,7 +49,10 @@ pub fn make_offline(tgz: &Path, out: &Path) -> Result<Vec<String>> {
 fn drop_remote_refs(v: &mut Value, removed: &mut Vec<String>) {
     match v {
         Value::Object(map) => {
-            let remote = map.get("$ref").and_then(Value::as_str).filter(|r| r.starts_with("http://") || r.starts_with("https://"));
+            let remote = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .filter(|r| r.starts_with("http://") || r.starts_with("https://"));
             if let Some(r) = remote {
                 removed.push(r.to_string());
                 map.clear();

@@ -38,7 +38,8 @@ impl Cluster {
 
     /// `v1.24.17`: also tells whether the cluster answers at all.
     pub async fn version(&self) -> Result<String> {
-        let v = self.client.apiserver_version().await.with_context(|| format!("cluster {} does not answer", self.name))?;
+        let v =
+            self.client.apiserver_version().await.with_context(|| format!("cluster {} does not answer", self.name))?;
         Ok(v.git_version)
     }
 
@@ -87,7 +88,10 @@ impl Cluster {
 
     /// The API resource of a kind, discovering again once when it is unknown (a CRD applied by
     /// an earlier step).
-    async fn resolve(&self, gvk: &GroupVersionKind) -> Result<(kube::discovery::ApiResource, kube::discovery::ApiCapabilities)> {
+    async fn resolve(
+        &self,
+        gvk: &GroupVersionKind,
+    ) -> Result<(kube::discovery::ApiResource, kube::discovery::ApiCapabilities)> {
         let mut cached = self.discovery.lock().await;
         for fresh in [false, true] {
             if fresh || cached.is_none() {

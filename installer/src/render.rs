@@ -32,8 +32,16 @@ pub struct Renderer<'a> {
 
 pub enum Action {
     /// Applied with server-side apply; objects without a namespace get `namespace` when namespaced.
-    Objects { docs: Vec<Value>, namespace: Option<String> },
-    Helm { chart: PathBuf, values: Vec<PathBuf>, set: BTreeMap<String, String>, post: postrender::Config },
+    Objects {
+        docs: Vec<Value>,
+        namespace: Option<String>,
+    },
+    Helm {
+        chart: PathBuf,
+        values: Vec<PathBuf>,
+        set: BTreeMap<String, String>,
+        post: postrender::Config,
+    },
     Istioctl(Vec<String>),
     Nothing,
 }
@@ -82,7 +90,8 @@ impl Renderer<'_> {
             "copy": step.copy.iter().map(|c| format!("{:?} {} {}→{}", c.kind, c.name, c.from, c.to)).collect::<Vec<_>>(),
         }))?;
         if let Some(ns) = &step.namespace {
-            let doc = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name, "labels": ns.labels}});
+            let doc =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name, "labels": ns.labels}});
             out.summary = format!("namespace {}", ns.name);
             out.action = Action::Objects { docs: vec![serde_yaml_ng::to_value(doc)?], namespace: None };
         } else if let Some(cm) = &step.configmap {
@@ -104,19 +113,33 @@ impl Renderer<'_> {
             let helm = self.helm.as_ref().ok_or_else(|| anyhow!("no helm to render release {}", h.release))?;
             let (chart, what) = match (&h.chart, &h.local_chart) {
                 (Some(c), _) => (self.fetch_chart(c).await?, c.clone()),
-                (None, Some(local)) => (self.checkout(local)?, format!("{}/{}", local.git.as_deref().unwrap_or(""), local.path.as_deref().unwrap_or(""))),
+                (None, Some(local)) => (
+                    self.checkout(local)?,
+                    format!("{}/{}", local.git.as_deref().unwrap_or(""), local.path.as_deref().unwrap_or("")),
+                ),
                 (None, None) => bail!("release {} names no chart", h.release),
             };
             let values: Vec<PathBuf> = h.values.iter().map(|v| self.plan_dir.join(v)).collect();
             let set = h.set.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
             let env = h.env.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
             let post = postrender::Config { env, ..self.post.clone() };
-            let input = ReleaseInput { release: &h.release, namespace: &h.namespace, chart: &chart, values: &values, set: &set };
+            let input = ReleaseInput {
+                release: &h.release,
+                namespace: &h.namespace,
+                chart: &chart,
+                values: &values,
+                set: &set,
+            };
             let yaml = helm.template(&input, self.kube_version.as_deref())?;
             let rendered = postrender::post_render(&yaml, &post, self.registry)
                 .await
                 .with_context(|| format!("release {} (chart {what})", h.release))?;
-            out.summary = format!("helm release {}/{} from {what}{}", h.namespace, h.release, if h.reinstall { " (reinstalled)" } else { "" });
+            out.summary = format!(
+                "helm release {}/{} from {what}{}",
+                h.namespace,
+                h.release,
+                if h.reinstall { " (reinstalled)" } else { "" }
+            );
             out.images = rendered.images;
             out.objects = rendered.objects;
             hashed.extend(rendered.yaml.as_bytes());
@@ -156,7 +179,10 @@ impl Renderer<'_> {
         if removed.is_empty() {
             return Ok(file);
         }
-        eprintln!("chart {reference}: values.schema.json refers to {} (not reachable offline): left out of validation", removed.join(", "));
+        eprintln!(
+            "chart {reference}: values.schema.json refers to {} (not reachable offline): left out of validation",
+            removed.join(", ")
+        );
         Ok(offline)
     }
 

@@ -43,7 +43,10 @@ fn load(t: &Target) -> Result<Loaded> {
     let site = Site::load(&t.site)?;
     let clusters = match &t.cluster {
         Some(c) if plan.clusters.contains_key(c) => vec![c.clone()],
-        Some(c) => bail!("the plan has no cluster {c} (it has {})", plan.clusters.keys().cloned().collect::<Vec<_>>().join(", ")),
+        Some(c) => bail!(
+            "the plan has no cluster {c} (it has {})",
+            plan.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
         None => plan.clusters.keys().cloned().collect(),
     };
     let plan_dir = t.plan.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -156,7 +159,8 @@ pub fn plan(a: PlanArgs) -> Result<()> {
         let renderer = tools.renderer(&l, &a.render, &a.render.kube_version).await?;
         let mut all = Vec::new();
         for name in &l.clusters {
-            let rendered = render_cluster(&renderer, &l.plan.clusters[name]).await.with_context(|| format!("cluster {name}"))?;
+            let rendered =
+                render_cluster(&renderer, &l.plan.clusters[name]).await.with_context(|| format!("cluster {name}"))?;
             if a.target.json {
                 all.push(json!({"cluster": name, "steps": rendered.iter().map(step_json).collect::<Vec<_>>()}));
             } else {
@@ -235,7 +239,12 @@ async fn apply_cluster(a: &ApplyArgs, l: &Loaded, tools: &Tools, name: &str) -> 
     result
 }
 
-async fn apply_steps(a: &ApplyArgs, cluster: &Cluster, renderer: &Renderer<'_>, rendered: &[Rendered<'_>]) -> Result<()> {
+async fn apply_steps(
+    a: &ApplyArgs,
+    cluster: &Cluster,
+    renderer: &Renderer<'_>,
+    rendered: &[Rendered<'_>],
+) -> Result<()> {
     let state = State::new(&cluster.client, &cluster.name);
     let recorded = state.read().await?;
     let from = a.from.as_ref().and_then(|f| rendered.iter().position(|r| &r.step.id == f)).unwrap_or(0);
@@ -292,7 +301,10 @@ async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>
             helm.upgrade_install(&input, kc, &config)?;
         }
         Action::Istioctl(args) => {
-            let istioctl = renderer.istioctl.clone().ok_or_else(|| anyhow!("no istioctl: give --istioctl or carry istioctl in the bundle"))?;
+            let istioctl = renderer
+                .istioctl
+                .clone()
+                .ok_or_else(|| anyhow!("no istioctl: give --istioctl or carry istioctl in the bundle"))?;
             let out = std::process::Command::new(&istioctl)
                 .args(args)
                 .arg("--skip-confirmation")

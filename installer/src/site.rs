@@ -20,7 +20,8 @@ pub struct Site {
 
 impl Site {
     pub fn load(path: &Path) -> Result<Site> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read site file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read site file {}", path.display()))?;
         Site::parse(path, &text)
     }
 
@@ -119,7 +120,8 @@ mod tests {
         let cm = BTreeMap::from([("k".to_string(), "v".to_string())]);
         let s = site();
         assert_eq!(
-            s.substitute("${site.registry.address}/x ${site.domains.api}:${site.port} ${site.configmap.k}", &cm).unwrap(),
+            s.substitute("${site.registry.address}/x ${site.domains.api}:${site.port} ${site.configmap.k}", &cm)
+                .unwrap(),
             "reg.local:5000/x api.example.net:8025 v"
         );
         assert!(s.substitute("${site.nope.x}", &cm).unwrap_err().to_string().contains("no value at nope.x"));

@@ -46,7 +46,8 @@ impl State {
     }
 
     pub async fn ensure_namespace(client: &Client) -> Result<()> {
-        let ns: Namespace = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))?;
+        let ns: Namespace =
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))?;
         Api::<Namespace>::all(client.clone())
             .patch(NAMESPACE, &PatchParams::apply(MANAGER), &Patch::Apply(&ns))
             .await

@@ -80,14 +80,22 @@ fn deployment_ready(d: &Deployment) -> Readiness {
     let done = generation_seen(d.metadata.generation, s.observed_generation)
         && s.updated_replicas.unwrap_or(0) >= want
         && s.available_replicas.unwrap_or(0) >= want;
-    if done { Readiness::Ready } else { Readiness::NotYet }
+    if done {
+        Readiness::Ready
+    } else {
+        Readiness::NotYet
+    }
 }
 
 fn statefulset_ready(d: &StatefulSet) -> Readiness {
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let Some(s) = &d.status else { return Readiness::NotYet };
     let done = generation_seen(d.metadata.generation, s.observed_generation) && s.ready_replicas.unwrap_or(0) >= want;
-    if done { Readiness::Ready } else { Readiness::NotYet }
+    if done {
+        Readiness::Ready
+    } else {
+        Readiness::NotYet
+    }
 }
 
 fn daemonset_ready(d: &DaemonSet) -> Readiness {
@@ -95,7 +103,11 @@ fn daemonset_ready(d: &DaemonSet) -> Readiness {
     let done = generation_seen(d.metadata.generation, s.observed_generation)
         && s.number_ready >= s.desired_number_scheduled
         && s.updated_number_scheduled.unwrap_or(0) >= s.desired_number_scheduled;
-    if done { Readiness::Ready } else { Readiness::NotYet }
+    if done {
+        Readiness::Ready
+    } else {
+        Readiness::NotYet
+    }
 }
 
 fn job_done(j: &Job) -> Readiness {
@@ -123,13 +135,22 @@ async fn diagnose(client: &Client, namespace: &str, name: &str) -> String {
         let mut line = format!("pod {pod_name} {phase}");
         for c in status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten() {
             if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
-                line += &format!("; {} waiting: {} {}", c.name, w.reason.as_deref().unwrap_or(""), w.message.as_deref().unwrap_or(""));
+                line += &format!(
+                    "; {} waiting: {} {}",
+                    c.name,
+                    w.reason.as_deref().unwrap_or(""),
+                    w.message.as_deref().unwrap_or("")
+                );
             }
         }
         let params = ListParams::default().fields(&format!("involvedObject.name={pod_name},type=Warning"));
         if let Ok(ev) = events.list(&params).await {
             if let Some(last) = ev.items.last() {
-                line += &format!("; event {}: {}", last.reason.as_deref().unwrap_or(""), last.message.as_deref().unwrap_or(""));
+                line += &format!(
+                    "; event {}: {}",
+                    last.reason.as_deref().unwrap_or(""),
+                    last.message.as_deref().unwrap_or("")
+                );
             }
         }
         reasons.push(line);

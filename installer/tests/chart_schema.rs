@@ -17,7 +17,10 @@ fn chart(dir: &Path) -> std::path::PathBuf {
             // Port 9 (discard) on loopback: the fetch fails at once, as it would with no internet.
             r#"{"type": "object", "properties": {"replicas": {"type": "integer"}, "meta": {"$ref": "http://127.0.0.1:9/defs.json"}}}"#,
         ),
-        ("demo/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\ndata: {replicas: \"{{ .Values.replicas }}\"}\n"),
+        (
+            "demo/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\ndata: {replicas: \"{{ .Values.replicas }}\"}\n",
+        ),
     ];
     let path = dir.join("demo-0.1.0.tgz");
     let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));

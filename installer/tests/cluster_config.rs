@@ -110,10 +110,13 @@ fn rke2_servers_join_the_first_and_share_the_mirrors() {
     assert_eq!(ca.content, CA);
 }
 
+/// The key a site file lacks, how to remove it, and the provider that needs it.
+type MissingKey = (&'static str, fn(&mut Value), Provider);
+
 #[test]
 fn a_missing_site_key_is_named_with_the_file() {
     let t = tempfile::tempdir().unwrap();
-    let cases: [(&str, fn(&mut Value), Provider); 5] = [
+    let cases: [MissingKey; 5] = [
         (
             "provider.eks.region",
             |v| drop(v["provider"]["eks"].as_mapping_mut().unwrap().remove("region")),

@@ -227,6 +227,7 @@ struct PrivateContainerd {
 
 impl PrivateContainerd {
     fn start(dir: &Path) -> PrivateContainerd {
+        std::fs::create_dir_all(dir).unwrap();
         let socket = dir.join("containerd.sock");
         let config = dir.join("config.toml");
         std::fs::write(

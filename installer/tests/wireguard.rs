@@ -260,11 +260,12 @@ fn a_site_without_the_needed_fields_is_a_clear_error() {
 struct Netns {
     names: Vec<String>,
     daemons: Vec<Child>,
+    sockets: Vec<PathBuf>,
 }
 
 impl Netns {
     fn create(names: &[String]) -> Result<Netns, String> {
-        let mut made = Netns { names: Vec::new(), daemons: Vec::new() };
+        let mut made = Netns { names: Vec::new(), daemons: Vec::new(), sockets: Vec::new() };
         for n in names {
             sh(&["ip", "netns", "add", n])?;
             made.names.push(n.clone());
@@ -273,11 +274,29 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// An HTTP server in `ns` on `addr`:8080, stopped on drop.
+    fn listen(&mut self, ns: &str, addr: &str) -> Result<(), String> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "python3", "-m", "http.server", "8080", "--bind", addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("python3 -m http.server in {ns}: {e}"))?;
+        self.daemons.push(child);
+        Ok(())
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         for d in &mut self.daemons {
             let _ = d.kill();
             let _ = d.wait();
+        }
+        // A killed wireguard-go leaves its control socket behind.
+        for s in &self.sockets {
+            let _ = std::fs::remove_file(s);
         }
         for n in &self.names {
             let _ = Command::new("ip").args(["netns", "del", n]).status();
@@ -353,6 +372,7 @@ fn bring_up(
                 .map_err(|e| format!("{}: {e}", bin.display()))?;
             guard.daemons.push(child);
             let sock = format!("/var/run/wireguard/{iface}.sock");
+            guard.sockets.push(PathBuf::from(&sock));
             for _ in 0..100 {
                 if Path::new(&sock).exists() && in_ns(ns, &["ip", "link", "show", iface]).is_ok() {
                     break;
@@ -382,7 +402,7 @@ fn bring_up(
 }
 
 #[test]
-fn a_ping_crosses_the_tunnel_between_namespaces() {
+fn a_request_crosses_the_tunnel_between_namespaces() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("config");
     // The bastion's public side is 192.0.2.1 on a veth pair; the internal subnet is behind it.
@@ -431,8 +451,21 @@ fn a_ping_crosses_the_tunnel_between_namespaces() {
         let routes: Vec<&str> = allowed.split(", ").collect();
         bring_up(&kind, &mut guard, &server, &wgs, &out.join("wg_confs/wg0.conf"), "10.13.13.1/24", &[])?;
         bring_up(&kind, &mut guard, &peer, &wgp, &peer_conf, "10.13.13.2/32", &routes)?;
-        in_ns(&peer, &["ping", "-c", "2", "-W", "3", "10.13.13.1"])?;
-        in_ns(&peer, &["ping", "-c", "2", "-W", "3", "10.10.21.10"])?;
+        // No ping on the test machines: an HTTP request through the tunnel to a listener on the
+        // bastion's tunnel address, and one on the internal host behind it.
+        for (ns, addr) in [(&server, "10.13.13.1"), (&lan, "10.10.21.10")] {
+            guard.listen(ns, addr)?;
+        }
+        for addr in ["10.13.13.1", "10.10.21.10"] {
+            let url = format!("http://{addr}:8080/");
+            let reached = (0..20).any(|_| {
+                in_ns(&peer, &["curl", "-sf", "--max-time", "3", &url]).is_ok()
+                    || (std::thread::sleep(Duration::from_millis(250)), false).1
+            });
+            if !reached {
+                return Err(format!("{url} is out of reach through the tunnel from {peer}"));
+            }
+        }
         let handshakes = in_ns(&server, &["wg", "show", &wgs, "latest-handshakes"])?;
         let peer1 = &report.peers[0].public_key;
         let shook = handshakes.lines().any(|l| l.starts_with(peer1.as_str()) && !l.ends_with("\t0"));

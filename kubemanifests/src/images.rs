@@ -124,7 +124,10 @@ mod tests {
     #[test]
     fn finds_container_and_custom_resource_images() {
         let docs = parse_stream(YAML).unwrap();
-        assert_eq!(all(&docs), ["busybox:1.36", "docker.io/mosipid/x:1.2", "ghcr.io/o/r:3", "quay.io/prometheus/prometheus:v2"]);
+        assert_eq!(
+            all(&docs),
+            ["busybox:1.36", "docker.io/mosipid/x:1.2", "ghcr.io/o/r:3", "quay.io/prometheus/prometheus:v2"]
+        );
     }
 
     #[test]

@@ -185,8 +185,8 @@ fn push_images(images: &[String], layout: &Path) -> Result<BTreeMap<String, Dist
     let mut registries = BTreeMap::new();
     for r in &unique {
         let (host, _, _) = split_image(r);
-        if !registries.contains_key(&host) {
-            registries.insert(host, Distribution::start(DistributionOpts { tls: false, auth: false })?);
+        if let std::collections::btree_map::Entry::Vacant(slot) = registries.entry(host) {
+            slot.insert(Distribution::start(DistributionOpts { tls: false, auth: false })?);
         }
     }
     let jobs: Vec<(String, String)> = unique
