@@ -47,10 +47,11 @@ pub struct Render {
 
 /// Print the ordered steps of each cluster and what each creates, after rendering everything and
 /// running the leak check. Changes nothing.
-///
-/// Example: airgap install plan --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml
-///   --registry https://registry.example.internal:5000 --ca-file site-ca.pem
 #[derive(Args, Debug, Clone)]
+#[command(after_help = "Examples:
+  airgap install plan --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml \\
+      --registry https://registry.site.local:5000 --ca-file site-ca.pem
+  airgap install plan --site site.yaml --plan manifests/sample/plan.yaml --registry http://127.0.0.1:5000 --json")]
 pub struct PlanArgs {
     #[command(flatten)]
     pub target: Target,
@@ -60,10 +61,12 @@ pub struct PlanArgs {
 
 /// Apply the plan: preflight, render and leak-check every step, then apply them in order,
 /// waiting for readiness. A re-run skips finished steps whose inputs did not change.
-///
-/// Example: airgap install apply --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml
-///   --registry https://registry.example.internal:5000 --cluster observation
 #[derive(Args, Debug, Clone)]
+#[command(after_help = "Examples:
+  airgap install apply --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml \\
+      --registry https://registry.site.local:5000 --ca-file site-ca.pem --cluster observation
+  airgap install apply ... --from keycloak      # resume from a step
+  airgap install apply ... --only ingress-nginx # one step again")]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub target: Target,
@@ -78,9 +81,9 @@ pub struct ApplyArgs {
 }
 
 /// What is done, running and failed on each cluster, read from the cluster itself.
-///
-/// Example: airgap install status --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml
 #[derive(Args, Debug, Clone)]
+#[command(after_help = "Example:
+  airgap install status --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml --json")]
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: Target,

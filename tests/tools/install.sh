@@ -24,6 +24,8 @@ HELM_PINNED=v3.8.2
 HELM_LATEST=v3.22.0
 ORAS=v1.3.6
 CRANE=v0.22.1
+# Userspace Wireguard: the site-wireguard tunnel test uses it where the kernel has no wireguard module.
+WIREGUARD_GO=v0.0.0-20260522210424-ecfc5a8d5446
 KWOK=v0.8.0
 K8S=v1.24.17
 # The conformance module has no tags of its own on the module proxy; this is the newest commit there.
@@ -211,6 +213,7 @@ step_bg python "spdx-$SPDX_TOOLS-cdx-$CYCLONEDX_LIB-js-$JSONSCHEMA" required pyt
 step_bg oras "$ORAS" required go_install oras "oras.land/oras/cmd/oras@$ORAS"
 step_bg crane "$CRANE" required go_install crane "github.com/google/go-containerregistry/cmd/crane@$CRANE"
 step_bg conformance "$CONFORMANCE" required conformance
+step_bg wireguard-go "$WIREGUARD_GO" optional go_install wireguard-go "golang.zx2c4.com/wireguard@$WIREGUARD_GO"
 # Istio tags releases without a "v", which the module proxy does not serve; kept so that the
 # failure stays visible (tests/README.md has the error).
 step_bg istioctl "$ISTIOCTL" optional go_install istioctl "istio.io/istio/istioctl/cmd/istioctl@$ISTIOCTL"
