@@ -11,8 +11,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use bundles::artifact::Reference;
 use reqwest::header::ACCEPT;
 use reqwest::StatusCode;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use sha2::{Digest as _, Sha256};
 
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
@@ -34,21 +32,7 @@ impl Registry {
         if !base.starts_with("http://") && !base.starts_with("https://") {
             bail!("--registry {url}: give a URL, e.g. https://registry.example.internal:5000");
         }
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        if let Some(ca) = ca_file {
-            let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(ca)
-                .and_then(|it| it.collect::<Result<_, _>>())
-                .map_err(|e| anyhow!("--ca-file {}: {e}", ca.display()))?;
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                bail!("--ca-file {}: no usable PEM certificate in it", ca.display());
-            }
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = crate::https::tls_config(ca_file)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .user_agent(concat!("airgap-installer/", env!("CARGO_PKG_VERSION")))

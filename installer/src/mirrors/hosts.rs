@@ -3,15 +3,12 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use bundles::artifact::{Kind, Reference};
 use bundles::Bundle;
 use reqwest::header::LINK;
 use reqwest::Url;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 
 /// The host of file artifacts, which nodes never pull as images.
 const FILES_HOST: &str = "files.airgap.local";
@@ -90,21 +87,7 @@ fn next_page(page: &Url, link: Option<&str>) -> Result<Option<Url>> {
 }
 
 fn client(ca_file: Option<&Path>) -> Result<reqwest::blocking::Client> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(ca) = ca_file {
-        for cert in
-            CertificateDer::pem_file_iter(ca).with_context(|| format!("cannot read CA file {}", ca.display()))?
-        {
-            roots.add(cert.with_context(|| format!("CA file {}", ca.display()))?)?;
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = crate::https::tls_config(ca_file)?;
     Ok(reqwest::blocking::Client::builder().tls_backend_preconfigured(tls).build()?)
 }
 
