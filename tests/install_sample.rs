@@ -32,9 +32,11 @@ fn serve_sample_bundle() -> Demo {
         .stderr(Stdio::null())
         .spawn()
         .expect("airgap demo starts");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let addr = stdout.lines().map(|l| l.unwrap()).find_map(|l| l.strip_prefix("REGISTRY ").map(str::to_string));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let addr = lines.find_map(|l| l.strip_prefix("REGISTRY ").map(str::to_string));
     let addr = addr.unwrap_or_else(|| panic!("the demo stopped before serving: {:?}", child.wait()));
+    // The demo goes on printing what to try next: keep reading, or it dies of a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     Demo { child, addr, _dir: dir }
 }
 
