@@ -15,10 +15,10 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testkit::images::{write_layout, Files, ImageSpec};
+use testkit::images::{push_plain, write_layout, Files, ImageSpec};
 use testkit::standin_images::{config_server_layer, pause_layer, service_layer, PROPERTY_PATH, STANDIN_PORT};
 use testkit::{
-    free_port, run, shared_fixtures, tool, Distribution, DistributionOpts, FileServer, KubeControlPlane, NodeOptions,
+    free_port, run, shared_fixtures, Distribution, DistributionOpts, FileServer, KubeControlPlane, NodeOptions,
     RealNode, SANDBOX_IMAGE,
 };
 
@@ -57,15 +57,7 @@ fn mosip_stand_ins_run_on_a_real_node_pulling_only_through_the_site_registry() {
     write_layout(&layout, &specs);
     let upstream = Distribution::start(DistributionOpts { tls: false, auth: false }).unwrap();
     for (reference, _) in &images {
-        run(Command::new(tool("skopeo")).args([
-            "copy",
-            "--quiet",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-            &format!("oci:{}:{reference}", layout.display()),
-            &format!("docker://{}/{}", upstream.host_port(), repository_and_tag(reference)),
-        ]))
-        .unwrap();
+        push_plain(&layout, reference, &format!("{}/{}", upstream.host_port(), repository_and_tag(reference))).unwrap();
     }
     let www = t.path().join("www/mosip");
     fs::create_dir_all(&www).unwrap();

@@ -91,17 +91,6 @@ impl Registry {
         Ok(found)
     }
 
-    pub async fn tags(&self, repository: &str) -> Result<Vec<String>> {
-        let url = format!("{}/v2/{repository}/tags/list", self.base);
-        let res = self.http.get(&url).send().await?;
-        if res.status() == StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
-        }
-        let body: serde_json::Value =
-            serde_json::from_slice(&res.error_for_status()?.bytes().await?).with_context(|| url.clone())?;
-        Ok(body["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_string)).collect())
-    }
-
     /// The one layer of a single-layer artifact (a chart, a file), checked against its digest
     /// and written to `dest` atomically.
     pub async fn fetch_layer(&self, reference: &str, dest: &Path) -> Result<String> {

@@ -68,7 +68,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 struct Tools {
     registry: Registry,
-    carried: Carried,
+    /// Fetched once per run, whatever the number of clusters.
+    helm: PathBuf,
     work: tempfile::TempDir,
 }
 
@@ -76,18 +77,17 @@ impl Tools {
     async fn new(l: &Loaded, r: &Render) -> Result<Tools> {
         let registry = Registry::new(&r.registry, r.ca_file.as_deref())?;
         registry.ping().await?;
-        let carried = Carried::from_spec(&l.plan_dir.join(&l.plan.bundle))?;
-        Ok(Tools { registry, carried, work: tempfile::Builder::new().prefix("airgap-install-").tempdir()? })
+        let helm = match &r.helm {
+            Some(p) => p.clone(),
+            None => {
+                let carried = Carried::from_spec(&l.plan_dir.join(&l.plan.bundle))?;
+                bundled_tools::fetch(&registry, &carried, "helm", &bundled_tools::default_cache()).await?
+            }
+        };
+        Ok(Tools { registry, helm, work: tempfile::Builder::new().prefix("airgap-install-").tempdir()? })
     }
 
-    async fn binary(&self, explicit: Option<&Path>, name: &str) -> Result<PathBuf> {
-        match explicit {
-            Some(p) => Ok(p.to_path_buf()),
-            None => bundled_tools::fetch(&self.registry, &self.carried, name, &bundled_tools::default_cache()).await,
-        }
-    }
-
-    async fn renderer<'a>(&'a self, l: &'a Loaded, r: &Render, kube_version: &str) -> Result<Renderer<'a>> {
+    fn renderer<'a>(&'a self, l: &'a Loaded, r: &Render, kube_version: &str) -> Result<Renderer<'a>> {
         let address = match l.site.lookup("registry.address") {
             Ok(a) if !a.is_empty() => a,
             _ => self.registry.authority().to_string(),
@@ -99,7 +99,7 @@ impl Tools {
             mode: r.images,
             env: BTreeMap::new(),
         };
-        let helm = Helm { binary: self.binary(r.helm.as_deref(), "helm").await?, home: self.work.path().join("helm") };
+        let helm = Helm { binary: self.helm.clone(), home: self.work.path().join("helm") };
         Ok(Renderer {
             plan_dir: &l.plan_dir,
             site: &l.site,
@@ -156,7 +156,7 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     let l = load(&a.target)?;
     runtime()?.block_on(async {
         let tools = Tools::new(&l, &a.render).await?;
-        let renderer = tools.renderer(&l, &a.render, &a.render.kube_version).await?;
+        let renderer = tools.renderer(&l, &a.render, &a.render.kube_version)?;
         let mut all = Vec::new();
         for name in &l.clusters {
             let rendered =
@@ -222,7 +222,7 @@ pub fn apply(a: ApplyArgs) -> Result<()> {
 async fn apply_cluster(a: &ApplyArgs, l: &Loaded, tools: &Tools, name: &str) -> Result<()> {
     let cluster = Cluster::connect(name, &kubeconfig(&l.site, name)?).await?;
     let version = crate::preflight::run(&cluster, &l.site, &tools.registry).await?;
-    let renderer = tools.renderer(l, &a.render, version.trim_start_matches('v')).await?;
+    let renderer = tools.renderer(l, &a.render, version.trim_start_matches('v'))?;
     let plan_cluster = &l.plan.clusters[name];
     // Every step is rendered and leak-checked before the cluster is touched.
     let rendered = render_cluster(&renderer, plan_cluster).await?;

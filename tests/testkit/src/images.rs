@@ -141,3 +141,17 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Copies `reference` of an OCI layout to `dest` (`host:port/path:tag`, plain HTTP) with skopeo,
+/// digests unchanged.
+pub fn push_plain(layout: &Path, reference: &str, dest: &str) -> anyhow::Result<()> {
+    crate::run(std::process::Command::new(crate::tool("skopeo")).args([
+        "copy",
+        "--quiet",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:{reference}", layout.display()),
+        &format!("docker://{dest}"),
+    ]))
+    .map(drop)
+}

@@ -28,7 +28,7 @@ use serde_yaml_ng::{Mapping, Value};
 use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
-use crate::images::{write_layout, ImageSpec};
+use crate::images::{push_plain, write_layout, ImageSpec};
 use crate::{run, shared_fixtures, tool, workspace_root, Distribution, DistributionOpts, FileServer, HelmRepo};
 
 /// The spec this upstream stands in for, in the checkout.
@@ -204,15 +204,8 @@ fn push_images(images: &[String], layout: &Path) -> Result<BTreeMap<String, Dist
             .map(|chunk| {
                 s.spawn(move || -> Result<()> {
                     for (reference, dest) in chunk {
-                        run(Command::new(tool("skopeo")).args([
-                            "copy",
-                            "--quiet",
-                            "--preserve-digests",
-                            "--dest-tls-verify=false",
-                            &format!("oci:{}:{reference}", layout.display()),
-                            &format!("docker://{dest}"),
-                        ]))
-                        .with_context(|| format!("pushing the stand-in of {reference}"))?;
+                        push_plain(layout, reference, dest)
+                            .with_context(|| format!("pushing the stand-in of {reference}"))?;
                     }
                     Ok(())
                 })
