@@ -74,16 +74,12 @@ pub async fn post_render(yaml: &str, cfg: &Config, registry: &Registry) -> Resul
     let mut images = BTreeMap::new();
     let mut missing = Vec::new();
     for image in named {
-        // An image already pointed at the site registry (a re-render) is checked for what it names.
-        let lookup = image.strip_prefix(&format!("{}/", cfg.registry_address)).map(str::to_string);
-        match (target(lookup.as_deref().unwrap_or(&image), cfg, registry).await?, lookup) {
-            (Some(_), Some(_)) => images.insert(image.clone(), image),
-            (Some(to), None) => images.insert(image, to),
-            (None, _) => {
-                missing.push(image);
-                None
+        match target(&image, cfg, registry).await? {
+            Some(to) => {
+                images.insert(image, to);
             }
-        };
+            None => missing.push(image),
+        }
     }
     if !missing.is_empty() {
         bail!(
@@ -106,8 +102,16 @@ pub async fn post_render(yaml: &str, cfg: &Config, registry: &Registry) -> Resul
     Ok(Rendered { yaml: kubemanifests::to_stream(&docs)?, images, objects })
 }
 
-/// The reference to write for `image`, or None when the registry does not carry it.
-async fn target(image: &str, cfg: &Config, registry: &Registry) -> Result<Option<String>> {
+/// The reference to write for `image`, or None when the registry does not carry it. An image
+/// already pointed at the site registry (a re-render) is checked for what it names, and kept.
+pub async fn target(image: &str, cfg: &Config, registry: &Registry) -> Result<Option<String>> {
+    match image.strip_prefix(&format!("{}/", cfg.registry_address)) {
+        Some(named) => Ok(upstream_target(named, cfg, registry).await?.map(|_| image.to_string())),
+        None => upstream_target(image, cfg, registry).await,
+    }
+}
+
+async fn upstream_target(image: &str, cfg: &Config, registry: &Registry) -> Result<Option<String>> {
     let mut r = Reference::parse(image).map_err(|e| anyhow!("image {e}"))?;
     if r.tag.is_none() && r.digest.is_none() {
         r.tag = Some("latest".into());

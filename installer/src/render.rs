@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use bundles::artifact::Reference;
 use serde_json::json;
 use serde_yaml_ng::Value;
 use sha2::{Digest as _, Sha256};
@@ -147,10 +146,7 @@ impl Renderer<'_> {
         } else if let Some(args) = &step.istioctl {
             let args = args.iter().map(|a| sub(a)).collect::<Result<Vec<_>>>()?;
             for image in istio_images(&args) {
-                let r = Reference::parse(&image).map_err(|e| anyhow!("istioctl --hub/--tag: {e}"))?;
-                let lookup = image.strip_prefix(&format!("{}/", self.post.registry_address)).unwrap_or(&image);
-                let r = Reference::parse(lookup).unwrap_or(r);
-                if self.registry.resolve(&r).await?.is_none() {
+                if postrender::target(&image, &self.post, self.registry).await?.is_none() {
                     bail!("leak check: istioctl would pull {image}, which the bundle does not carry");
                 }
                 out.images.insert(image.clone(), image);
