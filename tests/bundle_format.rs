@@ -288,7 +288,7 @@ fn an_unknown_schema_major_is_refused() {
     let (out, _) = damaged(tmp.path());
     let meta = fs::read_to_string(out.join("bundle.json"))
         .unwrap()
-        .replace("\"schemaVersion\": \"1.0\"", "\"schemaVersion\": \"2.0\"");
+        .replace(&format!("\"schemaVersion\": \"{}\"", bundles::SCHEMA_VERSION), "\"schemaVersion\": \"2.0\"");
     fs::write(out.join("bundle.json"), meta).unwrap();
     for cmd in ["inspect", "verify"] {
         let err = fails(airgap().args(["bundle", cmd]).arg(&out));

@@ -158,6 +158,12 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
     first.kill().unwrap();
     first.wait().unwrap();
 
+    // Part of a plan: up to `settings`; the later steps wait for the next run.
+    let part = site.run("apply", &sample_plan(), &["--to", "settings"]);
+    let err = text(&part.stderr);
+    assert!(part.status.success() && err.contains("settings done") && !err.contains("sample: greeting"), "{err}");
+    assert!(kube.kubectl(&["-n", "hello", "get", "deployment", "hello-hello"]).is_err(), "--to stops there: {err}");
+
     let resumed = site.run("apply", &sample_plan(), &[]);
     let err = text(&resumed.stderr);
     assert!(resumed.status.success(), "the re-run finishes: {err}");

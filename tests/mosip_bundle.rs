@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use serde_json::Value;
-use testkit::mosip_upstream::{canonical_image, create_bundle, mosip_spec};
+use testkit::mosip_upstream::{canonical_image, create_bundle, mosip_spec, MosipUpstream};
 use testkit::run;
 
 const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
@@ -94,7 +94,10 @@ fn the_mosip_spec_builds_verifies_and_lists_everything_it_names() {
     let sums = |spec: &Path| -> Vec<(String, String)> {
         let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(spec).unwrap()).unwrap();
         let files = doc["files"].as_sequence().unwrap().iter();
-        files.map(|f| (field(f, "url").to_string(), field(f, "sha256").to_string())).collect()
+        files
+            .filter(|f| f.get("sha256").is_some())
+            .map(|f| (field(f, "url").to_string(), field(f, "sha256").to_string()))
+            .collect()
     };
     let kept = sums(upstream.spec());
     let raw: Vec<_> = sums(&mosip_spec()).into_iter().filter(|(url, _)| url.starts_with("https://raw.")).collect();
@@ -108,4 +111,38 @@ fn the_mosip_spec_builds_verifies_and_lists_everything_it_names() {
     for kind in ["image", "chart", "file", "git"] {
         assert!(want.iter().any(|(k, _, _)| *k == kind), "the spec names no {kind}");
     }
+    eksctl_is_pinned_by_its_checksums_file(&upstream, &bundle);
+}
+
+/// eksctl's SHA-256 is published only in the release's checksums file, which the spec names with
+/// `sha256_from`; the stand-in upstream serves that file with the stand-in archive's checksum, so
+/// the bundle's lock must hold that line's checksum, the file's URL and its digest.
+fn eksctl_is_pinned_by_its_checksums_file(upstream: &MosipUpstream, bundle: &Path) {
+    const URL: &str = "https://github.com/weaveworks/eksctl/releases/download/v0.121.0/eksctl_Linux_amd64.tar.gz";
+    const FROM: &str = "https://github.com/weaveworks/eksctl/releases/download/v0.121.0/eksctl_checksums.txt";
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(mosip_spec()).unwrap()).unwrap();
+    let entry =
+        doc["files"].as_sequence().unwrap().iter().find(|f| field(f, "url") == URL).expect("the spec names eksctl");
+    assert_eq!((field(entry, "sha256_from"), entry.get("sha256")), (FROM, None));
+
+    let archive = bundles::digest::sha256_hex(&upstream.served(URL).unwrap());
+    let checksums = upstream.served(FROM).unwrap();
+    let line = format!("{archive}  eksctl_Linux_amd64.tar.gz\n");
+    assert!(String::from_utf8_lossy(&checksums).contains(&line), "the stand-in checksums file lacks {line}");
+    let lock: Value = serde_json::from_slice(&std::fs::read(bundle.join("bundle.lock.json")).unwrap()).unwrap();
+    let eksctl = lock["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["reference"] == "files.airgap.local/eksctl:0.121.0-linux-amd64")
+        .expect("eksctl for linux/amd64 is carried");
+    assert_eq!(eksctl["source"], URL);
+    assert_eq!(
+        eksctl["published"],
+        serde_json::json!({
+            "digest": format!("sha256:{archive}"),
+            "sha256From": FROM,
+            "sha256FromDigest": format!("sha256:{}", bundles::digest::sha256_hex(&checksums)),
+        })
+    );
 }

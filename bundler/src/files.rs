@@ -1,4 +1,5 @@
-//! Files and tool binaries fetched over HTTP and checked against their published SHA-256.
+//! Files and tool binaries fetched over HTTP and checked against their published SHA-256, given
+//! in the spec or read from the checksums file it names (`sha256_from`, see [`crate::published`]).
 //!
 //! Reference convention: `files.airgap.local/<name>:<version>`, with `-<os>-<arch>` appended to
 //! the tag when the entry names a platform (`files.airgap.local/helm:v3.8.2-linux-amd64`). The
@@ -10,13 +11,17 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bundles::artifact::{Kind, ANNOTATION_SOURCE};
+use bundles::artifact::{
+    Artifact, Kind, Published, ANNOTATION_PUBLISHED_DIGEST, ANNOTATION_PUBLISHED_SHA256_FROM,
+    ANNOTATION_PUBLISHED_SHA256_FROM_DIGEST, ANNOTATION_SOURCE,
+};
 use bundles::digest::{parse_sha256, Digest};
 use bundles::layout_writer::LayoutWriter;
 
 use crate::cache::Cache;
 use crate::http::{get_with_retry, Mirrors};
 use crate::progress::Progress;
+use crate::published;
 use crate::spec::FileEntry;
 
 pub const FILES_HOST: &str = "files.airgap.local";
@@ -29,8 +34,20 @@ pub fn title(entry: &FileEntry) -> String {
     if let Some(n) = &entry.name {
         return n.clone();
     }
-    let from = entry.extract.as_deref().unwrap_or(entry.url.split(['?', '#']).next().unwrap_or_default());
-    from.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string()
+    match &entry.extract {
+        Some(member) => last_segment(member),
+        None => url_file_name(&entry.url),
+    }
+    .to_string()
+}
+
+/// The file name a URL downloads: its last path segment.
+pub fn url_file_name(url: &str) -> &str {
+    last_segment(url.split(['?', '#']).next().unwrap_or_default())
+}
+
+fn last_segment(path: &str) -> &str {
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or_default()
 }
 
 pub fn reference(entry: &FileEntry) -> Result<String> {
@@ -52,26 +69,62 @@ pub fn reference(entry: &FileEntry) -> Result<String> {
     Ok(format!("{FILES_HOST}/{name}:{tag}"))
 }
 
-/// Downloads what the entry's URL serves into the cache, checked against its `sha256`.
+/// What a file's download must hash to, and the checksums file that said so when the spec names
+/// one.
+pub struct Expected {
+    pub download: Digest,
+    pub published: Option<Published>,
+}
+
+/// The spec's `sha256`; for `sha256_from`, the checksum the lock pinned (`locked`: the entry's
+/// artifact in the lock, when creating from one), else the one the checksums file lists now.
+pub async fn expected(
+    http: &reqwest::Client,
+    mirrors: &Mirrors,
+    entry: &FileEntry,
+    locked: Option<&Artifact>,
+) -> Result<Expected> {
+    let Some(from) = &entry.sha256_from else {
+        let hex = entry.sha256.as_deref().unwrap_or_default();
+        return Ok(Expected { download: sha256_of_hex(hex)?, published: None });
+    };
+    let published = match locked {
+        None => published::read(http, mirrors, &entry.url, from).await?,
+        Some(a) => match &a.published {
+            Some(p) if p.sha256_from == *from => p.clone(),
+            _ => bail!(
+                "the lock records no checksum read from {from} for {}; run `airgap bundle lock` again",
+                a.reference
+            ),
+        },
+    };
+    let download = parse_sha256(&published.digest).map_err(anyhow::Error::msg)?;
+    Ok(Expected { download, published: Some(published) })
+}
+
+fn sha256_of_hex(hex: &str) -> Result<Digest> {
+    parse_sha256(&format!("sha256:{}", hex.to_ascii_lowercase())).map_err(anyhow::Error::msg)
+}
+
+/// Downloads what the entry's URL serves into the cache, checked against `expected`.
 pub async fn fetch(
     http: &reqwest::Client,
     mirrors: &Mirrors,
     cache: &Cache,
     progress: &Progress,
     entry: &FileEntry,
-) -> Result<Digest> {
-    let d = parse_sha256(&format!("sha256:{}", entry.sha256.to_ascii_lowercase())).map_err(anyhow::Error::msg)?;
+    expected: &Digest,
+) -> Result<()> {
     let what = format!("files: {} ({})", title(entry), entry.url);
     let url = mirrors.map_url(&entry.url);
-    cache.download(&d, None, &what, progress, async |offset| get_with_retry(http, &url, offset).await).await?;
-    Ok(d)
+    cache.download(expected, None, &what, progress, async |offset| get_with_retry(http, &url, offset).await).await
 }
 
 /// Adds the file artifact to the layout: the download itself, or the member `extract` names.
-pub fn stage(w: &mut LayoutWriter, cache: &Cache, entry: &FileEntry, download: &Digest) -> Result<()> {
+pub fn stage(w: &mut LayoutWriter, cache: &Cache, entry: &FileEntry, expected: &Expected) -> Result<()> {
     let reference = reference(entry)?;
     let title = title(entry);
-    let path = cache.blob_path(download);
+    let path = cache.blob_path(&expected.download);
     let desc = match &entry.extract {
         None => {
             let f = File::open(&path).with_context(|| path.display().to_string())?;
@@ -88,6 +141,13 @@ pub fn stage(w: &mut LayoutWriter, cache: &Cache, entry: &FileEntry, download: &
     }
     if let Some(p) = &entry.platform {
         extra.push((ANNOTATION_FILE_PLATFORM, p.as_str()));
+    }
+    if let Some(p) = &expected.published {
+        extra.extend([
+            (ANNOTATION_PUBLISHED_DIGEST, p.digest.as_str()),
+            (ANNOTATION_PUBLISHED_SHA256_FROM, p.sha256_from.as_str()),
+            (ANNOTATION_PUBLISHED_SHA256_FROM_DIGEST, p.sha256_from_digest.as_str()),
+        ]);
     }
     w.add(&reference, Kind::File, desc, &extra);
     Ok(())

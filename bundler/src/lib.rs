@@ -16,6 +16,7 @@ mod http;
 mod images;
 mod oci;
 mod progress;
+mod published;
 pub mod run;
 pub mod spec;
 

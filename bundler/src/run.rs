@@ -12,7 +12,7 @@ use bundles::digest::{parse_sha256, Digest};
 use bundles::layout::{BlobStore, LayoutDir, Walk};
 use bundles::layout_writer::LayoutWriter;
 use bundles::lock::{Lock, LockedBlob};
-use futures_util::{stream, StreamExt, TryStreamExt};
+use futures_util::{stream, FutureExt, StreamExt, TryStreamExt};
 
 use crate::auth::CredentialStore;
 use crate::cache::{Cache, Staging};
@@ -24,7 +24,7 @@ use crate::http::{self, Mirrors};
 use crate::images::{self, BlobSource, ResolvedImage};
 use crate::oci::Client;
 use crate::progress::Progress;
-use crate::spec::{Discover, GitEntry, Spec, DEFAULT_PLATFORM};
+use crate::spec::{Discover, FileEntry, GitEntry, Spec, DEFAULT_PLATFORM};
 
 pub struct Options {
     pub spec: PathBuf,
@@ -154,7 +154,7 @@ pub async fn stage(opts: &Options, progress: &Progress) -> Result<Staged> {
         .buffer_unordered(cx.jobs)
         .try_collect()
         .await?;
-    let downloads = fetch_files(cx).await?;
+    let downloads = fetch_files(cx, &pins).await?;
     let repos = prepare_repos(cx, &pins)?;
 
     cx.progress.plan_artifacts((images.len() + charts.len() + downloads.len() + repos.len()) as u64);
@@ -220,16 +220,30 @@ fn locked_image_jobs(cx: &Ctx<'_>, lock: &Lock, pins: &Pins<'_>) -> Result<Vec<I
         .collect()
 }
 
-async fn fetch_files(cx: &Ctx<'_>) -> Result<Vec<Digest>> {
+async fn fetch_files(cx: &Ctx<'_>, pins: &Pins<'_>) -> Result<Vec<files::Expected>> {
     stream::iter(cx.spec.files.iter().enumerate())
-        .map(|(i, entry)| async move {
-            files::fetch(cx.client.http(), &cx.mirrors, &cx.cache, cx.progress, entry)
-                .await
-                .with_context(|| format!("files[{i}] {}", entry.url))
+        .map(|(i, entry)| {
+            let locked = locked_checksum(pins, entry);
+            async move {
+                let http = cx.client.http();
+                let expected = files::expected(http, &cx.mirrors, entry, locked?).await?;
+                files::fetch(http, &cx.mirrors, &cx.cache, cx.progress, entry, &expected.download).await?;
+                Ok::<_, anyhow::Error>(expected)
+            }
+            .map(move |r| r.with_context(|| format!("files[{i}] {}", entry.url)))
         })
         .buffered(cx.jobs)
         .try_collect()
         .await
+}
+
+/// The lock's record of a file whose checksum it read from a checksums file: what `create
+/// --lock` checks the download against, without reading that file again.
+fn locked_checksum<'a>(pins: &Pins<'a>, entry: &FileEntry) -> Result<Option<&'a Artifact>> {
+    if entry.sha256_from.is_none() {
+        return Ok(None);
+    }
+    pins.artifact(&files::reference(entry)?)
 }
 
 /// Clones one repository after the other: git does its own networking and is quick next to images.
@@ -261,7 +275,7 @@ fn write_layout(
     cx: &Ctx<'_>,
     images: &[ResolvedImage],
     charts: &[ResolvedChart],
-    downloads: &[Digest],
+    downloads: &[files::Expected],
     repos: &[Repo<'_>],
 ) -> Result<Staging> {
     let staging = cx.cache.staging()?;

@@ -104,7 +104,10 @@ pub struct ChartEntry {
 pub struct FileEntry {
     pub url: String,
     /// SHA-256 (hex) of what `url` serves: the published checksum of the download.
-    pub sha256: String,
+    pub sha256: Option<String>,
+    /// Instead of `sha256`: the URL of the checksums file the project publishes, which lists the
+    /// download's SHA-256 under the last segment of `url`. `bundle lock` reads it.
+    pub sha256_from: Option<String>,
     pub name: Option<String>,
     pub version: String,
     #[serde(default)]
@@ -169,8 +172,20 @@ impl Spec {
 
     fn check(&self) -> Result<()> {
         for f in &self.files {
-            if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!("files: {}: sha256 must be 64 hex digits", f.url);
+            match (&f.sha256, &f.sha256_from) {
+                (Some(sha), None) if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    bail!("files: {}: sha256 must be 64 hex digits", f.url)
+                }
+                (None, Some(from)) if !(from.starts_with("http://") || from.starts_with("https://")) => {
+                    bail!("files: {}: sha256_from must be an http(s):// URL, not '{from}'", f.url)
+                }
+                (Some(_), Some(_)) => bail!("files: {}: give sha256 or sha256_from, not both", f.url),
+                (None, None) => bail!(
+                    "files: {}: sha256 (the published SHA-256 of the download) or sha256_from (the URL of \
+                     the checksums file that lists it) is required",
+                    f.url
+                ),
+                _ => {}
             }
         }
         for c in &self.charts {
@@ -198,6 +213,24 @@ mod tests {
     fn the_sample_spec_parses() {
         let s = Spec::parse(include_str!("../../manifests/sample/bundle.yaml"), Path::new("bundle.yaml")).unwrap();
         assert!(!s.images.is_empty() && !s.charts.is_empty() && !s.files.is_empty() && !s.git.is_empty());
+    }
+
+    #[test]
+    fn a_file_gives_exactly_one_of_sha256_and_sha256_from() {
+        let entry = |checksum: &str| format!("files:\n - url: https://x/eksctl.tar.gz\n   version: '1'\n{checksum}");
+        let sha = format!("   sha256: {}\n", "a".repeat(64));
+        let from = "   sha256_from: https://x/checksums.txt\n";
+        assert!(Spec::parse(&entry(&sha), Path::new("b.yaml")).is_ok());
+        let s = Spec::parse(&entry(from), Path::new("b.yaml")).unwrap();
+        assert_eq!(s.files[0].sha256_from.as_deref(), Some("https://x/checksums.txt"));
+        for (checksum, says) in [
+            (format!("{sha}{from}"), "not both"),
+            (String::new(), "sha256_from (the URL"),
+            ("   sha256_from: checksums.txt\n".to_string(), "http(s):// URL"),
+        ] {
+            let err = format!("{:#}", Spec::parse(&entry(&checksum), Path::new("b.yaml")).unwrap_err());
+            assert!(err.contains("files: https://x/eksctl.tar.gz: ") && err.contains(says), "{err}");
+        }
     }
 
     #[test]

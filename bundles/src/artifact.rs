@@ -19,6 +19,11 @@ pub const ANNOTATION_KIND: &str = "io.airgap.kind";
 pub const ANNOTATION_SOURCE: &str = "io.airgap.source";
 /// Comma-separated platforms carried for a multi-platform image whose index names more.
 pub const ANNOTATION_PLATFORMS: &str = "io.airgap.platforms";
+/// On a file whose published checksum was read from a checksums file: the download's digest,
+/// that file's URL and the checksums file's own digest (see [`Published`]).
+pub const ANNOTATION_PUBLISHED_DIGEST: &str = "io.airgap.published.digest";
+pub const ANNOTATION_PUBLISHED_SHA256_FROM: &str = "io.airgap.published.sha256-from";
+pub const ANNOTATION_PUBLISHED_SHA256_FROM_DIGEST: &str = "io.airgap.published.sha256-from.digest";
 
 pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
 pub const FILE_ARTIFACT_TYPE: &str = "application/vnd.airgap.file.v1";
@@ -80,6 +85,9 @@ pub struct Artifact {
     /// an auditor compares with a published checksum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Content>,
+    /// For files whose published checksum was read from a checksums file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<Published>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +95,32 @@ pub struct Content {
     pub name: String,
     pub digest: String,
     pub size: u64,
+}
+
+/// A download's published SHA-256 as read from the checksums file its project publishes beside it
+/// (`sha256_from` in the bundle spec), so that a lock pins both and a reviewer sees the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    /// What the download hashes to, `sha256:<hex>`: the archive's when a member of it is carried.
+    pub digest: String,
+    /// The checksums file's URL.
+    pub sha256_from: String,
+    /// The checksums file's own digest, as it was read.
+    pub sha256_from_digest: String,
+}
+
+fn published(desc: &Descriptor, reference: &str) -> Result<Option<Published>> {
+    let keys = [ANNOTATION_PUBLISHED_DIGEST, ANNOTATION_PUBLISHED_SHA256_FROM, ANNOTATION_PUBLISHED_SHA256_FROM_DIGEST];
+    match keys.map(|k| annotation(desc, k)) {
+        [None, None, None] => Ok(None),
+        [Some(digest), Some(from), Some(from_digest)] => Ok(Some(Published {
+            digest: digest.clone(),
+            sha256_from: from.clone(),
+            sha256_from_digest: from_digest.clone(),
+        })),
+        _ => Err(Error::invalid("index.json", format!("{reference}: the annotations {} go together", keys.join(", ")))),
+    }
 }
 
 fn single_layer(manifest: &Value) -> Option<Content> {
@@ -147,6 +181,7 @@ pub fn list_artifacts(store: &dyn BlobStore, index: &ImageIndex, walk: &mut Walk
             None if kind == Kind::Image && local => image_platform(store, &digest)?.into_iter().collect(),
             None => Vec::new(),
         };
+        let published = published(desc, &reference)?;
         out.push(Artifact {
             kind,
             reference,
@@ -156,6 +191,7 @@ pub fn list_artifacts(store: &dyn BlobStore, index: &ImageIndex, walk: &mut Walk
             platforms,
             source: annotation(desc, ANNOTATION_SOURCE).cloned(),
             content: matches!(kind, Kind::File | Kind::Git).then(|| single_layer(&manifest)).flatten(),
+            published,
         });
     }
     out.sort_by(|a, b| (a.kind, &a.reference).cmp(&(b.kind, &b.reference)));

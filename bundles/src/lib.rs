@@ -32,8 +32,9 @@ pub mod verify;
 pub use error::{Error, Result};
 pub use reader::Bundle;
 
-/// The schema version this build writes; readers accept any minor of the same major.
-pub const SCHEMA_VERSION: &str = "1.0";
+/// The schema version this build writes; readers accept any minor of the same major, so a minor
+/// only adds optional fields that older readers skip. 1.1: a file artifact's `published`.
+pub const SCHEMA_VERSION: &str = "1.1";
 
 /// The version of airgap that wrote a bundle, recorded in its metadata and reports.
 pub const GENERATOR: &str = concat!("airgap ", env!("CARGO_PKG_VERSION"));

@@ -58,3 +58,44 @@ impl Lock {
         crate::digest::sha256_hex(&self.to_json())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_artifact(extra: &str) -> String {
+        format!(
+            r#"{{"kind": "file", "reference": "files.airgap.local/eksctl:0.121.0", "digest": "sha256:{}",
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 1{extra}}}"#,
+            "a".repeat(64)
+        )
+    }
+
+    fn lock_text(version: &str, artifact: &str) -> String {
+        format!(r#"{{"schemaVersion": "{version}", "artifacts": [{artifact}], "blobs": []}}"#)
+    }
+
+    #[test]
+    fn a_lock_without_published_checksums_reads_and_one_with_them_round_trips() {
+        let old = Lock::from_json(lock_text("1.0", &file_artifact("")).as_bytes(), Path::new("l")).unwrap();
+        assert_eq!(old.artifacts[0].published, None);
+        let published = format!(
+            r#", "published": {{"digest": "sha256:{}", "sha256From": "https://x/sums.txt", "sha256FromDigest": "sha256:{}"}}"#,
+            "b".repeat(64),
+            "c".repeat(64)
+        );
+        let new =
+            Lock::from_json(lock_text(crate::SCHEMA_VERSION, &file_artifact(&published)).as_bytes(), Path::new("l"))
+                .unwrap();
+        assert_eq!(new.artifacts[0].published.as_ref().unwrap().sha256_from, "https://x/sums.txt");
+        assert_eq!(Lock::from_json(&new.to_json(), Path::new("l")).unwrap(), new);
+    }
+
+    /// What lets a newer minor add optional fields: a reader skips the fields it does not know.
+    #[test]
+    fn fields_of_a_later_minor_are_skipped() {
+        let later = lock_text("1.99", &file_artifact(r#", "somethingNew": {"x": 1}"#));
+        let lock = Lock::from_json(later.as_bytes(), Path::new("l")).unwrap();
+        assert_eq!(lock.artifacts[0].reference, "files.airgap.local/eksctl:0.121.0");
+    }
+}

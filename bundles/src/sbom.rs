@@ -110,7 +110,7 @@ pub fn spdx(artifacts: &[Artifact], document_id: &str, created: &str) -> Value {
             Kind::File => "FILE",
             Kind::Git => "SOURCE",
         };
-        packages.push(json!({
+        let mut package = json!({
             "SPDXID": id,
             "name": n.name,
             "versionInfo": n.version,
@@ -128,7 +128,16 @@ pub fn spdx(artifacts: &[Artifact], document_id: &str, created: &str) -> Value {
                 "referenceType": "purl",
                 "referenceLocator": n.purl,
             }],
-        }));
+        });
+        if let Some(p) = &a.published {
+            package["sourceInfo"] = json!(format!(
+                "published SHA-256 {} read from {} ({})",
+                hex_of(&p.digest),
+                p.sha256_from,
+                p.sha256_from_digest
+            ));
+        }
+        packages.push(package);
         relationships.push(json!({
             "spdxElementId": "SPDXRef-DOCUMENT",
             "relationshipType": "DESCRIBES",
@@ -181,6 +190,13 @@ pub fn cyclonedx(artifacts: &[Artifact], document_id: &str, created: &str) -> Va
                 json!({"name": "airgap:digest", "value": a.digest}),
             ];
             props.extend(a.platforms.iter().map(|p| json!({"name": "airgap:platform", "value": p})));
+            if let Some(p) = &a.published {
+                props.extend([
+                    json!({"name": "airgap:publishedDigest", "value": p.digest}),
+                    json!({"name": "airgap:sha256From", "value": p.sha256_from}),
+                    json!({"name": "airgap:sha256FromDigest", "value": p.sha256_from_digest}),
+                ]);
+            }
             let mut c = json!({
                 "type": ty,
                 "bom-ref": format!("{}:{}", a.kind, a.reference),
@@ -220,7 +236,7 @@ pub fn to_bytes(v: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::Content;
+    use crate::artifact::{Content, Published};
 
     fn image() -> Artifact {
         Artifact {
@@ -232,6 +248,7 @@ mod tests {
             platforms: vec!["linux/amd64".into()],
             source: None,
             content: None,
+            published: None,
         }
     }
 
@@ -256,6 +273,28 @@ mod tests {
         let p = describe(&file).purl;
         assert!(p.starts_with("pkg:generic/kubectl@1.23.6?checksum=sha256%3Abbbb"), "{p}");
         assert!(p.contains("download_url=https%3A//dl.k8s.io/"), "{p}");
+    }
+
+    #[test]
+    fn a_checksum_read_from_a_checksums_file_is_named() {
+        let from = "https://github.com/weaveworks/eksctl/releases/download/v0.121.0/eksctl_checksums.txt";
+        let file = Artifact {
+            kind: Kind::File,
+            reference: "files.airgap.local/eksctl:0.121.0-linux-amd64".into(),
+            published: Some(Published {
+                digest: format!("sha256:{}", "c".repeat(64)),
+                sha256_from: from.into(),
+                sha256_from_digest: format!("sha256:{}", "d".repeat(64)),
+            }),
+            ..image()
+        };
+        let s = spdx(std::slice::from_ref(&file), "abc", "1970-01-01T00:00:00Z");
+        let info = s["packages"][0]["sourceInfo"].as_str().unwrap();
+        assert!(info.contains(from) && info.contains(&"c".repeat(64)) && info.contains(&"d".repeat(64)), "{info}");
+        let c = cyclonedx(&[file], "abc", "1970-01-01T00:00:00Z");
+        let props = c["components"][0]["properties"].as_array().unwrap();
+        assert!(props.contains(&json!({"name": "airgap:sha256From", "value": from})), "{props:?}");
+        assert!(spdx(&[image()], "abc", "1970-01-01T00:00:00Z")["packages"][0].get("sourceInfo").is_none());
     }
 
     #[test]

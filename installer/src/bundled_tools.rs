@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use sha2::{Digest as _, Sha256};
 
 use crate::plan::Carried;
 use crate::registry::Registry;
@@ -27,17 +28,27 @@ pub fn reference_for(carried: &Carried, name: &str) -> Result<String> {
     }
 }
 
-/// Fetches the tool once into `cache` and returns its path.
+/// The tool's path in `cache`, named by digest: fetched only when the cache does not hold it.
 pub async fn fetch(registry: &Registry, carried: &Carried, name: &str, cache: &Path) -> Result<PathBuf> {
     let reference = reference_for(carried, name)?;
-    let staging = cache.join(format!(".{name}.download"));
-    let digest = registry.fetch_layer(&reference, &staging).await.with_context(|| format!("fetching {name}"))?;
+    let digest = registry.layer_digest(&reference).await.with_context(|| format!("resolving {name}"))?;
     let dir = cache.join(digest.replace(':', "-"));
-    std::fs::create_dir_all(&dir)?;
     let path = dir.join(name);
+    if path.is_file() && file_digest(&path)? == digest {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let staging = dir.join(format!(".{name}.download"));
+    registry.fetch_layer(&reference, &staging).await.with_context(|| format!("fetching {name}"))?;
     std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755))?;
     std::fs::rename(&staging, &path)?;
     Ok(path)
+}
+
+fn file_digest(path: &Path) -> Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher).with_context(|| path.display().to_string())?;
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
 }
 
 /// Where fetched tools live: `$XDG_CACHE_HOME/airgap/tools`, else `~/.cache/airgap/tools`.

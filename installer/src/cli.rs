@@ -75,8 +75,11 @@ pub struct ApplyArgs {
     /// Start at this step (earlier ones are taken as done).
     #[arg(long)]
     pub from: Option<String>,
+    /// Stop after this step (with --from, a range), e.g. to check Istio before the modules.
+    #[arg(long)]
+    pub to: Option<String>,
     /// Run only this step.
-    #[arg(long, conflicts_with = "from")]
+    #[arg(long, conflicts_with_all = ["from", "to"])]
     pub only: Option<String>,
 }
 

@@ -1,6 +1,7 @@
 //! One cluster through the Kubernetes API: server-side apply of rendered objects, copies of
 //! configmaps and secrets between namespaces, and the facts preflight needs.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -111,7 +112,10 @@ impl Cluster {
             CopyKind::ConfigMap => copy_object::<ConfigMap>(&self.client, c).await,
             CopyKind::Secret => copy_object::<Secret>(&self.client, c).await,
         }
-        .with_context(|| format!("copying {:?} {} from {} to {}", c.kind, c.name, c.from, c.to))
+        .with_context(|| {
+            let rename = c.rename.as_ref().map(|n| format!(" as {n}")).unwrap_or_default();
+            format!("copying {:?} {} from {} to {}{rename}", c.kind, c.name, c.from, c.to)
+        })
     }
 }
 
@@ -124,15 +128,69 @@ where
         + std::fmt::Debug,
 {
     let mut obj = Api::<K>::namespaced(client.clone(), &c.from).get(&c.name).await?;
+    let name = c.rename.clone().unwrap_or_else(|| c.name.clone());
     let meta = obj.meta_mut();
+    meta.name = Some(name.clone());
     meta.namespace = Some(c.to.clone());
     meta.resource_version = None;
     meta.uid = None;
     meta.creation_timestamp = None;
     meta.managed_fields = None;
     meta.owner_references = None;
+    let obj = select_keys(obj, &c.keys)?;
     Api::<K>::namespaced(client.clone(), &c.to)
-        .patch(&c.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj))
+        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj))
         .await?;
     Ok(())
+}
+
+/// Only the `keys` of a configmap's or secret's data (all of it when `keys` is empty), each under
+/// its new name: `keys` maps the new name to the source key.
+fn select_keys<K: serde::Serialize + serde::de::DeserializeOwned>(
+    obj: K,
+    keys: &BTreeMap<String, String>,
+) -> Result<K> {
+    const FIELDS: [&str; 2] = ["data", "binaryData"];
+    if keys.is_empty() {
+        return Ok(obj);
+    }
+    let mut v = serde_json::to_value(obj)?;
+    let mut selected: BTreeMap<&str, serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
+    for (to, from) in keys {
+        let (field, value) = FIELDS
+            .iter()
+            .find_map(|f| v.get(*f).and_then(|d| d.get(from)).map(|value| (*f, value.clone())))
+            .ok_or_else(|| anyhow!("it has no key {from}"))?;
+        selected.entry(field).or_default().insert(to.clone(), value);
+    }
+    let map = v.as_object_mut().ok_or_else(|| anyhow!("not an object"))?;
+    for f in FIELDS {
+        match selected.remove(f) {
+            Some(data) => map.insert(f.to_string(), serde_json::Value::Object(data)),
+            None => map.remove(f),
+        };
+    }
+    Ok(serde_json::from_value(v)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_keeps_only_the_keys_it_names_under_their_new_names() {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "minio"},
+            "data": {"root-user": "YWRtaW4=", "root-password": "c2VjcmV0"},
+        }))
+        .unwrap();
+        let keys = BTreeMap::from([("s3-user-secret".to_string(), "root-password".to_string())]);
+        let copy = select_keys(secret.clone(), &keys).unwrap();
+        let data = copy.data.unwrap();
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["s3-user-secret"]);
+        assert_eq!(data["s3-user-secret"].0, b"secret");
+        assert_eq!(select_keys(secret.clone(), &BTreeMap::new()).unwrap(), secret);
+        let missing = BTreeMap::from([("x".to_string(), "nope".to_string())]);
+        assert!(select_keys(secret, &missing).unwrap_err().to_string().contains("nope"));
+    }
 }

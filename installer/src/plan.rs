@@ -44,7 +44,7 @@ pub struct Step {
     pub secret: Option<ConfigMap>,
     pub apply: Option<Source>,
     pub helm: Option<Release>,
-    pub istioctl: Option<Vec<String>>,
+    pub istio: Option<Istio>,
     /// Copies of resources from other namespaces, as the upstream scripts make them.
     #[serde(default)]
     pub copy: Vec<Copy>,
@@ -104,6 +104,23 @@ pub struct Release {
     pub reinstall: bool,
 }
 
+/// Istio installed from an IstioOperator file, rendered by the bundled istioctl (`manifest
+/// generate`, which needs no cluster) and applied like any manifest: every object and image is
+/// known, and leak-checked, before the cluster is touched, and no in-cluster operator runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Istio {
+    /// The IstioOperator file.
+    pub operator: Source,
+    /// Where the control plane images live upstream (`docker.io/istio`); the installer points it
+    /// at the site registry unless images are kept by name.
+    pub hub: String,
+    pub tag: String,
+    /// `--set` values for istioctl; `${site.path}` is replaced from the site file.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Copy {
@@ -111,6 +128,13 @@ pub struct Copy {
     pub name: String,
     pub from: String,
     pub to: String,
+    /// The copy's name, when not `name` (as `kubectl create secret s3 --from-literal=...` makes a
+    /// new object from another's values).
+    #[serde(rename = "as")]
+    pub rename: Option<String>,
+    /// When given, the copy holds only these keys: copy's key → the source key it takes the value of.
+    #[serde(default)]
+    pub keys: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -297,14 +321,17 @@ impl Step {
             self.secret.is_some(),
             self.apply.is_some(),
             self.helm.is_some(),
-            self.istioctl.is_some(),
+            self.istio.is_some(),
         ];
         let n = actions.iter().filter(|a| **a).count();
         if n > 1 || (n == 0 && self.copy.is_empty() && self.wait.is_empty()) {
-            bail!("a step has one of namespace, configmap, secret, apply, helm, istioctl (or only copy/wait)");
+            bail!("a step has one of namespace, configmap, secret, apply, helm, istio (or only copy/wait)");
         }
         if let Some(a) = &self.apply {
             a.check(carried)?;
+        }
+        if let Some(i) = &self.istio {
+            i.operator.check(carried)?;
         }
         if let Some(h) = &self.helm {
             match (&h.chart, &h.local_chart) {

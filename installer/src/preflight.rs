@@ -34,11 +34,23 @@ pub async fn run(cluster: &Cluster, site: &Site, registry: &Registry) -> Result<
     }
     registry.ping().await?;
     let domains: SiteDomains = site.view().unwrap_or_default();
+    let mut lookups = tokio::task::JoinSet::new();
     for key in domains.domains.keys() {
         let Ok(host) = site.lookup(&format!("domains.{key}")) else { continue };
-        if tokio::net::lookup_host((host.as_str(), 443)).await.is_err() {
-            eprintln!("preflight {name}: warning: {host} ({key}) does not resolve");
-        }
+        lookups.spawn(async move {
+            let resolves = tokio::net::lookup_host((host.as_str(), 443)).await.is_ok();
+            (!resolves).then_some(host)
+        });
+    }
+    let mut unresolved: Vec<String> = lookups.join_all().await.into_iter().flatten().collect();
+    if !unresolved.is_empty() {
+        unresolved.sort();
+        eprintln!(
+            "preflight {name}: warning: {} of {} site domains do not resolve here: {}",
+            unresolved.len(),
+            domains.domains.len(),
+            unresolved.join(", ")
+        );
     }
     Ok(version)
 }

@@ -91,9 +91,8 @@ impl Registry {
         Ok(found)
     }
 
-    /// The one layer of a single-layer artifact (a chart, a file), checked against its digest
-    /// and written to `dest` atomically.
-    pub async fn fetch_layer(&self, reference: &str, dest: &Path) -> Result<String> {
+    /// The digest of the one layer of a single-layer artifact (a chart, a file).
+    pub async fn layer_digest(&self, reference: &str) -> Result<String> {
         let r = Reference::parse(reference).map_err(|e| anyhow!(e))?;
         let tag = r.digest.clone().or(r.tag.clone()).unwrap_or_else(|| "latest".into());
         let url = format!("{}/v2/{}/manifests/{tag}", self.base, r.name());
@@ -106,6 +105,14 @@ impl Registry {
         let layers = manifest["layers"].as_array().map(Vec::as_slice).unwrap_or_default();
         let [layer] = layers else { bail!("{reference}: expected an artifact with one layer, found {}", layers.len()) };
         let digest = layer["digest"].as_str().ok_or_else(|| anyhow!("{reference}: layer without a digest"))?;
+        Ok(digest.to_string())
+    }
+
+    /// The one layer of a single-layer artifact, checked against its digest and written to
+    /// `dest` atomically.
+    pub async fn fetch_layer(&self, reference: &str, dest: &Path) -> Result<String> {
+        let digest = self.layer_digest(reference).await?;
+        let r = Reference::parse(reference).map_err(|e| anyhow!(e))?;
         let url = format!("{}/v2/{}/blobs/{digest}", self.base, r.name());
         let body = self.http.get(&url).send().await?.error_for_status()?.bytes().await?;
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
@@ -117,7 +124,7 @@ impl Registry {
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         std::io::Write::write_all(&mut tmp, &body)?;
         tmp.persist(dest).with_context(|| dest.display().to_string())?;
-        Ok(digest.to_string())
+        Ok(digest)
     }
 
     /// Clones a git repository of the bundle (`<host>/<path>:<ref>`) into `dest` with the real

@@ -11,10 +11,13 @@ use serde_yaml_ng::Value;
 use sha2::{Digest as _, Sha256};
 
 use crate::helm::{Helm, ReleaseInput};
-use crate::plan::{Cluster, ConfigMap, Source, Step};
-use crate::postrender::{self, ObjectRef};
+use crate::plan::{Cluster, ConfigMap, Istio, Source, Step};
+use crate::postrender::{self, ImageMode, ObjectRef};
 use crate::registry::Registry;
 use crate::site::Site;
+
+/// Where `istioctl manifest generate` puts what it leaves without a namespace.
+const ISTIO_NAMESPACE: &str = "istio-system";
 
 pub struct Renderer<'a> {
     pub plan_dir: &'a Path,
@@ -41,7 +44,6 @@ pub enum Action {
         set: BTreeMap<String, String>,
         post: postrender::Config,
     },
-    Istioctl(Vec<String>),
     Nothing,
 }
 
@@ -86,7 +88,7 @@ impl Renderer<'_> {
         }
         let sub = |s: &str| self.site.substitute(s, configmap);
         let mut hashed = serde_json::to_vec(&json!({
-            "copy": step.copy.iter().map(|c| format!("{:?} {} {}→{}", c.kind, c.name, c.from, c.to)).collect::<Vec<_>>(),
+            "copy": step.copy.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>(),
         }))?;
         if let Some(ns) = &step.namespace {
             let doc =
@@ -141,18 +143,24 @@ impl Renderer<'_> {
             );
             out.images = rendered.images;
             out.objects = rendered.objects;
-            hashed.extend(rendered.yaml.as_bytes());
+            // The release's inputs, not its rendered text: charts that generate passwords
+            // (`randAlphaNum`) render differently every time, so a re-run would upgrade them.
+            let values_text = values
+                .iter()
+                .map(|v| std::fs::read_to_string(v).with_context(|| v.display().to_string()))
+                .collect::<Result<Vec<_>>>()?;
+            let chart_bytes = if chart.is_file() { std::fs::read(&chart)? } else { Vec::new() };
+            hashed.extend(serde_json::to_vec(&json!({
+                "chart": hex::encode(Sha256::digest(&chart_bytes)),
+                "values": values_text, "set": set, "env": post.env, "images": out.images,
+                "objects": out.objects.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }))?);
             out.action = Action::Helm { chart, values, set, post };
-        } else if let Some(args) = &step.istioctl {
-            let args = args.iter().map(|a| sub(a)).collect::<Result<Vec<_>>>()?;
-            for image in istio_images(&args) {
-                if postrender::target(&image, &self.post, self.registry).await?.is_none() {
-                    bail!("leak check: istioctl would pull {image}, which the bundle does not carry");
-                }
-                out.images.insert(image.clone(), image);
-            }
-            out.summary = format!("istioctl {}", args.join(" "));
-            out.action = Action::Istioctl(args);
+        } else if let Some(istio) = &step.istio {
+            let (what, docs, images) = self.render_istio(istio, &sub).await?;
+            out.summary = format!("istio from {what}");
+            out.images = images;
+            out.action = Action::Objects { docs, namespace: Some(ISTIO_NAMESPACE.into()) };
         } else {
             out.summary = "copy and wait".into();
         }
@@ -163,6 +171,42 @@ impl Renderer<'_> {
         hashed.extend(out.summary.as_bytes());
         out.hash = hex::encode(Sha256::digest(&hashed));
         Ok(out)
+    }
+
+    /// `istioctl manifest generate` of the step's IstioOperator, post-rendered like a chart. The
+    /// sidecar image is named only inside the injector's configuration, so it is checked apart.
+    async fn render_istio(
+        &self,
+        istio: &Istio,
+        sub: &dyn Fn(&str) -> Result<String>,
+    ) -> Result<(String, Vec<Value>, BTreeMap<String, String>)> {
+        let istioctl = self.istioctl.as_ref().ok_or_else(|| anyhow!("no istioctl to render Istio"))?;
+        let (what, operator) = self.read_source(&istio.operator).await?;
+        let file = self.work.join(format!("istio-operator-{}.yaml", hex::encode(Sha256::digest(&operator))));
+        std::fs::write(&file, &operator)?;
+        let hub = match self.post.mode {
+            ImageMode::Rewrite => format!("{}/{}", self.post.registry_address, istio.hub),
+            ImageMode::Keep => istio.hub.clone(),
+        };
+        let mut cmd = std::process::Command::new(istioctl);
+        cmd.args(["manifest", "generate", "-f"]).arg(&file);
+        cmd.args(["--set", &format!("hub={hub}"), "--set", &format!("tag={}", istio.tag)]);
+        for (k, v) in &istio.set {
+            cmd.args(["--set", &format!("{k}={}", sub(v)?)]);
+        }
+        let out = cmd.output().with_context(|| format!("cannot run {}", istioctl.display()))?;
+        if !out.status.success() {
+            bail!("istioctl manifest generate -f {what}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        let yaml = String::from_utf8(out.stdout).context("istioctl wrote something that is not UTF-8")?;
+        let rendered = postrender::post_render(&yaml, &self.post, self.registry).await.context(what.clone())?;
+        let mut images = rendered.images;
+        let sidecar = format!("{hub}/proxyv2:{}", istio.tag);
+        match postrender::target(&sidecar, &self.post, self.registry).await? {
+            Some(to) => images.insert(sidecar, to),
+            None => bail!("leak check: Istio's sidecars would pull {sidecar}, which the bundle does not carry"),
+        };
+        Ok((what, kubemanifests::parse_stream(&rendered.yaml)?, images))
     }
 
     async fn fetch_chart(&self, reference: &str) -> Result<PathBuf> {
@@ -235,14 +279,4 @@ fn data_object(kind: &str, field: &str, cm: &ConfigMap, sub: &dyn Fn(&str) -> Re
         "metadata": {"name": cm.name, "namespace": cm.namespace},
         field: data,
     }))?)
-}
-
-/// The images `istioctl ... --hub H --tag T` makes the cluster pull before any manifest exists.
-fn istio_images(args: &[String]) -> Vec<String> {
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
-    match (value("--hub"), value("--tag"), args.first().map(String::as_str)) {
-        (Some(hub), Some(tag), Some("operator")) => vec![format!("{hub}/operator:{tag}")],
-        (Some(hub), Some(tag), _) => vec![format!("{hub}/pilot:{tag}"), format!("{hub}/proxyv2:{tag}")],
-        _ => Vec::new(),
-    }
 }

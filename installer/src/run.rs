@@ -70,6 +70,8 @@ struct Tools {
     registry: Registry,
     /// Fetched once per run, whatever the number of clusters.
     helm: PathBuf,
+    /// Only when a step installs Istio.
+    istioctl: Option<PathBuf>,
     work: tempfile::TempDir,
 }
 
@@ -77,14 +79,22 @@ impl Tools {
     async fn new(l: &Loaded, r: &Render) -> Result<Tools> {
         let registry = Registry::new(&r.registry, r.ca_file.as_deref())?;
         registry.ping().await?;
+        let carried = Carried::from_spec(&l.plan_dir.join(&l.plan.bundle))?;
+        let bundled = |name: &'static str| {
+            let (registry, carried) = (&registry, &carried);
+            async move { bundled_tools::fetch(registry, carried, name, &bundled_tools::default_cache()).await }
+        };
         let helm = match &r.helm {
             Some(p) => p.clone(),
-            None => {
-                let carried = Carried::from_spec(&l.plan_dir.join(&l.plan.bundle))?;
-                bundled_tools::fetch(&registry, &carried, "helm", &bundled_tools::default_cache()).await?
-            }
+            None => bundled("helm").await?,
         };
-        Ok(Tools { registry, helm, work: tempfile::Builder::new().prefix("airgap-install-").tempdir()? })
+        let needs_istio = l.clusters.iter().any(|c| l.plan.clusters[c].steps.iter().any(|s| s.istio.is_some()));
+        let istioctl = match &r.istioctl {
+            Some(p) => Some(p.clone()),
+            None if needs_istio => Some(bundled("istioctl").await?),
+            None => None,
+        };
+        Ok(Tools { registry, helm, istioctl, work: tempfile::Builder::new().prefix("airgap-install-").tempdir()? })
     }
 
     fn renderer<'a>(&'a self, l: &'a Loaded, r: &Render, kube_version: &str) -> Result<Renderer<'a>> {
@@ -106,7 +116,7 @@ impl Tools {
             registry: &self.registry,
             post,
             helm: Some(helm),
-            istioctl: r.istioctl.clone(),
+            istioctl: self.istioctl.clone(),
             work: self.work.path().to_path_buf(),
             kube_version: Some(kube_version.to_string()),
         })
@@ -227,9 +237,9 @@ async fn apply_cluster(a: &ApplyArgs, l: &Loaded, tools: &Tools, name: &str) -> 
     // Every step is rendered and leak-checked before the cluster is touched.
     let rendered = render_cluster(&renderer, plan_cluster).await?;
     let ids: Vec<&str> = rendered.iter().map(|r| r.step.id.as_str()).collect();
-    for wanted in [&a.from, &a.only].into_iter().flatten() {
+    for wanted in [&a.from, &a.to, &a.only].into_iter().flatten() {
         if !ids.contains(&wanted.as_str()) {
-            bail!("--from/--only {wanted}: no such step in cluster {name}");
+            bail!("--from/--to/--only {wanted}: no such step in cluster {name}");
         }
     }
     State::ensure_namespace(&cluster.client).await?;
@@ -247,12 +257,17 @@ async fn apply_steps(
 ) -> Result<()> {
     let state = State::new(&cluster.client, &cluster.name);
     let recorded = state.read().await?;
-    let from = a.from.as_ref().and_then(|f| rendered.iter().position(|r| &r.step.id == f)).unwrap_or(0);
+    let position = |step: &Option<String>| step.as_ref().and_then(|s| rendered.iter().position(|r| &r.step.id == s));
+    let from = position(&a.from).unwrap_or(0);
+    let to = position(&a.to).unwrap_or(usize::MAX);
+    if from > to {
+        bail!("--from {} comes after --to {} in cluster {}", a.from.as_deref().unwrap_or_default(), a.to.as_deref().unwrap_or_default(), cluster.name);
+    }
     let total = rendered.len();
     for (i, r) in rendered.iter().enumerate() {
         let id = &r.step.id;
         let n = format!("[{}/{total}] {}: {id}", i + 1, cluster.name);
-        if i < from || a.only.as_ref().is_some_and(|o| o != id) {
+        if i < from || i > to || a.only.as_ref().is_some_and(|o| o != id) {
             continue;
         }
         if let Some(why) = &r.skipped {
@@ -299,21 +314,6 @@ async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>
             postrender::write_config(post, &config)?;
             let input = ReleaseInput { release: &h.release, namespace: &h.namespace, chart, values, set };
             helm.upgrade_install(&input, kc, &config)?;
-        }
-        Action::Istioctl(args) => {
-            let istioctl = renderer
-                .istioctl
-                .clone()
-                .ok_or_else(|| anyhow!("no istioctl: give --istioctl or carry istioctl in the bundle"))?;
-            let out = std::process::Command::new(&istioctl)
-                .args(args)
-                .arg("--skip-confirmation")
-                .env("KUBECONFIG", &cluster.kubeconfig)
-                .output()
-                .with_context(|| format!("cannot run {}", istioctl.display()))?;
-            if !out.status.success() {
-                bail!("istioctl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-            }
         }
         Action::Nothing => {}
     }

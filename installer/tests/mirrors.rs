@@ -77,6 +77,18 @@ fn hosts_toml_says_what_containerd_reads() {
 }
 
 #[test]
+fn certs_dir_moves_the_tree_and_the_ca_path_in_it() {
+    let files = containerd(&fixed().with_certs_dir("/var/lib/node/certs.d/").unwrap());
+    let docker: toml::Table = toml::from_str(&files[0].content).unwrap();
+    let ca = docker["host"][REGISTRY]["ca"].as_str();
+    assert_eq!(ca, Some("/var/lib/node/certs.d/registry.sandbox.xyz.net:5000/ca.crt"));
+    assert!(files.iter().all(|f| f.node_path == format!("/var/lib/node/certs.d/{}", f.path)), "{files:?}");
+    assert!(files.last().unwrap().content.contains("config_path = \"/var/lib/node/certs.d\""));
+    let err = fixed().with_certs_dir("certs.d").unwrap_err().to_string();
+    assert!(err.contains("absolute path"), "{err}");
+}
+
+#[test]
 fn out_writes_the_printed_files_and_replaces_them() {
     let t = tempfile::tempdir().unwrap();
     let files = containerd(&fixed());

@@ -16,6 +16,9 @@ use serde::Serialize;
 pub use hosts::{from_bundle, from_catalog, CATALOG_PAGE};
 pub use render::{containerd, eksctl, eksctl_commands, rke2};
 
+/// Where containerd's `certs.d` tree lives on a node unless `--certs-dir` says otherwise.
+pub const DEFAULT_CERTS_DIR: &str = "/etc/containerd/certs.d";
+
 /// What the nodes need to know: where the site registry is, which upstream hosts it stands for,
 /// and the CA that signed its certificate.
 #[derive(Debug, Clone)]
@@ -23,6 +26,7 @@ pub struct Mirrors {
     registry: Url,
     hosts: Vec<String>,
     ca_pem: Option<String>,
+    certs_dir: String,
 }
 
 impl Mirrors {
@@ -50,7 +54,18 @@ impl Mirrors {
                 bail!("the CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
             }
         }
-        Ok(Mirrors { registry: url, hosts, ca_pem })
+        Ok(Mirrors { registry: url, hosts, ca_pem, certs_dir: DEFAULT_CERTS_DIR.to_string() })
+    }
+
+    /// The containerd tree lives in `dir` on the nodes instead of [`DEFAULT_CERTS_DIR`]: the
+    /// hosts.toml files name the CA beside them by that path.
+    pub fn with_certs_dir(mut self, dir: &str) -> Result<Mirrors> {
+        let dir = dir.trim_end_matches('/');
+        if !dir.starts_with('/') || dir.contains(['"', '\\', '\n']) {
+            bail!("--certs-dir {dir}: give the absolute path of the folder on the nodes, e.g. {DEFAULT_CERTS_DIR}");
+        }
+        self.certs_dir = dir.to_string();
+        Ok(self)
     }
 
     /// The registry's URL as nodes reach it, without the trailing slash.
@@ -73,6 +88,11 @@ impl Mirrors {
 
     pub fn ca_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
+    }
+
+    /// containerd's `certs.d` folder on the nodes.
+    pub fn certs_dir(&self) -> &str {
+        &self.certs_dir
     }
 }
 
@@ -112,6 +132,10 @@ pub struct MirrorsArgs {
     /// The PEM CA that signed the registry's certificate; nodes are told to trust it.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// Where containerd's certs.d folder is on the nodes (containerd and eksctl formats); the
+    /// hosts.toml files name the CA by this path.
+    #[arg(long, default_value = DEFAULT_CERTS_DIR)]
+    pub certs_dir: String,
     /// Write the files under DIR (each replaced atomically) instead of printing them.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -149,10 +173,15 @@ pub fn run(args: MirrorsArgs) -> Result<()> {
         None => None,
     };
     let hosts = args.source.hosts(&args.registry, args.ca_file.as_deref())?;
-    let mirrors = Mirrors::new(&args.registry, hosts, ca_pem).with_context(|| match &args.ca_file {
-        Some(p) => format!("mirrors for {} (CA {})", args.registry, p.display()),
-        None => format!("mirrors for {}", args.registry),
-    })?;
+    if args.format == Format::Rke2 && args.certs_dir != DEFAULT_CERTS_DIR {
+        bail!("--certs-dir is for the containerd and eksctl formats: RKE2 writes its certs.d tree itself");
+    }
+    let mirrors = Mirrors::new(&args.registry, hosts, ca_pem)
+        .and_then(|m| m.with_certs_dir(&args.certs_dir))
+        .with_context(|| match &args.ca_file {
+            Some(p) => format!("mirrors for {} (CA {})", args.registry, p.display()),
+            None => format!("mirrors for {}", args.registry),
+        })?;
     let files = render(&mirrors, args.format)?;
     emit(&files, args.out.as_deref(), args.json)
 }

@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use super::{Mirrors, NodeFile};
 
-const CERTS_D: &str = "/etc/containerd/certs.d";
 const RKE2_DIR: &str = "/etc/rancher/rke2";
 const RKE2_CA: &str = "airgap-registry-ca.pem";
 /// bootstrap.sh copies this template to /etc/containerd/config.toml, so preBootstrapCommands
@@ -45,8 +44,9 @@ fn file(root: &str, path: String, content: String) -> NodeFile {
 /// containerd ≥ 1.5: one `<host>/hosts.toml` per upstream host, the CA beside them, and a README
 /// saying how to switch the tree on.
 pub fn containerd(m: &Mirrors) -> Vec<NodeFile> {
+    let certs_d = m.certs_dir();
     let ca_path = m.ca_pem().map(|_| format!("{}/ca.crt", m.registry_host()));
-    let ca_node_path = ca_path.as_ref().map(|p| format!("{CERTS_D}/{p}"));
+    let ca_node_path = ca_path.as_ref().map(|p| format!("{certs_d}/{p}"));
     let mut files = Vec::new();
     for host in m.hosts() {
         let doc = HostsToml {
@@ -61,20 +61,20 @@ pub fn containerd(m: &Mirrors) -> Vec<NodeFile> {
             "# Written by airgap install mirrors: {host} images come from the site registry under their own \
              names.\n{body}"
         );
-        files.push(file(CERTS_D, format!("{host}/hosts.toml"), content));
+        files.push(file(certs_d, format!("{host}/hosts.toml"), content));
     }
     if let (Some(path), Some(pem)) = (ca_path, m.ca_pem()) {
-        files.push(file(CERTS_D, path, pem_with_newline(pem)));
+        files.push(file(certs_d, path, pem_with_newline(pem)));
     }
     let readme = format!(
         "These hosts.toml files send image pulls for {} to {}.\n\
          containerd reads them once its config names this folder; in /etc/containerd/config.toml:\n\n\
-         [plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{CERTS_D}\"\n\n\
-         then restart containerd. `ctr` takes the folder as `--hosts-dir {CERTS_D}`.\n",
+         [plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{certs_d}\"\n\n\
+         then restart containerd. `ctr` takes the folder as `--hosts-dir {certs_d}`.\n",
         m.hosts().join(", "),
         m.registry_url()
     );
-    files.push(file(CERTS_D, "README.md".into(), readme));
+    files.push(file(certs_d, "README.md".into(), readme));
     files
 }
 
@@ -125,17 +125,18 @@ pub fn rke2(m: &Mirrors) -> Result<Vec<NodeFile>> {
 /// Shell commands for an EKS AL2 node's `preBootstrapCommands`: write the containerd tree, then
 /// make sure containerd's config names it (AMIs since 2022 already do, with a second folder).
 pub fn eksctl_commands(m: &Mirrors) -> Vec<String> {
+    let certs_d = m.certs_dir();
     let mut commands: Vec<String> = containerd(m)
         .into_iter()
         .filter(|f| f.path != "README.md")
         .map(|f| {
-            let dir = f.node_path.rsplit_once('/').map_or(CERTS_D, |(d, _)| d);
+            let dir = f.node_path.rsplit_once('/').map_or(certs_d, |(d, _)| d);
             format!("mkdir -p {dir} && cat > {} <<'{HEREDOC_END}'\n{}{HEREDOC_END}", f.node_path, f.content)
         })
         .collect();
     commands.push(format!(
-        "grep -q '^ *config_path *= *\"{CERTS_D}' {EKS_CONTAINERD_TEMPLATE} || printf '%s\\n' \
-         '[plugins.\"io.containerd.grpc.v1.cri\".registry]' '  config_path = \"{CERTS_D}\"' >> {EKS_CONTAINERD_TEMPLATE}"
+        "grep -q '^ *config_path *= *\"{certs_d}' {EKS_CONTAINERD_TEMPLATE} || printf '%s\\n' \
+         '[plugins.\"io.containerd.grpc.v1.cri\".registry]' '  config_path = \"{certs_d}\"' >> {EKS_CONTAINERD_TEMPLATE}"
     ));
     commands
 }

@@ -9,6 +9,7 @@ use tempfile::TempDir;
 use crate::proc::{free_port, port_open, run, run_with_input, wait_until, Proc};
 use crate::tls::TestCa;
 use crate::tools::tool;
+use crate::volumes::VolumeProvisioner;
 
 /// Service and pod addresses only ever appear inside API objects: nothing routes to them.
 const SERVICE_CIDR: &str = "10.96.0.0/16";
@@ -23,6 +24,7 @@ const NODES: [&str; 3] = ["kwok-node-0", "kwok-node-1", "kwok-node-2"];
 pub struct KubeControlPlane {
     // Stopped in reverse order of start: the API server before etcd.
     procs: Vec<Proc>,
+    volumes: Option<VolumeProvisioner>,
     dir: TempDir,
     port: u16,
 }
@@ -56,6 +58,18 @@ impl Pki<'_> {
 
 impl KubeControlPlane {
     pub fn start() -> Result<KubeControlPlane> {
+        // A port `free_port` gave can be taken by someone else's connection before the component
+        // binds it; with five components per plane that happens on a busy machine. Start again.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once() {
+                Err(e) if attempt < 3 && format!("{e:#}").contains("address already in use") => attempt += 1,
+                started => return started,
+            }
+        }
+    }
+
+    fn start_once() -> Result<KubeControlPlane> {
         let dir = tempfile::Builder::new().prefix("testkit-kube-").tempdir()?;
         let root = dir.path();
         let pki_dir = root.join("pki");
@@ -181,11 +195,15 @@ impl KubeControlPlane {
                 .arg("--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake")
                 .arg(format!("--cidr={POD_CIDR}"))
                 .arg("--node-ip=127.0.0.1")
+                // kwok renews each node's Lease, as a kubelet does: without it the node
+                // lifecycle controller marks the nodes NotReady after 40 s and their pods not
+                // ready, which no stage undoes (the stages' own heartbeat is every 10 minutes).
+                .arg("--node-lease-duration-seconds=40")
                 .arg(format!("--server-address=127.0.0.1:{}", free_port())),
             root,
         )?);
 
-        let mut plane = KubeControlPlane { procs, dir, port };
+        let mut plane = KubeControlPlane { procs, volumes: None, dir, port };
         plane.add_nodes()?;
         Ok(plane)
     }
@@ -230,6 +248,15 @@ impl KubeControlPlane {
             .context("the control plane came up but its nodes did not")
     }
 
+    /// From now on every PersistentVolumeClaim gets a volume made for it and bound to it, as a
+    /// provisioner would (see `volumes.rs`), so that pods mounting claims are scheduled.
+    pub fn provision_volumes(&mut self) -> Result<()> {
+        if self.volumes.is_none() {
+            self.volumes = Some(VolumeProvisioner::start(&self.kubeconfig(), &self.dir.path().join("volumes.log"))?);
+        }
+        Ok(())
+    }
+
     /// An admin kubeconfig (client certificate in system:masters) for kubectl, helm and the
     /// `kube` crate.
     pub fn kubeconfig(&self) -> PathBuf {
@@ -264,6 +291,7 @@ impl KubeControlPlane {
 
 impl Drop for KubeControlPlane {
     fn drop(&mut self) {
+        self.volumes = None;
         while let Some(p) = self.procs.pop() {
             drop(p);
         }

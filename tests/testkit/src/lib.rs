@@ -10,6 +10,7 @@
 
 mod conformance;
 mod containerd;
+pub mod crds;
 mod distribution;
 mod fileserver;
 mod helmrepo;
@@ -17,12 +18,14 @@ pub mod images;
 mod kube;
 mod minio;
 pub mod mosip_upstream;
+pub mod netns;
 mod node;
 mod podman;
 mod proc;
 pub mod standin_images;
 mod tls;
 mod tools;
+mod volumes;
 
 pub use conformance::{run_conformance, ConformanceReport, ConformanceTarget};
 pub use containerd::Containerd;

@@ -5,7 +5,8 @@
 //!   generated stand-in under its real name and tag (a config and one small layer naming it);
 //! - the charts: the mosip repository from `shared/fixtures` as it is, and for every other
 //!   repository a classic repository of generated stand-in charts under the real names and
-//!   versions, whose Deployments name the spec's images that the real chart uses;
+//!   versions, rendering the real chart's workloads (kind, name, image) and CRDs
+//!   ([`STAND_IN_CHARTS`]);
 //! - the files: stand-in bytes at the spec's URL paths (a generated `.tar.gz` holding the
 //!   `extract` members where the spec extracts), except the raw k8s-infra files, served as the
 //!   verbatim upstream copies kept in `shared/reference`;
@@ -29,7 +30,7 @@ use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
 use crate::images::{push_plain, write_layout, ImageSpec};
-use crate::{run, shared_fixtures, tool, workspace_root, Distribution, DistributionOpts, FileServer, HelmRepo};
+use crate::{crds, run, shared_fixtures, tool, workspace_root, Distribution, DistributionOpts, FileServer, HelmRepo};
 
 /// The spec this upstream stands in for, in the checkout.
 pub fn mosip_spec() -> PathBuf {
@@ -47,14 +48,99 @@ const REFERENCE_CHECKOUTS: &[(&str, &str, &str)] = &[
     ("github.com/mosip/mosip-infra", "mosip-infra-v1.2.0.1-B2", "deployment/v3"),
 ];
 
-/// The spec's images that each stand-in chart names, by prefix: the images its real chart
-/// renders. A chart not listed (ingress-nginx, kafka-ui, rancher-logging, the CRD charts) renders
-/// images the spec does not list (`discover: add` finds them upstream), so its stand-in names none.
-const STAND_IN_CHART_IMAGES: &[(&str, &[&str])] = &[
-    ("rancher", &["docker.io/rancher/rancher:"]),
-    ("clamav", &["docker.io/clamav/clamav:"]),
-    ("rancher-monitoring", &["docker.io/rancher/mirrored-", "docker.io/rancher/kubectl:"]),
+/// The local Istio charts of those repositories, whose templates the reference copies lack:
+/// (repository, chart folder, the value naming the host it routes, templates besides the
+/// routes). Each stand-in routes its host with a Gateway and a VirtualService, as the real ones
+/// do; Keycloak's also makes the `keycloak-host` ConfigMap that the MOSIP modules copy (upstream
+/// `external/iam/chart/istio-addons/templates/host_configmap.yaml`: same name and keys).
+const LOCAL_ISTIO_CHARTS: &[(&str, &str, &str, &str)] = &[
+    ("github.com/mosip/k8s-infra", "mosip/aws/istio/chart/istio-addons", "internalHost", ""),
+    ("github.com/mosip/k8s-infra", "logging/chart/istio-addons", "kibanaHost", ""),
+    ("github.com/mosip/mosip-infra", "deployment/v3/external/postgres/chart/istio-addons", "postgresHost", ""),
+    ("github.com/mosip/mosip-infra", "deployment/v3/external/object-store/minio/chart/istio-addons", "externalHost", ""),
+    ("github.com/mosip/mosip-infra", "deployment/v3/external/kafka/chart/istio-addons", "kafkaUiHost", ""),
+    (
+        "github.com/mosip/mosip-infra",
+        "deployment/v3/external/iam/chart/istio-addons",
+        "keycloakExternalHost",
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keycloak-host\ndata:\n  keycloak-internal-host: {{ .Values.keycloakInternalHost }}\n  keycloak-internal-url: http://{{ .Values.keycloakInternalHost }}\n  keycloak-external-host: {{ .Values.keycloakExternalHost }}\n  keycloak-external-url: https://{{ .Values.keycloakExternalHost }}\n",
+    ),
 ];
+
+/// What each stand-in chart renders: the workloads the real chart renders for the plan's release
+/// (kind, name and image, as the real chart names them) and the CRDs it installs. This table stands
+/// for the real charts' content, which cannot be fetched here; the names are what the plan's waits
+/// and the charts' consumers look for. An image the spec does not list is one the spec leaves to
+/// `discover: add` (the real chart's default, tag not confirmed by a stored source): the stand-in
+/// registries serve it too, so discovery finds and carries it as it would upstream. A chart not
+/// listed renders a ConfigMap only.
+const STAND_IN_CHARTS: &[StandInChart] = &[
+    StandInChart {
+        name: "ingress-nginx",
+        workloads: &[("Deployment", "ingress-nginx-controller", "k8s.gcr.io/ingress-nginx/controller:v0.41.2")],
+        crds: &[],
+    },
+    StandInChart {
+        name: "rancher",
+        workloads: &[("Deployment", "rancher", "docker.io/rancher/rancher:v2.6.9")],
+        crds: &[],
+    },
+    StandInChart {
+        name: "clamav",
+        workloads: &[("Deployment", "clamav", "docker.io/clamav/clamav:latest")],
+        crds: &[],
+    },
+    StandInChart {
+        name: "kafka-ui",
+        workloads: &[("Deployment", "kafka-ui", "docker.io/provectuslabs/kafka-ui:v0.4.0")],
+        crds: &[],
+    },
+    StandInChart { name: "rancher-monitoring-crd", workloads: &[], crds: crds::PROMETHEUS_OPERATOR },
+    StandInChart {
+        name: "rancher-monitoring",
+        workloads: &[
+            (
+                "Deployment",
+                "rancher-monitoring-operator",
+                "docker.io/rancher/mirrored-prometheus-operator-prometheus-operator:v0.50.0",
+            ),
+            ("Deployment", "rancher-monitoring-grafana", "docker.io/rancher/mirrored-grafana-grafana:7.5.11"),
+            (
+                "Deployment",
+                "rancher-monitoring-kube-state-metrics",
+                "docker.io/rancher/mirrored-kube-state-metrics-kube-state-metrics:v2.0.0",
+            ),
+            (
+                "Deployment",
+                "rancher-monitoring-prometheus-adapter",
+                "docker.io/rancher/mirrored-directxman12-k8s-prometheus-adapter:v0.8.4",
+            ),
+            (
+                "DaemonSet",
+                "rancher-monitoring-prometheus-node-exporter",
+                "docker.io/rancher/mirrored-prometheus-node-exporter:v1.1.2",
+            ),
+        ],
+        crds: &[],
+    },
+    StandInChart { name: "rancher-logging-crd", workloads: &[], crds: crds::LOGGING_OPERATOR },
+    StandInChart {
+        name: "rancher-logging",
+        workloads: &[(
+            "Deployment",
+            "rancher-logging",
+            "docker.io/rancher/mirrored-banzaicloud-logging-operator:3.17.7",
+        )],
+        crds: &[],
+    },
+];
+
+struct StandInChart {
+    name: &'static str,
+    /// (kind: Deployment or DaemonSet; name; image).
+    workloads: &'static [(&'static str, &'static str, &'static str)],
+    crds: &'static [crds::Crd],
+}
 
 /// The upstream peers and the spec rewritten to reach them. Everything stops when dropped.
 pub struct MosipUpstream {
@@ -75,14 +161,15 @@ impl MosipUpstream {
         fs::create_dir_all(&www)?;
         let charts = HelmRepo::start()?;
 
-        let images = unpin_images(&mut doc)?;
+        let mut images = unpin_images(&mut doc)?;
         let mut web_hosts = BTreeSet::new();
-        web_hosts.extend(stand_in_charts(&www, &doc, charts.upstream_url(), &images)?);
+        web_hosts.extend(stand_in_charts(&www, &doc, charts.upstream_url())?);
         web_hosts.extend(stand_in_files(&www, &mut doc)?);
         web_hosts.extend(stand_in_git(&www, &dir.path().join("git-work"), &doc)?);
         absolute_values(&mut doc, spec.parent().unwrap_or(Path::new(".")))?;
 
         let web = FileServer::start(&www)?;
+        images.extend(STAND_IN_CHARTS.iter().flat_map(|c| c.workloads.iter().map(|(_, _, image)| image.to_string())));
         let registries = push_images(&images, &dir.path().join("layout"))?;
         let mut mirrors = Mapping::new();
         for (host, registry) in &registries {
@@ -106,10 +193,18 @@ impl MosipUpstream {
     }
 
     /// The spec rewritten for this upstream: `mirrors` for every host it names, each file's
-    /// sha256 set to what the stand-in serves, pinned image digests dropped, values files by
-    /// absolute path. Everything else is the spec's own.
+    /// sha256 set to what the stand-in serves (`sha256_from` kept: the checksums file it names
+    /// is served), pinned image digests dropped, values files by absolute path. Everything else
+    /// is the spec's own.
     pub fn spec(&self) -> &Path {
         &self.spec
+    }
+
+    /// What this upstream serves at `url` (a file of the spec, or a checksums file it names).
+    pub fn served(&self, url: &str) -> Result<Vec<u8>> {
+        let (host, path) = host_and_path(url)?;
+        let file = self._dir.path().join("www").join(host).join(path);
+        fs::read(&file).with_context(|| format!("{url}: not served ({})", file.display()))
     }
 }
 
@@ -248,7 +343,7 @@ fn str_field<'a>(entry: &'a Value, key: &str, what: &str) -> Result<&'a str> {
 
 /// Writes a classic repository for every chart repository of the spec but the fixture's, and
 /// returns their hosts.
-fn stand_in_charts(www: &Path, doc: &Value, fixture_repo: &str, images: &[String]) -> Result<BTreeSet<String>> {
+fn stand_in_charts(www: &Path, doc: &Value, fixture_repo: &str) -> Result<BTreeSet<String>> {
     let mut repos: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for entry in doc.get("charts").and_then(Value::as_sequence).into_iter().flatten() {
         let repo = str_field(entry, "repo", "charts")?.trim_end_matches('/');
@@ -267,7 +362,7 @@ fn stand_in_charts(www: &Path, doc: &Value, fixture_repo: &str, images: &[String
         let dir = www.join(&host).join(&path);
         let mut entries: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
         for (name, version) in charts {
-            let tgz = stand_in_chart(&name, &version, images)?;
+            let tgz = stand_in_chart(&name, &version)?;
             let file = format!("{name}-{version}.tgz");
             write_file(&dir.join(&file), &tgz)?;
             entries.entry(name.clone()).or_default().push(json!({
@@ -282,27 +377,38 @@ fn stand_in_charts(www: &Path, doc: &Value, fixture_repo: &str, images: &[String
     Ok(hosts)
 }
 
-/// A chart under the real name and version with one Deployment per image its real chart uses
-/// ([`STAND_IN_CHART_IMAGES`]), or a ConfigMap when it names none.
-fn stand_in_chart(name: &str, version: &str, images: &[String]) -> Result<Vec<u8>> {
-    let prefixes = STAND_IN_CHART_IMAGES.iter().find(|(n, _)| *n == name).map_or(&[][..], |(_, p)| *p);
-    let named: Vec<&String> = images.iter().filter(|i| prefixes.iter().any(|p| i.starts_with(p))).collect();
+/// A chart under the real name and version rendering what [`STAND_IN_CHARTS`] lists for it, its
+/// CRDs in `crds/` as helm installs them, and a ConfigMap saying what it is.
+fn stand_in_chart(name: &str, version: &str) -> Result<Vec<u8>> {
+    let listed = STAND_IN_CHARTS.iter().find(|c| c.name == name);
     let mut manifests = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stand-in\ndata:\n  note: airgap test stand-in for the chart {name} {version}, not the real chart\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-stand-in\ndata:\n  note: airgap test stand-in for the chart {name} {version}, not the real chart\n"
     );
-    for (i, image) in named.iter().enumerate() {
-        manifests += &format!(
-            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stand-in-{i}\nspec:\n  selector:\n    matchLabels: {{app: stand-in-{i}}}\n  template:\n    metadata:\n      labels: {{app: stand-in-{i}}}\n    spec:\n      containers:\n        - name: c\n          image: {image}\n"
-        );
+    for (kind, workload, image) in listed.map_or(&[][..], |c| c.workloads) {
+        manifests += &format!("---\n{}", workload_yaml(kind, workload, image)?);
     }
     let chart_yaml = format!(
         "apiVersion: v2\nname: {name}\nversion: {version}\ndescription: airgap test stand-in for {name} {version}\n"
     );
-    // Helm reads templates as Go templates; these have no actions, so they render as written.
-    tar_gz(&[
+    let mut members = vec![
         (format!("{name}/Chart.yaml"), chart_yaml.into_bytes()),
         (format!("{name}/templates/stand-in.yaml"), manifests.into_bytes()),
-    ])
+    ];
+    if let Some(c) = listed.filter(|c| !c.crds.is_empty()) {
+        members.push((format!("{name}/crds/stand-in.yaml"), crds::yaml(c.crds).into_bytes()));
+    }
+    // Helm reads templates as Go templates; these have no actions, so they render as written.
+    tar_gz(&members)
+}
+
+/// A Deployment or DaemonSet of one container.
+fn workload_yaml(kind: &str, name: &str, image: &str) -> Result<String> {
+    if !["Deployment", "DaemonSet"].contains(&kind) {
+        bail!("stand-in chart workload {name}: kind {kind} is not a Deployment or DaemonSet");
+    }
+    Ok(format!(
+        "apiVersion: apps/v1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: {name}\n          image: {image}\n"
+    ))
 }
 
 /// The verbatim upstream copy of a raw.githubusercontent.com file of a repository kept in
@@ -322,8 +428,10 @@ fn reference_dir() -> PathBuf {
     shared_fixtures().parent().map_or_else(|| PathBuf::from("../shared/reference"), |s| s.join("reference"))
 }
 
-/// Serves something at each file URL of the spec and sets each entry's sha256 to it; returns
-/// the hosts.
+/// Serves something at each file URL of the spec and sets each entry's sha256 to it, or, for an
+/// entry with `sha256_from`, serves a checksums file there listing the stand-in's SHA-256 under
+/// the last segment of its URL (`<hex>  <name>` lines, as goreleaser and Istio write them);
+/// returns the hosts.
 fn stand_in_files(www: &Path, doc: &mut Value) -> Result<BTreeSet<String>> {
     let Some(files) = doc.get_mut("files").and_then(Value::as_sequence_mut) else { return Ok(BTreeSet::new()) };
     let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -352,9 +460,23 @@ fn stand_in_files(www: &Path, doc: &mut Value) -> Result<BTreeSet<String>> {
         served.insert(url, hex::encode(Sha256::digest(&bytes)));
         hosts.insert(host);
     }
+    let mut checksums_files: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for entry in files.iter_mut() {
-        let sha = served[str_field(entry, "url", "files")?].clone();
-        entry["sha256"] = Value::String(sha);
+        let url = str_field(entry, "url", "files")?;
+        let sha = served[url].clone();
+        match entry.get("sha256_from").and_then(Value::as_str) {
+            Some(from) => {
+                let name = url.rsplit('/').next().unwrap_or_default().to_string();
+                checksums_files.entry(from.to_string()).or_default().insert(name, sha);
+            }
+            None => entry["sha256"] = Value::String(sha),
+        }
+    }
+    for (from, lines) in checksums_files {
+        let (host, path) = host_and_path(&from)?;
+        let text: String = lines.iter().map(|(name, sha)| format!("{sha}  {name}\n")).collect();
+        write_file(&www.join(&host).join(&path), text.as_bytes())?;
+        hosts.insert(host);
     }
     Ok(hosts)
 }
@@ -407,7 +529,10 @@ fn stand_in_git(www: &Path, work: &Path, doc: &Value) -> Result<BTreeSet<String>
         } else {
             let tree = work.join(&repo);
             match REFERENCE_CHECKOUTS.iter().find(|(r, _, _)| *r == repo) {
-                Some((_, dir, under)) => copy_tree(&reference_dir().join(dir), &tree.join(under))?,
+                Some((_, dir, under)) => {
+                    copy_tree(&reference_dir().join(dir), &tree.join(under))?;
+                    stand_in_istio_templates(&tree, &repo)?;
+                }
                 None => write_file(&tree.join("README.md"), format!("airgap test stand-in for {url}\n").as_bytes())?,
             }
             git(&tree, &["init", "--quiet", "-b", "main"])?;
@@ -420,6 +545,21 @@ fn stand_in_git(www: &Path, work: &Path, doc: &Value) -> Result<BTreeSet<String>
         hosts.insert(host);
     }
     Ok(hosts)
+}
+
+/// Templates for the local Istio charts of `repo` that have none ([`LOCAL_ISTIO_CHARTS`]).
+fn stand_in_istio_templates(tree: &Path, repo: &str) -> Result<()> {
+    for (_, chart, host, extra) in LOCAL_ISTIO_CHARTS.iter().filter(|(r, ..)| *r == repo) {
+        let templates = tree.join(chart).join("templates");
+        if templates.exists() {
+            continue;
+        }
+        let routes = format!(
+            "apiVersion: networking.istio.io/v1alpha3\nkind: Gateway\nmetadata:\n  name: {{{{ .Release.Name }}}}\nspec:\n  selector: {{istio: ingressgateway-internal}}\n  servers:\n    - port: {{number: 80, name: http, protocol: HTTP}}\n      hosts: [{{{{ .Values.{host} | quote }}}}]\n---\napiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata:\n  name: {{{{ .Release.Name }}}}\nspec:\n  hosts: [{{{{ .Values.{host} | quote }}}}]\n  gateways: [{{{{ .Release.Name }}}}]\n  http:\n    - route:\n        - destination: {{host: {{{{ .Release.Name }}}}}}\n"
+        );
+        write_file(&templates.join("stand-in.yaml"), format!("{routes}{extra}").as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Values files named relative to the original spec, made absolute so that the rewritten spec

@@ -20,7 +20,7 @@ use crate::tools::tool;
 
 /// The pods' subnet, routed only to the node's bridge. Apart from kwok's 10.244.0.0/16, which
 /// exists only inside API objects.
-const POD_SUBNET: &str = "10.85.0.0/24";
+pub(crate) const POD_SUBNET: &str = "10.85.0.0/24";
 /// The host's address on the bridge: what pods reach the host by, and where a test binds a peer
 /// (such as the site registry) that both containerd and the pods must reach.
 const GATEWAY: &str = "10.85.0.1";

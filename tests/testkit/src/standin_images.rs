@@ -13,41 +13,47 @@ use crate::proc::run;
 
 /// Debian's `busybox-static`: one binary with a shell and an HTTP server, linked statically.
 const BUSYBOX: &str = "/bin/busybox";
-/// The port every stand-in serves HTTP on.
-pub const STANDIN_PORT: u16 = 8080;
-/// Where the config-server stand-in serves the property it was asked for.
-pub const PROPERTY_PATH: &str = "/property";
+/// The port of MOSIP's config-server chart (`springServicePort`), which its probes ask.
+pub const CONFIG_SERVER_PORT: u16 = 51000;
+/// The path of the config-server chart's probes: Spring Cloud Config's answer for any application
+/// and profile.
+pub const CONFIG_SERVER_PROBE: &str = "/config/*/*";
 
 /// A pause image for [`crate::node::SANDBOX_IMAGE`]: it only has to hold the pod's namespaces.
 pub fn pause_layer() -> Result<Files> {
     shell_layer("exec /bin/busybox sleep 2147483647\n")
 }
 
-/// A MOSIP service stand-in: serves HTTP on [`STANDIN_PORT`] and answers its readiness probe at
-/// `health_path` (e.g. `/v1/authmanager/actuator/health`) with `{"status":"UP"}`.
-pub fn service_layer(health_path: &str) -> Result<Files> {
+/// A MOSIP service stand-in: serves HTTP on `port` and answers its chart's probes at
+/// `health_path` (e.g. 8091 and `/v1/authmanager/actuator/health`) with `{"status":"UP"}`.
+pub fn service_layer(port: u16, health_path: &str) -> Result<Files> {
     let health = health_path.trim_start_matches('/');
     if health.is_empty() || health.split('/').any(|s| s.is_empty() || s == "..") {
         bail!("stand-in health path {health_path:?}: give an absolute path like /v1/x/actuator/health");
     }
-    let mut files = shell_layer(&format!("exec /bin/busybox httpd -f -p {STANDIN_PORT} -h /www\n"))?;
+    let mut files = shell_layer(&format!("exec /bin/busybox httpd -f -p {port} -h /www\n"))?;
     files.insert(format!("www/{health}"), br#"{"status":"UP"}"#.to_vec());
     Ok(files)
 }
 
-/// A config-server stand-in: clones `$SPRING_CLOUD_CONFIG_SERVER_GIT_URI` with a real git client
-/// (trusting `$GIT_SSL_CAINFO`), then serves the value of `$CONFIG_PROPERTY` from the file
-/// `$CONFIG_FILE` of the clone at [`PROPERTY_PATH`], and `{"status":"UP"}` at `/actuator/health`.
+/// A config-server stand-in, started as MOSIP's chart starts the real one: it clones
+/// `$SPRING_CLOUD_CONFIG_SERVER_GIT_URI` with a real git client (trusting the PEM in
+/// `$SITE_CA_PEM`, when set), then serves on [`CONFIG_SERVER_PORT`] the files of the cloned branch
+/// at `/config/*/default/<branch>/<file>`, the paths MOSIP's services fetch them by, and answers
+/// the chart's probes at [`CONFIG_SERVER_PROBE`].
 pub fn config_server_layer() -> Result<Files> {
     let script = format!(
         "set -e\n\
          B=/bin/busybox\n\
          export HOME=/tmp\n\
-         $B mkdir -p /tmp /www/actuator\n\
+         $B mkdir -p /tmp\n\
+         if [ -n \"$SITE_CA_PEM\" ]; then echo \"$SITE_CA_PEM\" > /tmp/site-ca.crt; export GIT_SSL_CAINFO=/tmp/site-ca.crt; fi\n\
          /usr/bin/git clone --quiet \"$SPRING_CLOUD_CONFIG_SERVER_GIT_URI\" /tmp/config\n\
-         $B grep -m1 \"^$CONFIG_PROPERTY=\" \"/tmp/config/$CONFIG_FILE\" | $B cut -d= -f2- > /www{PROPERTY_PATH}\n\
-         echo '{{\"status\":\"UP\"}}' > /www/actuator/health\n\
-         exec $B httpd -f -p {STANDIN_PORT} -h /www\n"
+         label=$(/usr/bin/git -C /tmp/config rev-parse --abbrev-ref HEAD)\n\
+         $B mkdir -p \"/www/config/*/default/$label\"\n\
+         /usr/bin/git -C /tmp/config archive HEAD | $B tar -x -C \"/www/config/*/default/$label\"\n\
+         echo '{{\"name\":\"*\",\"profiles\":[\"*\"],\"propertySources\":[]}}' > \"/www{CONFIG_SERVER_PROBE}\"\n\
+         exec $B httpd -f -p {CONFIG_SERVER_PORT} -h /www\n"
     );
     let mut files = shell_layer(&script)?;
     files.extend(with_libraries(Path::new("/usr/bin/git"))?);
