@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest as _, Sha256};
+use bundles::digest::sha256_reader;
 
 use crate::plan::Carried;
 use crate::registry::Registry;
@@ -46,9 +46,9 @@ pub async fn fetch(registry: &Registry, carried: &Carried, name: &str, cache: &P
 }
 
 fn file_digest(path: &Path) -> Result<String> {
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher).with_context(|| path.display().to_string())?;
-    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+    let file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+    let (hex, _) = sha256_reader(file).with_context(|| path.display().to_string())?;
+    Ok(format!("sha256:{hex}"))
 }
 
 /// Where fetched tools live: `$XDG_CACHE_HOME/airgap/tools`, else `~/.cache/airgap/tools`.

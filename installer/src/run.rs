@@ -261,7 +261,12 @@ async fn apply_steps(
     let from = position(&a.from).unwrap_or(0);
     let to = position(&a.to).unwrap_or(usize::MAX);
     if from > to {
-        bail!("--from {} comes after --to {} in cluster {}", a.from.as_deref().unwrap_or_default(), a.to.as_deref().unwrap_or_default(), cluster.name);
+        bail!(
+            "--from {} comes after --to {} in cluster {}",
+            a.from.as_deref().unwrap_or_default(),
+            a.to.as_deref().unwrap_or_default(),
+            cluster.name
+        );
     }
     let total = rendered.len();
     for (i, r) in rendered.iter().enumerate() {
