@@ -126,12 +126,15 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
     // A chart image the bundle does not carry: refused before the cluster is touched.
     let leak = site.plan_with(
         "leak.yaml",
-        "      - id: leaky\n        helm:\n          release: leaky\n          namespace: default\n          chart: charts.airgap.example/stable/hello:0.1.0\n          set: {image: docker.io/airgap/not-carried:6.6}\n",
+        "      - id: leaky\n        helm:\n          release: leaky\n          namespace: default\n          chart: charts.airgap.example/stable/hello:0.1.0\n          set: {image: docker.io/airgap/not-carried:6.6, toolbox: quay.io/airgap/hook-not-carried:1}\n",
     );
     let out = site.run("apply", &leak, &[]);
     let err = text(&out.stderr);
     assert!(
-        !out.status.success() && err.contains("leak check") && err.contains("docker.io/airgap/not-carried:6.6"),
+        !out.status.success()
+            && err.contains("leak check")
+            && err.contains("docker.io/airgap/not-carried:6.6")
+            && err.contains("quay.io/airgap/hook-not-carried:1"),
         "{err}"
     );
     assert!(kube.kubectl(&["get", "namespace", "hello"]).is_err(), "nothing is applied when the leak check fails");
@@ -176,12 +179,18 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
     assert!(image.starts_with(&format!("{}/docker.io/airgap/hello:1.0@sha256:", demo.addr)), "{image}");
     let env = container["env"].as_array().unwrap();
     assert!(env.iter().any(|e| e["name"] == "GREETING_HOST" && e["value"] == "greeting.test.internal"), "{env:?}");
-    let pods = kubectl_json(&kube, &["-n", "hello", "get", "pods"]);
+    let pods = kubectl_json(&kube, &["-n", "hello", "get", "pods", "-l", "app=hello"]);
     let pods = pods["items"].as_array().unwrap();
     assert_eq!(pods.len(), 2);
     for p in pods {
         assert_eq!(p["spec"]["containers"][0]["image"], image, "every pod runs the carried image");
     }
+    // The chart's post-install hook, which helm would have run with its upstream image.
+    let hook = kubectl_json(&kube, &["-n", "hello", "get", "job", "hello-welcome"]);
+    let hook_image = hook["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
+    assert!(hook_image.starts_with(&format!("{}/quay.io/airgap/toolbox:2.1@sha256:", demo.addr)), "{hook_image}");
+    let mut conditions = hook["status"]["conditions"].as_array().into_iter().flatten();
+    assert!(conditions.any(|c| c["type"] == "Complete" && c["status"] == "True"), "{hook}");
     let greeting = kubectl_json(&kube, &["-n", "hello", "get", "configmap", "greeting"]);
     assert_eq!(greeting["data"]["greeting"], "hello from the carried config repository");
     let copied = kubectl_json(&kube, &["-n", "default", "get", "configmap", "global"]);

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{Discovery, Scope};
 use kube::{Client, Resource, ResourceExt};
@@ -15,6 +16,9 @@ use serde_yaml_ng::Value;
 use tokio::sync::Mutex;
 
 use crate::plan::{Copy, CopyKind};
+
+/// How long a deleted object may take to go (its finalizers run).
+const DELETE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Field manager of every object the installer applies.
 pub const MANAGER: &str = "airgap";
@@ -67,24 +71,57 @@ impl Cluster {
     /// namespace go to `default_ns` (or `default`).
     pub async fn apply(&self, docs: &[Value], default_ns: Option<&str>) -> Result<()> {
         for doc in docs {
-            let obj: DynamicObject = serde_yaml_ng::from_value(doc.clone()).context("not a Kubernetes object")?;
-            let types = obj.types.clone().ok_or_else(|| anyhow!("an object without apiVersion/kind"))?;
-            let what = format!("{} {}", types.kind, obj.name_any());
-            let (group, version) = types.api_version.rsplit_once('/').unwrap_or(("", &types.api_version));
-            let gvk = GroupVersionKind::gvk(group, version, &types.kind);
-            let (ar, caps) = self.resolve(&gvk).await.with_context(|| what.clone())?;
-            let api: Api<DynamicObject> = match caps.scope {
-                Scope::Namespaced => {
-                    let ns = obj.namespace().or(default_ns.map(str::to_string)).unwrap_or_else(|| "default".into());
-                    Api::namespaced_with(self.client.clone(), &ns, &ar)
-                }
-                Scope::Cluster => Api::all_with(self.client.clone(), &ar),
-            };
+            let (api, obj, what) = self.api_for(doc, default_ns).await?;
             api.patch(&obj.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj))
                 .await
                 .with_context(|| format!("applying {what}"))?;
         }
         Ok(())
+    }
+
+    /// Deletes the object a document names, if it exists, and returns once it is gone.
+    pub async fn delete(&self, doc: &Value, default_ns: Option<&str>) -> Result<()> {
+        let (api, obj, what) = self.api_for(doc, default_ns).await?;
+        let name = obj.name_any();
+        let gone = |r: Result<Option<DynamicObject>, kube::Error>| matches!(r, Ok(None));
+        if gone(api.get_opt(&name).await) {
+            return Ok(());
+        }
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 404, .. })) => {}
+            Err(e) => return Err(e).with_context(|| format!("deleting {what}")),
+        }
+        let deadline = tokio::time::Instant::now() + DELETE_TIMEOUT;
+        while !gone(api.get_opt(&name).await) {
+            if tokio::time::Instant::now() > deadline {
+                bail!("{what} is still there {} s after it was deleted", DELETE_TIMEOUT.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
+    /// The API of a document's kind and namespace (namespaced kinds without a namespace go to
+    /// `default_ns`, or `default`), the object, and how to name it in messages.
+    async fn api_for(
+        &self,
+        doc: &Value,
+        default_ns: Option<&str>,
+    ) -> Result<(Api<DynamicObject>, DynamicObject, String)> {
+        let obj: DynamicObject = serde_yaml_ng::from_value(doc.clone()).context("not a Kubernetes object")?;
+        let types = obj.types.clone().ok_or_else(|| anyhow!("an object without apiVersion/kind"))?;
+        let what = format!("{} {}", types.kind, obj.name_any());
+        let (group, version) = types.api_version.rsplit_once('/').unwrap_or(("", &types.api_version));
+        let gvk = GroupVersionKind::gvk(group, version, &types.kind);
+        let (ar, caps) = self.resolve(&gvk).await.with_context(|| what.clone())?;
+        let api = match caps.scope {
+            Scope::Namespaced => {
+                let ns = obj.namespace().or(default_ns.map(str::to_string)).unwrap_or_else(|| "default".into());
+                Api::namespaced_with(self.client.clone(), &ns, &ar)
+            }
+            Scope::Cluster => Api::all_with(self.client.clone(), &ar),
+        };
+        Ok((api, obj, what))
     }
 
     /// The API resource of a kind, discovering again once when it is unknown (a CRD applied by

@@ -54,10 +54,14 @@ impl Helm {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// `helm template`: test hooks are left out (a site never runs `helm test`).
-    pub fn template(&self, r: &ReleaseInput<'_>, kube_version: Option<&str>) -> Result<String> {
+    /// `helm template`, as an install or (`is_upgrade`) an upgrade: test hooks are left out (a
+    /// site never runs `helm test`).
+    pub fn template(&self, r: &ReleaseInput<'_>, kube_version: Option<&str>, is_upgrade: bool) -> Result<String> {
         let mut cmd = self.command(None);
         cmd.args(["template", "--skip-tests", "--include-crds"]);
+        if is_upgrade {
+            cmd.arg("--is-upgrade");
+        }
         if let Some(v) = kube_version {
             cmd.args(["--kube-version", v]);
         }
@@ -65,11 +69,15 @@ impl Helm {
         Helm::run(cmd, &format!("template {}", r.release))
     }
 
-    /// `helm upgrade --install` with the airgap binary as post-renderer.
+    /// `helm upgrade --install` with the airgap binary as post-renderer and without the chart's
+    /// hooks, which helm would not post-render: the installer runs them (see `hooks`).
     pub fn upgrade_install(&self, r: &ReleaseInput<'_>, kubeconfig: &Path, post_render: &Path) -> Result<()> {
         let exe = std::env::current_exe().context("cannot find the airgap binary for helm's post-renderer")?;
         let mut cmd = self.command(Some(kubeconfig));
-        cmd.args(["upgrade", "--install"]).arg("--post-renderer").arg(exe).env(postrender::ENV, post_render);
+        cmd.args(["upgrade", "--install", "--no-hooks"])
+            .arg("--post-renderer")
+            .arg(exe)
+            .env(postrender::ENV, post_render);
         Helm::args(&mut cmd, r);
         Helm::run(cmd, &format!("upgrade --install {}", r.release)).map(drop)
     }

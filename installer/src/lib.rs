@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod cluster_config;
 pub mod helm;
+pub mod hooks;
 pub mod https;
 pub mod mirrors;
 pub mod plan;

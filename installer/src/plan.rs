@@ -147,7 +147,8 @@ pub enum CopyKind {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Wait {
-    /// Deployment and StatefulSet: available/rolled out; Job: complete; DaemonSet: ready.
+    /// Deployment and StatefulSet: available/rolled out; Job: complete; DaemonSet: ready; Pod:
+    /// succeeded.
     pub kind: WaitKind,
     pub namespace: String,
     /// A name, or `*` for every object of that kind in the namespace.
@@ -167,6 +168,7 @@ pub enum WaitKind {
     StatefulSet,
     DaemonSet,
     Job,
+    Pod,
 }
 
 /// What the plan needs of the bundle spec: the references its charts, git repositories and files

@@ -44,7 +44,7 @@ pub struct Config {
 /// What a post-rendered stream holds.
 #[derive(Debug, Default)]
 pub struct Rendered {
-    pub yaml: String,
+    pub docs: Vec<Value>,
     /// Original image → the reference written into the objects.
     pub images: BTreeMap<String, String>,
     pub objects: Vec<ObjectRef>,
@@ -99,16 +99,20 @@ pub async fn post_render(yaml: &str, cfg: &Config, registry: &Registry) -> Resul
             objects.push(o);
         }
     }
-    Ok(Rendered { yaml: kubemanifests::to_stream(&docs)?, images, objects })
+    Ok(Rendered { docs, images, objects })
 }
 
 /// The reference to write for `image`, or None when the registry does not carry it. An image
-/// already pointed at the site registry (a re-render) is checked for what it names, and kept.
+/// already pointed at the site registry (Istio's hub, a re-render) is checked for what it names
+/// and, when rewriting, pinned like any other.
 pub async fn target(image: &str, cfg: &Config, registry: &Registry) -> Result<Option<String>> {
-    match image.strip_prefix(&format!("{}/", cfg.registry_address)) {
-        Some(named) => Ok(upstream_target(named, cfg, registry).await?.map(|_| image.to_string())),
-        None => upstream_target(image, cfg, registry).await,
-    }
+    let Some(named) = image.strip_prefix(&format!("{}/", cfg.registry_address)) else {
+        return upstream_target(image, cfg, registry).await;
+    };
+    Ok(upstream_target(named, cfg, registry).await?.map(|pinned| match cfg.mode {
+        ImageMode::Keep => image.to_string(),
+        ImageMode::Rewrite => pinned,
+    }))
 }
 
 async fn upstream_target(image: &str, cfg: &Config, registry: &Registry) -> Result<Option<String>> {
@@ -186,6 +190,6 @@ pub fn run_as_helm_post_renderer(config: &Path) -> Result<()> {
     std::io::stdin().read_to_string(&mut input)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let rendered = rt.block_on(post_render(&input, &cfg, &registry))?;
-    std::io::stdout().write_all(rendered.yaml.as_bytes())?;
+    std::io::stdout().write_all(kubemanifests::to_stream(&rendered.docs)?.as_bytes())?;
     Ok(())
 }

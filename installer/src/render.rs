@@ -11,6 +11,7 @@ use serde_yaml_ng::Value;
 use sha2::{Digest as _, Sha256};
 
 use crate::helm::{Helm, ReleaseInput};
+use crate::hooks::{self, Hook};
 use crate::plan::{Cluster, ConfigMap, Istio, Source, Step};
 use crate::postrender::{self, ImageMode, ObjectRef};
 use crate::registry::Registry;
@@ -43,6 +44,8 @@ pub enum Action {
         values: Vec<PathBuf>,
         set: BTreeMap<String, String>,
         post: postrender::Config,
+        /// Rendered for an install; helm leaves them to the installer (see `hooks`).
+        hooks: Vec<Hook>,
     },
     Nothing,
 }
@@ -106,12 +109,8 @@ impl Renderer<'_> {
             let rendered = postrender::post_render(&yaml, &self.post, self.registry).await.context(what.clone())?;
             out.summary = format!("apply {what}");
             out.images = rendered.images;
-            out.action = Action::Objects {
-                docs: kubemanifests::parse_stream(&rendered.yaml)?,
-                namespace: src.namespace.clone(),
-            };
+            out.action = Action::Objects { docs: rendered.docs, namespace: src.namespace.clone() };
         } else if let Some(h) = &step.helm {
-            let helm = self.helm.as_ref().ok_or_else(|| anyhow!("no helm to render release {}", h.release))?;
             let (chart, what) = match (&h.chart, &h.local_chart) {
                 (Some(c), _) => (self.fetch_chart(c).await?, c.clone()),
                 (None, Some(local)) => (
@@ -131,8 +130,8 @@ impl Renderer<'_> {
                 values: &values,
                 set: &set,
             };
-            let yaml = helm.template(&input, self.kube_version.as_deref())?;
-            let rendered = postrender::post_render(&yaml, &post, self.registry)
+            let rendered = self
+                .template(&input, &post, hooks::Release::Install)
                 .await
                 .with_context(|| format!("release {} (chart {what})", h.release))?;
             out.summary = format!(
@@ -155,7 +154,8 @@ impl Renderer<'_> {
                 "values": values_text, "set": set, "env": post.env, "images": out.images,
                 "objects": out.objects.iter().map(ToString::to_string).collect::<Vec<_>>(),
             }))?);
-            out.action = Action::Helm { chart, values, set, post };
+            let hooks = hooks::hooks(rendered.docs);
+            out.action = Action::Helm { chart, values, set, post, hooks };
         } else if let Some(istio) = &step.istio {
             let (what, docs, images) = self.render_istio(istio, &sub).await?;
             out.summary = format!("istio from {what}");
@@ -173,8 +173,21 @@ impl Renderer<'_> {
         Ok(out)
     }
 
+    /// `helm template` of a release as an install or an upgrade, post-rendered.
+    pub async fn template(
+        &self,
+        input: &ReleaseInput<'_>,
+        post: &postrender::Config,
+        release: hooks::Release,
+    ) -> Result<postrender::Rendered> {
+        let helm = self.helm.as_ref().ok_or_else(|| anyhow!("no helm to render release {}", input.release))?;
+        let yaml = helm.template(input, self.kube_version.as_deref(), release == hooks::Release::Upgrade)?;
+        postrender::post_render(&yaml, post, self.registry).await
+    }
+
     /// `istioctl manifest generate` of the step's IstioOperator, post-rendered like a chart. The
-    /// sidecar image is named only inside the injector's configuration, so it is checked apart.
+    /// sidecar image is named only inside the injector's configuration, so it is checked apart;
+    /// injected sidecars name it by tag (the injector writes `<hub>/proxyv2:<tag>`), not digest.
     async fn render_istio(
         &self,
         istio: &Istio,
@@ -206,7 +219,7 @@ impl Renderer<'_> {
             Some(to) => images.insert(sidecar, to),
             None => bail!("leak check: Istio's sidecars would pull {sidecar}, which the bundle does not carry"),
         };
-        Ok((what, kubemanifests::parse_stream(&rendered.yaml)?, images))
+        Ok((what, rendered.docs, images))
     }
 
     async fn fetch_chart(&self, reference: &str) -> Result<PathBuf> {

@@ -13,6 +13,7 @@ use crate::bundled_tools;
 use crate::cli::{ApplyArgs, PlanArgs, Render, StatusArgs, Target};
 use crate::cluster::Cluster;
 use crate::helm::{Helm, ReleaseInput};
+use crate::hooks::{self, Phase, Release};
 use crate::plan::{self, Carried, Plan};
 use crate::postrender;
 use crate::registry::Registry;
@@ -307,7 +308,7 @@ async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>
     }
     match &r.action {
         Action::Objects { docs, namespace } => cluster.apply(docs, namespace.as_deref()).await?,
-        Action::Helm { chart, values, set, post } => {
+        Action::Helm { chart, values, set, post, hooks } => {
             let h = r.step.helm.as_ref().expect("a helm action comes from a helm step");
             let helm = renderer.helm.as_ref().ok_or_else(|| anyhow!("no helm"))?;
             let kc = &cluster.kubeconfig;
@@ -318,7 +319,17 @@ async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>
             let config = renderer.work.join(format!("post-render-{}.json", r.step.id));
             postrender::write_config(post, &config)?;
             let input = ReleaseInput { release: &h.release, namespace: &h.namespace, chart, values, set };
+            let upgraded;
+            let (release, hooks) = if helm.status(&h.release, &h.namespace, kc)?.is_some() {
+                // Rendered again: a chart may render other hooks for an upgrade.
+                upgraded = hooks::hooks(renderer.template(&input, post, Release::Upgrade).await?.docs);
+                (Release::Upgrade, &upgraded)
+            } else {
+                (Release::Install, hooks)
+            };
+            hooks::run(cluster, hooks, Phase::Pre, release, &h.namespace).await?;
             helm.upgrade_install(&input, kc, &config)?;
+            hooks::run(cluster, hooks, Phase::Post, release, &h.namespace).await?;
         }
         Action::Nothing => {}
     }

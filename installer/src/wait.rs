@@ -19,6 +19,7 @@ pub async fn wait(client: &Client, w: &Wait) -> Result<()> {
         WaitKind::StatefulSet => wait_all::<StatefulSet>(client, w, statefulset_ready).await,
         WaitKind::DaemonSet => wait_all::<DaemonSet>(client, w, daemonset_ready).await,
         WaitKind::Job => wait_all::<Job>(client, w, job_done).await,
+        WaitKind::Pod => wait_all::<Pod>(client, w, pod_done).await,
     }
 }
 
@@ -120,6 +121,16 @@ fn job_done(j: &Job) -> Readiness {
         }
     }
     Readiness::NotYet
+}
+
+fn pod_done(p: &Pod) -> Readiness {
+    match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Succeeded") => Readiness::Ready,
+        Some("Failed") => Readiness::Failed(
+            p.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_else(|| "the pod failed".into()),
+        ),
+        _ => Readiness::NotYet,
+    }
 }
 
 /// Why the pods of `name` are not ready: each pod's waiting containers and recent warnings.

@@ -205,7 +205,7 @@ step apt "$(printf '%s\n' "${APT_PACKAGES[@]}" | sha256sum | cut -c1-12)" requir
 # Longest first (cold times in tests/README.md), so that the short ones fill in at the end.
 step_bg k8s "$k8s_key" required k8s
 step_bg minio "$MINIO" required go_install minio "github.com/minio/minio@$MINIO"
-step_bg istioctl "$ISTIOCTL" optional go_install istioctl "istio.io/istio/istioctl/cmd/istioctl@$ISTIOCTL"
+step_bg istioctl "$ISTIOCTL" required go_install istioctl "istio.io/istio/istioctl/cmd/istioctl@$ISTIOCTL"
 step_bg kwok "$KWOK" required go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK" \
   "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK"
 # Nothing in the tests runs it yet: a failure is shown but does not fail the script.

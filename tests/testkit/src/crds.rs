@@ -17,26 +17,6 @@ const fn crd(group: &'static str, kind: &'static str, plural: &'static str, vers
     Crd { group, kind, plural, namespaced: true, versions }
 }
 
-/// Istio 1.15.0's CRDs (manifests/charts/base/crds/crd-all.gen.yaml and crd-operator.yaml), which
-/// `istioctl` installs with the control plane.
-pub const ISTIO: &[Crd] = &[
-    crd("extensions.istio.io", "WasmPlugin", "wasmplugins", &["v1alpha1"]),
-    crd("networking.istio.io", "DestinationRule", "destinationrules", &["v1alpha3", "v1beta1"]),
-    crd("networking.istio.io", "EnvoyFilter", "envoyfilters", &["v1alpha3"]),
-    crd("networking.istio.io", "Gateway", "gateways", &["v1alpha3", "v1beta1"]),
-    crd("networking.istio.io", "ProxyConfig", "proxyconfigs", &["v1beta1"]),
-    crd("networking.istio.io", "ServiceEntry", "serviceentries", &["v1alpha3", "v1beta1"]),
-    crd("networking.istio.io", "Sidecar", "sidecars", &["v1alpha3", "v1beta1"]),
-    crd("networking.istio.io", "VirtualService", "virtualservices", &["v1alpha3", "v1beta1"]),
-    crd("networking.istio.io", "WorkloadEntry", "workloadentries", &["v1alpha3", "v1beta1"]),
-    crd("networking.istio.io", "WorkloadGroup", "workloadgroups", &["v1alpha3", "v1beta1"]),
-    crd("security.istio.io", "AuthorizationPolicy", "authorizationpolicies", &["v1beta1"]),
-    crd("security.istio.io", "PeerAuthentication", "peerauthentications", &["v1beta1"]),
-    crd("security.istio.io", "RequestAuthentication", "requestauthentications", &["v1beta1"]),
-    crd("telemetry.istio.io", "Telemetry", "telemetries", &["v1alpha1"]),
-    crd("install.istio.io", "IstioOperator", "istiooperators", &["v1alpha1"]),
-];
-
 /// prometheus-operator 0.50's CRDs, which the rancher-monitoring-crd chart installs.
 pub const PROMETHEUS_OPERATOR: &[Crd] = &[
     crd("monitoring.coreos.com", "Alertmanager", "alertmanagers", &["v1"]),
@@ -100,7 +80,7 @@ mod tests {
 
     #[test]
     fn every_crd_is_one_document_with_one_storage_version() {
-        for set in [ISTIO, PROMETHEUS_OPERATOR, LOGGING_OPERATOR] {
+        for set in [PROMETHEUS_OPERATOR, LOGGING_OPERATOR] {
             let text = yaml(set);
             let docs: Vec<serde_yaml_ng::Value> =
                 text.split("---\n").map(|d| serde_yaml_ng::from_str(d).unwrap()).collect();
