@@ -55,11 +55,15 @@ fn serve(bundle: &Path) -> Served {
     Served { child, url, address }
 }
 
-/// site.example.yaml with the registry and a kubeconfig for each cluster of this test.
+/// site.example.yaml with the registry, a site CA made here and a kubeconfig for each cluster of
+/// this test.
 fn site(dir: &Path, address: &str, kubeconfigs: [(&str, &Path); 2]) -> PathBuf {
     let example = workspace_root().join("manifests/mosip-1.2.0.1-B2/site.example.yaml");
     let mut site: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
     site["registry"]["address"] = address.into();
+    let ca = dir.join("site-ca.pem");
+    std::fs::write(&ca, testkit::TestCa::new("site CA").unwrap().cert_pem()).unwrap();
+    site["registry"]["ca_cert"] = ca.display().to_string().into();
     for (cluster, kubeconfig) in kubeconfigs {
         site["clusters"][cluster]["kubeconfig"] = kubeconfig.display().to_string().into();
     }
@@ -224,6 +228,33 @@ fn check_cluster(
     );
 }
 
+/// The releases that clone from the site registry themselves (`site_ca: true`) have the site CA
+/// mounted in every container, with the variables git and Java read.
+fn check_site_ca(kube: &KubeControlPlane, site: &Path) {
+    let site: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(site).unwrap()).unwrap();
+    let pem = std::fs::read_to_string(site["registry"]["ca_cert"].as_str().unwrap()).unwrap();
+    for (namespace, workload) in
+        [("config-server", "deployment/config-server"), ("masterdata-loader", "job/masterdata-loader")]
+    {
+        let cm = kubectl_json(kube, &["-n", namespace, "get", "configmap", "airgap-site-ca"]);
+        assert_eq!(cm["data"]["ca.crt"].as_str(), Some(pem.as_str()), "{namespace}: the site CA's ConfigMap");
+        assert!(cm["binaryData"]["truststore.p12"].is_string(), "{namespace}: the truststore");
+        let spec = &kubectl_json(kube, &["-n", namespace, "get", workload])["spec"]["template"]["spec"];
+        assert!(
+            spec["volumes"].as_array().unwrap().iter().any(|v| v["configMap"]["name"] == "airgap-site-ca"),
+            "{spec}"
+        );
+        for c in spec["containers"].as_array().unwrap() {
+            let env = |name: &str| {
+                c["env"].as_array().unwrap().iter().find(|e| e["name"] == name).map(|e| e["value"].clone())
+            };
+            assert_eq!(env("GIT_SSL_CAINFO"), Some("/etc/airgap/site-ca/ca.crt".into()), "{workload}: {c}");
+            let java = env("JAVA_TOOL_OPTIONS").unwrap_or_else(|| panic!("{workload}: {c}"));
+            assert!(java.as_str().unwrap().contains("-Djavax.net.ssl.trustStore=/etc/airgap/site-ca/truststore.p12"));
+        }
+    }
+}
+
 /// Every image reference the bundle carries and the digest it carries it at.
 fn carried_images(bundle: &Path) -> BTreeMap<String, String> {
     let lock: Json = serde_json::from_slice(&std::fs::read(bundle.join("bundle.lock.json")).unwrap()).unwrap();
@@ -287,6 +318,7 @@ fn the_mosip_plan_renders_then_applies_both_clusters_and_a_second_apply_changes_
     for (name, kube) in &plans {
         check_cluster(name, kube, &rendered_cluster(name), &served, &carried);
     }
+    check_site_ca(&mosip, &site);
 
     for (name, _) in &plans {
         let err = apply(name, &site, &plan, &served, &[]);

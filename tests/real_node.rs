@@ -147,8 +147,7 @@ fn mosip_charts_install_on_a_real_node_pulling_only_through_the_site_registry() 
     }
 
     // Install the slice with the plan; masterdata's component stays off for now.
-    let ca_pem = fs::read_to_string(&registry.ca).unwrap();
-    let plan = write_plan(&install, &node, &ca_pem);
+    let plan = write_plan(&install, &node);
     let site = Site { path: install.join("site.yaml"), registry: registry.url.clone(), ca: registry.ca.clone() };
     site.write(&plane, false);
     if !site.apply(&plan, &t.path().join("xdg-cache")) {
@@ -285,7 +284,7 @@ fn bundle_spec(images: &[(&str, Files)], upstream: &Distribution, charts: &HelmR
 /// and the registry's git endpoint, then the two services, then masterdata behind a component.
 /// The configmaps and secrets that the MOSIP plan copies from other modules' namespaces are made
 /// here with the keys the config-server chart reads.
-fn write_plan(dir: &Path, node: &RealNode, ca_pem: &str) -> PathBuf {
+fn write_plan(dir: &Path, node: &RealNode) -> PathBuf {
     let on_node = dir.join("on-the-real-node.yaml");
     // Only the real node runs containers; Istio's and Prometheus' CRDs are not installed.
     let values = json!({
@@ -321,8 +320,8 @@ fn write_plan(dir: &Path, node: &RealNode, ca_pem: &str) -> PathBuf {
             "chart": chart("config-server"),
             "values": [config_values, on_node],
             "set": {"gitRepo.uri": "https://${site.registry.address}/git/github.com/mosip/mosip-config.git"},
-            // The stand-in's git trusts the site CA from here (the real one takes a truststore).
-            "env": {"SITE_CA_PEM": ca_pem},
+            // As in the MOSIP plan: the stand-in's git clones over TLS with the mounted site CA.
+            "site_ca": true,
         },
         "wait": [{"kind": "Deployment", "namespace": "config-server", "timeout": 300}],
     }));
@@ -414,7 +413,7 @@ impl Site {
     fn write(&self, plane: &KubeControlPlane, masterdata: bool) {
         let site = json!({
             "installation_name": "real-node",
-            "registry": {"address": self.registry.trim_start_matches("https://")},
+            "registry": {"address": self.registry.trim_start_matches("https://"), "ca_cert": self.ca},
             "clusters": {CLUSTER: {"kubeconfig": plane.kubeconfig()}},
             "components": {UNMIRRORED.chart: masterdata},
         });

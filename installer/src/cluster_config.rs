@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
@@ -46,8 +46,8 @@ pub struct ClusterConfigArgs {
 
 pub fn run(args: ClusterConfigArgs) -> Result<()> {
     let site = Site::load(&args.site)?;
-    let (registry, ca_file) = site_registry(&site)?;
-    let hosts = args.source.hosts(&registry, Some(&ca_file))?;
+    let (ca_file, _) = site.registry_ca()?;
+    let hosts = args.source.hosts(&registry_url(&site)?, Some(&ca_file))?;
     let files = generate(&site, args.provider, hosts)?;
     mirrors::emit(&files, args.out.as_deref(), args.json)
 }
@@ -55,11 +55,8 @@ pub fn run(args: ClusterConfigArgs) -> Result<()> {
 /// The files for both clusters; `hosts` are the upstream hosts the nodes send to the registry.
 pub fn generate(site: &Site, provider: Provider, hosts: Vec<String>) -> Result<Vec<NodeFile>> {
     let view: SiteView = site.view()?;
-    let (registry, ca_file) = site_registry(site)?;
-    let ca_pem = std::fs::read_to_string(&ca_file).with_context(|| {
-        format!("{}: registry.ca_cert names {}, which cannot be read", site.path().display(), ca_file.display())
-    })?;
-    let mirrors = Mirrors::new(&registry, hosts, Some(ca_pem))?;
+    let (_, ca_pem) = site.registry_ca()?;
+    let mirrors = Mirrors::new(&registry_url(site)?, hosts, Some(ca_pem))?;
     let need = Need(site);
     let provider_view = need.get(&view.provider, "provider")?;
     match provider {
@@ -68,10 +65,8 @@ pub fn generate(site: &Site, provider: Provider, hosts: Vec<String>) -> Result<V
     }
 }
 
-fn site_registry(site: &Site) -> Result<(String, PathBuf)> {
-    let address = site.lookup("registry.address")?;
-    let ca = site.lookup("registry.ca_cert")?;
-    Ok((format!("https://{address}"), site.resolve_path(&ca)))
+fn registry_url(site: &Site) -> Result<String> {
+    Ok(format!("https://{}", site.lookup("registry.address")?))
 }
 
 /// Names the missing key and the site file.

@@ -20,6 +20,7 @@ pub mod registry;
 pub mod render;
 pub mod run;
 pub mod site;
+pub mod site_ca;
 pub mod state;
 pub mod tools;
 pub mod wait;

@@ -102,6 +102,10 @@ pub struct Release {
     /// Run `helm uninstall` first, as the upstream scripts do for one-shot Jobs.
     #[serde(default)]
     pub reinstall: bool,
+    /// Give every container the site CA (the site file's `registry.ca_cert`), for code that calls
+    /// the site registry over HTTPS itself, such as a git clone.
+    #[serde(default)]
+    pub site_ca: bool,
 }
 
 /// Istio installed from an IstioOperator file, rendered by the bundled istioctl (`manifest

@@ -39,6 +39,9 @@ pub struct Config {
     /// Environment added to every container (a plan's `helm.env`).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Mount the site CA into every container (see `site_ca`).
+    #[serde(default)]
+    pub site_ca: bool,
 }
 
 /// What a post-rendered stream holds.
@@ -95,6 +98,9 @@ pub async fn post_render(yaml: &str, cfg: &Config, registry: &Registry) -> Resul
             images.get(i).cloned().ok_or_else(|| anyhow!("image {i} was not resolved"))
         })?;
         add_env(doc, &cfg.env);
+        if let Some(spec) = pod_spec(doc).filter(|_| cfg.site_ca) {
+            crate::site_ca::mount(spec)?;
+        }
         if let Some(o) = object_ref(doc) {
             objects.push(o);
         }

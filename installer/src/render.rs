@@ -16,6 +16,7 @@ use crate::plan::{Cluster, ConfigMap, Istio, Source, Step};
 use crate::postrender::{self, ImageMode, ObjectRef};
 use crate::registry::Registry;
 use crate::site::Site;
+use crate::site_ca::SiteCa;
 
 /// Where `istioctl manifest generate` puts what it leaves without a namespace.
 const ISTIO_NAMESPACE: &str = "istio-system";
@@ -39,15 +40,19 @@ pub enum Action {
         docs: Vec<Value>,
         namespace: Option<String>,
     },
-    Helm {
-        chart: PathBuf,
-        values: Vec<PathBuf>,
-        set: BTreeMap<String, String>,
-        post: postrender::Config,
-        /// Rendered for an install; helm leaves them to the installer (see `hooks`).
-        hooks: Vec<Hook>,
-    },
+    Helm(Box<HelmAction>),
     Nothing,
+}
+
+pub struct HelmAction {
+    pub chart: PathBuf,
+    pub values: Vec<PathBuf>,
+    pub set: BTreeMap<String, String>,
+    pub post: postrender::Config,
+    /// Rendered for an install; helm leaves them to the installer (see `hooks`).
+    pub hooks: Vec<Hook>,
+    /// The site CA's ConfigMap, applied before the release (see `site_ca`).
+    pub site_ca: Option<Value>,
 }
 
 pub struct Rendered<'p> {
@@ -122,7 +127,13 @@ impl Renderer<'_> {
             let values: Vec<PathBuf> = h.values.iter().map(|v| self.plan_dir.join(v)).collect();
             let set = h.set.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
             let env = h.env.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
-            let post = postrender::Config { env, ..self.post.clone() };
+            let post = postrender::Config { env, site_ca: h.site_ca, ..self.post.clone() };
+            let site_ca = if h.site_ca {
+                let (path, pem) = self.site.registry_ca()?;
+                Some(SiteCa::from_pem(&pem, &path.display().to_string())?)
+            } else {
+                None
+            };
             let input = ReleaseInput {
                 release: &h.release,
                 namespace: &h.namespace,
@@ -142,6 +153,13 @@ impl Renderer<'_> {
             );
             out.images = rendered.images;
             out.objects = rendered.objects;
+            if site_ca.is_some() {
+                out.objects.push(ObjectRef {
+                    kind: "ConfigMap".into(),
+                    namespace: Some(h.namespace.clone()),
+                    name: crate::site_ca::CONFIGMAP.into(),
+                });
+            }
             // The release's inputs, not its rendered text: charts that generate passwords
             // (`randAlphaNum`) render differently every time, so a re-run would upgrade them.
             let values_text = values
@@ -153,9 +171,11 @@ impl Renderer<'_> {
                 "chart": hex::encode(Sha256::digest(&chart_bytes)),
                 "values": values_text, "set": set, "env": post.env, "images": out.images,
                 "objects": out.objects.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "site_ca": site_ca.as_ref().map(|ca| &ca.pem),
             }))?);
             let hooks = hooks::hooks(rendered.docs);
-            out.action = Action::Helm { chart, values, set, post, hooks };
+            let site_ca = site_ca.map(|ca| ca.configmap(&h.namespace)).transpose()?;
+            out.action = Action::Helm(Box::new(HelmAction { chart, values, set, post, hooks, site_ca }));
         } else if let Some(istio) = &step.istio {
             let (what, docs, images) = self.render_istio(istio, &sub).await?;
             out.summary = format!("istio from {what}");

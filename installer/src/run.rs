@@ -17,7 +17,7 @@ use crate::hooks::{self, Phase, Release};
 use crate::plan::{self, Carried, Plan};
 use crate::postrender;
 use crate::registry::Registry;
-use crate::render::{Action, Rendered, Renderer};
+use crate::render::{Action, HelmAction, Rendered, Renderer};
 use crate::site::Site;
 use crate::state::{Lock, State, StepState};
 use crate::wait;
@@ -109,6 +109,7 @@ impl Tools {
             registry_address: address,
             mode: r.images,
             env: BTreeMap::new(),
+            site_ca: false,
         };
         let helm = Helm { binary: self.helm.clone(), home: self.work.path().join("helm") };
         Ok(Renderer {
@@ -308,7 +309,8 @@ async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>
     }
     match &r.action {
         Action::Objects { docs, namespace } => cluster.apply(docs, namespace.as_deref()).await?,
-        Action::Helm { chart, values, set, post, hooks } => {
+        Action::Helm(action) => {
+            let HelmAction { chart, values, set, post, hooks, site_ca } = action.as_ref();
             let h = r.step.helm.as_ref().expect("a helm action comes from a helm step");
             let helm = renderer.helm.as_ref().ok_or_else(|| anyhow!("no helm"))?;
             let kc = &cluster.kubeconfig;
@@ -318,6 +320,9 @@ async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>
             }
             let config = renderer.work.join(format!("post-render-{}.json", r.step.id));
             postrender::write_config(post, &config)?;
+            if let Some(configmap) = site_ca {
+                cluster.apply(std::slice::from_ref(configmap), None).await?;
+            }
             let input = ReleaseInput { release: &h.release, namespace: &h.namespace, chart, values, set };
             let upgraded;
             let (release, hooks) = if helm.status(&h.release, &h.namespace, kc)?.is_some() {

@@ -53,6 +53,15 @@ impl Site {
 
     /// The value at a dotted path (`domains.rancher`, `registry.address`) as a string. A domain
     /// entry is a map `{host, lb}`; naming the entry gives its `host`.
+    /// The site CA, `registry.ca_cert` (relative to the site file), as PEM.
+    pub fn registry_ca(&self) -> Result<(PathBuf, String)> {
+        let path = self.resolve_path(&self.lookup("registry.ca_cert")?);
+        let pem = std::fs::read_to_string(&path).with_context(|| {
+            format!("{}: registry.ca_cert names {}, which cannot be read", self.path().display(), path.display())
+        })?;
+        Ok((path, pem))
+    }
+
     pub fn lookup(&self, dotted: &str) -> Result<String> {
         let mut node = &self.tree;
         for key in dotted.split('.') {

@@ -37,8 +37,8 @@ pub fn service_layer(port: u16, health_path: &str) -> Result<Files> {
 }
 
 /// A config-server stand-in, started as MOSIP's chart starts the real one: it clones
-/// `$SPRING_CLOUD_CONFIG_SERVER_GIT_URI` with a real git client (trusting the PEM in
-/// `$SITE_CA_PEM`, when set), then serves on [`CONFIG_SERVER_PORT`] the files of the cloned branch
+/// `$SPRING_CLOUD_CONFIG_SERVER_GIT_URI` with a real git client (which trusts what
+/// `$GIT_SSL_CAINFO` names: the installer mounts the site CA there), then serves on [`CONFIG_SERVER_PORT`] the files of the cloned branch
 /// at `/config/*/default/<branch>/<file>`, the paths MOSIP's services fetch them by, and answers
 /// the chart's probes at [`CONFIG_SERVER_PROBE`].
 pub fn config_server_layer() -> Result<Files> {
@@ -47,7 +47,6 @@ pub fn config_server_layer() -> Result<Files> {
          B=/bin/busybox\n\
          export HOME=/tmp\n\
          $B mkdir -p /tmp\n\
-         if [ -n \"$SITE_CA_PEM\" ]; then echo \"$SITE_CA_PEM\" > /tmp/site-ca.crt; export GIT_SSL_CAINFO=/tmp/site-ca.crt; fi\n\
          /usr/bin/git clone --quiet \"$SPRING_CLOUD_CONFIG_SERVER_GIT_URI\" /tmp/config\n\
          label=$(/usr/bin/git -C /tmp/config rev-parse --abbrev-ref HEAD)\n\
          $B mkdir -p \"/www/config/*/default/$label\"\n\
