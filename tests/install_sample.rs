@@ -59,15 +59,19 @@ impl Site {
 
     /// The sample plan with `extra` steps inserted after its first step, written beside the site.
     fn plan_with(&self, name: &str, extra: &str) -> PathBuf {
+        let anchor = "        namespace: {name: hello, labels: {istio-injection: disabled}}\n";
+        self.plan_edited(name, anchor, &format!("{anchor}{extra}"))
+    }
+
+    /// The sample plan with `from` replaced by `to`, written beside the site.
+    fn plan_edited(&self, name: &str, from: &str, to: &str) -> PathBuf {
         let sample = workspace_root().join("manifests/sample");
         let text = std::fs::read_to_string(sample.join("plan.yaml")).unwrap();
         let bundle = sample.join("bundle.yaml");
         let text = text.replace("bundle: bundle.yaml", &format!("bundle: {}", bundle.display()));
-        let anchor = "        namespace: {name: hello, labels: {istio-injection: disabled}}\n";
-        assert!(text.contains(anchor), "the sample plan starts with the hello namespace");
-        let text = text.replace(anchor, &format!("{anchor}{extra}"));
+        assert!(text.contains(from), "the sample plan has {from:?}");
         let path = self.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, text.replace(from, to)).unwrap();
         path
     }
 
@@ -212,4 +216,15 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
         .map(|s| s["state"]["status"].as_str().unwrap_or("pending"))
         .collect();
     assert_eq!(states, ["done"; 4]);
+
+    // Reinstalled, as the MOSIP plan does for one-shot Jobs: the pre-delete hook that helm kept
+    // with the release runs post-rendered before helm uninstalls it.
+    let from = "          release: hello\n";
+    let reinstall = site.plan_edited("reinstall.yaml", from, &format!("{from}          reinstall: true\n"));
+    let out = site.run("apply", &reinstall, &[]);
+    let err = text(&out.stderr);
+    assert!(out.status.success() && err.contains("hello done"), "{err}");
+    let goodbye = kubectl_json(&kube, &["-n", "hello", "get", "job", "hello-goodbye"]);
+    let goodbye_image = goodbye["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
+    assert!(goodbye_image.starts_with(&format!("{}/quay.io/airgap/toolbox:2.1@sha256:", demo.addr)), "{goodbye_image}");
 }

@@ -98,15 +98,24 @@ impl Helm {
         Ok(v["info"]["status"].as_str().map(str::to_string))
     }
 
+    /// `helm uninstall` without hooks: the installer runs them (see `hooks`).
     pub fn uninstall(&self, release: &str, namespace: &str, kubeconfig: &Path) -> Result<()> {
         let mut cmd = self.command(Some(kubeconfig));
-        cmd.args(["uninstall", release, "--namespace", namespace, "--wait"]);
+        cmd.args(["uninstall", release, "--namespace", namespace, "--wait", "--no-hooks"]);
         Helm::run(cmd, &format!("uninstall {release}")).map(drop)
+    }
+
+    /// The hooks helm keeps with the installed release, as YAML.
+    pub fn release_hooks(&self, release: &str, namespace: &str, kubeconfig: &Path) -> Result<String> {
+        let mut cmd = self.command(Some(kubeconfig));
+        cmd.args(["get", "hooks", release, "--namespace", namespace]);
+        Helm::run(cmd, &format!("get hooks {release}"))
     }
 
     pub fn rollback(&self, release: &str, namespace: &str, kubeconfig: &Path) -> Result<()> {
         let mut cmd = self.command(Some(kubeconfig));
-        cmd.args(["rollback", release, "--namespace", namespace]);
+        // Without hooks, which helm would not post-render: this only undoes a half-done upgrade.
+        cmd.args(["rollback", release, "--namespace", namespace, "--no-hooks"]);
         Helm::run(cmd, &format!("rollback {release}")).map(drop)
     }
 

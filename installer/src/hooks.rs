@@ -52,11 +52,12 @@ const KIND_ORDER: &[&str] = &[
     "APIService",
 ];
 
-/// Whether the release is installed for the first time or upgraded: helm's hook events differ.
+/// What helm does to the release; each has its own hook events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Release {
+pub enum Operation {
     Install,
     Upgrade,
+    Uninstall,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,12 +66,14 @@ pub enum Phase {
     Post,
 }
 
-fn event(phase: Phase, release: Release) -> &'static str {
-    match (phase, release) {
-        (Phase::Pre, Release::Install) => "pre-install",
-        (Phase::Post, Release::Install) => "post-install",
-        (Phase::Pre, Release::Upgrade) => "pre-upgrade",
-        (Phase::Post, Release::Upgrade) => "post-upgrade",
+fn event(phase: Phase, operation: Operation) -> &'static str {
+    match (phase, operation) {
+        (Phase::Pre, Operation::Install) => "pre-install",
+        (Phase::Post, Operation::Install) => "post-install",
+        (Phase::Pre, Operation::Upgrade) => "pre-upgrade",
+        (Phase::Post, Operation::Upgrade) => "post-upgrade",
+        (Phase::Pre, Operation::Uninstall) => "pre-delete",
+        (Phase::Post, Operation::Uninstall) => "post-delete",
     }
 }
 
@@ -126,8 +129,8 @@ pub fn hooks(docs: Vec<Value>) -> Vec<Hook> {
 }
 
 /// The hooks of one event, in the order helm runs them: by weight, then kind, then name.
-fn of_event(hooks: &[Hook], phase: Phase, release: Release) -> Vec<&Hook> {
-    let event = event(phase, release);
+fn of_event(hooks: &[Hook], phase: Phase, operation: Operation) -> Vec<&Hook> {
+    let event = event(phase, operation);
     let mut found: Vec<&Hook> = hooks.iter().filter(|h| h.events.iter().any(|e| e == event)).collect();
     let kind_rank = |h: &Hook| KIND_ORDER.iter().position(|k| *k == h.kind()).unwrap_or(KIND_ORDER.len());
     found.sort_by(|a, b| (a.weight, kind_rank(a), a.name()).cmp(&(b.weight, kind_rank(b), b.name())));
@@ -135,11 +138,11 @@ fn of_event(hooks: &[Hook], phase: Phase, release: Release) -> Vec<&Hook> {
 }
 
 /// Runs the hooks of one event; a failed hook stops the release.
-pub async fn run(cluster: &Cluster, hooks: &[Hook], phase: Phase, release: Release, namespace: &str) -> Result<()> {
-    for hook in of_event(hooks, phase, release) {
+pub async fn run(cluster: &Cluster, hooks: &[Hook], phase: Phase, operation: Operation, namespace: &str) -> Result<()> {
+    for hook in of_event(hooks, phase, operation) {
         run_one(cluster, hook, namespace)
             .await
-            .with_context(|| format!("{} hook {} {}", event(phase, release), hook.kind(), hook.name()))?;
+            .with_context(|| format!("{} hook {} {}", event(phase, operation), hook.kind(), hook.name()))?;
     }
     Ok(())
 }
@@ -182,8 +185,8 @@ mod tests {
             .unwrap()
     }
 
-    fn names(hooks: &[Hook], phase: Phase, release: Release) -> Vec<&str> {
-        of_event(hooks, phase, release).iter().map(|h| h.name()).collect()
+    fn names(hooks: &[Hook], phase: Phase, operation: Operation) -> Vec<&str> {
+        of_event(hooks, phase, operation).iter().map(|h| h.name()).collect()
     }
 
     #[test]
@@ -200,12 +203,15 @@ mod tests {
             object("Job", "b-upgrade-only", &[("helm.sh/hook", "pre-upgrade")]),
             object("Job", "a-no-number", &[("helm.sh/hook", "pre-upgrade"), ("helm.sh/hook-weight", "x")]),
             object("Pod", "test", &[("helm.sh/hook", "test")]),
+            object("Job", "cleanup", &[("helm.sh/hook", "pre-delete")]),
         ]);
-        assert_eq!(hooks.len(), 6, "only annotated objects are hooks");
-        assert_eq!(names(&hooks, Phase::Pre, Release::Install), ["sa", "create"]);
-        assert_eq!(names(&hooks, Phase::Post, Release::Install), ["sa", "patch"]);
-        assert_eq!(names(&hooks, Phase::Pre, Release::Upgrade), ["create", "a-no-number", "b-upgrade-only"]);
-        assert_eq!(names(&hooks, Phase::Post, Release::Upgrade), ["patch"]);
+        assert_eq!(hooks.len(), 7, "only annotated objects are hooks");
+        assert_eq!(names(&hooks, Phase::Pre, Operation::Install), ["sa", "create"]);
+        assert_eq!(names(&hooks, Phase::Post, Operation::Install), ["sa", "patch"]);
+        assert_eq!(names(&hooks, Phase::Pre, Operation::Upgrade), ["create", "a-no-number", "b-upgrade-only"]);
+        assert_eq!(names(&hooks, Phase::Post, Operation::Upgrade), ["patch"]);
+        assert_eq!(names(&hooks, Phase::Pre, Operation::Uninstall), ["cleanup"]);
+        assert!(names(&hooks, Phase::Post, Operation::Uninstall).is_empty());
     }
 
     #[test]

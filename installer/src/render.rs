@@ -142,7 +142,7 @@ impl Renderer<'_> {
                 set: &set,
             };
             let rendered = self
-                .template(&input, &post, hooks::Release::Install)
+                .template(&input, &post, hooks::Operation::Install)
                 .await
                 .with_context(|| format!("release {} (chart {what})", h.release))?;
             out.summary = format!(
@@ -198,10 +198,10 @@ impl Renderer<'_> {
         &self,
         input: &ReleaseInput<'_>,
         post: &postrender::Config,
-        release: hooks::Release,
+        operation: hooks::Operation,
     ) -> Result<postrender::Rendered> {
         let helm = self.helm.as_ref().ok_or_else(|| anyhow!("no helm to render release {}", input.release))?;
-        let yaml = helm.template(input, self.kube_version.as_deref(), release == hooks::Release::Upgrade)?;
+        let yaml = helm.template(input, self.kube_version.as_deref(), operation == hooks::Operation::Upgrade)?;
         postrender::post_render(&yaml, post, self.registry).await
     }
 

@@ -13,7 +13,7 @@ use crate::bundled_tools;
 use crate::cli::{ApplyArgs, PlanArgs, Render, StatusArgs, Target};
 use crate::cluster::Cluster;
 use crate::helm::{Helm, ReleaseInput};
-use crate::hooks::{self, Phase, Release};
+use crate::hooks::{self, Operation, Phase};
 use crate::plan::{self, Carried, Plan};
 use crate::postrender;
 use crate::registry::Registry;
@@ -309,37 +309,53 @@ async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>
     }
     match &r.action {
         Action::Objects { docs, namespace } => cluster.apply(docs, namespace.as_deref()).await?,
-        Action::Helm(action) => {
-            let HelmAction { chart, values, set, post, hooks, site_ca } = action.as_ref();
-            let h = r.step.helm.as_ref().expect("a helm action comes from a helm step");
-            let helm = renderer.helm.as_ref().ok_or_else(|| anyhow!("no helm"))?;
-            let kc = &cluster.kubeconfig;
-            helm.recover(&h.release, &h.namespace, kc)?;
-            if h.reinstall && helm.status(&h.release, &h.namespace, kc)?.is_some() {
-                helm.uninstall(&h.release, &h.namespace, kc)?;
-            }
-            let config = renderer.work.join(format!("post-render-{}.json", r.step.id));
-            postrender::write_config(post, &config)?;
-            if let Some(configmap) = site_ca {
-                cluster.apply(std::slice::from_ref(configmap), None).await?;
-            }
-            let input = ReleaseInput { release: &h.release, namespace: &h.namespace, chart, values, set };
-            let upgraded;
-            let (release, hooks) = if helm.status(&h.release, &h.namespace, kc)?.is_some() {
-                // Rendered again: a chart may render other hooks for an upgrade.
-                upgraded = hooks::hooks(renderer.template(&input, post, Release::Upgrade).await?.docs);
-                (Release::Upgrade, &upgraded)
-            } else {
-                (Release::Install, hooks)
-            };
-            hooks::run(cluster, hooks, Phase::Pre, release, &h.namespace).await?;
-            helm.upgrade_install(&input, kc, &config)?;
-            hooks::run(cluster, hooks, Phase::Post, release, &h.namespace).await?;
-        }
+        Action::Helm(action) => apply_release(cluster, renderer, r, action).await?,
         Action::Nothing => {}
     }
     for w in &r.step.wait {
         wait::wait(&cluster.client, w).await?;
     }
+    Ok(())
+}
+
+/// One helm release: a half-done one undone, a `reinstall` one uninstalled first, the site CA
+/// applied, then the chart installed or upgraded. Helm runs no hook: the installer runs them,
+/// post-rendered, around each helm command (see `hooks`).
+async fn apply_release(
+    cluster: &Cluster,
+    renderer: &Renderer<'_>,
+    r: &Rendered<'_>,
+    action: &HelmAction,
+) -> Result<()> {
+    let HelmAction { chart, values, set, post, hooks, site_ca } = action;
+    let h = r.step.helm.as_ref().expect("a helm action comes from a helm step");
+    let helm = renderer.helm.as_ref().ok_or_else(|| anyhow!("no helm"))?;
+    let kc = &cluster.kubeconfig;
+    helm.recover(&h.release, &h.namespace, kc)?;
+    if h.reinstall && helm.status(&h.release, &h.namespace, kc)?.is_some() {
+        // The delete hooks are those helm keeps with the installed release.
+        let kept = helm.release_hooks(&h.release, &h.namespace, kc)?;
+        let kept = hooks::hooks(postrender::post_render(&kept, post, renderer.registry).await?.docs);
+        hooks::run(cluster, &kept, Phase::Pre, Operation::Uninstall, &h.namespace).await?;
+        helm.uninstall(&h.release, &h.namespace, kc)?;
+        hooks::run(cluster, &kept, Phase::Post, Operation::Uninstall, &h.namespace).await?;
+    }
+    let config = renderer.work.join(format!("post-render-{}.json", r.step.id));
+    postrender::write_config(post, &config)?;
+    if let Some(configmap) = site_ca {
+        cluster.apply(std::slice::from_ref(configmap), None).await?;
+    }
+    let input = ReleaseInput { release: &h.release, namespace: &h.namespace, chart, values, set };
+    let upgraded;
+    let (operation, hooks) = if helm.status(&h.release, &h.namespace, kc)?.is_some() {
+        // Rendered again: a chart may render other hooks for an upgrade.
+        upgraded = hooks::hooks(renderer.template(&input, post, Operation::Upgrade).await?.docs);
+        (Operation::Upgrade, &upgraded)
+    } else {
+        (Operation::Install, hooks)
+    };
+    hooks::run(cluster, hooks, Phase::Pre, operation, &h.namespace).await?;
+    helm.upgrade_install(&input, kc, &config)?;
+    hooks::run(cluster, hooks, Phase::Post, operation, &h.namespace).await?;
     Ok(())
 }

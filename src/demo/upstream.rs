@@ -87,12 +87,16 @@ fn chart(w: &mut LayoutWriter) -> Result<()> {
     let chart_yaml = "apiVersion: v2\nname: hello\nversion: 0.1.0\nappVersion: \"1.0\"\ndescription: The airgap demo's chart\ntype: application\n";
     let values = "replicaCount: 1\nimage: docker.io/airgap/hello:1.0\ntoolbox: quay.io/airgap/toolbox:2.1\n";
     let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-hello\nspec:\n  replicas: {{ .Values.replicaCount }}\n  selector:\n    matchLabels: {app: hello}\n  template:\n    metadata:\n      labels: {app: hello}\n    spec:\n      containers:\n        - name: hello\n          image: {{ .Values.image }}\n";
-    // A hook, as many charts have (database setup, certificates): helm does not post-render
-    // hooks, so the installer must run it itself.
-    let hook = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {{ .Release.Name }}-welcome\n  annotations:\n    helm.sh/hook: post-install,post-upgrade\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: welcome\n          image: {{ .Values.toolbox }}\n";
+    // Hooks, as many charts have (database setup, certificates, clean-up): helm does not
+    // post-render hooks, so the installer must run them itself.
+    let hook = |name: &str, events: &str| {
+        format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {{{{ .Release.Name }}}}-{name}\n  annotations:\n    helm.sh/hook: {events}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: {name}\n          image: {{{{ .Values.toolbox }}}}\n")
+    };
+    let (welcome, goodbye) = (hook("welcome", "post-install,post-upgrade"), hook("goodbye", "pre-delete"));
     let tgz = tar_gz(&[
         ("hello/Chart.yaml", 0o644, chart_yaml.as_bytes()),
-        ("hello/templates/welcome-hook.yaml", 0o644, hook.as_bytes()),
+        ("hello/templates/welcome-hook.yaml", 0o644, welcome.as_bytes()),
+        ("hello/templates/goodbye-hook.yaml", 0o644, goodbye.as_bytes()),
         ("hello/values.yaml", 0o644, values.as_bytes()),
         ("hello/templates/deployment.yaml", 0o644, deployment.as_bytes()),
     ])?;
