@@ -255,6 +255,18 @@ fn check_site_ca(kube: &KubeControlPlane, site: &Path) {
     }
 }
 
+/// Injected sidecars and their init containers pull proxyv2 pinned to what the bundle carries:
+/// the injector's values name it whole.
+fn check_sidecar_image(kube: &KubeControlPlane, served: &Served, carried: &BTreeMap<String, String>) {
+    let injector = kubectl_json(kube, &["-n", "istio-system", "get", "configmap", "istio-sidecar-injector"]);
+    let values: Json = serde_json::from_str(injector["data"]["values"].as_str().unwrap()).unwrap();
+    let reference = "docker.io/istio/proxyv2:1.15.0";
+    let pinned = format!("{}/{reference}@{}", served.address, carried[reference]);
+    for image in ["proxy", "proxy_init"] {
+        assert_eq!(values["global"][image]["image"], pinned.as_str(), "the injector's {image} image");
+    }
+}
+
 /// Every image reference the bundle carries and the digest it carries it at.
 fn carried_images(bundle: &Path) -> BTreeMap<String, String> {
     let lock: Json = serde_json::from_slice(&std::fs::read(bundle.join("bundle.lock.json")).unwrap()).unwrap();
@@ -319,6 +331,7 @@ fn the_mosip_plan_renders_then_applies_both_clusters_and_a_second_apply_changes_
         check_cluster(name, kube, &rendered_cluster(name), &served, &carried);
     }
     check_site_ca(&mosip, &site);
+    check_sidecar_image(&mosip, &served, &carried);
 
     for (name, _) in &plans {
         let err = apply(name, &site, &plan, &served, &[]);

@@ -206,8 +206,10 @@ impl Renderer<'_> {
     }
 
     /// `istioctl manifest generate` of the step's IstioOperator, post-rendered like a chart. The
-    /// sidecar image is named only inside the injector's configuration, so it is checked apart;
-    /// injected sidecars name it by tag (the injector writes `<hub>/proxyv2:<tag>`), not digest.
+    /// sidecar image is named only inside the injector's configuration, so it is checked apart and
+    /// given whole to the sidecar and its init container (`values.global.proxy.image` and
+    /// `proxy_init.image`, which Istio takes as they are when they hold a `/`): injected pods then
+    /// pull it pinned, as every other image.
     async fn render_istio(
         &self,
         istio: &Istio,
@@ -221,9 +223,16 @@ impl Renderer<'_> {
             ImageMode::Rewrite => format!("{}/{}", self.post.registry_address, istio.hub),
             ImageMode::Keep => istio.hub.clone(),
         };
+        let sidecar = format!("{hub}/proxyv2:{}", istio.tag);
+        let Some(sidecar_target) = postrender::target(&sidecar, &self.post, self.registry).await? else {
+            bail!("leak check: Istio's sidecars would pull {sidecar}, which the bundle does not carry")
+        };
         let mut cmd = std::process::Command::new(istioctl);
         cmd.args(["manifest", "generate", "-f"]).arg(&file);
         cmd.args(["--set", &format!("hub={hub}"), "--set", &format!("tag={}", istio.tag)]);
+        for image in ["proxy", "proxy_init"] {
+            cmd.args(["--set", &format!("values.global.{image}.image={sidecar_target}")]);
+        }
         for (k, v) in &istio.set {
             cmd.args(["--set", &format!("{k}={}", sub(v)?)]);
         }
@@ -234,11 +243,7 @@ impl Renderer<'_> {
         let yaml = String::from_utf8(out.stdout).context("istioctl wrote something that is not UTF-8")?;
         let rendered = postrender::post_render(&yaml, &self.post, self.registry).await.context(what.clone())?;
         let mut images = rendered.images;
-        let sidecar = format!("{hub}/proxyv2:{}", istio.tag);
-        match postrender::target(&sidecar, &self.post, self.registry).await? {
-            Some(to) => images.insert(sidecar, to),
-            None => bail!("leak check: Istio's sidecars would pull {sidecar}, which the bundle does not carry"),
-        };
+        images.insert(sidecar, sidecar_target);
         Ok((what, rendered.docs, images))
     }
 
