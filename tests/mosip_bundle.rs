@@ -112,6 +112,30 @@ fn the_mosip_spec_builds_verifies_and_lists_everything_it_names() {
         assert!(want.iter().any(|(k, _, _)| *k == kind), "the spec names no {kind}");
     }
     eksctl_is_pinned_by_its_checksums_file(&upstream, &bundle);
+    rancher_images_come_from_its_list(&upstream, &carried);
+}
+
+/// Rancher's system images come from the release's rancher-images.txt (`image_lists`); the
+/// stand-in upstream serves a list of its own (see `testkit::mosip_upstream`) that also names one
+/// image under each excluded prefix. Every other line is carried, and no excluded one.
+fn rancher_images_come_from_its_list(upstream: &MosipUpstream, carried: &[(&str, &str, Option<&str>)]) {
+    const LIST: &str = "https://github.com/rancher/rancher/releases/download/v2.6.9/rancher-images.txt";
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(mosip_spec()).unwrap()).unwrap();
+    let entry = doc["image_lists"].as_sequence().unwrap().iter().find(|e| field(e, "url") == LIST).unwrap();
+    let exclude: Vec<&str> = entry["exclude"].as_sequence().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    let served = String::from_utf8(upstream.served(LIST).unwrap()).unwrap();
+    let lines: Vec<&str> = served.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let is_carried = |line: &str| carried.iter().any(|(k, r, _)| *k == "image" && *r == canonical_image(line));
+    let (left_out, kept): (Vec<&str>, Vec<&str>) =
+        lines.into_iter().partition(|l| exclude.iter().any(|e| l.starts_with(e)));
+    assert_eq!(left_out.len(), exclude.len(), "the stand-in list names one image per excluded prefix");
+    assert!(!kept.is_empty());
+    for line in kept {
+        assert!(is_carried(line), "{line} of {LIST} is not carried");
+    }
+    for line in left_out {
+        assert!(!is_carried(line), "{line} of {LIST} is excluded by the spec, yet carried");
+    }
 }
 
 /// eksctl's SHA-256 is published only in the release's checksums file, which the spec names with

@@ -13,6 +13,7 @@ mod discover;
 mod files;
 mod gitrepo;
 mod http;
+mod image_lists;
 mod images;
 mod oci;
 mod progress;

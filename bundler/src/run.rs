@@ -21,6 +21,7 @@ use crate::discover;
 use crate::files;
 use crate::gitrepo;
 use crate::http::{self, Mirrors};
+use crate::image_lists;
 use crate::images::{self, BlobSource, ResolvedImage};
 use crate::oci::Client;
 use crate::progress::Progress;
@@ -131,6 +132,7 @@ pub async fn stage(opts: &Options, progress: &Progress) -> Result<Staged> {
                 _ => vec![DEFAULT_PLATFORM.to_string()],
             };
             let mut jobs = listed_image_jobs(&cx, &platforms)?;
+            add_image_list_jobs(&cx, &platforms, &mut jobs).await?;
             let listed = jobs.iter().map(|j| j.reference.clone()).collect();
             let discovered = discover_images(&cx, &helm, &charts, &listed, &platforms, &mut jobs)?;
             (jobs, discovered)
@@ -198,6 +200,28 @@ fn listed_image_jobs(cx: &Ctx<'_>, platforms: &[String]) -> Result<Vec<ImageJob>
         jobs.push(ImageJob { origin, reference: name, pin: None, platforms: Some(platforms) });
     }
     Ok(jobs)
+}
+
+/// The images of each published list, after the spec's own; one the spec lists already is kept
+/// once, with the spec's platforms.
+async fn add_image_list_jobs(cx: &Ctx<'_>, platforms: &[String], jobs: &mut Vec<ImageJob>) -> Result<()> {
+    let mut seen: BTreeSet<String> = jobs.iter().map(|j| j.reference.clone()).collect();
+    for (i, entry) in cx.spec.image_lists.iter().enumerate() {
+        let listed = image_lists::fetch(cx.client.http(), &cx.mirrors, entry)
+            .await
+            .with_context(|| format!("image_lists[{i}] {}", entry.url))?;
+        for l in listed {
+            if seen.insert(l.reference.clone()) {
+                jobs.push(ImageJob {
+                    origin: format!("{} (image_lists[{i}] {} line {})", l.reference, entry.url, l.line),
+                    reference: l.reference,
+                    pin: None,
+                    platforms: Some(platforms.to_vec()),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// With a lock the images are the lock's, discovered ones included, each by digest.

@@ -23,6 +23,9 @@ pub struct Spec {
     pub files: Vec<FileEntry>,
     #[serde(default)]
     pub git: Vec<GitEntry>,
+    /// Published lists of images (Rancher's `rancher-images.txt`), carried like `images`.
+    #[serde(default)]
+    pub image_lists: Vec<ImageListEntry>,
     /// Upstream host (`docker.io`, `mosip.github.io`, `127.0.0.1:5000`) → base URL to use instead.
     #[serde(default)]
     pub mirrors: BTreeMap<String, String>,
@@ -66,6 +69,18 @@ impl ImageEntry {
             ImageEntry::Detailed(d) => &d.platforms,
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageListEntry {
+    /// A text file of image references, one a line; blank lines and `#` comments are skipped.
+    pub url: String,
+    /// SHA-256 (hex) of the list, when its publisher gives one; checked before it is read.
+    pub sha256: Option<String>,
+    /// Lines that start with any of these are left out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -173,10 +188,10 @@ impl Spec {
     fn check(&self) -> Result<()> {
         for f in &self.files {
             match (&f.sha256, &f.sha256_from) {
-                (Some(sha), None) if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                (Some(sha), None) if !is_sha256_hex(sha) => {
                     bail!("files: {}: sha256 must be 64 hex digits", f.url)
                 }
-                (None, Some(from)) if !(from.starts_with("http://") || from.starts_with("https://")) => {
+                (None, Some(from)) if !is_http_url(from) => {
                     bail!("files: {}: sha256_from must be an http(s):// URL, not '{from}'", f.url)
                 }
                 (Some(_), Some(_)) => bail!("files: {}: give sha256 or sha256_from, not both", f.url),
@@ -188,13 +203,29 @@ impl Spec {
                 _ => {}
             }
         }
+        for l in &self.image_lists {
+            if !is_http_url(&l.url) {
+                bail!("image_lists: url must be an http(s):// URL, not '{}'", l.url);
+            }
+            if l.sha256.as_deref().is_some_and(|sha| !is_sha256_hex(sha)) {
+                bail!("image_lists: {}: sha256 must be 64 hex digits", l.url);
+            }
+        }
         for c in &self.charts {
-            if !(c.repo.starts_with("oci://") || c.repo.starts_with("http://") || c.repo.starts_with("https://")) {
+            if !(c.repo.starts_with("oci://") || is_http_url(&c.repo)) {
                 bail!("charts: {}: repo must be an http(s):// or oci:// URL, not '{}'", c.name, c.repo);
             }
         }
         Ok(())
     }
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn is_http_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
 }
 
 #[cfg(test)]
@@ -213,6 +244,21 @@ mod tests {
     fn the_sample_spec_parses() {
         let s = Spec::parse(include_str!("../../manifests/sample/bundle.yaml"), Path::new("bundle.yaml")).unwrap();
         assert!(!s.images.is_empty() && !s.charts.is_empty() && !s.files.is_empty() && !s.git.is_empty());
+    }
+
+    #[test]
+    fn an_image_list_needs_an_http_url_and_a_well_formed_checksum() {
+        let list = |fields: &str| Spec::parse(&format!("image_lists:\n - {fields}\n"), Path::new("b.yaml"));
+        let ok = list("url: https://x/rancher-images.txt\n   exclude: [rancher/rke2-]").unwrap();
+        assert_eq!(ok.image_lists[0].exclude, ["rancher/rke2-"]);
+        for (fields, says) in [
+            ("url: rancher-images.txt", "http(s):// URL"),
+            ("url: https://x/l.txt\n   sha256: abc", "64 hex digits"),
+            ("url: https://x/l.txt\n   tags: [a]", "unknown field"),
+        ] {
+            let err = format!("{:#}", list(fields).unwrap_err());
+            assert!(err.contains(says), "{fields}: {err}");
+        }
     }
 
     #[test]

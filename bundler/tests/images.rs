@@ -13,7 +13,7 @@ use bundles::verify::{verify, VerifyOptions};
 use common::*;
 use serde_json::json;
 use testkit::images::noise;
-use testkit::{tool, Distribution, DistributionOpts};
+use testkit::{tool, Distribution, DistributionOpts, FileServer};
 
 struct Seeded {
     dist: Distribution,
@@ -281,4 +281,70 @@ helm: {helm}
     );
     assert_eq!(lock.artifacts[0].digest, s.index);
     assert_eq!(lock.artifacts[0].platforms, ["linux/amd64"]);
+}
+
+/// A spec whose only images come from a published list, served here by a plain file server
+/// (made by the test, standing for a release's `rancher-images.txt`).
+fn list_spec(s: &Seeded, dir: &Path, list: &str, sha256: &str, env_prefix: &str) -> (PathBuf, FileServer) {
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("images.txt"), list).unwrap();
+    let server = FileServer::start(&www).unwrap();
+    std::env::set_var(format!("{env_prefix}_USER"), s.dist.user().unwrap());
+    std::env::set_var(format!("{env_prefix}_PASS"), s.dist.password().unwrap());
+    let spec = write_spec(
+        dir,
+        &format!(
+            "image_lists:\n  - url: {url}\n    sha256: \"{sha256}\"\n    exclude: [\"{host}/test/windows-\"]\nca_certs: [{ca}]\ncredentials:\n  env:\n    \"{host}\": {{username: {env_prefix}_USER, password: {env_prefix}_PASS}}\n",
+            url = server.url_of("images.txt"),
+            ca = s.dist.ca_pem().unwrap().display(),
+            host = s.dist.host_port(),
+        ),
+    );
+    (spec, server)
+}
+
+#[test]
+fn a_published_image_list_is_locked_by_digest_and_carried() {
+    let s = seed();
+    let t = tempfile::tempdir().unwrap();
+    let host = s.dist.host_port();
+    // The excluded line names an image the upstream does not have: carrying it would fail.
+    let list = format!("# release images\n{}\n\n{host}/test/windows-agent:1.0\n", s.reference);
+    let (spec, _server) = list_spec(&s, t.path(), &list, &bundles::digest::sha256_hex(list.as_bytes()), "IMG_LIST");
+    let lock_path = t.path().join("bundle.lock.json");
+    bundler::lock(lock_args(&spec, &lock_path, &t.path().join("cache"))).unwrap();
+    let lock = Lock::read(&lock_path).unwrap();
+    let images: Vec<(&str, &str)> = lock.artifacts.iter().map(|a| (a.reference.as_str(), a.digest.as_str())).collect();
+    assert_eq!(images, [(s.reference.as_str(), s.index.as_str())]);
+
+    let out = t.path().join("bundle");
+    let mut args = create_args(&spec, &out, &t.path().join("cache"));
+    args.lock = Some(lock_path);
+    bundler::create(args).unwrap();
+    let report = verify(&out, &VerifyOptions { key: None, bases: vec![] });
+    assert!(report.ok, "{}", report.to_text());
+    assert_eq!(Lock::read(&out).unwrap().artifacts, lock.artifacts);
+}
+
+#[test]
+fn a_list_with_another_checksum_or_a_missing_image_names_the_list_and_line() {
+    let s = seed();
+    let t = tempfile::tempdir().unwrap();
+    let list = format!("{}\n{}/test/app:9.9\n", s.reference, s.dist.host_port());
+    let (spec, server) = list_spec(&s, t.path(), &list, &"0".repeat(64), "IMG_LIST_BAD");
+    let err =
+        format!("{:#}", bundler::create(create_args(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err());
+    let url = server.url_of("images.txt");
+    assert!(err.contains(&format!("image_lists[0] {url}")) && err.contains("SHA-256"), "{err}");
+
+    let (spec, _server) =
+        list_spec(&s, &t.path().join("2"), &list, &bundles::digest::sha256_hex(list.as_bytes()), "IMG_LIST_404");
+    let err =
+        format!("{:#}", bundler::create(create_args(&spec, &t.path().join("b2"), &t.path().join("c"))).unwrap_err());
+    assert!(
+        err.contains(&format!("{}/test/app:9.9 (image_lists[0]", s.dist.host_port())) && err.contains("line 2)"),
+        "{err}"
+    );
+    assert!(!t.path().join("b").join("SHA256SUMS").exists() && !t.path().join("b2").join("SHA256SUMS").exists());
 }

@@ -166,6 +166,9 @@ impl MosipUpstream {
         web_hosts.extend(stand_in_charts(&www, &doc, charts.upstream_url())?);
         web_hosts.extend(stand_in_files(&www, &mut doc)?);
         web_hosts.extend(stand_in_git(&www, &dir.path().join("git-work"), &doc)?);
+        let (list_hosts, listed) = stand_in_image_lists(&www, &doc)?;
+        web_hosts.extend(list_hosts);
+        images.extend(listed);
         absolute_values(&mut doc, spec.parent().unwrap_or(Path::new(".")))?;
 
         let web = FileServer::start(&www)?;
@@ -479,6 +482,37 @@ fn stand_in_files(www: &Path, doc: &mut Value) -> Result<BTreeSet<String>> {
         hosts.insert(host);
     }
     Ok(hosts)
+}
+
+/// What a stand-in image list names: Rancher's real rancher-images.txt (some hundreds of lines)
+/// cannot be read here, so the stand-in names a few system images under Rancher's names (tags
+/// made up), then one image under each prefix the spec's entry excludes, which must not be
+/// carried. A comment and a blank line show that both are skipped.
+const STAND_IN_LIST_IMAGES: &[&str] = &["rancher/shell:v0.0.0-stand-in", "rancher/fleet-agent:v0.0.0-stand-in"];
+
+/// Serves a stand-in for each of the spec's `image_lists` (see [`STAND_IN_LIST_IMAGES`]); returns
+/// the hosts served and the images the registries must hold, the excluded ones too (so that
+/// carrying one would not fail for want of it).
+fn stand_in_image_lists(www: &Path, doc: &Value) -> Result<(BTreeSet<String>, Vec<String>)> {
+    let (mut hosts, mut images) = (BTreeSet::new(), Vec::new());
+    for entry in doc.get("image_lists").and_then(Value::as_sequence).into_iter().flatten() {
+        let url = str_field(entry, "url", "image_lists")?;
+        let excluded =
+            entry.get("exclude").and_then(Value::as_sequence).into_iter().flatten().filter_map(Value::as_str);
+        let lines: Vec<String> = STAND_IN_LIST_IMAGES
+            .iter()
+            .map(|i| i.to_string())
+            .chain(
+                excluded.map(|prefix| format!("{prefix}{}stand-in:v0", if prefix.ends_with('-') { "" } else { "-" })),
+            )
+            .collect();
+        let text = format!("# airgap test stand-in for {url}\n\n{}\n", lines.join("\n"));
+        let (host, path) = host_and_path(url)?;
+        write_file(&www.join(&host).join(&path), text.as_bytes())?;
+        hosts.insert(host);
+        images.extend(lines);
+    }
+    Ok((hosts, images))
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
