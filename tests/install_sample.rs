@@ -227,4 +227,23 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
     let goodbye = kubectl_json(&kube, &["-n", "hello", "get", "job", "hello-goodbye"]);
     let goodbye_image = goodbye["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
     assert!(goodbye_image.starts_with(&format!("{}/quay.io/airgap/toolbox:2.1@sha256:", demo.addr)), "{goodbye_image}");
+
+    // No node takes pods any more: the upgrade's hook waits as long as the step's wait (20 s),
+    // reports while it waits, and fails saying which pod is stuck and the scheduler's reason.
+    for node in kube.kubectl(&["get", "nodes", "-o", "name"]).unwrap().lines() {
+        kube.kubectl(&["cordon", node]).unwrap();
+    }
+    let from = "            replicaCount: \"2\"\n          env:\n            GREETING_HOST: ${site.configmap.greeting-host}\n        wait: [{kind: Deployment, namespace: hello, name: hello-hello, timeout: 300}]";
+    let stuck = site.plan_edited("unschedulable.yaml", from, &from.replace("\"2\"", "\"3\"").replace("300", "20"));
+    let out = site.run("apply", &stuck, &[]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("warning: every Ready node is cordoned"), "preflight sees it: {err}");
+    assert!(err.contains("waiting for Job hello/hello-welcome ("), "a long wait reports: {err}");
+    let failure = err
+        .lines()
+        .find(|l| l.contains("Job hello/hello-welcome is not ready after 20 s"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(failure.contains("pod hello-welcome-") && failure.contains("Pending"), "{failure}");
+    assert!(failure.contains("event FailedScheduling") && failure.contains("unschedulable"), "{failure}");
 }

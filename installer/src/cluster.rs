@@ -30,6 +30,13 @@ pub struct Cluster {
     discovery: Mutex<Option<Discovery>>,
 }
 
+pub struct NodeCounts {
+    pub total: usize,
+    pub ready: usize,
+    /// Ready, but taking no new pods (`kubectl cordon`).
+    pub cordoned: usize,
+}
+
 impl Cluster {
     pub async fn connect(name: &str, kubeconfig: &Path) -> Result<Cluster> {
         let kc = kube::config::Kubeconfig::read_from(kubeconfig)
@@ -49,17 +56,18 @@ impl Cluster {
     }
 
     /// (ready, total) nodes.
-    pub async fn nodes_ready(&self) -> Result<(usize, usize)> {
+    pub async fn nodes(&self) -> Result<NodeCounts> {
         let nodes = Api::<Node>::all(self.client.clone()).list(&ListParams::default()).await?;
-        let ready = nodes
+        let ready: Vec<&Node> = nodes
             .items
             .iter()
             .filter(|n| {
                 let conditions = n.status.as_ref().and_then(|s| s.conditions.as_ref());
                 conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
             })
-            .count();
-        Ok((ready, nodes.items.len()))
+            .collect();
+        let cordoned = ready.iter().filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false)).count();
+        Ok(NodeCounts { total: nodes.items.len(), ready: ready.len(), cordoned })
     }
 
     pub async fn storage_classes(&self) -> Result<Vec<String>> {

@@ -10,8 +10,8 @@ use serde_yaml_ng::Value;
 use crate::cluster::Cluster;
 use crate::plan::{Wait, WaitKind};
 
-/// Helm's default `--timeout`, which bounds each hook.
-const TIMEOUT_SECONDS: u64 = 300;
+/// Helm's default `--timeout`, which bounds each hook of a step that sets no wait of its own.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 300;
 
 /// Helm's install order of kinds (`releaseutil.InstallOrder`), which orders hooks of one weight.
 const KIND_ORDER: &[&str] = &[
@@ -137,17 +137,24 @@ fn of_event(hooks: &[Hook], phase: Phase, operation: Operation) -> Vec<&Hook> {
     found
 }
 
+/// Where and how long a release's hooks run: like helm's `--timeout`, `timeout` bounds each hook.
+pub struct Target<'a> {
+    pub namespace: &'a str,
+    pub timeout: u64,
+}
+
 /// Runs the hooks of one event; a failed hook stops the release.
-pub async fn run(cluster: &Cluster, hooks: &[Hook], phase: Phase, operation: Operation, namespace: &str) -> Result<()> {
+pub async fn run(cluster: &Cluster, hooks: &[Hook], phase: Phase, operation: Operation, at: &Target<'_>) -> Result<()> {
     for hook in of_event(hooks, phase, operation) {
-        run_one(cluster, hook, namespace)
+        run_one(cluster, hook, at)
             .await
             .with_context(|| format!("{} hook {} {}", event(phase, operation), hook.kind(), hook.name()))?;
     }
     Ok(())
 }
 
-async fn run_one(cluster: &Cluster, hook: &Hook, namespace: &str) -> Result<()> {
+async fn run_one(cluster: &Cluster, hook: &Hook, at: &Target<'_>) -> Result<()> {
+    let namespace = at.namespace;
     if hook.deletes_on("before-hook-creation") {
         cluster.delete(&hook.doc, Some(namespace)).await?;
     }
@@ -160,7 +167,7 @@ async fn run_one(cluster: &Cluster, hook: &Hook, namespace: &str) -> Result<()> 
     let outcome = match kind {
         Some(kind) => {
             let ns = Some(hook.field(&["metadata", "namespace"])).filter(|n| !n.is_empty()).unwrap_or(namespace);
-            let wait = Wait { kind, namespace: ns.into(), name: hook.name().into(), timeout: TIMEOUT_SECONDS };
+            let wait = Wait { kind, namespace: ns.into(), name: hook.name().into(), timeout: at.timeout };
             crate::wait::wait(&cluster.client, &wait).await
         }
         None => Ok(()),

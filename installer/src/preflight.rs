@@ -1,6 +1,6 @@
 //! Before anything is applied: the cluster answers (and which version it runs), its nodes are
-//! ready, the storage classes the site names exist, the registry answers, and the site's domains
-//! resolve (a warning: DNS is often set up last).
+//! ready (a warning when all are cordoned), the storage classes the site names exist, the
+//! registry answers, and the site's domains resolve (a warning: DNS is often set up last).
 
 use anyhow::{bail, Result};
 use serde::Deserialize;
@@ -19,11 +19,14 @@ struct SiteDomains {
 pub async fn run(cluster: &Cluster, site: &Site, registry: &Registry) -> Result<String> {
     let name = &cluster.name;
     let version = cluster.version().await?;
-    let (ready, total) = cluster.nodes_ready().await?;
-    if ready == 0 {
-        bail!("cluster {name}: no node is Ready ({total} nodes)");
+    let nodes = cluster.nodes().await?;
+    if nodes.ready == 0 {
+        bail!("cluster {name}: no node is Ready ({} nodes)", nodes.total);
     }
-    eprintln!("preflight {name}: Kubernetes {version}, {ready}/{total} nodes ready");
+    eprintln!("preflight {name}: Kubernetes {version}, {}/{} nodes ready", nodes.ready, nodes.total);
+    if nodes.cordoned == nodes.ready {
+        eprintln!("preflight {name}: warning: every Ready node is cordoned; no new pod can be scheduled");
+    }
     let classes = cluster.storage_classes().await?;
     for key in ["storage.default_class", "storage.rwx_class"] {
         if let Ok(class) = site.lookup(key) {

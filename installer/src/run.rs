@@ -332,13 +332,16 @@ async fn apply_release(
     let helm = renderer.helm.as_ref().ok_or_else(|| anyhow!("no helm"))?;
     let kc = &cluster.kubeconfig;
     helm.recover(&h.release, &h.namespace, kc)?;
+    // A step that waits long for its workloads gives its hooks as long.
+    let longest_wait = r.step.wait.iter().map(|w| w.timeout).max();
+    let at = hooks::Target { namespace: &h.namespace, timeout: longest_wait.unwrap_or(hooks::DEFAULT_TIMEOUT_SECONDS) };
     if h.reinstall && helm.status(&h.release, &h.namespace, kc)?.is_some() {
         // The delete hooks are those helm keeps with the installed release.
         let kept = helm.release_hooks(&h.release, &h.namespace, kc)?;
         let kept = hooks::hooks(postrender::post_render(&kept, post, renderer.registry).await?.docs);
-        hooks::run(cluster, &kept, Phase::Pre, Operation::Uninstall, &h.namespace).await?;
+        hooks::run(cluster, &kept, Phase::Pre, Operation::Uninstall, &at).await?;
         helm.uninstall(&h.release, &h.namespace, kc)?;
-        hooks::run(cluster, &kept, Phase::Post, Operation::Uninstall, &h.namespace).await?;
+        hooks::run(cluster, &kept, Phase::Post, Operation::Uninstall, &at).await?;
     }
     let config = renderer.work.join(format!("post-render-{}.json", r.step.id));
     postrender::write_config(post, &config)?;
@@ -354,8 +357,8 @@ async fn apply_release(
     } else {
         (Operation::Install, hooks)
     };
-    hooks::run(cluster, hooks, Phase::Pre, operation, &h.namespace).await?;
+    hooks::run(cluster, hooks, Phase::Pre, operation, &at).await?;
     helm.upgrade_install(&input, kc, &config)?;
-    hooks::run(cluster, hooks, Phase::Post, operation, &h.namespace).await?;
+    hooks::run(cluster, hooks, Phase::Post, operation, &at).await?;
     Ok(())
 }

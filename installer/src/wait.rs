@@ -50,10 +50,26 @@ where
     if names.is_empty() {
         bail!("no {kind} in namespace {} to wait for", w.namespace);
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(w.timeout);
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_secs(w.timeout);
+    let every = report_interval(w.timeout);
+    let mut report = tokio::time::interval_at(started + every, every);
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for name in names {
         let cond = move |o: Option<&K>| o.is_some_and(|o| !matches!(ready(o), Readiness::NotYet));
-        let outcome = tokio::time::timeout_at(deadline, await_condition(api.clone(), &name, cond)).await;
+        let watch = tokio::time::timeout_at(deadline, await_condition(api.clone(), &name, cond));
+        tokio::pin!(watch);
+        // A long wait says now and then what it waits for, so that it does not look hung.
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut watch => break outcome,
+                _ = report.tick() => {
+                    let why = diagnose(client, &w.namespace, &name).await;
+                    let waited = started.elapsed().as_secs();
+                    eprintln!("  waiting for {kind} {}/{name} ({waited} s of {} s): {why}", w.namespace, w.timeout);
+                }
+            }
+        };
         match outcome {
             Ok(Ok(Some(obj))) => {
                 if let Readiness::Failed(why) = ready(&obj) {
@@ -69,6 +85,11 @@ where
         }
     }
     Ok(())
+}
+
+/// A quarter of the timeout, between 5 and 30 seconds.
+fn report_interval(timeout: u64) -> Duration {
+    Duration::from_secs((timeout / 4).clamp(5, 30))
 }
 
 fn generation_seen(meta_generation: Option<i64>, observed: Option<i64>) -> bool {
