@@ -187,9 +187,26 @@ async fn diagnose(client: &Client, namespace: &str, name: &str) -> String {
         }
         reasons.push(line);
     }
-    if reasons.is_empty() {
-        format!("no pod of {name} exists (check the controller's events: kubectl -n {namespace} get events)")
-    } else {
-        reasons.join(" | ")
+    if !reasons.is_empty() {
+        return reasons.join(" | ");
+    }
+    // No pod: what kept the controller from making one (a quota, an admission webhook) is a
+    // warning on the workload or on its ReplicaSets, which are named after it.
+    let warnings = ListParams::default().fields("type=Warning");
+    let last = events.list(&warnings).await.ok().and_then(|ev| {
+        ev.items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref().is_some_and(|n| n.starts_with(name)))
+            .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)))
+    });
+    match last {
+        Some(e) => format!(
+            "no pod of {name} exists; event {} on {} {}: {}",
+            e.reason.as_deref().unwrap_or(""),
+            e.involved_object.kind.as_deref().unwrap_or(""),
+            e.involved_object.name.as_deref().unwrap_or(""),
+            e.message.as_deref().unwrap_or("")
+        ),
+        None => format!("no pod of {name} exists and no warning names it (kubectl -n {namespace} get events)"),
     }
 }
