@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use testkit::{tool, workspace_root, KubeControlPlane};
 
 struct Demo {
@@ -121,6 +122,11 @@ fn plan_prints_the_rendered_steps_in_order_with_images_pointed_at_the_site_regis
     assert!(kube.kubectl(&["get", "namespace", "hello"]).is_err(), "plan must not create anything");
 }
 
+/// `apply --json`'s standard output: one JSON object a line.
+fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    text(stdout).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect()
+}
+
 #[test]
 fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_changes_nothing() {
     let demo = serve_sample_bundle();
@@ -200,11 +206,18 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
     let copied = kubectl_json(&kube, &["-n", "default", "get", "configmap", "global"]);
     assert_eq!(copied["data"]["greeting-host"], "greeting.test.internal");
 
-    let again = site.run("apply", &sample_plan(), &[]);
+    let again = site.run("apply", &sample_plan(), &["--json"]);
     let err = text(&again.stderr);
     assert!(again.status.success(), "{err}");
     assert_eq!(err.matches(" unchanged").count(), 4, "a second apply changes nothing: {err}");
     assert!(!err.contains(" done in "), "{err}");
+    let events: Vec<(String, String)> = json_lines(&again.stdout)
+        .iter()
+        .map(|e| (e["step"].as_str().unwrap().to_string(), e["status"].as_str().unwrap().to_string()))
+        .collect();
+    let unchanged: Vec<(String, String)> =
+        ["ns-hello", "settings", "greeting", "hello"].map(|s| (s.to_string(), "unchanged".to_string())).into();
+    assert_eq!(events, unchanged, "--json: one line a step");
 
     let status = site.run("status", &sample_plan(), &["--json"]);
     assert!(status.status.success(), "{}", text(&status.stderr));
@@ -235,9 +248,16 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
     }
     let from = "            replicaCount: \"2\"\n          env:\n            GREETING_HOST: ${site.configmap.greeting-host}\n        wait: [{kind: Deployment, namespace: hello, name: hello-hello, timeout: 300}]";
     let stuck = site.plan_edited("unschedulable.yaml", from, &from.replace("\"2\"", "\"3\"").replace("300", "20"));
-    let out = site.run("apply", &stuck, &[]);
+    let out = site.run("apply", &stuck, &["--json"]);
     let err = text(&out.stderr);
     assert!(!out.status.success(), "{err}");
+    let events = json_lines(&out.stdout);
+    let last = events.last().unwrap();
+    assert_eq!(
+        (&last["step"], &last["status"], &last["position"], &last["total"]),
+        (&json!("hello"), &json!("failed"), &json!(4), &json!(4))
+    );
+    assert!(last["error"].as_str().unwrap().contains("FailedScheduling"), "{last}");
     assert!(err.contains("warning: every Ready node is cordoned"), "preflight sees it: {err}");
     assert!(err.contains("waiting for Job hello/hello-welcome ("), "a long wait reports: {err}");
     let failure = err

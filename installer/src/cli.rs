@@ -17,7 +17,7 @@ pub struct Target {
     /// Only this cluster of the plan (default: every cluster).
     #[arg(long)]
     pub cluster: Option<String>,
-    /// Print JSON instead of text.
+    /// Print JSON for machines: one document for plan and status, a line a step event for apply.
     #[arg(long)]
     pub json: bool,
 }

@@ -273,34 +273,63 @@ async fn apply_steps(
     let total = rendered.len();
     for (i, r) in rendered.iter().enumerate() {
         let id = &r.step.id;
-        let n = format!("[{}/{total}] {}: {id}", i + 1, cluster.name);
+        let progress = Progress { json: a.target.json, cluster: &cluster.name, position: i + 1, total, step: id };
         if i < from || i > to || a.only.as_ref().is_some_and(|o| o != id) {
             continue;
         }
         if let Some(why) = &r.skipped {
-            eprintln!("{n} skipped ({why})");
+            progress.say("skipped", &format!("skipped ({why})"), json!({"reason": why}));
             continue;
         }
         if recorded.get(id).is_some_and(|s| s.status == "done" && s.hash == r.hash) {
-            eprintln!("{n} unchanged");
+            progress.say("unchanged", "unchanged", json!({}));
             continue;
         }
-        eprintln!("{n} {} …", r.summary);
+        progress.say("running", &format!("{} …", r.summary), json!({"summary": r.summary}));
         let started = Instant::now();
         state.record(id, "running", &r.hash, "").await?;
         match apply_step(cluster, renderer, r).await {
             Ok(()) => {
                 state.record(id, "done", &r.hash, "").await?;
-                eprintln!("{n} done in {:.0?}", started.elapsed());
+                let took = started.elapsed();
+                progress.say("done", &format!("done in {took:.0?}"), json!({"seconds": took.as_secs_f64()}));
             }
             Err(e) => {
                 let message = format!("{e:#}");
                 state.record(id, "failed", &r.hash, &message).await?;
+                let took = started.elapsed();
+                let fields = json!({"seconds": took.as_secs_f64(), "error": message});
+                progress.say("failed", &format!("failed after {took:.0?}"), fields);
                 return Err(e.context(format!("step {id}")));
             }
         }
     }
     Ok(())
+}
+
+/// Where one step of `apply` stands: a line on stderr for people and, with `--json`, a JSON
+/// line on stdout for machines (`{"cluster", "step", "position", "total", "status", ...}`).
+struct Progress<'a> {
+    json: bool,
+    cluster: &'a str,
+    position: usize,
+    total: usize,
+    step: &'a str,
+}
+
+impl Progress<'_> {
+    fn say(&self, status: &str, text: &str, fields: serde_json::Value) {
+        let Progress { json, cluster, position, total, step } = self;
+        eprintln!("[{position}/{total}] {cluster}: {step} {text}");
+        if *json {
+            let mut line =
+                json!({"cluster": cluster, "step": step, "position": position, "total": total, "status": status});
+            if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), fields) {
+                line.extend(extra);
+            }
+            println!("{line}");
+        }
+    }
 }
 
 async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>) -> Result<()> {
