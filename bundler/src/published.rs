@@ -9,6 +9,7 @@ use bundles::digest::sha256_hex;
 
 use crate::files::url_file_name;
 use crate::http::{get_bytes, Mirrors};
+use crate::spec::is_sha256_hex;
 
 /// Reads the published SHA-256 of what `url` serves from the checksums file at `from`.
 pub async fn read(http: &reqwest::Client, mirrors: &Mirrors, url: &str, from: &str) -> Result<Published> {
@@ -28,7 +29,7 @@ pub async fn read(http: &reqwest::Client, mirrors: &Mirrors, url: &str, from: &s
 /// with or without a directory before it; or the whole file when it holds the bare hex alone.
 pub fn find(text: &str, url: &str, from: &str) -> Result<String> {
     let bare = text.trim();
-    if bare.len() == 64 && bare.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if is_sha256_hex(bare) {
         return Ok(bare.to_ascii_lowercase());
     }
     let name = url_file_name(url);

@@ -55,7 +55,7 @@ impl Cluster {
         Ok(v.git_version)
     }
 
-    /// (ready, total) nodes.
+    /// How many nodes there are, how many are Ready, and how many of those are cordoned.
     pub async fn nodes(&self) -> Result<NodeCounts> {
         let nodes = Api::<Node>::all(self.client.clone()).list(&ListParams::default()).await?;
         let ready: Vec<&Node> = nodes
