@@ -193,6 +193,18 @@ impl<W: Write + Send + 'static> FrameWriter<W> {
     }
 }
 
+/// Dropped unfinished (a pack failing half way): the threads are stopped and joined here, so the
+/// sink, and the parts it removes when dropped unfinished, is gone before the caller cleans up.
+/// Left running, the writer thread could start a new part while the output directory is being
+/// removed.
+impl<W: Write + Send + 'static> Drop for FrameWriter<W> {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
 impl<W: Write + Send + 'static> Write for FrameWriter<W> {
     fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
         let total = data.len();
