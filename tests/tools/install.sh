@@ -35,6 +35,8 @@ MC=v0.0.0-20250313080218-cf909e1063a9
 # Istio tags releases without a "v" (1.15.0), which the module proxy does not serve: the newest
 # pseudo-version it does serve is built instead (tests/README.md).
 ISTIOCTL=v0.0.0-20260827124520-eed52ebb66ad
+# The real nodes' volume provisioner (tests/testkit/src/local_path.rs).
+LOCAL_PATH=v0.0.30
 SPDX_TOOLS=0.8.5
 CYCLONEDX_LIB=11.12.0
 JSONSCHEMA=4.26.0
@@ -185,6 +187,22 @@ k8s() {
   grep -E 'Elapsed|Maximum resident' "$LOGS/k8s.time"
 }
 
+# istiod (pilot-discovery) from the same module version as istioctl, in one `go install` so that the
+# two share compiled packages: the real-node tests run it as Istio's control plane.
+istio() {
+  local out=$WORK/gobin-istio
+  rm -rf "$out"
+  GOBIN=$out go install -ldflags "-s -w" "istio.io/istio/istioctl/cmd/istioctl@$ISTIOCTL" \
+    "istio.io/istio/pilot/cmd/pilot-discovery@$ISTIOCTL"
+  mv -f "$out/istioctl" "$out/pilot-discovery" "$BIN/"
+  rm -rf "$out"
+}
+
+# The stand-in program of the real-node tests (tests/tools/standin), static like every Go build here.
+standin() {
+  (cd "$ROOT/tests/tools/standin" && go build -ldflags "-s -w" -o "$BIN/standin" .)
+}
+
 python_venv() {
   rm -rf "$TOOLS/venv"
   /usr/bin/python3 -m venv "$TOOLS/venv"
@@ -198,6 +216,7 @@ EOF
   chmod +x "$BIN/validate-cyclonedx"
 }
 
+standin_key=$(cat "$ROOT/tests/tools/standin/go.mod" "$ROOT/tests/tools/standin/main.go" | sha256sum | cut -c1-12)
 k8s_key=$K8S-$(cat "$ROOT/tests/tools/k8s/go.mod" "$ROOT/tests/tools/k8s/go.sum" 2>/dev/null | sha256sum | cut -c1-12)
 
 STARTED=$SECONDS
@@ -205,7 +224,7 @@ step apt "$(printf '%s\n' "${APT_PACKAGES[@]}" | sha256sum | cut -c1-12)" requir
 # Longest first (cold times in tests/README.md), so that the short ones fill in at the end.
 step_bg k8s "$k8s_key" required k8s
 step_bg minio "$MINIO" required go_install minio "github.com/minio/minio@$MINIO"
-step_bg istioctl "$ISTIOCTL" required go_install istioctl "istio.io/istio/istioctl/cmd/istioctl@$ISTIOCTL"
+step_bg istioctl "$ISTIOCTL-pilot-discovery" required istio
 step_bg kwok "$KWOK" required go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK" \
   "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK"
 # Nothing in the tests runs it yet: a failure is shown but does not fail the script.
@@ -216,6 +235,9 @@ step_bg python "spdx-$SPDX_TOOLS-cdx-$CYCLONEDX_LIB-js-$JSONSCHEMA" required pyt
 step_bg oras "$ORAS" required go_install oras "oras.land/oras/cmd/oras@$ORAS"
 step_bg crane "$CRANE" required go_install crane "github.com/google/go-containerregistry/cmd/crane@$CRANE"
 step_bg conformance "$CONFORMANCE" required conformance
+step_bg local-path "$LOCAL_PATH" required go_install local-path-provisioner \
+  "github.com/rancher/local-path-provisioner@$LOCAL_PATH"
+step_bg standin "$standin_key" required standin
 step_bg wireguard-go "$WIREGUARD_GO" optional go_install wireguard-go "golang.zx2c4.com/wireguard@$WIREGUARD_GO"
 wait
 

@@ -1,0 +1,3 @@
+module airgap.invalid/tests/standin
+
+go 1.22
