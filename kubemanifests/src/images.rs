@@ -1,7 +1,9 @@
 //! What counts as an image: the string value of any `image:` key at any depth (containers,
 //! initContainers, ephemeralContainers, and custom resources such as Prometheus or Elastic that
-//! use the same key), and `image: {registry?, repository, tag?, digest?}` maps. Images named only
-//! inside environment variables, arguments or config files are not seen.
+//! use the same key), and `{registry?, repository, tag?, digest?}` maps under `image:` or under a
+//! key ending in `Image` (the logging operator's Logging resource names fluentd's config reloader
+//! `configReloaderImage: {repository, tag}`). Images named only inside environment variables,
+//! arguments or config files are not seen.
 
 use std::collections::BTreeSet;
 
@@ -12,11 +14,11 @@ pub fn images(doc: &Value, found: &mut BTreeSet<String>) {
     match doc {
         Value::Mapping(m) => {
             for (k, child) in m {
-                match (k.as_str(), image_at(child)) {
-                    (Some("image"), Some(image)) => {
+                match image_under(k, child) {
+                    Some(image) => {
                         found.insert(image);
                     }
-                    _ => images(child, found),
+                    None => images(child, found),
                 }
             }
         }
@@ -32,8 +34,8 @@ pub fn rewrite_images(doc: &mut Value, to: &mut dyn FnMut(&str) -> Result<String
     match doc {
         Value::Mapping(m) => {
             for (k, child) in m.iter_mut() {
-                match (k.as_str(), image_at(child)) {
-                    (Some("image"), Some(image)) => {
+                match image_under(k, child) {
+                    Some(image) => {
                         let new = to(&image)?;
                         if child.is_string() {
                             *child = Value::String(new);
@@ -41,7 +43,7 @@ pub fn rewrite_images(doc: &mut Value, to: &mut dyn FnMut(&str) -> Result<String
                             set_image_map(child, &new);
                         }
                     }
-                    _ => rewrite_images(child, to)?,
+                    None => rewrite_images(child, to)?,
                 }
             }
         }
@@ -54,6 +56,15 @@ pub fn rewrite_images(doc: &mut Value, to: &mut dyn FnMut(&str) -> Result<String
         _ => {}
     }
     Ok(())
+}
+
+/// The image the value of key `k` names: any image under `image:`, a map under `<x>Image:`.
+fn image_under(k: &Value, child: &Value) -> Option<String> {
+    match k.as_str()? {
+        "image" => image_at(child),
+        key if key.ends_with("Image") && child.is_mapping() => image_at(child),
+        _ => None,
+    }
 }
 
 /// The image a value of an `image:` key names, if it names one.
@@ -84,6 +95,10 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
+/// Writes `reference` into a map in the fields it has: a map without `registry` gets the registry
+/// in `repository`, one without `digest` the digest after the tag (`tag: 1.0@sha256:…`), so that
+/// what reads only `repository:tag` (a custom resource whose schema has no other field) pulls
+/// the same.
 fn set_image_map(map: &mut Value, reference: &str) {
     let (rest, digest) = match reference.split_once('@') {
         Some((r, d)) => (r, Some(d)),
@@ -94,15 +109,24 @@ fn set_image_map(map: &mut Value, reference: &str) {
         Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
         None => (rest, None),
     };
-    let (registry, repository) = name.split_once('/').unwrap_or(("", name));
     let Some(m) = map.as_mapping_mut() else { return };
-    m.insert("registry".into(), registry.into());
-    m.insert("repository".into(), repository.into());
+    if m.contains_key("registry") {
+        let (registry, repository) = name.split_once('/').unwrap_or(("", name));
+        m.insert("registry".into(), registry.into());
+        m.insert("repository".into(), repository.into());
+    } else {
+        m.insert("repository".into(), name.into());
+    }
+    let keeps_digest = m.contains_key("digest");
+    let tag = match (tag, digest) {
+        (Some(t), Some(d)) if !keeps_digest => Some(format!("{t}@{d}")),
+        (t, _) => t.map(str::to_string),
+    };
     match tag {
         Some(t) => m.insert("tag".into(), t.into()),
         None => m.remove("tag"),
     };
-    match digest {
+    match digest.filter(|_| keeps_digest || !m.contains_key("tag")) {
         Some(d) => m.insert("digest".into(), d.into()),
         None => m.remove("digest"),
     };
@@ -149,5 +173,30 @@ mod tests {
         let mut doc = parse_stream("image: x:1\n").unwrap().remove(0);
         let err = rewrite_images(&mut doc, &mut |i| anyhow::bail!("{i} is not carried")).unwrap_err();
         assert_eq!(err.to_string(), "x:1 is not carried");
+    }
+
+    /// rancher-logging's Logging resource, as the chart renders it: maps of repository and tag
+    /// only, the config reloader's under `configReloaderImage`.
+    const LOGGING: &str = "kind: Logging\nspec:\n  fluentd:\n    image: {repository: rancher/mirrored-banzaicloud-fluentd, tag: v1.14.6-alpine-5}\n    configReloaderImage: {repository: rancher/mirrored-jimmidyson-configmap-reload, tag: v0.4.0}\n    nodeSelectorImage: not-a-map\n";
+
+    #[test]
+    fn maps_under_image_keys_are_found_and_keep_their_fields() {
+        let mut docs = parse_stream(LOGGING).unwrap();
+        assert_eq!(
+            all(&docs),
+            [
+                "rancher/mirrored-banzaicloud-fluentd:v1.14.6-alpine-5",
+                "rancher/mirrored-jimmidyson-configmap-reload:v0.4.0"
+            ]
+        );
+        rewrite_images(&mut docs[0], &mut |i| Ok(format!("reg.local:5000/docker.io/{i}@sha256:ab"))).unwrap();
+        let reloader = &docs[0]["spec"]["fluentd"]["configReloaderImage"];
+        assert_eq!(
+            reloader["repository"],
+            Value::from("reg.local:5000/docker.io/rancher/mirrored-jimmidyson-configmap-reload")
+        );
+        assert_eq!(reloader["tag"], Value::from("v0.4.0@sha256:ab"));
+        assert!(reloader.get("registry").is_none() && reloader.get("digest").is_none(), "{reloader:?}");
+        assert_eq!(docs[0]["spec"]["fluentd"]["nodeSelectorImage"], Value::from("not-a-map"));
     }
 }
