@@ -5,6 +5,7 @@
 //! is not in the bundle.
 
 pub mod bundled_tools;
+pub mod capacity;
 pub mod chart_schema;
 pub mod cli;
 pub mod cluster;

@@ -42,6 +42,9 @@ pub struct Config {
     /// Mount the site CA into every container (see `site_ca`).
     #[serde(default)]
     pub site_ca: bool,
+    /// The site's `lab.request_scale`: every container's requests scaled down (see `capacity`).
+    #[serde(default)]
+    pub request_scale: Option<f64>,
 }
 
 /// What a post-rendered stream holds.
@@ -100,6 +103,12 @@ pub async fn post_render(yaml: &str, cfg: &Config, registry: &Registry) -> Resul
         add_env(doc, &cfg.env);
         if let Some(spec) = pod_spec(doc).filter(|_| cfg.site_ca) {
             crate::site_ca::mount(spec)?;
+        }
+        if let Some(scale) = cfg.request_scale {
+            if let Some(spec) = pod_spec(doc) {
+                crate::capacity::scale_pod_spec(spec, scale)?;
+            }
+            crate::capacity::scale_istio_injector(doc, scale)?;
         }
         if let Some(o) = object_ref(doc) {
             objects.push(o);

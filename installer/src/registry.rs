@@ -134,7 +134,9 @@ impl Registry {
         let mut cmd = std::process::Command::new("git");
         cmd.args(["-c", "advice.detachedHead=false"]);
         if let Some(ca) = &self.ca_file {
-            cmd.arg("-c").arg(format!("http.sslCAInfo={}", ca.display()));
+            // The variable, not `-c http.sslCAInfo`: git lets a GIT_SSL_CAINFO already in the
+            // environment win over its configuration.
+            cmd.env("GIT_SSL_CAINFO", ca);
         }
         let out = cmd
             .args(["clone", "--quiet"])

@@ -110,6 +110,7 @@ impl Tools {
             mode: r.images,
             env: BTreeMap::new(),
             site_ca: false,
+            request_scale: l.site.request_scale()?,
         };
         let helm = Helm { binary: self.helm.clone(), home: self.work.path().join("helm") };
         Ok(Renderer {

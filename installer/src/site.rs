@@ -100,6 +100,14 @@ impl Site {
         Ok(out)
     }
 
+    /// `lab.request_scale`: the factor every container's requests are scaled by on a lab
+    /// machine too small for the platform (see `capacity`); absent for a real site.
+    pub fn request_scale(&self) -> Result<Option<f64>> {
+        let Some(v) = self.tree.get("lab").and_then(|l| l.get("request_scale")) else { return Ok(None) };
+        let scale = v.as_f64().ok_or_else(|| anyhow!("{}: lab.request_scale is not a number", self.path.display()))?;
+        crate::capacity::check_scale(scale).map(Some).with_context(|| self.path.display().to_string())
+    }
+
     /// Whether `components.<name>` is true (absent is false).
     pub fn component(&self, name: &str) -> bool {
         self.tree.get("components").and_then(|c| c.get(name)).and_then(Value::as_bool).unwrap_or(false)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, Resource, ResourceExt};
@@ -165,25 +165,38 @@ async fn diagnose(client: &Client, namespace: &str, name: &str) -> String {
         let status = pod.status.as_ref();
         let phase = status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into());
         let mut line = format!("pod {pod_name} {phase}");
-        for c in status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten() {
-            if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+        let init = status.and_then(|s| s.init_container_statuses.as_ref()).into_iter().flatten();
+        for c in init.chain(status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten()) {
+            let state = c.state.as_ref();
+            if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
                 line += &format!(
                     "; {} waiting: {} {}",
                     c.name,
                     w.reason.as_deref().unwrap_or(""),
                     w.message.as_deref().unwrap_or("")
                 );
+            } else if state.is_some_and(|s| s.running.is_some()) && !c.ready {
+                // Running but failing its readiness probe: the kubelet's reason is in the events.
+                line += &format!("; {} running, not ready", c.name);
             }
         }
+        if phase == "Pending" {
+            line += &unbound_claims(client, namespace, pod).await;
+        }
+        // The kubelet's (or the scheduler's) latest word on the pod: a missing key, a volume that
+        // cannot mount, a failing probe, an unbound claim.
         let params = ListParams::default().fields(&format!("involvedObject.name={pod_name},type=Warning"));
-        if let Ok(ev) = events.list(&params).await {
-            if let Some(last) = ev.items.last() {
-                line += &format!(
-                    "; event {}: {}",
-                    last.reason.as_deref().unwrap_or(""),
-                    last.message.as_deref().unwrap_or("")
-                );
-            }
+        if let Some(last) = events.list(&params).await.ok().and_then(|ev| latest(ev.items)) {
+            line += &format!(
+                "; event {}{}: {}",
+                last.reason.as_deref().unwrap_or(""),
+                last.source
+                    .as_ref()
+                    .and_then(|s| s.component.as_deref())
+                    .map(|c| format!(" from {c}"))
+                    .unwrap_or_default(),
+                last.message.as_deref().unwrap_or("")
+            );
         }
         reasons.push(line);
     }
@@ -194,10 +207,7 @@ async fn diagnose(client: &Client, namespace: &str, name: &str) -> String {
     // warning on the workload or on its ReplicaSets, which are named after it.
     let warnings = ListParams::default().fields("type=Warning");
     let last = events.list(&warnings).await.ok().and_then(|ev| {
-        ev.items
-            .into_iter()
-            .filter(|e| e.involved_object.name.as_deref().is_some_and(|n| n.starts_with(name)))
-            .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)))
+        latest(ev.items.into_iter().filter(|e| e.involved_object.name.as_deref().is_some_and(|n| n.starts_with(name))))
     });
     match last {
         Some(e) => format!(
@@ -209,4 +219,38 @@ async fn diagnose(client: &Client, namespace: &str, name: &str) -> String {
         ),
         None => format!("no pod of {name} exists and no warning names it (kubectl -n {namespace} get events)"),
     }
+}
+
+/// The event seen last (an event repeated counts at its last time).
+fn latest(events: impl IntoIterator<Item = Event>) -> Option<Event> {
+    events.into_iter().max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)))
+}
+
+/// A pending pod's claims that are not bound, each with the latest warning on it (the
+/// provisioner's refusal): the pod's own events may say nothing more than that it waits.
+async fn unbound_claims(client: &Client, namespace: &str, pod: &Pod) -> String {
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace);
+    let events = Api::<Event>::namespaced(client.clone(), namespace);
+    let names = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.persistent_volume_claim.as_ref().map(|c| c.claim_name.clone()));
+    let mut out = String::new();
+    for name in names {
+        let phase = match claims.get_opt(&name).await {
+            Ok(Some(c)) => c.status.and_then(|s| s.phase).unwrap_or_else(|| "Pending".into()),
+            Ok(None) => "missing".into(),
+            Err(_) => continue,
+        };
+        if phase == "Bound" {
+            continue;
+        }
+        out += &format!("; claim {name} {phase}");
+        let params = ListParams::default().fields(&format!("involvedObject.name={name},type=Warning"));
+        if let Some(e) = events.list(&params).await.ok().and_then(|ev| latest(ev.items)) {
+            out += &format!(": event {}: {}", e.reason.as_deref().unwrap_or(""), e.message.as_deref().unwrap_or(""));
+        }
+    }
+    out
 }
