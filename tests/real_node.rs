@@ -21,7 +21,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::images::{push_plain, write_layout, Files, ImageSpec};
+use testkit::images::{push_plain, write_archive, write_layout, write_layout_configured, Files, ImageSpec};
+use testkit::local_path::{LocalPathProvisioner, StorageClass};
 use testkit::netns;
 use testkit::standin_images::{config_server_layer, pause_layer, service_layer, CONFIG_SERVER_PORT};
 use testkit::{
@@ -556,4 +557,523 @@ impl Drop for SiteRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Several real nodes at once, of two control planes: each node has its own pod subnet, bridge,
+/// cgroup root and name; pods of both planes run the stand-in program (`testkit::standin`) with
+/// what the manifests' probes ask baked in, and become Ready only because it answers them; claims
+/// of a ReadWriteOnce and a ReadWriteMany class bind through the real local-path provisioner and
+/// are mounted by the kubelets; a pod reaches its API server as the `kubernetes` Service.
+#[test]
+fn two_clusters_of_real_nodes_run_stand_ins_and_mount_provisioned_volumes() {
+    let Some(leaks) = netns::isolated("two_clusters_of_real_nodes_run_stand_ins_and_mount_provisioned_volumes") else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let manifests = multi_node_manifests();
+    let docs: Vec<Value> = manifests.iter().map(|d| serde_json::to_value(d).unwrap()).collect();
+
+    // Upstream: the stand-in of each image the manifests name, the pause image, and busybox for
+    // the pod that calls the API server; plain distribution, mirrored for both hosts.
+    let behaviours = testkit::standin::behaviours(&docs).unwrap();
+    let layout = t.path().join("layout");
+    let mut images: Vec<(String, Vec<Files>, Value)> = behaviours
+        .iter()
+        .filter(|(image, _)| image.as_str() != BUSYBOX_IMAGE)
+        .map(|(image, b)| {
+            let (layers, config) = testkit::standin::image(b).unwrap();
+            (image.clone(), layers, config)
+        })
+        .collect();
+    images.push((SANDBOX_IMAGE.into(), vec![pause_layer().unwrap()], json!({"Entrypoint": ["/bin/sh"]})));
+    images.push((BUSYBOX_IMAGE.into(), vec![busybox_layer()], json!({"Entrypoint": ["/bin/sh"]})));
+    let specs: Vec<ImageSpec> = images
+        .iter()
+        .map(|(r, layers, _)| ImageSpec { reference: r, platforms: &["linux/amd64"], shared_layers: layers })
+        .collect();
+    let configured: Vec<(&ImageSpec, &Value)> = specs.iter().zip(images.iter().map(|(_, _, c)| c)).collect();
+    write_layout_configured(&layout, &configured);
+    let upstream = Distribution::start(DistributionOpts { tls: false, auth: false }).unwrap();
+    for (reference, _, _) in &images {
+        push_plain(&layout, reference, &format!("{}/{}", upstream.host_port(), repository_and_tag(reference))).unwrap();
+    }
+    let certs_d = t.path().join("certs.d");
+    for host in ["docker.io", "registry.k8s.io"] {
+        fs::create_dir_all(certs_d.join(host)).unwrap();
+        let toml = format!(
+            "server = \"https://{host}\"\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            upstream.host_port()
+        );
+        fs::write(certs_d.join(host).join("hosts.toml"), toml).unwrap();
+    }
+
+    let planes = [KubeControlPlane::start_for_real_nodes().unwrap(), KubeControlPlane::start_for_real_nodes().unwrap()];
+    let node = |plane: &KubeControlPlane, name: &str| {
+        RealNode::start(plane, NodeOptions { hosts_dir: certs_d.clone(), name: name.into() })
+            .unwrap_or_else(|e| panic!("node {name} did not start: {e:#}"))
+    };
+    let nodes = [node(&planes[0], "a-0"), node(&planes[0], "a-1"), node(&planes[1], "b-0")];
+    let subnets: BTreeSet<&str> = nodes.iter().map(|n| n.pod_subnet()).collect();
+    assert_eq!(subnets.len(), nodes.len(), "every node has its own pod subnet");
+
+    let helper = LocalPathProvisioner::helper_image(t.path()).unwrap();
+    for n in &nodes {
+        n.import_image(&helper).unwrap();
+    }
+    let classes = [
+        StorageClass { name: "local", shared: false, reclaim: "Delete", default: true },
+        StorageClass { name: "shared", shared: true, reclaim: "Retain", default: false },
+    ];
+    let _provisioners = planes.each_ref().map(|p| LocalPathProvisioner::start(p, &classes).unwrap());
+
+    for plane in &planes {
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": manifests});
+        let path = t.path().join("manifests.json");
+        fs::write(&path, list.to_string()).unwrap();
+        plane.kubectl(&["apply", "-f", path.to_str().unwrap()]).unwrap();
+    }
+    for (i, plane) in planes.iter().enumerate() {
+        let waited = plane.kubectl(&["wait", "--for=condition=Available", "deployment/web", "--timeout=240s"]);
+        let job = plane.kubectl(&["wait", "--for=condition=Complete", "job/api", "--timeout=120s"]);
+        if waited.is_err() || job.is_err() {
+            let logs: Vec<String> = nodes.iter().map(|n| n.logs()).collect();
+            panic!(
+                "cluster {i}: {waited:?} {job:?}\n{}\n{}",
+                plane.kubectl(&["describe", "pods,pvc"]).unwrap_or_default(),
+                logs.join("\n")
+            );
+        }
+    }
+
+    // Each plane's pods ran on its own nodes, and the web pods answer their probe path from
+    // the stand-in, and nothing else.
+    for (plane, names) in [(&planes[0], &["a-0", "a-1"][..]), (&planes[1], &["b-0"][..])] {
+        let pods = pods(plane);
+        let web: Vec<&Value> =
+            pods["items"].as_array().unwrap().iter().filter(|p| p["metadata"]["labels"]["app"] == "web").collect();
+        assert_eq!(web.len(), 2, "{pods}");
+        for p in &web {
+            assert!(names.contains(&p["spec"]["nodeName"].as_str().unwrap()), "{}", p["spec"]["nodeName"]);
+            let ip = p["status"]["podIP"].as_str().unwrap();
+            let ok = run(Command::new("curl").args(["-fsS", "--max-time", "5", &format!("http://{ip}:8080/ready")]));
+            assert!(ok.unwrap().contains("UP"));
+            let other = run(Command::new("curl").args(["-fsS", "--max-time", "5", &format!("http://{ip}:8080/other")]));
+            assert!(other.is_err(), "the stand-in answers only its probes' paths");
+        }
+        if names.len() == 2 {
+            let on: BTreeSet<&str> = web.iter().map(|p| p["spec"]["nodeName"].as_str().unwrap()).collect();
+            assert_eq!(on.len(), 2, "the spread constraint put one web pod on each node");
+        }
+        // Both claims bound to volumes of the provisioner, with the directories it made.
+        let pvs: Value = serde_json::from_str(&plane.kubectl(&["get", "pv", "-o", "json"]).unwrap()).unwrap();
+        let mut bound = BTreeSet::new();
+        for pv in pvs["items"].as_array().unwrap() {
+            assert_eq!(pv["status"]["phase"], "Bound", "{pv}");
+            let path = pv["spec"]["hostPath"]["path"].as_str().or(pv["spec"]["local"]["path"].as_str()).unwrap();
+            assert!(Path::new(path).is_dir(), "{path} was made by the provisioner's helper");
+            bound.insert(pv["spec"]["claimRef"]["name"].as_str().unwrap().to_string());
+        }
+        assert_eq!(bound, BTreeSet::from(["data".to_string(), "shared".to_string()]));
+    }
+    leaks.assert_none();
+}
+
+const BUSYBOX_IMAGE: &str = "docker.io/library/busybox:1.35";
+
+/// Debian's static busybox as `/bin/busybox` and `/bin/sh`, run by a pod's command.
+fn busybox_layer() -> Files {
+    let busybox = fs::read("/bin/busybox").unwrap();
+    Files::from([("bin/busybox".to_string(), busybox.clone()), ("bin/sh".to_string(), busybox)])
+}
+
+/// A Deployment of two stand-ins spread over the nodes, probed on a named port and mounting a
+/// ReadWriteOnce and a ReadWriteMany claim; a Job that calls the API server from a pod.
+fn multi_node_manifests() -> Vec<Value> {
+    let claim = |name: &str, class: &str, mode: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": "default"},
+               "spec": {"storageClassName": class, "accessModes": [mode], "resources": {"requests": {"storage": "10Mi"}}}})
+    };
+    vec![
+        claim("data", "local", "ReadWriteOnce"),
+        claim("shared", "shared", "ReadWriteMany"),
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "web"}}}],
+                    "initContainers": [{"name": "wait", "image": "docker.io/testkit/web:1", "args": ["--init"]}],
+                    "containers": [{
+                        "name": "web", "image": "docker.io/testkit/web:1",
+                        "ports": [{"name": "http", "containerPort": 8080}],
+                        "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 2},
+                        "livenessProbe": {"exec": {"command": ["/usr/bin/check", "--live"]}},
+                        "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+                    }],
+                    "volumes": [{"name": "shared", "persistentVolumeClaim": {"claimName": "shared"}}],
+                },
+            }},
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "data", "namespace": "default"},
+            "spec": {"containers": [{"name": "data", "image": "docker.io/testkit/web:1",
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]},
+        }),
+        json!({
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "api", "namespace": "default"},
+            "spec": {"backoffLimit": 2, "template": {"spec": {"restartPolicy": "Never", "containers": [{
+                "name": "api", "image": BUSYBOX_IMAGE,
+                "command": ["/bin/sh", "-c", "exec /bin/busybox wget -q -O - --no-check-certificate https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/version"],
+            }]}}},
+        }),
+    ]
+}
+
+/// The sample plan (manifests/sample/plan.yaml) on a real node, broken one thing at a time: each
+/// install fails naming the pod and what the kubelet (or, for a claim, the scheduler and the
+/// provisioner) says. The spec is manifests/sample/bundle.yaml; its tool archive and git
+/// repository come from `airgap demo`'s upstream (the bytes the spec pins), its images are
+/// stand-ins, and its chart `hello` 0.1.0 is a stand-in the test writes ([`HELLO_CHART`]): the
+/// demo's chart runs nothing a kubelet can check.
+#[test]
+fn the_sample_plan_fails_on_a_real_node_naming_the_pod_and_the_kubelets_reason() {
+    let Some(leaks) = netns::isolated("the_sample_plan_fails_on_a_real_node_naming_the_pod_and_the_kubelets_reason")
+    else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let sample = SampleUpstream::start(t.path());
+    let bundle = t.path().join("bundle");
+    run(Command::new(AIRGAP)
+        .args(["bundle", "create"])
+        .arg(&sample.spec)
+        .arg("-o")
+        .arg(&bundle)
+        .arg("--cache")
+        .arg(t.path().join("cache"))
+        .arg("--helm")
+        .arg(tool("helm-3.8.2")))
+    .unwrap();
+
+    let pause = t.path().join("pause.tar");
+    let pause_layers = [pause_layer().unwrap()];
+    let image = ImageSpec { reference: SANDBOX_IMAGE, platforms: &["linux/amd64"], shared_layers: &pause_layers };
+    write_archive(&pause, &[image]).unwrap();
+    let helper = LocalPathProvisioner::helper_image(t.path()).unwrap();
+
+    // Working, then each break: what the failure must say besides the pod's name. The site's one
+    // domain is `localhost`: the installer's preflight looks domains up, and a name that only DNS
+    // knows would be a lookup leaving the namespace.
+    let cases: [(&str, &str, &str, &[&str]); 5] = [
+        ("works", "", "", &[]),
+        (
+            "a missing Secret key",
+            "        secret: {name: hello-token, namespace: hello, data: {token: stand-in}}",
+            "        secret: {name: hello-token, namespace: hello, data: {tokn: stand-in}}",
+            &["CreateContainerConfigError", "couldn't find key token in Secret hello/hello-token"],
+        ),
+        (
+            "an unmountable volume",
+            "cacheType: DirectoryOrCreate",
+            "cacheType: Directory",
+            &["FailedMount", "hostPath type check failed", "is not a directory"],
+        ),
+        (
+            "a probe on a wrong port",
+            "probePort: http",
+            "probePort: \"9999\"",
+            &["Unhealthy", "Readiness probe failed", ":9999/healthz"],
+        ),
+        (
+            "an unbound claim",
+            "accessMode: ReadWriteOnce",
+            "accessMode: ReadWriteMany",
+            &["claim hello-hello-data Pending", "ProvisioningFailed", "only supports ReadWriteOnce"],
+        ),
+    ];
+    // The cases run side by side, each on a control plane and real node of its own: most of
+    // their time is waits.
+    let run_case = |(case, from, to, expected): (&str, &str, &str, &[&str])| {
+        eprintln!("--- the sample plan on a real node: {case}");
+        let plane = KubeControlPlane::start_for_real_nodes().unwrap();
+        let certs_d = t.path().join(format!("certs.d-{}", case.replace(' ', "-")));
+        fs::create_dir_all(&certs_d).unwrap();
+        let node = RealNode::start(&plane, NodeOptions { hosts_dir: certs_d.clone(), ..NodeOptions::default() })
+            .unwrap_or_else(|e| panic!("the real node did not start: {e:#}"));
+        // The sample bundle carries no sandbox image: the node has it, as a distribution's nodes do.
+        node.import_image(&pause).unwrap();
+        node.import_image(&helper).unwrap();
+        let _volumes = LocalPathProvisioner::start(
+            &plane,
+            &[StorageClass { name: "local", shared: false, reclaim: "Delete", default: true }],
+        )
+        .unwrap();
+        let dir = t.path().join(case.replace(' ', "-"));
+        fs::create_dir_all(&dir).unwrap();
+        let registry = SiteRegistry::serve(&bundle, node.host_ip(), &dir.join("tls"), &dir.join("access.log"));
+        run(Command::new(AIRGAP)
+            .args(["install", "mirrors", "--format", "containerd", "--registry", &registry.url, "--bundle"])
+            .arg(&bundle)
+            .arg("--ca-file")
+            .arg(&registry.ca)
+            .arg("--certs-dir")
+            .arg(&certs_d)
+            .arg("--out")
+            .arg(&certs_d))
+        .unwrap();
+        let plan = sample_plan_broken(&dir, &sample.spec, from, to);
+        let site = dir.join("site.yaml");
+        let text = format!(
+            "installation_name: sample-real\nregistry: {{address: '{}', ca_cert: {}}}\nclusters:\n  sample: {{kubeconfig: {}}}\ndomains:\n  greeting: {{host: localhost, lb: internal}}\n",
+            registry.url.trim_start_matches("https://"),
+            registry.ca.display(),
+            plane.kubeconfig().display()
+        );
+        fs::write(&site, text).unwrap();
+        let out = Command::new(AIRGAP)
+            .args(["install", "apply", "--site"])
+            .arg(&site)
+            .arg("--plan")
+            .arg(&plan)
+            .args(["--registry", &registry.url, "--ca-file"])
+            .arg(&registry.ca)
+            .args(["--images", "keep", "--helm"])
+            .arg(tool("helm-3.8.2"))
+            .env("XDG_CACHE_HOME", dir.join("xdg-cache"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!("--- {case}:\n{err}");
+        if expected.is_empty() {
+            assert!(out.status.success(), "the working sample plan failed on a real node:\n{err}\n{}", node.logs());
+            return;
+        }
+        assert!(!out.status.success(), "{case}: the install succeeded");
+        let failed = err.lines().find(|l| l.contains("is not ready after")).unwrap_or_else(|| {
+            panic!("{case}: no wait failure in the installer's output:\n{err}\n{}", describe_pods(&plane))
+        });
+        assert!(failed.contains("pod hello-hello-"), "{case}: the failure names the pod: {failed}");
+        for word in expected {
+            assert!(failed.contains(word), "{case}: the failure says {word:?}: {failed}");
+        }
+    };
+    std::thread::scope(|s| {
+        let running: Vec<_> = cases.into_iter().map(|case| (case.0, s.spawn(move || run_case(case)))).collect();
+        for (case, handle) in running {
+            assert!(handle.join().is_ok(), "the case {case:?} failed: see its panic above");
+        }
+    });
+    leaks.assert_none();
+}
+
+/// The stand-in of the sample spec's chart `hello` 0.1.0: the demo chart's values (`image`,
+/// `toolbox`, `replicaCount`) and post-install hook, plus what a kubelet checks, each working
+/// unless the plan's values break it: a Secret key read into the environment, a hostPath volume,
+/// a readiness probe on the container's named port, and a claim of the default class.
+const HELLO_CHART: &[(&str, &str)] = &[
+    ("hello/Chart.yaml", "apiVersion: v2\nname: hello\nversion: 0.1.0\nappVersion: \"1.0\"\ndescription: stand-in for the airgap demo's chart, with what a kubelet checks\n"),
+    ("hello/values.yaml", "replicaCount: 1\nimage: docker.io/airgap/hello:1.0\ntoolbox: quay.io/airgap/toolbox:2.1\nprobePort: http\ncachePath: /var/cache/hello\ncacheType: DirectoryOrCreate\naccessMode: ReadWriteOnce\n"),
+    ("hello/templates/deployment.yaml", r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-hello
+spec:
+  replicas: {{ .Values.replicaCount }}
+  selector:
+    matchLabels: {app: hello}
+  template:
+    metadata:
+      labels: {app: hello}
+    spec:
+      containers:
+        - name: hello
+          image: {{ .Values.image }}
+          ports: [{name: http, containerPort: 8080}]
+          readinessProbe:
+            httpGet: {path: /healthz, port: {{ .Values.probePort }}}
+            periodSeconds: 2
+          env:
+            - name: HELLO_TOKEN
+              valueFrom: {secretKeyRef: {name: hello-token, key: token}}
+          volumeMounts:
+            - {name: cache, mountPath: /cache}
+            - {name: data, mountPath: /data}
+      volumes:
+        - name: cache
+          hostPath: {path: {{ .Values.cachePath }}, type: {{ .Values.cacheType }}}
+        - name: data
+          persistentVolumeClaim: {claimName: {{ .Release.Name }}-hello-data}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: {{ .Release.Name }}-hello-data
+spec:
+  accessModes: [{{ .Values.accessMode }}]
+  resources: {requests: {storage: 10Mi}}
+"#),
+    ("hello/templates/welcome-hook.yaml", r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-welcome
+  annotations: {"helm.sh/hook": post-install, "helm.sh/hook-delete-policy": hook-succeeded}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: welcome, image: {{ .Values.toolbox }}, args: [welcome]}]
+"#),
+];
+
+/// The sample spec's upstream: the demo's own (a registry serving what `airgap demo` generates:
+/// the tool archive and git repository at the bytes the spec pins), a distribution holding the
+/// stand-in images, and a file server with [`HELLO_CHART`].
+struct SampleUpstream {
+    spec: PathBuf,
+    _demo_registry: Child,
+    _images: Distribution,
+    _charts: FileServer,
+}
+
+impl SampleUpstream {
+    fn start(dir: &Path) -> SampleUpstream {
+        // The demo writes its upstream as a bundle (and serves it, with the sample bundle, until
+        // killed): served again here, it stands for the *.airgap.example hosts.
+        let demo_dir = dir.join("demo");
+        let mut demo = Command::new(AIRGAP)
+            .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(&demo_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(demo.stdout.take().unwrap()));
+        assert!(lines.any(|l| l.is_ok_and(|l| l.starts_with("REGISTRY "))), "the demo stopped before serving");
+        let _ = demo.kill();
+        let _ = demo.wait();
+        let port = free_port();
+        let demo_registry = Command::new(AIRGAP)
+            .args(["registry", "serve"])
+            .arg(demo_dir.join("upstream/bundle"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+
+        // Stand-ins behave as the chart's baseline rendering asks (the plan may break it).
+        let chart_dir = dir.join("chart-src");
+        for (name, text) in HELLO_CHART {
+            fs::create_dir_all(chart_dir.join(name).parent().unwrap()).unwrap();
+            fs::write(chart_dir.join(name), text).unwrap();
+        }
+        let rendered =
+            run(Command::new(tool("helm-3.8.2")).args(["template", "hello"]).arg(chart_dir.join("hello"))).unwrap();
+        let docs: Vec<Value> = rendered
+            .split("\n---\n")
+            .filter_map(|d| serde_yaml_ng::from_str::<Value>(d).ok())
+            .filter(Value::is_object)
+            .collect();
+        let behaviours = testkit::standin::behaviours(&docs).unwrap();
+        let layout = dir.join("sample-layout");
+        let images: Vec<(&str, &[&str], Vec<Files>, Value)> = [
+            ("docker.io/airgap/hello:1.0", &["linux/amd64", "linux/arm64"][..]),
+            ("quay.io/airgap/toolbox:2.1", &["linux/amd64"][..]),
+        ]
+        .into_iter()
+        .map(|(image, platforms)| {
+            let (layers, config) = testkit::standin::image(&behaviours[image]).unwrap();
+            (image, platforms, layers, config)
+        })
+        .collect();
+        let specs: Vec<ImageSpec> = images
+            .iter()
+            .map(|(r, platforms, layers, _)| ImageSpec { reference: r, platforms, shared_layers: layers })
+            .collect();
+        let configured: Vec<(&ImageSpec, &Value)> = specs.iter().zip(images.iter().map(|i| &i.3)).collect();
+        write_layout_configured(&layout, &configured);
+        let registry = Distribution::start(DistributionOpts { tls: false, auth: false }).unwrap();
+        for (reference, ..) in &images {
+            let dest = format!("{}/{}", registry.host_port(), repository_and_tag(reference));
+            run(Command::new(tool("skopeo")).args([
+                "copy",
+                "--quiet",
+                "--all",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                &format!("oci:{}:{reference}", layout.display()),
+                &format!("docker://{dest}"),
+            ]))
+            .unwrap();
+        }
+
+        let www = dir.join("charts-www/stable");
+        fs::create_dir_all(&www).unwrap();
+        run(Command::new(tool("helm-3.8.2")).args(["package", "-d"]).arg(&www).arg(chart_dir.join("hello"))).unwrap();
+        run(Command::new(tool("helm-3.8.2"))
+            .args(["repo", "index", "--url", "https://charts.airgap.example/stable"])
+            .arg(&www))
+        .unwrap();
+        let charts = FileServer::start(dir.join("charts-www")).unwrap();
+
+        let sample = workspace_root().join("manifests/sample/bundle.yaml");
+        let mut spec: serde_yaml_ng::Value = serde_yaml_ng::from_str(&fs::read_to_string(&sample).unwrap()).unwrap();
+        let images_url = format!("http://{}", registry.host_port());
+        let mirrors = json!({
+            "docker.io": images_url,
+            "quay.io": images_url,
+            "charts.airgap.example": charts.url(),
+            "downloads.airgap.example": format!("{base}/files/downloads.airgap.example"),
+            "git.airgap.example": format!("{base}/git/git.airgap.example"),
+        });
+        spec["mirrors"] = serde_yaml_ng::to_value(mirrors).unwrap();
+        let path = dir.join("bundle.yaml");
+        fs::write(&path, serde_yaml_ng::to_string(&spec).unwrap()).unwrap();
+        SampleUpstream { spec: path, _demo_registry: demo_registry, _images: registry, _charts: charts }
+    }
+}
+
+impl Drop for SampleUpstream {
+    fn drop(&mut self) {
+        let _ = self._demo_registry.kill();
+        let _ = self._demo_registry.wait();
+    }
+}
+
+/// The sample plan for a real node, its spec at `spec`: a Secret the chart reads, one replica,
+/// a wait of 60 s rather than 300, the hostPath volume in `dir`, and `from` replaced by `to` (the
+/// one thing broken).
+fn sample_plan_broken(dir: &Path, spec: &Path, from: &str, to: &str) -> PathBuf {
+    let text = fs::read_to_string(workspace_root().join("manifests/sample/plan.yaml")).unwrap();
+    let anchor = "        namespace: {name: hello, labels: {istio-injection: disabled}}\n";
+    let secret = "      - id: hello-token\n        after: [ns-hello]\n        secret: {name: hello-token, namespace: hello, data: {token: stand-in}}\n";
+    let edits = [
+        ("bundle: bundle.yaml", format!("bundle: {}", spec.display())),
+        (anchor, format!("{anchor}{secret}")),
+        ("after: [settings]\n        copy:", "after: [settings, hello-token]\n        copy:".to_string()),
+        (
+            "replicaCount: \"2\"",
+            format!(
+                "replicaCount: \"1\"\n            probePort: http\n            cachePath: {}\n            cacheType: DirectoryOrCreate\n            accessMode: ReadWriteOnce",
+                dir.join("cache").display()
+            ),
+        ),
+        ("timeout: 300", "timeout: 60".to_string()),
+    ];
+    let mut plan = text;
+    for (a, b) in edits {
+        assert!(plan.contains(a), "the sample plan has {a:?}");
+        plan = plan.replacen(a, &b, 1);
+    }
+    if !from.is_empty() {
+        assert!(plan.contains(from), "the plan has {from:?}");
+        plan = plan.replacen(from, to, 1);
+    }
+    fs::create_dir_all(dir).unwrap();
+    let path = dir.join("plan.yaml");
+    fs::write(&path, plan).unwrap();
+    path
 }

@@ -66,13 +66,13 @@ fn layer(layout: &Path, files: &Files) -> (Blob, String) {
     (put_blob(layout, &gzip(&tar)), diff_id)
 }
 
-fn image_manifest(layout: &Path, platform: &str, layers: &[(Blob, String)]) -> Blob {
+fn image_manifest(layout: &Path, platform: &str, layers: &[(Blob, String)], run: &Value) -> Blob {
     let mut parts = platform.split('/');
     let (os, arch) = (parts.next().unwrap_or("linux"), parts.next().unwrap_or("amd64"));
     let config = json!({
         "architecture": arch,
         "os": os,
-        "config": {"Entrypoint": ["/bin/sh"]},
+        "config": run,
         "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>()},
     });
     let cfg = put_blob(layout, &serde_json::to_vec(&config).expect("json"));
@@ -88,11 +88,20 @@ fn image_manifest(layout: &Path, platform: &str, layers: &[(Blob, String)]) -> B
 }
 
 /// Writes the images into `layout` (created if needed) and returns index.json's descriptors.
+/// Each image starts `/bin/sh`.
 pub fn write_layout(layout: &Path, images: &[ImageSpec<'_>]) -> Vec<Value> {
+    let run = json!({"Entrypoint": ["/bin/sh"]});
+    let configured: Vec<(&ImageSpec, &Value)> = images.iter().map(|i| (i, &run)).collect();
+    write_layout_configured(layout, &configured)
+}
+
+/// [`write_layout`] with each image's run configuration (the image config's `config` object:
+/// `Entrypoint`, `Env`, ...).
+pub fn write_layout_configured(layout: &Path, images: &[(&ImageSpec<'_>, &Value)]) -> Vec<Value> {
     fs::create_dir_all(layout.join("blobs/sha256")).expect("layout dir");
     fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
     let mut descriptors = Vec::new();
-    for img in images {
+    for (img, run) in images {
         let shared: Vec<(Blob, String)> = img.shared_layers.iter().map(|f| layer(layout, f)).collect();
         let mut per_platform = Vec::new();
         for p in img.platforms {
@@ -103,7 +112,7 @@ pub fn write_layout(layout: &Path, images: &[ImageSpec<'_>]) -> Vec<Value> {
             let mut layers: Vec<(Blob, String)> =
                 shared.iter().map(|(b, d)| (Blob { digest: b.digest.clone(), size: b.size }, d.clone())).collect();
             layers.push(layer(layout, &own));
-            per_platform.push((p, image_manifest(layout, p, &layers)));
+            per_platform.push((p, image_manifest(layout, p, &layers, run)));
         }
         let ann = json!({"org.opencontainers.image.ref.name": img.reference});
         let desc = if let [(_, m)] = per_platform.as_slice() {
@@ -127,6 +136,15 @@ pub fn write_layout(layout: &Path, images: &[ImageSpec<'_>]) -> Vec<Value> {
         json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": descriptors});
     fs::write(layout.join("index.json"), serde_json::to_vec(&index).expect("json")).expect("index.json");
     descriptors
+}
+
+/// Writes the images as an OCI archive (a tar of the layout) at `archive`, what `ctr images
+/// import` and `skopeo copy oci-archive:` read.
+pub fn write_archive(archive: &Path, images: &[ImageSpec<'_>]) -> anyhow::Result<()> {
+    let layout = tempfile::tempdir()?;
+    write_layout(layout.path(), images);
+    crate::run(std::process::Command::new("tar").arg("-cf").arg(archive).arg("-C").arg(layout.path()).arg("."))
+        .map(drop)
 }
 
 /// Bytes that do not compress, so a layer of `len` bytes stays about that size in a bundle.

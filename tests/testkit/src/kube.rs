@@ -11,22 +11,43 @@ use crate::tls::TestCa;
 use crate::tools::tool;
 use crate::volumes::VolumeProvisioner;
 
-/// Service and pod addresses only ever appear inside API objects: nothing routes to them.
+/// Service and pod addresses only ever appear inside API objects: nothing routes to them, but
+/// for the `kubernetes` Service on a plane reachable from pods (see `RealNode`).
 const SERVICE_CIDR: &str = "10.96.0.0/16";
-const SERVICE_IP: &str = "10.96.0.1";
+pub(crate) const SERVICE_IP: &str = "10.96.0.1";
 const POD_CIDR: &str = "10.244.0.1/16";
 const NODES: [&str; 3] = ["kwok-node-0", "kwok-node-1", "kwok-node-2"];
 
 /// A Kubernetes control plane built from `k8s.io/kubernetes` (etcd, kube-apiserver,
 /// kube-controller-manager, kube-scheduler) with kwok simulating three nodes, so that pods are
 /// scheduled and become Running and Ready, Deployments report ready replicas and `helm --wait`
-/// returns. No container runs.
+/// returns. No container runs. For real nodes instead ([`crate::RealNode`]), see [`KubeOptions`].
 pub struct KubeControlPlane {
     // Stopped in reverse order of start: the API server before etcd.
     procs: Vec<Proc>,
     volumes: Option<VolumeProvisioner>,
     dir: TempDir,
     port: u16,
+    options: KubeOptions,
+}
+
+/// How a control plane is started; the default is [`KubeControlPlane::start`]'s.
+#[derive(Debug, Clone, Copy)]
+pub struct KubeOptions {
+    /// kwok's three simulated nodes (`kwok-node-N`). Without them nothing runs pods until a
+    /// [`crate::RealNode`] joins.
+    pub simulated_nodes: bool,
+    /// The API server listens on every address of the (test's own) network namespace, not only
+    /// on loopback, so that real nodes' pods reach it as the `kubernetes` Service (each
+    /// [`crate::RealNode`] adds the DNAT that kube-proxy would), and calls admission webhooks at
+    /// their Service's endpoints (pod addresses) rather than at a ClusterIP that nothing routes.
+    pub reachable_from_pods: bool,
+}
+
+impl Default for KubeOptions {
+    fn default() -> Self {
+        KubeOptions { simulated_nodes: true, reachable_from_pods: false }
+    }
 }
 
 struct Pki<'a> {
@@ -58,18 +79,27 @@ impl Pki<'_> {
 
 impl KubeControlPlane {
     pub fn start() -> Result<KubeControlPlane> {
+        Self::start_with(KubeOptions::default())
+    }
+
+    /// A control plane for real nodes: no simulated node, the API server reachable from pods.
+    pub fn start_for_real_nodes() -> Result<KubeControlPlane> {
+        Self::start_with(KubeOptions { simulated_nodes: false, reachable_from_pods: true })
+    }
+
+    pub fn start_with(options: KubeOptions) -> Result<KubeControlPlane> {
         // A port `free_port` gave can be taken by someone else's connection before the component
         // binds it; with five components per plane that happens on a busy machine. Start again.
         let mut attempt = 1;
         loop {
-            match Self::start_once() {
+            match Self::start_once(options) {
                 Err(e) if attempt < 3 && format!("{e:#}").contains("address already in use") => attempt += 1,
                 started => return started,
             }
         }
     }
 
-    fn start_once() -> Result<KubeControlPlane> {
+    fn start_once(options: KubeOptions) -> Result<KubeControlPlane> {
         let dir = tempfile::Builder::new().prefix("testkit-kube-").tempdir()?;
         let root = dir.path();
         let pki_dir = root.join("pki");
@@ -121,11 +151,16 @@ impl KubeControlPlane {
         wait_until("etcd", Duration::from_secs(30), &mut [&mut etcd], || port_open(etcd_port))?;
         procs.push(etcd);
 
+        let mut apiserver_cmd = Command::new(tool("kube-apiserver"));
+        if options.reachable_from_pods {
+            apiserver_cmd.args(["--bind-address=0.0.0.0", "--enable-aggregator-routing=true"]);
+        } else {
+            apiserver_cmd.arg("--bind-address=127.0.0.1");
+        }
         let mut apiserver = Proc::spawn(
             "kube-apiserver",
-            Command::new(tool("kube-apiserver"))
+            apiserver_cmd
                 .arg(format!("--etcd-servers={etcd_url}"))
-                .arg("--bind-address=127.0.0.1")
                 .arg("--advertise-address=127.0.0.1")
                 .arg(format!("--secure-port={port}"))
                 // The API server would otherwise publish 127.0.0.1 as the `kubernetes` Service's
@@ -203,9 +238,21 @@ impl KubeControlPlane {
             root,
         )?);
 
-        let mut plane = KubeControlPlane { procs, volumes: None, dir, port };
-        plane.add_nodes()?;
+        let mut plane = KubeControlPlane { procs, volumes: None, dir, port, options };
+        if options.simulated_nodes {
+            plane.add_nodes()?;
+        } else {
+            plane.wait_for_default_service_account()?;
+        }
         Ok(plane)
+    }
+
+    fn wait_for_default_service_account(&mut self) -> Result<()> {
+        let kubeconfig = self.kubeconfig();
+        let mut procs: Vec<&mut Proc> = self.procs.iter_mut().collect();
+        wait_until("the default ServiceAccount", Duration::from_secs(90), &mut procs, || {
+            default_service_account(&kubeconfig)
+        })
     }
 
     fn add_nodes(&mut self) -> Result<()> {
@@ -232,16 +279,8 @@ impl KubeControlPlane {
                 "-o",
                 "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
             ]));
-            // Pods cannot be created before the controller manager has made the namespace's
-            // default ServiceAccount.
-            let account = run(Command::new(tool("kubectl")).arg("--kubeconfig").arg(&kubeconfig).args([
-                "get",
-                "serviceaccount",
-                "default",
-                "-n",
-                "default",
-            ]));
-            matches!(nodes, Ok(s) if s.lines().filter(|l| *l == "True").count() == NODES.len()) && account.is_ok()
+            matches!(nodes, Ok(s) if s.lines().filter(|l| *l == "True").count() == NODES.len())
+                && default_service_account(&kubeconfig)
         };
         let mut procs: Vec<&mut Proc> = self.procs.iter_mut().collect();
         wait_until("kwok nodes Ready and the default ServiceAccount", Duration::from_secs(90), &mut procs, ready)
@@ -273,9 +312,17 @@ impl KubeControlPlane {
         self.dir.path().join("pki/ca.crt")
     }
 
-    /// The simulated nodes' names.
+    /// The simulated nodes' names (none without [`KubeOptions::simulated_nodes`]).
     pub fn nodes(&self) -> Vec<String> {
+        if !self.options.simulated_nodes {
+            return Vec::new();
+        }
         NODES.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// The API server's port, when pods may reach it ([`KubeOptions::reachable_from_pods`]).
+    pub(crate) fn port_for_pods(&self) -> Option<u16> {
+        self.options.reachable_from_pods.then_some(self.port)
     }
 
     /// Runs kubectl with the admin kubeconfig and returns its stdout.
@@ -287,6 +334,19 @@ impl KubeControlPlane {
     pub fn logs(&self) -> String {
         self.procs.iter().map(|p| p.log_tail()).collect::<Vec<_>>().join("\n")
     }
+}
+
+/// Pods cannot be created before the controller manager has made the namespace's default
+/// ServiceAccount.
+fn default_service_account(kubeconfig: &Path) -> bool {
+    run(Command::new(tool("kubectl")).arg("--kubeconfig").arg(kubeconfig).args([
+        "get",
+        "serviceaccount",
+        "default",
+        "-n",
+        "default",
+    ]))
+    .is_ok()
 }
 
 impl Drop for KubeControlPlane {

@@ -3,7 +3,8 @@
 //! into an empty bridge. That route matters: without one the kernel refuses a connection before
 //! netfilter sees it, and nothing would be counted. An nftables table drops every packet, sent
 //! from the namespace or arriving from a pod, whose destination is not loopback, the pod network
-//! or link-local multicast (the IGMP and MLD reports the kernel sends when an interface comes up),
+//! (every [`crate::RealNode`]'s subnet) or link-local multicast (the IGMP and MLD reports the kernel
+//! sends when an interface comes up),
 //! and puts that destination in a set with a counter. A DNS lookup counts too: the nameservers of
 //! `/etc/resolv.conf` are such destinations.
 //!
@@ -26,7 +27,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::node::POD_SUBNET;
+use crate::node::POD_NETWORK;
 use crate::proc::run;
 
 /// Set in the child to a file it creates once the namespace is set up: the parent's proof that
@@ -116,7 +117,7 @@ impl LeakCounter {
   chain output {{ type filter hook output priority 0; policy accept; jump check; }}
   chain prerouting {{ type filter hook prerouting priority 0; policy accept; jump check; }}
   chain check {{
-    ip daddr {{ 127.0.0.0/8, {POD_SUBNET}, 224.0.0.0/24 }} return
+    ip daddr {{ 127.0.0.0/8, {POD_NETWORK}, 224.0.0.0/24 }} return
     ip6 daddr {{ ::1, fe80::/10, ff02::/16 }} return
     meta nfproto ipv4 add @v4 {{ ip daddr }} counter name dropped drop
     meta nfproto ipv6 add @v6 {{ ip6 daddr }} counter name dropped drop

@@ -3,27 +3,30 @@
 //! pods on a bridge network of Debian's CNI plugins. Unlike the kwok nodes, containers really run:
 //! images are pulled by containerd, so a test sees exactly what a site node would pull and from where.
 //!
-//! Needs root, cgroup v1 (cgroupfs driver) and overlayfs. Only one `RealNode` runs on a machine
-//! at a time: the pod cgroups live under the fixed `/kubepods` and the pod network is fixed.
+//! Needs root, cgroup v1 (cgroupfs driver) and overlayfs. Several nodes run at once, of one
+//! control plane or of several: each has its own name, pod subnet (the `N`th node a process starts
+//! gets 10.85.N.0/24 of [`POD_NETWORK`]), bridge, cgroup parent, ports and directories. Nodes of
+//! different processes would share subnets: tests that start them run in network namespaces of
+//! their own ([`crate::netns`]), one at a time.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 
 use crate::kube::KubeControlPlane;
-use crate::proc::{free_port, random_token, run, wait_until, Proc};
+use crate::proc::{free_port, random_token, run, run_with_input, wait_until, Proc};
 use crate::tools::tool;
 
-/// The pods' subnet, routed only to the node's bridge. Apart from kwok's 10.244.0.0/16, which
-/// exists only inside API objects.
-pub(crate) const POD_SUBNET: &str = "10.85.0.0/24";
-/// The host's address on the bridge: what pods reach the host by, and where a test binds a peer
-/// (such as the site registry) that both containerd and the pods must reach.
-const GATEWAY: &str = "10.85.0.1";
+/// Every node's pod subnet is a /24 of this network, each routed to its node's bridge. Apart from
+/// kwok's 10.244.0.0/16, which exists only inside API objects.
+pub(crate) const POD_NETWORK: &str = "10.85.0.0/16";
+/// The index of the next node this process starts: its subnet is 10.85.N.0/24.
+static NEXT_NODE: AtomicU8 = AtomicU8::new(0);
 /// What containerd runs as each pod's sandbox; it is pulled like any other image, so the caller's
 /// registry must serve it.
 pub const SANDBOX_IMAGE: &str = "registry.k8s.io/pause:3.7";
@@ -32,13 +35,14 @@ pub struct NodeOptions {
     /// containerd's `config_path`: a `certs.d` tree of `<host>/hosts.toml`. containerd reads it on
     /// every pull, so a test may fill or empty it while the node runs.
     pub hosts_dir: PathBuf,
-    /// The node's name; kwok's nodes are `kwok-node-N`.
+    /// The node's name; empty (the default) is `real-node-N` for the process's `N`th node. kwok's
+    /// nodes are `kwok-node-N`.
     pub name: String,
 }
 
 impl Default for NodeOptions {
     fn default() -> Self {
-        NodeOptions { hosts_dir: PathBuf::new(), name: "real-node-0".to_string() }
+        NodeOptions { hosts_dir: PathBuf::new(), name: String::new() }
     }
 }
 
@@ -47,8 +51,15 @@ pub struct RealNode {
     kubelet: Option<Proc>,
     dir: TempDir,
     name: String,
+    /// 10.85.N.0/24 and 10.85.N.1: the host's address on the bridge, what pods reach the host by.
+    subnet: String,
+    gateway: String,
     bridge: String,
     network: String,
+    /// `/testkit-<random>`: the kubelet's cgroup root, under which it makes `kubepods`.
+    cgroup_root: String,
+    /// The kube-proxy-like rule that takes this node's pods to the API server.
+    nat_rule: bool,
 }
 
 impl RealNode {
@@ -60,16 +71,26 @@ impl RealNode {
         }
         let dir = tempfile::Builder::new().prefix("testkit-node-").tempdir()?;
         let suffix = &random_token()[..8];
+        let index = NEXT_NODE.fetch_add(1, Ordering::SeqCst);
+        if index == u8::MAX {
+            bail!("a process starts at most 255 real nodes (one /24 of {POD_NETWORK} each)");
+        }
         let mut node = RealNode {
             containerd: None,
             kubelet: None,
-            name: opts.name.clone(),
+            name: if opts.name.is_empty() { format!("real-node-{index}") } else { opts.name.clone() },
+            subnet: format!("10.85.{index}.0/24"),
+            gateway: format!("10.85.{index}.1"),
             // Interface names hold at most 15 bytes.
             bridge: format!("tkn{suffix}"),
             network: format!("testkit-{suffix}"),
+            cgroup_root: format!("/testkit-{suffix}"),
+            nat_rule: false,
             dir,
         };
         node.add_bridge()?;
+        node.make_cgroup_root()?;
+        node.route_service_to_api_server(plane)?;
         let root = node.dir.path().to_path_buf();
         let socket = root.join("containerd.sock");
         let config = node.write_containerd_config(&opts.hosts_dir, &socket)?;
@@ -91,7 +112,7 @@ impl RealNode {
                 .arg("--container-runtime=remote")
                 .arg(format!("--container-runtime-endpoint=unix://{}", socket.display()))
                 .arg(format!("--hostname-override={}", node.name))
-                .arg(format!("--node-ip={GATEWAY}"))
+                .arg(format!("--node-ip={}", node.gateway))
                 .arg("--v=1"),
             &root,
         )?);
@@ -104,10 +125,23 @@ impl RealNode {
         &self.name
     }
 
-    /// The host's address on the pod network. A peer bound here is reached by containerd (on the
-    /// host) and by pods alike.
-    pub fn host_ip(&self) -> &'static str {
-        GATEWAY
+    /// The host's address on this node's pod network. A peer bound here is reached by containerd
+    /// (on the host) and by the pods of every node alike.
+    pub fn host_ip(&self) -> &str {
+        &self.gateway
+    }
+
+    /// This node's pod subnet, `10.85.N.0/24`.
+    pub fn pod_subnet(&self) -> &str {
+        &self.subnet
+    }
+
+    /// Imports an image archive (`ctr images import`) into this node's containerd, for what a
+    /// test runs on the node beside the site's workloads (a volume provisioner's helper); the
+    /// kubelet then runs it without a pull when its pods say `imagePullPolicy: IfNotPresent`.
+    pub fn import_image(&self, archive: &Path) -> Result<()> {
+        let archive = archive.to_str().context("an image archive's path is UTF-8")?;
+        self.ctr(&["images", "import", "--platform", "linux/amd64", archive]).map(drop)
     }
 
     /// Runs `ctr` against this node's containerd, in the namespace Kubernetes uses.
@@ -130,9 +164,52 @@ impl RealNode {
         // Made before the CNI plugin would make it on the first pod, so that a peer can bind the
         // gateway address before anything is pulled.
         run(Command::new("ip").args(["link", "add", &self.bridge, "type", "bridge"]))?;
-        run(Command::new("ip").args(["addr", "add", &format!("{GATEWAY}/24"), "dev", &self.bridge]))?;
+        run(Command::new("ip").args(["addr", "add", &format!("{}/24", self.gateway), "dev", &self.bridge]))?;
         run(Command::new("ip").args(["link", "set", &self.bridge, "up"]))?;
         Ok(())
+    }
+
+    /// The kubelet's cgroup root, in every controller: the kubelet checks that it exists.
+    fn make_cgroup_root(&self) -> Result<()> {
+        for controller in cgroup_controllers() {
+            let dir = controller.join(self.cgroup_root.trim_start_matches('/'));
+            fs::create_dir_all(&dir).with_context(|| format!("cannot make the cgroup {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// What kube-proxy would do for the `kubernetes` Service: this node's pods reach the API
+    /// server at the Service's address (what the kubelet gives them in KUBERNETES_SERVICE_HOST),
+    /// through a DNAT to where it listens. Only for a control plane that listens beyond loopback
+    /// ([`crate::KubeOptions::reachable_from_pods`]); rules of several nodes, even of several
+    /// control planes, stand side by side, each matching its own pods' subnet.
+    fn route_service_to_api_server(&mut self, plane: &KubeControlPlane) -> Result<()> {
+        let Some(port) = plane.port_for_pods() else { return Ok(()) };
+        let rules = format!(
+            "table ip {NAT_TABLE} {{\n  chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}\n}}\n\
+             add rule ip {NAT_TABLE} prerouting ip saddr {subnet} ip daddr {service} tcp dport 443 \
+             dnat to {gateway}:{port} comment \"{bridge}\"\n",
+            subnet = self.subnet,
+            service = crate::kube::SERVICE_IP,
+            gateway = self.gateway,
+            bridge = self.bridge,
+        );
+        run_with_input(Command::new("nft").args(["-f", "-"]), Some(rules.as_bytes()))
+            .context("adding the API server's DNAT rule (nftables)")?;
+        self.nat_rule = true;
+        Ok(())
+    }
+
+    fn remove_nat_rule(&self) {
+        let Ok(listed) = run(Command::new("nft").args(["-a", "list", "chain", "ip", NAT_TABLE, "prerouting"])) else {
+            return;
+        };
+        let marker = format!("comment \"{}\"", self.bridge);
+        for handle in listed.lines().filter(|l| l.contains(&marker)).filter_map(|l| l.rsplit_once("# handle ")) {
+            let _ = Command::new("nft")
+                .args(["delete", "rule", "ip", NAT_TABLE, "prerouting", "handle", handle.1.trim()])
+                .output();
+        }
     }
 
     fn write_containerd_config(&self, hosts_dir: &Path, socket: &Path) -> Result<PathBuf> {
@@ -177,7 +254,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "plugins": [
                 {"type": "bridge", "bridge": self.bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
                  "ipam": {"type": "host-local", "dataDir": root.join("cni-ipam"),
-                          "ranges": [[{"subnet": POD_SUBNET, "gateway": GATEWAY}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+                          "ranges": [[{"subnet": self.subnet, "gateway": self.gateway}]], "routes": [{"dst": "0.0.0.0/0"}]}},
                 {"type": "loopback"}
             ]
         });
@@ -190,15 +267,22 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         // Eviction and image GC thresholds are loosened: the test machine's disk may be fuller
         // than a node's, and a node under DiskPressure would refuse the test's pods. Without
         // kube-proxy the kubelet's iptables chains serve nothing, and they would outlive it.
+        // There is no cluster DNS: the pods' resolv.conf names the node's gateway, where nothing
+        // answers, so a lookup fails inside the pod network instead of reaching the machine's
+        // nameservers (which the leak counter would count).
+        let resolv = self.dir.path().join("resolv.conf");
+        fs::write(&resolv, format!("nameserver {}\n", self.gateway))?;
         let text = format!(
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
-             cgroupDriver: cgroupfs\nfailSwapOn: false\n\
+             cgroupDriver: cgroupfs\ncgroupRoot: {cgroup_root}\nfailSwapOn: false\n\
              address: 127.0.0.1\nport: {port}\nhealthzBindAddress: 127.0.0.1\nhealthzPort: {healthz}\nreadOnlyPort: 0\n\
              authentication: {{anonymous: {{enabled: false}}, webhook: {{enabled: false}}}}\n\
              authorization: {{mode: AlwaysAllow}}\n\
              evictionHard: {{memory.available: 1Mi, nodefs.available: 1%, imagefs.available: 1%}}\n\
              imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n\
-             serializeImagePulls: false\nresolvConf: /etc/resolv.conf\nmakeIPTablesUtilChains: false\n",
+             serializeImagePulls: false\nresolvConf: {resolv}\nmakeIPTablesUtilChains: false\n",
+            cgroup_root = self.cgroup_root,
+            resolv = resolv.display(),
             port = free_port(),
             healthz = free_port(),
         );
@@ -252,16 +336,32 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         }
     }
 
-    /// Removes the pods' cgroups, which the kubelet would have removed had it lived.
-    fn remove_pod_cgroups(&self) {
-        for controller in fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+    /// Removes the node's cgroup root and the pods' cgroups under it, which the kubelet would
+    /// have removed had it lived.
+    fn remove_cgroups(&self) {
+        for controller in cgroup_controllers() {
             let mut dirs = Vec::new();
-            collect_dirs(&controller.path().join("kubepods"), &mut dirs);
+            collect_dirs(&controller.join(self.cgroup_root.trim_start_matches('/')), &mut dirs);
             for d in dirs.iter().rev() {
                 let _ = fs::remove_dir(d);
             }
         }
     }
+}
+
+/// The NAT table of every node's API server rule (see `route_service_to_api_server`).
+const NAT_TABLE: &str = "testkit_service_nat";
+
+/// The mounted cgroup v1 controllers' directories (`/sys/fs/cgroup/cpu`, ...); the symlinks
+/// that join two (`cpu,cpuacct`) are left out, so each hierarchy comes once.
+fn cgroup_controllers() -> Vec<PathBuf> {
+    fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
 }
 
 fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -307,7 +407,10 @@ impl Drop for RealNode {
         let containers = self.kill_containers();
         self.containerd.take();
         self.unmount_leftovers();
-        self.remove_pod_cgroups();
+        self.remove_cgroups();
+        if self.nat_rule {
+            self.remove_nat_rule();
+        }
         let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
         // libcni caches each attachment's result outside the node's directory: the pod network's
         // under the network's name, the loopback that containerd adds by itself under its own.
