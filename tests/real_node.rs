@@ -1077,3 +1077,148 @@ fn sample_plan_broken(dir: &Path, spec: &Path, from: &str, to: &str) -> PathBuf 
     fs::write(&path, plan).unwrap();
     path
 }
+
+/// Istio on a real node with the real istiod: `pilot-discovery` (built by `install.sh istioctl`
+/// from the same Istio module as istioctl) is carried as `docker.io/istio/pilot:1.15.0`, and
+/// `istioctl manifest generate` (profile minimal) is applied. istiod reaches the API server as the
+/// `kubernetes` Service, patches its injection webhook's CA, and the API server calls the webhook at
+/// istiod's pod. A pod created in an injected namespace gets `istio-init` and `istio-proxy` from the
+/// real webhook; proxyv2 is a stand-in for what the injected containers ask (derived from a
+/// server-side dry run of the pod): `istio-init` runs to completion without touching iptables (a
+/// proxy that does not proxy must not be where traffic is redirected), `istio-proxy` answers
+/// 15021 `/healthz/ready` and, as pilot-agent does, the app's probes that Istio rewrote to 15020.
+#[test]
+fn the_real_istiod_injects_sidecars_that_become_ready_on_a_real_node() {
+    let Some(leaks) = netns::isolated("the_real_istiod_injects_sidecars_that_become_ready_on_a_real_node") else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let upstream = Distribution::start(DistributionOpts { tls: false, auth: false }).unwrap();
+    let push = |reference: &str, layers: Vec<Files>, config: Value| {
+        let layout = t.path().join(format!("layout-{}", reference.replace(['/', ':'], "_")));
+        let spec = ImageSpec { reference, platforms: &["linux/amd64"], shared_layers: &layers };
+        write_layout_configured(&layout, &[(&spec, &config)]);
+        push_plain(&layout, reference, &format!("{}/{}", upstream.host_port(), repository_and_tag(reference))).unwrap();
+    };
+    push(SANDBOX_IMAGE, vec![pause_layer().unwrap()], json!({"Entrypoint": ["/bin/sh"]}));
+    let pilot = fs::read(tool("pilot-discovery")).unwrap();
+    push(
+        ISTIOD_IMAGE,
+        vec![Files::from([("usr/local/bin/pilot-discovery".to_string(), pilot)])],
+        json!({"Entrypoint": ["/usr/local/bin/pilot-discovery"], "User": "1337"}),
+    );
+    let certs_d = t.path().join("certs.d");
+    for host in ["docker.io", "registry.k8s.io"] {
+        fs::create_dir_all(certs_d.join(host)).unwrap();
+        let toml = format!(
+            "server = \"https://{host}\"\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            upstream.host_port()
+        );
+        fs::write(certs_d.join(host).join("hosts.toml"), toml).unwrap();
+    }
+    let plane = KubeControlPlane::start_for_real_nodes().unwrap();
+    let node = RealNode::start(&plane, NodeOptions { hosts_dir: certs_d.clone(), ..NodeOptions::default() })
+        .unwrap_or_else(|e| panic!("the real node did not start: {e:#}"));
+
+    let istio = run(Command::new(tool("istioctl")).args([
+        "manifest",
+        "generate",
+        "--set",
+        "profile=minimal",
+        "--set",
+        "hub=docker.io/istio",
+        "--set",
+        "tag=1.15.0",
+        "--set",
+        "values.pilot.autoscaleEnabled=false",
+        "--set",
+        "values.pilot.resources.requests.cpu=10m",
+        "--set",
+        "values.pilot.resources.requests.memory=64Mi",
+    ]))
+    .unwrap();
+    let manifest = t.path().join("istio.yaml");
+    fs::write(&manifest, istio).unwrap();
+    plane.kubectl(&["create", "namespace", "istio-system"]).unwrap();
+    plane.kubectl(&["apply", "--server-side", "-f", manifest.to_str().unwrap()]).unwrap();
+    let istiod = plane.kubectl(&[
+        "-n",
+        "istio-system",
+        "wait",
+        "--for=condition=Available",
+        "deployment/istiod",
+        "--timeout=300s",
+    ]);
+    assert!(istiod.is_ok(), "istiod is not available: {istiod:?}\n{}\n{}", describe_pods(&plane), node.logs());
+
+    plane.kubectl(&["create", "namespace", "apps"]).unwrap();
+    plane.kubectl(&["label", "namespace", "apps", "istio-injection=enabled"]).unwrap();
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app", "namespace": "apps"},
+        "spec": {"containers": [{
+            "name": "app", "image": APP_IMAGE, "ports": [{"name": "http", "containerPort": 8080}],
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 2},
+        }]},
+    });
+    let pod_file = t.path().join("pod.json");
+    fs::write(&pod_file, pod.to_string()).unwrap();
+    // The webhook answers a dry run as it will answer the pod: what the sidecar images must do.
+    let injected: Value = serde_json::from_str(
+        &plane
+            .kubectl(&["create", "--dry-run=server", "-o", "json", "-f", pod_file.to_str().unwrap()])
+            .unwrap_or_else(|e| panic!("the dry run through the injection webhook failed: {e:#}")),
+    )
+    .unwrap();
+    let names = |list: &str| -> Vec<String> {
+        injected["spec"][list].as_array().into_iter().flatten().map(|c| c["name"].as_str().unwrap().into()).collect()
+    };
+    assert_eq!(names("initContainers"), ["istio-init"], "istiod injected its init container");
+    assert!(names("containers").contains(&"istio-proxy".to_string()), "istiod injected the sidecar");
+    let app_probe = injected["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "app")
+        .map(|c| c["readinessProbe"]["httpGet"].clone())
+        .unwrap();
+    assert_eq!(app_probe["port"], 15020, "Istio rewrote the app's probe to the sidecar: {app_probe}");
+
+    // The app behaves as its own spec says; the sidecar's images as the injected containers say.
+    let app = testkit::standin::behaviours(std::slice::from_ref(&pod)).unwrap();
+    let mut sidecar_pod = injected.clone();
+    for list in ["initContainers", "containers"] {
+        let kept: Vec<Value> = sidecar_pod["spec"][list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["image"].as_str().is_some_and(|i| i.contains("/proxyv2:")))
+            .cloned()
+            .collect();
+        sidecar_pod["spec"][list] = Value::Array(kept);
+    }
+    let sidecar = testkit::standin::behaviours(&[sidecar_pod]).unwrap();
+    assert_eq!(sidecar.len(), 1, "one proxy image: {:?}", sidecar.keys());
+    for (image, b) in app.iter().chain(&sidecar) {
+        let (layers, config) = testkit::standin::image(b).unwrap();
+        push(image, layers, config);
+    }
+    plane.kubectl(&["create", "-f", pod_file.to_str().unwrap()]).unwrap();
+    let ready = plane.kubectl(&["-n", "apps", "wait", "--for=condition=Ready", "pod/app", "--timeout=180s"]);
+    assert!(ready.is_ok(), "the injected pod is not ready: {ready:?}\n{}\n{}", describe_pods(&plane), node.logs());
+    let status = plane
+        .kubectl(&[
+            "-n",
+            "apps",
+            "get",
+            "pod",
+            "app",
+            "-o",
+            "jsonpath={.metadata.annotations.sidecar\\.istio\\.io/status}",
+        ])
+        .unwrap();
+    assert!(status.contains("istio-proxy"), "the pod records its injection: {status}");
+    leaks.assert_none();
+}
+
+const ISTIOD_IMAGE: &str = "docker.io/istio/pilot:1.15.0";
+const APP_IMAGE: &str = "docker.io/testkit/app:1";
