@@ -3,13 +3,21 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+mod cli_docs;
 mod demo;
+mod verbosity;
 
 #[derive(Parser)]
-#[command(name = "airgap", version, about = "Carry a Kubernetes platform into a data centre with no internet")]
+#[command(
+    name = "airgap",
+    version = env!("AIRGAP_VERSION"),
+    about = "Carry a Kubernetes platform into a data centre with no internet"
+)]
 struct Cli {
+    #[command(flatten)]
+    verbosity: verbosity::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,6 +40,10 @@ enum Command {
     Site(SiteCommand),
     /// Write the tool binaries the bundle carries (kubectl, helm, istioctl, eksctl…) into a folder.
     Tools(installer::tools::ToolsArgs),
+    /// Print a shell completion script for airgap.
+    Completions(cli_docs::CompletionsArgs),
+    /// Print airgap's man page, or write one per command into a folder.
+    Man(cli_docs::ManArgs),
 }
 
 #[derive(Subcommand)]
@@ -40,8 +52,10 @@ enum InstallCommand {
     Plan(installer::cli::PlanArgs),
     /// Apply the plan, waiting for readiness; resumable, skips unchanged finished steps.
     Apply(installer::cli::ApplyArgs),
-    /// What is done, running and failed on each cluster.
+    /// What each step's recorded state is, beside its live health.
     Status(installer::cli::StatusArgs),
+    /// Prove a finished install works now, from inside the site; a report people can read.
+    Verify(installer::cli::VerifyArgs),
     /// Node mirror configuration: upstream hosts resolve to the site registry, names unchanged.
     Mirrors(installer::mirrors::MirrorsArgs),
     /// eksctl ClusterConfigs or RKE2 configuration of both clusters, with the node mirrors.
@@ -86,25 +100,43 @@ enum BundleCommand {
 fn main() -> ExitCode {
     // Helm 3.8 runs its post-renderer without arguments: the installer names its configuration
     // in the environment instead.
-    let result = match std::env::var_os(installer::postrender::ENV) {
-        Some(config) => installer::postrender::run_as_helm_post_renderer(config.as_ref()),
-        None => run(Cli::parse()),
+    let (result, errors) = match std::env::var_os(installer::postrender::ENV) {
+        Some(config) => {
+            (installer::postrender::run_as_helm_post_renderer(config.as_ref()), verbosity::Errors::default())
+        }
+        None => {
+            let cli = Cli::parse();
+            let errors = cli.verbosity.apply();
+            (run(cli), errors)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errors.print(&e);
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `--airgap-binary` names, or else the airgap that is running: the media carry the tool
+/// that reads them.
+fn carried_airgap(given: Option<std::path::PathBuf>) -> std::io::Result<Option<std::path::PathBuf>> {
+    given.map_or_else(std::env::current_exe, Ok).map(Some)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bundle(cmd) => match cmd {
             BundleCommand::Lock(a) => bundler::lock(a),
-            BundleCommand::Create(a) => bundler::create(a),
-            BundleCommand::Pack(a) => bundles::cli::run_pack(a),
+            BundleCommand::Create(mut a) => {
+                a.airgap_binary = carried_airgap(a.airgap_binary)?;
+                bundler::create(a)
+            }
+            BundleCommand::Pack(mut a) => {
+                a.airgap_binary = carried_airgap(a.airgap_binary)?;
+                bundles::cli::run_pack(a)
+            }
             BundleCommand::Verify(a) => bundles::cli::run_verify(a),
             BundleCommand::Inspect(a) => bundles::cli::run_inspect(a),
             BundleCommand::Extract(a) => bundles::cli::run_extract(a),
@@ -113,7 +145,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Demo(a) => demo::run(a),
         Command::Registry(cmd) => match cmd {
-            RegistryCommand::Serve(a) => registry::cli::serve(a),
+            RegistryCommand::Serve(mut a) => {
+                a.quiet = cli.verbosity.quiet;
+                registry::cli::serve(a)
+            }
             RegistryCommand::Push(a) => registry::cli::push(a),
         },
         Command::Site(SiteCommand::Wireguard(a)) => installer::wireguard::run(a),
@@ -121,9 +156,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             InstallCommand::Plan(a) => installer::run::plan(a),
             InstallCommand::Apply(a) => installer::run::apply(a),
             InstallCommand::Status(a) => installer::run::status(a),
+            InstallCommand::Verify(a) => installer::verify::run(a),
             InstallCommand::Mirrors(a) => installer::mirrors::run(a),
             InstallCommand::ClusterConfig(a) => installer::cluster_config::run(a),
         },
         Command::Tools(a) => installer::tools::run(a),
+        Command::Completions(a) => cli_docs::completions(a, Cli::command()),
+        Command::Man(a) => cli_docs::man(a, Cli::command()),
     }
 }

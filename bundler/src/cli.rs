@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use bundles::carried_binary::CarriedBinary;
+use bundles::cli::{warn_about_part_size, AIRGAP_BINARY_HELP, MAX_PART_SIZE_HELP};
 use bundles::lock::Lock;
+use bundles::outdir::OutDir;
 use bundles::pack::{pack, PackOptions};
 use bundles::size::{human, parse_size, FAT32_MAX};
 use clap::Args;
@@ -79,12 +82,13 @@ pub struct CreateArgs {
     /// A previous bundle directory or its lock: only blobs it lacks are carried.
     #[arg(long)]
     pub base: Option<PathBuf>,
-    /// Largest part, in bytes or with a unit (4GiB, 50MiB); the default fits FAT32.
-    #[arg(long, value_parser = parse_size, default_value_t = FAT32_MAX)]
+    #[arg(long, value_parser = parse_size, default_value_t = FAT32_MAX, help = MAX_PART_SIZE_HELP)]
     pub max_part_size: u64,
     /// A minisign secret key; the bundle's SHA256SUMS is signed with it.
     #[arg(long)]
     pub sign_key: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", help = AIRGAP_BINARY_HELP)]
+    pub airgap_binary: Option<PathBuf>,
     #[command(flatten)]
     pub fetch: FetchArgs,
 }
@@ -94,10 +98,14 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn lock(args: LockArgs) -> Result<()> {
+    let progress = Progress::new(args.fetch.json);
+    progress.outcome(write_lock(args, &progress))
+}
+
+fn write_lock(args: LockArgs, progress: &Progress) -> Result<()> {
     let json = args.fetch.json;
     let opts = args.fetch.options(args.spec, None, false);
-    let progress = Progress::new(json);
-    let staged = runtime()?.block_on(stage(&opts, &progress))?;
+    let staged = runtime()?.block_on(stage(&opts, progress))?;
     let lock = staged.lock()?;
     std::fs::write(&args.output, lock.to_json()).with_context(|| args.output.display().to_string())?;
     let bytes: u64 = lock.blobs.iter().map(|b| b.size).sum();
@@ -117,22 +125,31 @@ pub fn lock(args: LockArgs) -> Result<()> {
 }
 
 pub fn create(args: CreateArgs) -> Result<()> {
+    let progress = Progress::new(args.fetch.json);
+    progress.outcome(write_bundle(args, &progress))
+}
+
+fn write_bundle(args: CreateArgs, progress: &Progress) -> Result<()> {
+    warn_about_part_size(args.max_part_size);
+    // Refused before anything is fetched; on failure a folder made here is removed again.
+    let output = OutDir::prepare(&args.output)?;
     let lock = args.lock.as_deref().map(Lock::read).transpose()?;
     let base = args.base.as_deref().map(Lock::read).transpose()?;
     let sign_key = args.sign_key.as_deref().map(bundles::sign::load_secret_key).transpose()?;
     let json = args.fetch.json;
     let opts = args.fetch.options(args.spec, lock, true);
-    let progress = Progress::new(json);
-    let staged = runtime()?.block_on(stage(&opts, &progress))?;
+    let staged = runtime()?.block_on(stage(&opts, progress))?;
     let on_pack = |done: u64, total: u64| progress.packing(done, total);
     let pack_opts = PackOptions {
         max_part_size: args.max_part_size,
         sign_key,
         base,
         progress: Some(&on_pack),
+        airgap_binary: args.airgap_binary.as_deref().map(CarriedBinary::at),
         ..PackOptions::default()
     };
     let packed = pack(staged.layout(), &args.output, &pack_opts)?;
+    output.keep();
     let total = packed.archive_size();
     progress.done(json!({
         "bundle": args.output,

@@ -8,10 +8,30 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
 enum Mode {
-    Bars { bytes: ProgressBar, artifacts: ProgressBar, multi: MultiProgress },
+    Bars {
+        bytes: ProgressBar,
+        artifacts: ProgressBar,
+        multi: MultiProgress,
+    },
     Plain,
-    Json,
+    /// One JSON object a line, on stdout (or a buffer, in tests).
+    Json(Mutex<Box<dyn Write + Send>>),
     Quiet,
+}
+
+fn bars(target: ProgressDrawTarget) -> Mode {
+    let multi = MultiProgress::with_draw_target(target);
+    let artifacts = multi.add(ProgressBar::new(0));
+    artifacts.set_style(
+        ProgressStyle::with_template("artifacts {bar:30} {pos}/{len} {wide_msg}").expect("a valid template"),
+    );
+    let bytes = multi.add(ProgressBar::new(0));
+    bytes.set_style(
+        ProgressStyle::with_template("{msg:9} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("a valid template"),
+    );
+    bytes.set_message("download");
+    Mode::Bars { bytes, artifacts, multi }
 }
 
 pub struct Progress {
@@ -22,20 +42,9 @@ pub struct Progress {
 impl Progress {
     pub fn new(json: bool) -> Progress {
         let mode = if json {
-            Mode::Json
+            Mode::Json(Mutex::new(Box::new(std::io::stdout())))
         } else if std::io::stderr().is_terminal() {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let artifacts = multi.add(ProgressBar::new(0));
-            artifacts.set_style(
-                ProgressStyle::with_template("artifacts {bar:30} {pos}/{len} {wide_msg}").expect("a valid template"),
-            );
-            let bytes = multi.add(ProgressBar::new(0));
-            bytes.set_style(
-                ProgressStyle::with_template("{msg:9} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .expect("a valid template"),
-            );
-            bytes.set_message("download");
-            Mode::Bars { bytes, artifacts, multi }
+            bars(ProgressDrawTarget::stderr())
         } else {
             Mode::Plain
         };
@@ -48,9 +57,10 @@ impl Progress {
     }
 
     fn emit(&self, event: Value) {
-        let _guard = self.stdout.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{event}");
+        if let Mode::Json(out) = &self.mode {
+            let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(out, "{event}").and_then(|_| out.flush());
+        }
     }
 
     fn line(&self, text: String) {
@@ -59,7 +69,7 @@ impl Progress {
                 let _ = multi.println(text);
             }
             Mode::Plain => eprintln!("{text}"),
-            Mode::Json | Mode::Quiet => {}
+            Mode::Json(_) | Mode::Quiet => {}
         }
     }
 
@@ -68,7 +78,7 @@ impl Progress {
         match &self.mode {
             Mode::Bars { bytes: b, .. } => b.inc_length(bytes),
             Mode::Plain => eprintln!("downloading {blobs} blob(s), {}", bundles::size::human(bytes)),
-            Mode::Json => self.emit(json!({"event": "plan", "blobs": blobs, "bytes": bytes})),
+            Mode::Json(_) => self.emit(json!({"event": "plan", "blobs": blobs, "bytes": bytes})),
             Mode::Quiet => {}
         }
     }
@@ -81,7 +91,14 @@ impl Progress {
 
     pub fn bytes(&self, n: u64) {
         if let Mode::Bars { bytes, .. } = &self.mode {
-            bytes.inc(n);
+            // Manifests, configs, charts and files arrive before the layers are planned: the
+            // total grows with them, so the bar never shows more done than its total.
+            let _one_at_a_time = self.stdout.lock().unwrap_or_else(|e| e.into_inner());
+            let done = bytes.position() + n;
+            if done > bytes.length().unwrap_or(0) {
+                bytes.set_length(done);
+            }
+            bytes.set_position(done);
         }
     }
 
@@ -89,7 +106,7 @@ impl Progress {
         match &self.mode {
             Mode::Bars { .. } | Mode::Quiet => {}
             Mode::Plain => eprintln!("fetched {digest} ({}) for {what}", bundles::size::human(size)),
-            Mode::Json => self.emit(json!({"event": "blob", "digest": digest, "size": size, "for": what})),
+            Mode::Json(_) => self.emit(json!({"event": "blob", "digest": digest, "size": size, "for": what})),
         }
     }
 
@@ -100,7 +117,7 @@ impl Progress {
                 artifacts.set_message(reference.to_string());
             }
             Mode::Plain => eprintln!("{kind} {reference} {digest}"),
-            Mode::Json => {
+            Mode::Json(_) => {
                 self.emit(json!({"event": "artifact", "kind": kind, "reference": reference, "digest": digest}))
             }
             Mode::Quiet => {}
@@ -121,16 +138,27 @@ impl Progress {
 
     pub fn discovered(&self, chart: &str, image: &str, carried: bool) {
         match &self.mode {
-            Mode::Json => self.emit(json!({"event": "discovered", "chart": chart, "image": image, "carried": carried})),
+            Mode::Json(_) => {
+                self.emit(json!({"event": "discovered", "chart": chart, "image": image, "carried": carried}))
+            }
             _ => self.line(format!("{chart}: uses {image}{}", if carried { "" } else { " (not carried)" })),
         }
     }
 
     pub fn warn(&self, message: &str) {
         match &self.mode {
-            Mode::Json => self.emit(json!({"event": "warning", "message": message})),
+            Mode::Json(_) => self.emit(json!({"event": "warning", "message": message})),
             _ => self.line(format!("warning: {message}")),
         }
+    }
+
+    /// A run's result, said on stdout too in `--json` mode when it failed: an `error` event is
+    /// then the last line, so a machine reading the events learns why. People read stderr.
+    pub fn outcome<T>(&self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        if let (Mode::Json(_), Err(e)) = (&self.mode, &result) {
+            self.emit(json!({"event": "error", "message": bundles::text::error_chain(e.as_ref())}));
+        }
+        result
     }
 
     pub fn done(&self, summary: Value) {
@@ -140,7 +168,60 @@ impl Progress {
                 artifacts.finish_and_clear();
             }
             Mode::Plain | Mode::Quiet => {}
-            Mode::Json => self.emit(json!({"event": "done", "summary": summary})),
+            Mode::Json(_) => self.emit(json!({"event": "done", "summary": summary})),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where a test's events go, read back after.
+    #[derive(Clone, Default)]
+    struct Events(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Events {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// `lock` and `create` hand their result to `outcome`: a failure is the last event.
+    #[test]
+    fn a_failed_run_ends_its_json_events_with_the_error() {
+        let events = Events::default();
+        let p = Progress { mode: Mode::Json(Mutex::new(Box::new(events.clone()))), stdout: Mutex::new(()) };
+        p.warn("slow upstream");
+        assert!(p.outcome(Ok(())).is_ok());
+        let err = anyhow::anyhow!("connection refused").context("GET http://127.0.0.1:9/v2/");
+        assert!(p.outcome::<()>(Err(err)).is_err());
+        let text = String::from_utf8(events.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(
+            lines,
+            [
+                json!({"event": "warning", "message": "slow upstream"}),
+                json!({"event": "error", "message": "GET http://127.0.0.1:9/v2/: connection refused"}),
+            ]
+        );
+    }
+
+    /// A config fetched before the layers were planned read `1.58 KiB/348 B`.
+    #[test]
+    fn the_download_bar_never_shows_more_done_than_its_total() {
+        let p = Progress { mode: bars(ProgressDrawTarget::hidden()), stdout: Mutex::new(()) };
+        let Mode::Bars { bytes, .. } = &p.mode else { unreachable!() };
+        p.bytes(1620);
+        p.plan_bytes(1, 348);
+        p.bytes(348);
+        assert_eq!((bytes.position(), bytes.length()), (1968, Some(1968)));
+        p.bytes(100);
+        assert_eq!((bytes.position(), bytes.length()), (2068, Some(2068)));
     }
 }

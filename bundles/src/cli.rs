@@ -5,18 +5,21 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 
 use crate::artifact::Artifact;
+use crate::carried_binary::CarriedBinary;
 use crate::pack::{pack, PackOptions};
 use crate::reader::Bundle;
 use crate::sbom::Format;
-use crate::size::{human, parse_size, FAT32_MAX};
+use crate::size::{human, parse_size, part_size_warning, FAT32_MAX};
+use crate::text::printable;
 use crate::verify::{verify, VerifyOptions};
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  skopeo copy docker://docker.io/library/busybox:1.36 oci:layout:docker.io/library/busybox:1.36\n  airgap bundle pack layout -o /media/usb/bundle --max-part-size 4GiB --sign-key airgap.key"
+    after_help = "Example:\n  skopeo copy docker://docker.io/library/busybox:1.36 oci:layout:docker.io/library/busybox:1.36\n  airgap bundle pack layout -o /media/usb/bundle --sign-key airgap.key"
 )]
 pub struct PackArgs {
     /// An OCI image layout directory (what `skopeo copy ... oci:DIR:REF` writes).
@@ -24,8 +27,7 @@ pub struct PackArgs {
     /// The bundle directory to write; must not exist or be empty.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Largest part, in bytes or with a unit (4GiB, 50MiB); the default fits FAT32.
-    #[arg(long, value_parser = parse_size, default_value_t = FAT32_MAX)]
+    #[arg(long, value_parser = parse_size, default_value_t = FAT32_MAX, help = MAX_PART_SIZE_HELP)]
     pub max_part_size: u64,
     /// A minisign secret key; the bundle's SHA256SUMS is signed with it.
     #[arg(long)]
@@ -36,19 +38,40 @@ pub struct PackArgs {
     /// zstd level (1–19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
+    #[arg(long, value_name = "FILE", help = AIRGAP_BINARY_HELP)]
+    pub airgap_binary: Option<PathBuf>,
+}
+
+/// The help of `--max-part-size`, the same for `pack` and `create`.
+pub const MAX_PART_SIZE_HELP: &str = "Largest part, in bytes or with a unit (50MiB, 2GiB). The default, 4 GiB - 1 \
+     bytes, is the largest file FAT32 holds; larger parts are written with a warning, for exFAT, NTFS or ext4 media";
+
+/// The help of `--airgap-binary`, the same for `pack` and `create`.
+pub const AIRGAP_BINARY_HELP: &str = "The airgap binary written beside the parts as airgap-<os>-<arch>, listed in \
+     SHA256SUMS and the SBOMs, so the media carry the tool that reads them [default: this airgap]";
+
+/// Prints the FAT32 warning for parts that may not fit it.
+pub fn warn_about_part_size(max_part_size: u64) {
+    if let Some(w) = part_size_warning(max_part_size) {
+        eprintln!("warning: {w}");
+    }
 }
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  airgap bundle verify /media/usb/bundle --key airgap.pub --report audit/verify\n\nExit status is 0 only when every check passes; each problem is printed on its own line."
+    after_help = "Example:\n  airgap bundle verify /media/usb/bundle --key airgap.pub --report audit/verify\n\nExit status is 0 only when every check passes; each problem is printed on its own line.\nA signed bundle needs the signer's public key (--key), or --no-signature-check to check\neverything but who signed it; an unsigned bundle verifies without either."
 )]
 pub struct VerifyArgs {
+    /// The bundle directory: the parts and the files beside them.
     pub bundle: PathBuf,
     /// The minisign public key that must have signed SHA256SUMS.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_signature_check")]
     pub key: Option<PathBuf>,
-    /// Write evidence for auditors: FILE.json (machine) and FILE.txt (people).
+    /// Verify a signed bundle without its public key: every check but who signed it.
     #[arg(long)]
+    pub no_signature_check: bool,
+    /// Write evidence for auditors: FILE.json (machine) and FILE.txt (people); missing folders are made.
+    #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Bundles this delta is laid over.
     #[arg(long)]
@@ -60,10 +83,12 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  airgap bundle inspect /media/usb/bundle --json | jq '.[] | select(.kind==\"image\") | .reference'"
+    after_help = "Each artifact's SIZE is all it carries (manifests, configs, layers); the total counts a blob\nthat several artifacts share once, and the last line is what the bundle takes on the media.\n\nExample:\n  airgap bundle inspect /media/usb/bundle --json | jq '.artifacts[] | select(.kind==\"image\") | .reference'"
 )]
 pub struct InspectArgs {
+    /// The bundle directory: the parts and the files beside them.
     pub bundle: PathBuf,
+    /// One JSON document on stdout: the artifacts with their sizes, the total and the files on the media.
     #[arg(long)]
     pub json: bool,
 }
@@ -73,6 +98,7 @@ pub struct InspectArgs {
     after_help = "Example:\n  airgap bundle extract /media/usb/bundle ./layout && skopeo inspect oci:./layout:docker.io/library/busybox:1.36"
 )]
 pub struct ExtractArgs {
+    /// The bundle directory: the parts and the files beside them.
     pub bundle: PathBuf,
     /// Where to write the OCI image layout; must not exist or be empty.
     pub dest: PathBuf,
@@ -83,6 +109,7 @@ pub struct ExtractArgs {
     after_help = "Example:\n  airgap bundle cat /media/usb/bundle index.json | jq .\n  airgap bundle cat /media/usb/bundle sha256:0123… > blob"
 )]
 pub struct CatArgs {
+    /// The bundle directory: the parts and the files beside them.
     pub bundle: PathBuf,
     /// A blob digest (`sha256:…`) or a member path inside the archive (`index.json`).
     pub what: String,
@@ -91,8 +118,10 @@ pub struct CatArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  airgap bundle sbom /media/usb/bundle --format cyclonedx > bundle.cdx.json")]
 pub struct SbomArgs {
+    /// The bundle directory: the parts and the files beside them.
     pub bundle: PathBuf,
-    #[arg(long, value_parser = |s: &str| s.parse::<Format>())]
+    /// spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.5 JSON; cdx for short).
+    #[arg(long, value_parser = PossibleValuesParser::new(["spdx", "cyclonedx", "cdx"]).map(|s| s.parse::<Format>().expect("a listed format")))]
     pub format: Format,
 }
 
@@ -110,6 +139,7 @@ fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
 }
 
 pub fn run_pack(args: PackArgs) -> Result<()> {
+    warn_about_part_size(args.max_part_size);
     let sign_key = args.sign_key.as_deref().map(crate::sign::load_secret_key).transpose()?;
     let base = args.base.as_deref().map(crate::lock::Lock::read).transpose()?;
     let pb = bar(0, "packing");
@@ -123,6 +153,7 @@ pub fn run_pack(args: PackArgs) -> Result<()> {
         sign_key,
         base,
         progress: Some(&progress),
+        airgap_binary: args.airgap_binary.as_deref().map(CarriedBinary::at),
         ..PackOptions::default()
     };
     let packed = pack(&args.layout, &args.output, &opts)?;
@@ -133,17 +164,18 @@ pub fn run_pack(args: PackArgs) -> Result<()> {
 }
 
 pub fn run_verify(args: VerifyArgs) -> Result<()> {
-    let bases = args.base.iter().map(|b| Bundle::open(b)).collect::<Result<Vec<_>, _>>()?;
-    let report = verify(&args.bundle, &VerifyOptions { key: args.key.clone(), bases });
-    if let Some(base) = &args.report {
-        let stem = base.to_string_lossy().trim_end_matches(".json").trim_end_matches(".txt").to_string();
-        let json_path = PathBuf::from(format!("{stem}.json"));
-        let txt_path = PathBuf::from(format!("{stem}.txt"));
-        std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| json_path.display().to_string())?;
-        std::fs::write(&txt_path, report.to_text()).with_context(|| txt_path.display().to_string())?;
-        eprintln!("report written to {} and {}", json_path.display(), txt_path.display());
+    // A key that cannot be read is the key's problem, said before anything of the bundle.
+    if let Some(key) = &args.key {
+        crate::sign::load_public_key(key).with_context(|| format!("--key {}", key.display()))?;
     }
+    let bases = args.base.iter().map(|b| Bundle::open(b)).collect::<Result<Vec<_>, _>>()?;
+    let mut report = verify(&args.bundle, &VerifyOptions { key: args.key.clone(), bases });
+    if !args.no_signature_check {
+        report.require_signature();
+    }
+    // The report is written before the verdict is returned, and a report that cannot be written
+    // is said beside the verdict, never instead of it.
+    let written = args.report.as_deref().map(|r| write_report(&report, r)).transpose();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
@@ -152,15 +184,35 @@ pub fn run_verify(args: VerifyArgs) -> Result<()> {
         eprintln!("FAILED {p}");
     }
     if !report.ok {
-        bail!("{} problem(s) found in {}", problems.len().max(1), args.bundle.display());
+        let unwritten = written.err().map(|e| format!("; the report was not written: {e:#}")).unwrap_or_default();
+        bail!("{} problem(s) found in {}{unwritten}", problems.len().max(1), args.bundle.display());
     }
-    if !args.json {
-        let skipped: Vec<_> = report.checks.iter().filter(|c| c.status == crate::verify::Status::Skipped).collect();
-        for s in skipped {
-            eprintln!("note: {}: {}", s.subject, s.detail.as_deref().unwrap_or("skipped"));
-        }
-        println!("OK {} ({} checks passed)", args.bundle.display(), report.counts.get("ok").copied().unwrap_or(0));
+    let skipped: Vec<_> = report.checks.iter().filter(|c| c.status == crate::verify::Status::Skipped).collect();
+    for s in skipped {
+        eprintln!("note: {}: {}", s.subject, s.detail.as_deref().unwrap_or("skipped"));
     }
+    let verdict =
+        format!("OK {} ({} checks passed)", args.bundle.display(), report.counts.get("ok").copied().unwrap_or(0));
+    if args.json {
+        eprintln!("{verdict}");
+    } else {
+        println!("{verdict}");
+    }
+    written.context("the bundle verified, but its report was not written")?;
+    Ok(())
+}
+
+/// `FILE.json` and `FILE.txt`, in a folder made when missing.
+fn write_report(report: &crate::verify::Report, base: &std::path::Path) -> Result<()> {
+    let stem = base.to_string_lossy().trim_end_matches(".json").trim_end_matches(".txt").to_string();
+    let json_path = PathBuf::from(format!("{stem}.json"));
+    let txt_path = PathBuf::from(format!("{stem}.txt"));
+    if let Some(parent) = json_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("--report: cannot make {}", parent.display()))?;
+    }
+    std::fs::write(&json_path, serde_json::to_vec_pretty(report)?).with_context(|| json_path.display().to_string())?;
+    std::fs::write(&txt_path, report.to_text()).with_context(|| txt_path.display().to_string())?;
+    eprintln!("report written to {} and {}", json_path.display(), txt_path.display());
     Ok(())
 }
 
@@ -170,27 +222,44 @@ pub fn artifacts(bundle: &Bundle) -> Result<Vec<Artifact>> {
 
 pub fn run_inspect(args: InspectArgs) -> Result<()> {
     let bundle = Bundle::open(&args.bundle)?;
-    let list = artifacts(&bundle)?;
+    let footprint = crate::footprint::of(&bundle)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &list)?;
+        serde_json::to_writer_pretty(&mut out, &footprint)?;
         writeln!(out)?;
         return Ok(());
     }
     writeln!(out, "{:<6} {:<70} {:<20} {:>10}  PLATFORM", "KIND", "REFERENCE", "DIGEST", "SIZE")?;
-    for a in &list {
+    // Names come from the bundle: escape codes in them are shown, not acted on.
+    for s in &footprint.artifacts {
+        let a = &s.artifact;
         writeln!(
             out,
             "{:<6} {:<70} {:<20} {:>10}  {}",
             a.kind.to_string(),
-            a.reference,
-            &a.digest[..a.digest.len().min(19)],
-            human(a.content.as_ref().map_or(a.size, |c| c.size)),
-            a.platforms.join(","),
+            printable(&a.reference),
+            printable(&a.digest.chars().take(19).collect::<String>()),
+            human(s.carried_size),
+            printable(&a.platforms.join(",")),
         )?;
     }
+    let total = format!("{} artifacts, {} blobs (a shared blob counted once)", footprint.artifacts.len(), footprint.blobs);
+    writeln!(out, "{:<6} {:<91} {:>10}", "TOTAL", total, human(footprint.total_size))?;
+    let parts = footprint.on_media.iter().filter(|f| crate::parts::is_part_name(&f.name)).count();
+    writeln!(
+        out,
+        "on media: {} ({} bytes) in {} files, {parts} of them parts",
+        human(footprint.on_media_size),
+        footprint.on_media_size,
+        footprint.on_media.len(),
+    )?;
     if let Some(base) = &bundle.meta().base {
-        writeln!(out, "\ndelta over the bundle whose lock has sha256 {}", base.lock_sha256)?;
+        writeln!(
+            out,
+            "\ndelta over the bundle whose lock has sha256 {}; {} of the total is in that base",
+            printable(&base.lock_sha256),
+            human(footprint.in_base.unwrap_or(0)),
+        )?;
     }
     Ok(())
 }

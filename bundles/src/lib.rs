@@ -9,11 +9,14 @@
 
 pub mod archive;
 pub mod artifact;
+pub mod carried_binary;
+pub mod delta;
 pub mod checksums;
 pub mod cli;
 pub mod digest;
 mod error;
 pub mod extract;
+pub mod footprint;
 pub mod layout;
 pub mod layout_writer;
 pub mod lock;
@@ -22,19 +25,22 @@ pub mod outdir;
 pub mod pack;
 pub mod parts;
 pub mod reader;
+pub mod regular_file;
 pub mod safe_path;
 pub mod sbom;
 pub mod seekable;
 pub mod sign;
 pub mod size;
+pub mod text;
 pub mod verify;
 
 pub use error::{Error, Result};
 pub use reader::Bundle;
 
 /// The schema version this build writes; readers accept any minor of the same major, so a minor
-/// only adds optional fields that older readers skip. 1.1: a file artifact's `published`.
-pub const SCHEMA_VERSION: &str = "1.1";
+/// only adds optional fields that older readers skip. 1.1: a file artifact's `published`;
+/// 1.2: the archive's `frameSize`.
+pub const SCHEMA_VERSION: &str = "1.2";
 
 /// The version of airgap that wrote a bundle, recorded in its metadata and reports.
 pub const GENERATOR: &str = concat!("airgap ", env!("CARGO_PKG_VERSION"));

@@ -8,6 +8,7 @@ use std::path::Path;
 use oci_spec::image::{ImageIndex, ImageIndexBuilder};
 
 use crate::archive::TarWriter;
+use crate::carried_binary::{self, CarriedBinary, Described};
 use crate::artifact::{list_artifacts, Artifact, ANNOTATION_KIND, ANNOTATION_REF};
 use crate::checksums;
 use crate::digest::{blob_path, parse_sha256};
@@ -38,6 +39,8 @@ pub struct PackOptions<'a> {
     pub created: String,
     /// Called with (bytes done, bytes total) as the archive is written.
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+    /// The airgap binary to carry beside the parts.
+    pub airgap_binary: Option<CarriedBinary>,
 }
 
 impl Default for PackOptions<'_> {
@@ -51,6 +54,7 @@ impl Default for PackOptions<'_> {
             base: None,
             created: created_from_env(),
             progress: None,
+            airgap_binary: None,
         }
     }
 }
@@ -67,6 +71,7 @@ pub struct Packed {
     pub lock: Lock,
     pub carried_blobs: usize,
     pub uncompressed_size: u64,
+    pub binary: Option<Described>,
 }
 
 impl Packed {
@@ -76,8 +81,12 @@ impl Packed {
 
     /// The line people read when a bundle is written.
     pub fn summary(&self, out: &Path) -> String {
+        let beside = match &self.binary {
+            Some(b) => format!("; {} ({}) beside them", b.file_name, crate::size::human(b.size)),
+            None => String::new(),
+        };
         format!(
-            "wrote {} ({} artifacts, {} blobs, {} in {} part(s) from {} uncompressed)",
+            "wrote {} ({} artifacts, {} blobs, {} in {} part(s) from {} uncompressed{beside})",
             out.display(),
             self.lock.artifacts.len(),
             self.carried_blobs,
@@ -148,8 +157,9 @@ pub fn pack(layout_dir: &Path, out: &Path, opts: &PackOptions<'_>) -> Result<Pac
         base: opts.base.as_ref().map(|b| BaseRef { lock_sha256: b.sha256(), description: None }),
     };
     let doc_id = lock.sha256();
-    let spdx = sbom::to_bytes(&sbom::spdx(&artifacts, &doc_id, &opts.created));
-    let cdx = sbom::to_bytes(&sbom::cyclonedx(&artifacts, &doc_id, &opts.created));
+    let binary = opts.airgap_binary.as_ref().map(describe_binary).transpose()?;
+    let spdx = sbom::to_bytes(&sbom::spdx(&artifacts, binary.as_ref(), &doc_id, &opts.created));
+    let cdx = sbom::to_bytes(&sbom::cyclonedx(&artifacts, binary.as_ref(), &doc_id, &opts.created));
     let lock_json = lock.to_json();
     let index_json = normalized_index(&index, &artifacts)?;
 
@@ -218,6 +228,7 @@ pub fn pack(layout_dir: &Path, out: &Path, opts: &PackOptions<'_>) -> Result<Pac
             parts: parts.iter().map(|p| PartMeta { name: p.name.clone(), size: p.size }).collect(),
             max_part_size: opts.max_part_size,
             uncompressed_size,
+            frame_size: Some(opts.frame_size as u64),
         },
         base: lock.base.clone(),
         members: member_index,
@@ -232,6 +243,10 @@ pub fn pack(layout_dir: &Path, out: &Path, opts: &PackOptions<'_>) -> Result<Pac
         outer_sums.push((name.to_string(), crate::digest::sha256_hex(bytes)));
     }
     outer_sums.extend(parts.iter().map(|p| (p.name.clone(), p.sha256.clone())));
+    if let (Some(carried), Some(described)) = (&opts.airgap_binary, &binary) {
+        copy_binary(&carried.path, out, described)?;
+        outer_sums.push((described.file_name.clone(), described.sha256.clone()));
+    }
     outer_sums.sort();
     let sums_text = checksums::render(&outer_sums);
     if let Some(key) = &opts.sign_key {
@@ -242,5 +257,26 @@ pub fn pack(layout_dir: &Path, out: &Path, opts: &PackOptions<'_>) -> Result<Pac
     // Last, because its presence is what marks the bundle complete.
     write_atomic(out, SUMS_FILE, sums_text.as_bytes())?;
     guard.keep();
-    Ok(Packed { parts, lock, carried_blobs: carried, uncompressed_size })
+    Ok(Packed { parts, lock, carried_blobs: carried, uncompressed_size, binary })
+}
+
+fn describe_binary(b: &CarriedBinary) -> Result<Described> {
+    let file_name = carried_binary::file_name(&b.path)?;
+    let (sha256, size) = std::fs::File::open(&b.path).and_then(crate::digest::sha256_reader).at(&b.path)?;
+    Ok(Described { file_name, version: b.version.clone(), sha256, size })
+}
+
+/// Copies the binary beside the parts, executable, through a temporary name; a binary that
+/// changed since the SBOMs named it is refused.
+fn copy_binary(from: &Path, out: &Path, described: &Described) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = out.join(format!(".{}.partial", described.file_name));
+    std::fs::copy(from, &tmp).at(&tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).at(&tmp)?;
+    let (sha256, _) = std::fs::File::open(&tmp).and_then(crate::digest::sha256_reader).at(&tmp)?;
+    if sha256 != described.sha256 {
+        return Err(Error::invalid(from, "the binary changed while the bundle was written: write the bundle again"));
+    }
+    let dest = out.join(&described.file_name);
+    std::fs::rename(&tmp, &dest).at(&dest)
 }

@@ -5,9 +5,14 @@
 use serde_json::{json, Value};
 
 use crate::artifact::{Artifact, Kind, Reference};
+use crate::carried_binary::Described;
 
 pub const SPDX_FILE: &str = "sbom.spdx.json";
 pub const CYCLONEDX_FILE: &str = "sbom.cdx.json";
+/// How the SBOMs mark the airgap binary beside the parts: its SPDX id, and the `airgap:kind`
+/// property of its CycloneDX component.
+pub const BINARY_SPDX_ID: &str = "SPDXRef-airgap-binary";
+pub const BINARY_KIND: &str = "binary";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -94,16 +99,60 @@ fn hex_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 
-pub fn spdx(artifacts: &[Artifact], document_id: &str, created: &str) -> Value {
+/// The purl both SBOMs give an artifact.
+pub fn purl(a: &Artifact) -> String {
+    describe(a).purl
+}
+
+/// The SHA-256 (hex) both SBOMs give an artifact: for a file or a repository its content's, which
+/// is what an auditor compares with a published checksum.
+pub fn checksum(a: &Artifact) -> &str {
+    hex_of(a.content.as_ref().map_or(&a.digest, |c| &c.digest))
+}
+
+/// The airgap binary beside the parts: not in the archive's index, but on the media all the same.
+fn binary_purl(b: &Described) -> String {
+    let version = b.version.as_deref().map(|v| format!("@{}", enc(v))).unwrap_or_default();
+    format!("pkg:generic/airgap{version}?checksum=sha256%3A{}", b.sha256)
+}
+
+fn binary_comment(b: &Described) -> String {
+    format!("the airgap binary beside the parts, {} ({} bytes)", b.file_name, b.size)
+}
+
+pub fn spdx(artifacts: &[Artifact], binary: Option<&Described>, document_id: &str, created: &str) -> Value {
     let mut packages = Vec::new();
     let mut relationships = Vec::new();
+    if let Some(b) = binary {
+        packages.push(json!({
+            "SPDXID": BINARY_SPDX_ID,
+            "name": b.file_name,
+            "versionInfo": b.version.as_deref().unwrap_or("NOASSERTION"),
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": false,
+            "checksums": [{"algorithm": "SHA256", "checksumValue": b.sha256}],
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "supplier": "NOASSERTION",
+            "primaryPackagePurpose": "APPLICATION",
+            "comment": binary_comment(b),
+            "externalRefs": [{
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": binary_purl(b),
+            }],
+        }));
+        relationships.push(json!({
+            "spdxElementId": "SPDXRef-DOCUMENT",
+            "relationshipType": "DESCRIBES",
+            "relatedSpdxElement": BINARY_SPDX_ID,
+        }));
+    }
     for (i, a) in artifacts.iter().enumerate() {
         let n = describe(a);
         let id = format!("SPDXRef-{}-{i}", a.kind);
-        let mut checksums = vec![json!({"algorithm": "SHA256", "checksumValue": hex_of(&a.digest)})];
-        if let Some(c) = &a.content {
-            checksums = vec![json!({"algorithm": "SHA256", "checksumValue": hex_of(&c.digest)})];
-        }
+        let checksums = vec![json!({"algorithm": "SHA256", "checksumValue": checksum(a)})];
         let purpose = match a.kind {
             Kind::Image => "CONTAINER",
             Kind::Chart => "APPLICATION",
@@ -169,8 +218,25 @@ fn uuid_from(document_id: &str) -> String {
     format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
 }
 
-pub fn cyclonedx(artifacts: &[Artifact], document_id: &str, created: &str) -> Value {
-    let components: Vec<Value> = artifacts
+pub fn cyclonedx(artifacts: &[Artifact], binary: Option<&Described>, document_id: &str, created: &str) -> Value {
+    let carried_binary = binary.map(|b| {
+        let mut c = json!({
+            "type": "application",
+            "bom-ref": format!("binary:{}", b.file_name),
+            "name": b.file_name,
+            "hashes": [{"alg": "SHA-256", "content": b.sha256}],
+            "purl": binary_purl(b),
+            "description": binary_comment(b),
+            "properties": [{"name": "airgap:kind", "value": BINARY_KIND}],
+        });
+        if let Some(v) = &b.version {
+            c["version"] = json!(v);
+        }
+        c
+    });
+    let components: Vec<Value> = carried_binary
+        .into_iter()
+        .chain(artifacts
         .iter()
         .map(|a| {
             let n = describe(a);
@@ -180,10 +246,7 @@ pub fn cyclonedx(artifacts: &[Artifact], document_id: &str, created: &str) -> Va
                 Kind::File => "file",
                 Kind::Git => "data",
             };
-            let mut hashes = vec![json!({"alg": "SHA-256", "content": hex_of(&a.digest)})];
-            if let Some(c) = &a.content {
-                hashes = vec![json!({"alg": "SHA-256", "content": hex_of(&c.digest)})];
-            }
+            let hashes = vec![json!({"alg": "SHA-256", "content": checksum(a)})];
             let mut props = vec![
                 json!({"name": "airgap:kind", "value": a.kind.to_string()}),
                 json!({"name": "airgap:reference", "value": a.reference}),
@@ -211,7 +274,7 @@ pub fn cyclonedx(artifacts: &[Artifact], document_id: &str, created: &str) -> Va
                 c["externalReferences"] = json!([{"type": kind, "url": src}]);
             }
             c
-        })
+        }))
         .collect();
     json!({
         "bomFormat": "CycloneDX",
@@ -288,23 +351,41 @@ mod tests {
             }),
             ..image()
         };
-        let s = spdx(std::slice::from_ref(&file), "abc", "1970-01-01T00:00:00Z");
+        let s = spdx(std::slice::from_ref(&file), None, "abc", "1970-01-01T00:00:00Z");
         let info = s["packages"][0]["sourceInfo"].as_str().unwrap();
         assert!(info.contains(from) && info.contains(&"c".repeat(64)) && info.contains(&"d".repeat(64)), "{info}");
-        let c = cyclonedx(&[file], "abc", "1970-01-01T00:00:00Z");
+        let c = cyclonedx(&[file], None, "abc", "1970-01-01T00:00:00Z");
         let props = c["components"][0]["properties"].as_array().unwrap();
         assert!(props.contains(&json!({"name": "airgap:sha256From", "value": from})), "{props:?}");
-        assert!(spdx(&[image()], "abc", "1970-01-01T00:00:00Z")["packages"][0].get("sourceInfo").is_none());
+        assert!(spdx(&[image()], None, "abc", "1970-01-01T00:00:00Z")["packages"][0].get("sourceInfo").is_none());
     }
 
     #[test]
     fn documents_are_stable_and_complete() {
         let a = vec![image()];
-        assert_eq!(spdx(&a, "abc", "1970-01-01T00:00:00Z"), spdx(&a, "abc", "1970-01-01T00:00:00Z"));
-        let c = cyclonedx(&a, "abc", "1970-01-01T00:00:00Z");
+        assert_eq!(spdx(&a, None, "abc", "1970-01-01T00:00:00Z"), spdx(&a, None, "abc", "1970-01-01T00:00:00Z"));
+        let c = cyclonedx(&a, None, "abc", "1970-01-01T00:00:00Z");
         assert_eq!(c["components"][0]["hashes"][0]["content"], "a".repeat(64));
         assert_eq!(c["serialNumber"].as_str().unwrap().len(), "urn:uuid:".len() + 36);
-        let s = spdx(&a, "abc", "1970-01-01T00:00:00Z");
+        let s = spdx(&a, None, "abc", "1970-01-01T00:00:00Z");
         assert_eq!(s["packages"][0]["primaryPackagePurpose"], "CONTAINER");
+    }
+
+    #[test]
+    fn the_carried_binary_is_named_in_both() {
+        let b = Described {
+            file_name: "airgap-linux-amd64".into(),
+            version: Some("0.1.0".into()),
+            sha256: "e".repeat(64),
+            size: 7,
+        };
+        let s = spdx(&[image()], Some(&b), "abc", "1970-01-01T00:00:00Z");
+        assert_eq!(s["packages"][0]["name"], "airgap-linux-amd64");
+        assert_eq!(s["packages"][0]["checksums"][0]["checksumValue"], "e".repeat(64));
+        assert_eq!(s["relationships"].as_array().unwrap().len(), 2);
+        let c = cyclonedx(&[image()], Some(&b), "abc", "1970-01-01T00:00:00Z");
+        assert_eq!(c["components"][0]["name"], "airgap-linux-amd64");
+        assert_eq!(c["components"][0]["purl"], format!("pkg:generic/airgap@0.1.0?checksum=sha256%3A{}", "e".repeat(64)));
+        assert_eq!(c["components"].as_array().unwrap().len(), 2);
     }
 }

@@ -3,6 +3,16 @@
 /// The largest file FAT32 can hold, the default part size.
 pub const FAT32_MAX: u64 = 4 * 1024 * 1024 * 1024 - 1;
 
+/// The warning printed when parts may outgrow FAT32; exFAT, NTFS and ext4 media take larger ones.
+pub fn part_size_warning(max_part_size: u64) -> Option<String> {
+    (max_part_size > FAT32_MAX).then(|| {
+        format!(
+            "parts of up to {max_part_size} bytes do not fit on FAT32 media, whose largest file is {FAT32_MAX} \
+             bytes (4 GiB - 1, the default part size): copy such a bundle only onto exFAT, NTFS or ext4"
+        )
+    })
+}
+
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -58,6 +68,13 @@ mod tests {
         assert!(parse_size("12XB").unwrap_err().contains("unknown unit"));
         assert!(parse_size("GiB").is_err());
         assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn only_parts_larger_than_fat32_takes_are_warned_about() {
+        assert!(part_size_warning(FAT32_MAX).is_none());
+        let w = part_size_warning(parse_size("4GiB").unwrap()).unwrap();
+        assert!(w.contains("FAT32") && w.contains("4294967296"), "{w}");
     }
 
     #[test]

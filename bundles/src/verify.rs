@@ -1,6 +1,10 @@
 //! Verification an auditor can keep as evidence: every part, every file beside it, the
-//! signature, every member of the archive, every blob digest and every artifact's blobs.
-//! Nothing stops at the first problem; each check is recorded with what it compared.
+//! signature, every member of the archive, every blob digest, every artifact's blobs, and the
+//! lock and SBOMs against what the archive holds. Nothing stops at the first problem; each check
+//! is recorded with what it compared.
+
+mod members;
+mod ties;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -14,12 +18,18 @@ use crate::artifact::list_artifacts;
 use crate::checksums;
 use crate::digest::{from_blob_path, sha256_reader, Digest};
 use crate::layout::{BlobStore, Walk};
+use crate::lock::{Lock, LOCK_FILE};
 use crate::meta::META_FILE;
 use crate::pack::{INNER_DIR, SUMS_FILE};
 use crate::parts::is_part_name;
 use crate::reader::Bundle;
-use crate::safe_path::check_member_name;
+use crate::regular_file;
 use crate::sign::{self, SIGNATURE_SUFFIX};
+use crate::text::printable;
+
+/// `SHA256SUMS` beside the parts names a thousand parts at most and a few files.
+const MAX_SUMS_SIZE: u64 = 1 << 20;
+const MAX_SIGNATURE_SIZE: u64 = 64 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,11 +91,43 @@ pub struct Report {
 }
 
 impl Report {
+    fn recount(&mut self) {
+        self.counts.clear();
+        for c in &self.checks {
+            let key = match c.status {
+                Status::Ok => "ok",
+                Status::Failed => "failed",
+                Status::Skipped => "skipped",
+            };
+            *self.counts.entry(key.to_string()).or_insert(0) += 1;
+        }
+        self.ok = self.checks.iter().all(|c| c.status != Status::Failed) && !self.checks.is_empty();
+    }
+
+    /// A signed bundle checked without the signer's key says nothing of who made it: the
+    /// skipped signature check becomes a failure that says what to give.
+    pub fn require_signature(&mut self) {
+        let sig_name = format!("{SUMS_FILE}{SIGNATURE_SUFFIX}");
+        if self.public_key.is_some() || !Path::new(&self.bundle).join(&sig_name).exists() {
+            return;
+        }
+        for c in self.checks.iter_mut().filter(|c| c.check == "signature" && c.status == Status::Skipped) {
+            c.status = Status::Failed;
+            c.detail = Some(
+                "the bundle is signed but no key was given: give the signer's public key with --key, \
+                 or --no-signature-check to check everything but who signed it"
+                    .into(),
+            );
+        }
+        self.recount();
+    }
+
     pub fn problems(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| c.status == Status::Failed)
     }
 
-    /// One line per problem, naming the part, file or member.
+    /// One line per problem, naming the part, file or member, with control characters escaped:
+    /// names come from the bundle.
     pub fn problem_lines(&self) -> Vec<String> {
         self.problems()
             .map(|c| {
@@ -93,7 +135,7 @@ impl Report {
                 if let (Some(e), Some(a)) = (&c.expected, &c.actual) {
                     line.push_str(&format!(" (expected {e}, found {a})"));
                 }
-                line
+                printable(&line).into_owned()
             })
             .collect()
     }
@@ -132,7 +174,7 @@ impl Report {
             }
             out.push('\n');
         }
-        out
+        printable(&out).into_owned()
     }
 }
 
@@ -180,10 +222,12 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
 /// Reads `SHA256SUMS` and checks its signature; returns its entries when it could be read.
 fn outer_checks(dir: &Path, opts: &VerifyOptions, checks: &mut Vec<Check>) -> Option<Vec<(String, String)>> {
     let sums_path = dir.join(SUMS_FILE);
-    let text = match fs::read_to_string(&sums_path) {
+    let text = match regular_file::read_bounded(&sums_path, MAX_SUMS_SIZE, SUMS_FILE)
+        .and_then(|raw| String::from_utf8(raw).map_err(|_| crate::Error::invalid(&sums_path, "not text")))
+    {
         Ok(t) => t,
         Err(e) => {
-            checks.push(Check::failed("checksums", SUMS_FILE, format!("cannot read {}: {e}", sums_path.display())));
+            checks.push(Check::failed("checksums", SUMS_FILE, format!("cannot read it: {e}")));
             return None;
         }
     };
@@ -207,7 +251,8 @@ fn outer_checks(dir: &Path, opts: &VerifyOptions, checks: &mut Vec<Check>) -> Op
     match &opts.key {
         Some(key_path) => {
             let result = sign::load_public_key(key_path).and_then(|key| {
-                let sig = fs::read_to_string(&sig_path)
+                let sig = regular_file::read_bounded(&sig_path, MAX_SIGNATURE_SIZE, "signature")
+                    .and_then(|raw| String::from_utf8(raw).map_err(|_| crate::Error::invalid(&sig_path, "not text")))
                     .map_err(|e| crate::Error::invalid(&sig_path, format!("signature missing or unreadable: {e}")))?;
                 sign::verify(text.as_bytes(), &sig, &key, &sig_path)
             });
@@ -239,13 +284,15 @@ fn outer_checks(dir: &Path, opts: &VerifyOptions, checks: &mut Vec<Check>) -> Op
     Some(entries)
 }
 
+/// Each file `SHA256SUMS` names, hashed; one that is not a regular file (a FIFO, a device) is
+/// named and not read.
 fn outer_file_checks(dir: &Path, entries: &[(String, String)]) -> Vec<Check> {
     entries
         .par_iter()
         .map(|(name, expected)| {
             let kind = if is_part_name(name) { "part" } else { "file" };
             let path = dir.join(name);
-            match fs::File::open(&path).and_then(sha256_reader) {
+            match regular_file::open(&path).and_then(sha256_reader) {
                 Ok((hex, size)) => {
                     let mut c = Check::compared(kind, name, expected, &hex);
                     if c.status == Status::Failed {
@@ -253,6 +300,7 @@ fn outer_file_checks(dir: &Path, entries: &[(String, String)]) -> Vec<Check> {
                     }
                     c
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Check::failed(kind, name, e.to_string()),
                 Err(e) => Check::failed(kind, name, format!("missing or unreadable ({e}): copy it again")),
             }
         })
@@ -271,7 +319,7 @@ fn archive_checks(dir: &Path, opts: &VerifyOptions, outer_sums: &[(String, Strin
             checks.push(Check::failed("part", &p.name, "named by bundle.json but not by SHA256SUMS"));
         }
     }
-    checks.extend(header_checks(&bundle));
+    checks.extend(members::header_checks(&bundle));
     // Without the archive's own SHA256SUMS, members are still read, so each damaged one is named.
     let inner_sums = match bundle.read_member(SUMS_FILE).map_err(|e| e.to_string()).and_then(|raw| {
         let text = String::from_utf8(raw).map_err(|_| "SHA256SUMS inside the archive is not text".to_string())?;
@@ -285,19 +333,10 @@ fn archive_checks(dir: &Path, opts: &VerifyOptions, outer_sums: &[(String, Strin
     };
     let expected: BTreeMap<&str, &str> = inner_sums.iter().flatten().map(|(n, h)| (n.as_str(), h.as_str())).collect();
     let members: Vec<_> = bundle.meta().members.iter().filter(|m| m.path != SUMS_FILE).collect();
-    let hashed: Vec<(String, Result<String, String>)> = members
-        .par_iter()
-        .map(|m| {
-            let r = bundle
-                .open_member(&m.path)
-                .map_err(|e| e.to_string())
-                .and_then(|r| sha256_reader(r).map(|(h, _)| h).map_err(|e| e.to_string()));
-            (m.path.clone(), r)
-        })
-        .collect();
+    let hashed = members::hash(&bundle, &members);
     let mut seen = BTreeSet::new();
     for (path, result) in hashed {
-        seen.insert(path.clone());
+        seen.insert(path);
         let subject = format!("archive:{path}");
         let hex = match result {
             Ok(hex) => hex,
@@ -306,10 +345,10 @@ fn archive_checks(dir: &Path, opts: &VerifyOptions, outer_sums: &[(String, Strin
                 continue;
             }
         };
-        if let Some(d) = from_blob_path(&path) {
+        if let Some(d) = from_blob_path(path) {
             checks.push(Check::compared("blob-digest", subject.clone(), d.digest(), &hex));
         }
-        match expected.get(path.as_str()) {
+        match expected.get(path) {
             Some(want) => checks.push(Check::compared("member", subject, want, &hex)),
             None if inner_sums.is_some() => {
                 checks.push(Check::failed("member", subject, "not listed in the archive's SHA256SUMS"))
@@ -330,68 +369,7 @@ fn archive_checks(dir: &Path, opts: &VerifyOptions, outer_sums: &[(String, Strin
             checks.push(Check::compared("copy", name.clone(), inner, hex));
         }
     }
-    checks.push(graph_check(&bundle, &opts.bases));
-    checks
-}
-
-/// Walks the tar headers by seeking, so names and types are checked without reading blobs.
-fn header_checks(bundle: &Bundle) -> Vec<Check> {
-    let mut checks = Vec::new();
-    let recorded: BTreeMap<&str, (u64, u64)> =
-        bundle.meta().members.iter().map(|m| (m.path.as_str(), (m.offset, m.size))).collect();
-    let mut seen = 0usize;
-    let mut pos = 0u64;
-    let end = bundle.uncompressed_len();
-    let mut block = [0u8; 512];
-    while pos + 512 <= end {
-        if let Err(e) = bundle.open_range(pos, 512).read_exact(&mut block) {
-            checks.push(Check::failed("archive", format!("tar header at offset {pos}"), e.to_string()));
-            return checks;
-        }
-        if block.iter().all(|&b| b == 0) {
-            break;
-        }
-        let header = tar::Header::from_byte_slice(&block);
-        let name =
-            header.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "<unreadable name>".into());
-        let size = header.entry_size().unwrap_or(u64::MAX);
-        if let Err(e) = check_member_name(&name) {
-            checks.push(Check::failed("member-name", format!("archive:{name}"), e));
-        }
-        if header.entry_type() != tar::EntryType::Regular {
-            checks.push(Check::failed(
-                "member-type",
-                format!("archive:{name}"),
-                format!("{:?} entries are not allowed; bundles hold regular files only", header.entry_type()),
-            ));
-        }
-        match recorded.get(name.as_str()) {
-            Some(&(o, s)) if o == pos + 512 && s == size => seen += 1,
-            Some(_) => checks.push(Check::failed(
-                "member-index",
-                format!("archive:{name}"),
-                "bundle.json records another offset or size",
-            )),
-            None => checks.push(Check::failed(
-                "member-index",
-                format!("archive:{name}"),
-                "in the archive but not in bundle.json",
-            )),
-        }
-        let Some(next) = size.checked_add(511).map(|s| pos + 512 + s / 512 * 512) else {
-            checks.push(Check::failed("archive", format!("archive:{name}"), "impossible size"));
-            return checks;
-        };
-        pos = next;
-    }
-    if seen != recorded.len() {
-        checks.push(Check::failed("member-index", META_FILE, "lists members the archive does not hold"));
-    } else {
-        checks.push(Check {
-            detail: Some(format!("{seen} members, names and types safe")),
-            ..Check::ok("headers", "archive")
-        });
-    }
+    checks.extend(content_checks(&bundle, &opts.bases, outer_sums));
     checks
 }
 
@@ -420,32 +398,67 @@ impl BlobStore for Layered<'_> {
     }
 }
 
-fn graph_check(bundle: &Bundle, bases: &[Bundle]) -> Check {
+/// The artifacts of index.json with all their blobs, and the lock and SBOMs against them.
+fn content_checks(bundle: &Bundle, bases: &[Bundle], outer_sums: &[(String, String)]) -> Vec<Check> {
     let index = match bundle.index() {
         Ok(i) => i,
-        Err(e) => return Check::failed("artifacts", "index.json", e.to_string()),
+        Err(e) => return vec![Check::failed("artifacts", "index.json", e.to_string())],
     };
+    let lock_name = format!("{INNER_DIR}/{LOCK_FILE}");
+    let lock_raw = match bundle.read_member(&lock_name) {
+        Ok(raw) => raw,
+        Err(e) => return vec![Check::failed("artifacts", "lock", e.to_string())],
+    };
+    let lock = match Lock::from_json(&lock_raw, Path::new(&lock_name)) {
+        Ok(l) => l,
+        Err(e) => return vec![Check::failed("artifacts", "lock", e.to_string())],
+    };
+    let mut checks = Vec::new();
+    // The artifacts as pack listed them: from this bundle alone, a delta's blobs that it does not
+    // carry taken as its base's.
+    let delta = lock.base.is_some();
+    let in_base = |d: &Digest| delta && !bundle.has_blob(d);
+    let mut walk = Walk::new(bundle, &in_base);
+    let listed = list_artifacts(bundle, &index, &mut walk);
+    if bases.is_empty() {
+        checks.push(match &listed {
+            Ok(a) => Check {
+                detail: Some(if delta {
+                    format!("{} artifacts; blobs not carried are expected in the base (not given)", a.len())
+                } else {
+                    format!("{} artifacts, {} blobs, all present", a.len(), walk.blobs.len())
+                }),
+                ..Check::ok("artifacts", "index.json")
+            },
+            Err(e) => Check::failed("artifacts", "index.json", e.to_string()),
+        });
+    } else {
+        checks.push(layered_graph_check(bundle, bases, &index));
+    }
+    match &listed {
+        Ok(artifacts) => checks.extend(ties::lock_checks(bundle, bases, artifacts, &walk.blobs, &lock)),
+        Err(_) if bases.is_empty() => {}
+        Err(e) => checks.push(Check::failed("lock", lock_name.as_str(), format!("cannot list the artifacts: {e}"))),
+    }
+    if bundle.meta().base != lock.base {
+        checks.push(Check::failed("lock", META_FILE, "bundle.json and the lock name different bases"));
+    }
+    checks.extend(ties::sbom_checks(bundle, &lock_raw, &lock, outer_sums));
+    checks
+}
+
+/// A delta laid over its bases: every blob of every artifact present in one of them.
+fn layered_graph_check(bundle: &Bundle, bases: &[Bundle], index: &oci_spec::image::ImageIndex) -> Check {
     let mut layers = vec![bundle];
     layers.extend(bases.iter());
     let store = Layered { layers };
-    let base_lock = match bundle.lock() {
-        Ok(l) => l.base,
-        Err(e) => return Check::failed("artifacts", "lock", e.to_string()),
-    };
-    // A delta verified without its base can only vouch for the blobs it carries.
-    let trust_base = base_lock.is_some() && bases.is_empty();
-    let elsewhere = |d: &Digest| trust_base && !bundle.has_blob(d);
-    let mut walk = Walk::new(&store, &elsewhere);
-    match list_artifacts(&store, &index, &mut walk) {
-        Ok(a) => {
-            let mut c = Check::ok("artifacts", "index.json");
-            c.detail = Some(if trust_base {
-                format!("{} artifacts; blobs not carried are expected in the base (not given)", a.len())
-            } else {
-                format!("{} artifacts, {} blobs, all present", a.len(), walk.blobs.len())
-            });
-            c
-        }
+    let nowhere = |_: &Digest| false;
+    let mut walk = Walk::new(&store, &nowhere);
+    match list_artifacts(&store, index, &mut walk) {
+        Ok(a) => Check {
+            detail: Some(format!("{} artifacts, {} blobs, all present", a.len(), walk.blobs.len())),
+            ..Check::ok("artifacts", "index.json")
+        },
         Err(e) => Check::failed("artifacts", "index.json", e.to_string()),
     }
 }

@@ -1,4 +1,4 @@
-//! `airgap install plan|apply|status`: the arguments the three share.
+//! `airgap install plan|apply|status|verify`: the arguments they share.
 
 use std::path::PathBuf;
 
@@ -35,18 +35,28 @@ pub struct Render {
     #[arg(long, value_enum, default_value = "rewrite")]
     pub images: ImageMode,
     /// A helm binary instead of the one the bundle carries.
-    #[arg(long)]
+    #[arg(long, env = "AIRGAP_HELM")]
     pub helm: Option<PathBuf>,
     /// An istioctl binary instead of the one the bundle carries.
     #[arg(long)]
     pub istioctl: Option<PathBuf>,
-    /// Kubernetes version charts are rendered for by `plan` (apply asks the cluster).
-    #[arg(long, default_value = "1.24.17")]
-    pub kube_version: String,
+    /// Kubernetes version `plan` renders and checks for when a cluster does not answer (default:
+    /// the site file's clusters.<name>.kubernetes_version, else provider.kubernetes_version);
+    /// a cluster that answers is asked, and `apply` always asks.
+    #[arg(long)]
+    pub kube_version: Option<String>,
+    /// Skip the check that every rendered object can start where it lands (references, keys,
+    /// APIs, Kubernetes versions). The leak check still runs.
+    #[arg(long)]
+    pub no_check: bool,
 }
 
-/// Print the ordered steps of each cluster and what each creates, after rendering everything and
-/// running the leak check. Changes nothing.
+/// Print the ordered steps of each cluster and what each creates, after rendering everything,
+/// running the leak check and checking that every object can start where it lands: the
+/// ConfigMaps, Secrets (and keys), claims, classes, accounts, roles, gateways and services it names
+/// exist in the cluster or come from an earlier step, its API is served, each chart admits the
+/// cluster's Kubernetes version. One line per problem and a count; exits non-zero on a problem.
+/// Changes nothing.
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Examples:
   airgap install plan --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml \\
@@ -59,8 +69,8 @@ pub struct PlanArgs {
     pub render: Render,
 }
 
-/// Apply the plan: preflight, render and leak-check every step, then apply them in order,
-/// waiting for readiness. A re-run skips finished steps whose inputs did not change.
+/// Apply the plan: preflight, render, leak-check and check every step (as `plan` does; nothing is
+/// applied when the check finds a problem), then apply them in order, waiting for readiness. A re-run skips finished steps whose inputs did not change.
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Examples:
   airgap install apply --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml \\
@@ -83,7 +93,32 @@ pub struct ApplyArgs {
     pub only: Option<String>,
 }
 
-/// What is done, running and failed on each cluster, read from the cluster itself.
+/// Prove that a finished install works now, from inside the site: every step's workloads, the
+/// network edge (each route through its gateway, each backend's health endpoint, each host's
+/// certificate), Keycloak realms, the config server, node mirrors, Rancher registration. One line
+/// per check; exits 0 only when every check passes.
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "Examples:
+  airgap install verify --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml \\
+      --registry https://registry.site.local:5000 --ca-file site-ca.pem --report audit/install
+  airgap install verify ... --cluster mosip --testrig     # also run the API test rig once
+  airgap install verify ... --json")]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub render: Render,
+    /// Also write DIR/verify.json and DIR/verify.html, a page with no external asset.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Run the CronJobs of this plan step once (the API test rig's, by default) and compare each
+    /// outcome with the previous run's.
+    #[arg(long, value_name = "STEP", num_args = 0..=1, default_missing_value = "apitestrig")]
+    pub testrig: Option<String>,
+}
+
+/// What is done, running and failed on each cluster, read from the cluster itself, beside each
+/// step's live health (its namespace, ConfigMap or Secret there, what it waits for ready).
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Example:
   airgap install status --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml --json")]

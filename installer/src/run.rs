@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::bundled_tools;
+use crate::check;
 use crate::cli::{ApplyArgs, PlanArgs, Render, StatusArgs, Target};
 use crate::cluster::Cluster;
 use crate::helm::{Helm, ReleaseInput};
@@ -17,9 +18,10 @@ use crate::hooks::{self, Operation, Phase};
 use crate::plan::{self, Carried, Plan};
 use crate::postrender;
 use crate::registry::Registry;
-use crate::render::{Action, HelmAction, Rendered, Renderer};
+use crate::cluster_values::{self, Values};
+use crate::render::{Action, ClusterContext, HelmAction, Rendered, Renderer};
 use crate::site::Site;
-use crate::state::{Lock, State, StepState};
+use crate::state::{self, Live, Lock, State, StepState};
 use crate::wait;
 
 #[derive(Deserialize)]
@@ -32,14 +34,14 @@ struct SiteCluster {
     kubeconfig: String,
 }
 
-struct Loaded {
-    plan: Plan,
-    plan_dir: PathBuf,
-    site: Site,
-    clusters: Vec<String>,
+pub(crate) struct Loaded {
+    pub(crate) plan: Plan,
+    pub(crate) plan_dir: PathBuf,
+    pub(crate) site: Site,
+    pub(crate) clusters: Vec<String>,
 }
 
-fn load(t: &Target) -> Result<Loaded> {
+pub(crate) fn load(t: &Target) -> Result<Loaded> {
     let plan = Plan::load(&t.plan)?;
     let site = Site::load(&t.site)?;
     let clusters = match &t.cluster {
@@ -54,7 +56,7 @@ fn load(t: &Target) -> Result<Loaded> {
     Ok(Loaded { plan, plan_dir, site, clusters })
 }
 
-fn kubeconfig(site: &Site, cluster: &str) -> Result<PathBuf> {
+pub(crate) fn kubeconfig(site: &Site, cluster: &str) -> Result<PathBuf> {
     let view: SiteClusters = site.view()?;
     let c = view
         .clusters
@@ -63,12 +65,12 @@ fn kubeconfig(site: &Site, cluster: &str) -> Result<PathBuf> {
     Ok(site.resolve_path(&c.kubeconfig))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
-struct Tools {
-    registry: Registry,
+pub(crate) struct Tools {
+    pub(crate) registry: Registry,
     /// Fetched once per run, whatever the number of clusters.
     helm: PathBuf,
     /// Only when a step installs Istio.
@@ -77,7 +79,7 @@ struct Tools {
 }
 
 impl Tools {
-    async fn new(l: &Loaded, r: &Render) -> Result<Tools> {
+    pub(crate) async fn new(l: &Loaded, r: &Render) -> Result<Tools> {
         let registry = Registry::new(&r.registry, r.ca_file.as_deref())?;
         registry.ping().await?;
         let carried = Carried::from_spec(&l.plan_dir.join(&l.plan.bundle))?;
@@ -87,7 +89,10 @@ impl Tools {
         };
         let helm = match &r.helm {
             Some(p) => p.clone(),
-            None => bundled("helm").await?,
+            None => bundled("helm").await.context(
+                "no helm to render the charts with: give one with --helm FILE (or AIRGAP_HELM=FILE), or carry \
+                 helm in the bundle under files:",
+            )?,
         };
         let needs_istio = l.clusters.iter().any(|c| l.plan.clusters[c].steps.iter().any(|s| s.istio.is_some()));
         let istioctl = match &r.istioctl {
@@ -98,7 +103,7 @@ impl Tools {
         Ok(Tools { registry, helm, istioctl, work: tempfile::Builder::new().prefix("airgap-install-").tempdir()? })
     }
 
-    fn renderer<'a>(&'a self, l: &'a Loaded, r: &Render, kube_version: &str) -> Result<Renderer<'a>> {
+    pub(crate) fn renderer<'a>(&'a self, l: &'a Loaded, r: &Render, kube_version: &str) -> Result<Renderer<'a>> {
         let address = match l.site.lookup("registry.address") {
             Ok(a) if !a.is_empty() => a,
             _ => self.registry.authority().to_string(),
@@ -110,6 +115,7 @@ impl Tools {
             mode: r.images,
             env: BTreeMap::new(),
             site_ca: false,
+            files: None,
             request_scale: l.site.request_scale()?,
         };
         let helm = Helm { binary: self.helm.clone(), home: self.work.path().join("helm") };
@@ -122,15 +128,16 @@ impl Tools {
             istioctl: self.istioctl.clone(),
             work: self.work.path().to_path_buf(),
             kube_version: Some(kube_version.to_string()),
+            api_versions: Vec::new(),
         })
     }
 }
 
-async fn render_cluster<'p>(renderer: &Renderer<'_>, cluster: &'p plan::Cluster) -> Result<Vec<Rendered<'p>>> {
-    let configmap = renderer.global_configmap(cluster)?;
+pub(crate) async fn render_cluster<'p>(renderer: &Renderer<'_>, cluster: &'p plan::Cluster) -> Result<Vec<Rendered<'p>>> {
+    let ctx = renderer.context(cluster)?;
     let mut out = Vec::new();
     for step in cluster.order()? {
-        out.push(renderer.render(step, &configmap).await.with_context(|| format!("step {}", step.id))?);
+        out.push(renderer.render(step, &ctx).await.with_context(|| format!("step {}", step.id))?);
     }
     Ok(out)
 }
@@ -167,24 +174,52 @@ fn print_step(n: usize, r: &Rendered<'_>) {
 
 pub fn plan(a: PlanArgs) -> Result<()> {
     let l = load(&a.target)?;
+    let accepted = check::accepted(&l.site)?;
     runtime()?.block_on(async {
         let tools = Tools::new(&l, &a.render).await?;
-        let renderer = tools.renderer(&l, &a.render, &a.render.kube_version)?;
         let mut all = Vec::new();
+        let mut errors = 0;
         for name in &l.clusters {
+            let kubeconfig = kubeconfig(&l.site, name);
+            let reach = check::Reach::new(&l.site, name, kubeconfig, a.render.kube_version.as_deref()).await?;
+            let target = reach.target().await.with_context(|| format!("cluster {name}"))?;
+            let mut renderer = tools.renderer(&l, &a.render, reach.version())?;
+            renderer.api_versions = target.apis.helm_api_versions();
             let rendered =
                 render_cluster(&renderer, &l.plan.clusters[name]).await.with_context(|| format!("cluster {name}"))?;
+            let report = if a.render.no_check {
+                None
+            } else {
+                Some((check::run(name, &rendered, &target, &accepted).await?, &target.not_asked))
+            };
+            errors += report.as_ref().map_or(0, |(r, _)| r.errors());
             if a.target.json {
-                all.push(json!({"cluster": name, "steps": rendered.iter().map(step_json).collect::<Vec<_>>()}));
+                let mut doc = json!({"cluster": name, "steps": rendered.iter().map(step_json).collect::<Vec<_>>()});
+                if let Some((report, not_asked)) = &report {
+                    doc["check"] = json!({"events": report.events(), "not_asked": not_asked});
+                }
+                all.push(doc);
             } else {
                 println!("cluster {name}: {} steps, leak check passed", rendered.len());
                 for (i, r) in rendered.iter().enumerate() {
                     print_step(i + 1, r);
                 }
+                if let Some((report, not_asked)) = &report {
+                    if let Some(why) = not_asked {
+                        println!(
+                            "cluster {name} was not asked ({why}): checked as an empty cluster of Kubernetes {}",
+                            reach.version()
+                        );
+                    }
+                    report.lines().iter().for_each(|l| println!("{l}"));
+                }
             }
         }
         if a.target.json {
             println!("{}", serde_json::to_string_pretty(&json!({"clusters": all}))?);
+        }
+        if errors > 0 {
+            bail!("the check found {errors} problem(s): see above");
         }
         Ok(())
     })
@@ -197,20 +232,21 @@ pub fn status(a: StatusArgs) -> Result<()> {
         for name in &l.clusters {
             let cluster = Cluster::connect(name, &kubeconfig(&l.site, name)?).await?;
             let recorded = State::new(&cluster.client, name).read().await?;
-            let steps: Vec<(String, Option<StepState>)> = l.plan.clusters[name]
-                .order()?
-                .iter()
-                .map(|s| (s.id.clone(), recorded.get(&s.id).cloned()))
-                .collect();
+            let mut steps: Vec<(String, Option<StepState>, Live)> = Vec::new();
+            for s in l.plan.clusters[name].order()? {
+                let live = state::live_health(&cluster.client, s).await?;
+                steps.push((s.id.clone(), recorded.get(&s.id).cloned(), live));
+            }
             if a.target.json {
-                all.push(json!({"cluster": name, "steps": steps.iter().map(|(id, s)| json!({"id": id, "state": s})).collect::<Vec<_>>()}));
+                let steps: Vec<_> = steps.iter().map(|(id, s, live)| json!({"id": id, "state": s, "live": live})).collect();
+                all.push(json!({"cluster": name, "steps": steps}));
                 continue;
             }
             println!("cluster {name}");
-            for (id, s) in &steps {
+            for (id, s, live) in &steps {
                 match s {
-                    Some(s) => println!("  {id:<28} {:<8} {} {}", s.status, s.at, s.message),
-                    None => println!("  {id:<28} pending"),
+                    Some(s) => println!("  {id:<28} {:<8} {} {}  live: {live}", s.status, s.at, s.message),
+                    None => println!("  {id:<28} pending  live: {live}"),
                 }
             }
         }
@@ -235,10 +271,22 @@ pub fn apply(a: ApplyArgs) -> Result<()> {
 async fn apply_cluster(a: &ApplyArgs, l: &Loaded, tools: &Tools, name: &str) -> Result<()> {
     let cluster = Cluster::connect(name, &kubeconfig(&l.site, name)?).await?;
     let version = crate::preflight::run(&cluster, &l.site, &tools.registry).await?;
-    let renderer = tools.renderer(l, &a.render, version.trim_start_matches('v'))?;
+    let target = check::Target::asked(&cluster, version.trim_start_matches('v')).await?;
+    let mut renderer = tools.renderer(l, &a.render, version.trim_start_matches('v'))?;
+    renderer.api_versions = target.apis.helm_api_versions();
     let plan_cluster = &l.plan.clusters[name];
     // Every step is rendered and leak-checked before the cluster is touched.
     let rendered = render_cluster(&renderer, plan_cluster).await?;
+    if !a.render.no_check {
+        let report = check::run(name, &rendered, &target, &check::accepted(&l.site)?).await?;
+        report.lines().iter().for_each(|l| eprintln!("{l}"));
+        if a.target.json {
+            report.events().iter().for_each(|e| println!("{e}"));
+        }
+        if report.errors() > 0 {
+            bail!("the check found {} problem(s) in cluster {name}: nothing was applied", report.errors());
+        }
+    }
     let ids: Vec<&str> = rendered.iter().map(|r| r.step.id.as_str()).collect();
     for wanted in [&a.from, &a.to, &a.only].into_iter().flatten() {
         if !ids.contains(&wanted.as_str()) {
@@ -247,7 +295,8 @@ async fn apply_cluster(a: &ApplyArgs, l: &Loaded, tools: &Tools, name: &str) -> 
     }
     State::ensure_namespace(&cluster.client).await?;
     let lock = Lock::acquire(&cluster.client, name).await?;
-    let result = apply_steps(a, &cluster, &renderer, &rendered).await;
+    let ctx = renderer.context(plan_cluster)?;
+    let result = apply_steps(a, &cluster, &renderer, &ctx, &rendered).await;
     lock.release().await?;
     result
 }
@@ -256,6 +305,7 @@ async fn apply_steps(
     a: &ApplyArgs,
     cluster: &Cluster,
     renderer: &Renderer<'_>,
+    ctx: &ClusterContext,
     rendered: &[Rendered<'_>],
 ) -> Result<()> {
     let state = State::new(&cluster.client, &cluster.name);
@@ -282,6 +332,8 @@ async fn apply_steps(
             progress.say("skipped", &format!("skipped ({why})"), json!({"reason": why}));
             continue;
         }
+        let with_values = with_cluster_values(cluster, renderer, ctx, r).await.with_context(|| format!("step {id}"))?;
+        let r = with_values.as_ref().unwrap_or(r);
         if recorded.get(id).is_some_and(|s| s.status == "done" && s.hash == r.hash) {
             progress.say("unchanged", "unchanged", json!({}));
             continue;
@@ -306,6 +358,22 @@ async fn apply_steps(
         }
     }
     Ok(())
+}
+
+/// The step rendered again with the values it takes from the cluster, read now that the steps
+/// before it ran; None when it takes none.
+async fn with_cluster_values<'p>(
+    cluster: &Cluster,
+    renderer: &Renderer<'_>,
+    ctx: &ClusterContext,
+    r: &Rendered<'p>,
+) -> Result<Option<Rendered<'p>>> {
+    let refs = cluster_values::of_step(r.step)?;
+    if refs.is_empty() {
+        return Ok(None);
+    }
+    let values = Values::read(cluster, &refs).await?;
+    Ok(Some(renderer.render_with(r.step, ctx, &values).await?))
 }
 
 /// Where one step of `apply` stands: a line on stderr for people and, with `--json`, a JSON
@@ -340,6 +408,12 @@ async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>
     match &r.action {
         Action::Objects { docs, namespace } => cluster.apply(docs, namespace.as_deref()).await?,
         Action::Helm(action) => apply_release(cluster, renderer, r, action).await?,
+        Action::Generate { .. } => {
+            let g = r.step.generate.as_ref().expect("a generate action comes from a generate step");
+            let made = g.ensure(cluster).await?;
+            eprintln!("{}: {}", r.step.id, if made { "generated" } else { "kept what the cluster holds" });
+        }
+        Action::Http(prepared) => crate::http_step::apply(cluster, renderer, &r.step.id, prepared).await?,
         Action::Nothing => {}
     }
     for w in &r.step.wait {
@@ -357,7 +431,7 @@ async fn apply_release(
     r: &Rendered<'_>,
     action: &HelmAction,
 ) -> Result<()> {
-    let HelmAction { chart, values, set, post, hooks, site_ca } = action;
+    let HelmAction { chart, values, set, set_files, post, hooks, before } = action;
     let h = r.step.helm.as_ref().expect("a helm action comes from a helm step");
     let helm = renderer.helm.as_ref().ok_or_else(|| anyhow!("no helm"))?;
     let kc = &cluster.kubeconfig;
@@ -375,10 +449,8 @@ async fn apply_release(
     }
     let config = renderer.work.join(format!("post-render-{}.json", r.step.id));
     postrender::write_config(post, &config)?;
-    if let Some(configmap) = site_ca {
-        cluster.apply(std::slice::from_ref(configmap), None).await?;
-    }
-    let input = ReleaseInput { release: &h.release, namespace: &h.namespace, chart, values, set };
+    cluster.apply(before, None).await?;
+    let input = ReleaseInput { release: &h.release, namespace: &h.namespace, chart, values, set, set_files };
     let upgraded;
     let (operation, hooks) = if helm.status(&h.release, &h.namespace, kc)?.is_some() {
         // Rendered again: a chart may render other hooks for an upgrade.

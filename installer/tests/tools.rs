@@ -84,6 +84,7 @@ mirrors:
         base: None,
         max_part_size: 1 << 20,
         sign_key: None,
+        airgap_binary: None,
         fetch,
     })
     .unwrap();

@@ -1,4 +1,6 @@
-//! One line per request: `METHOD URI STATUS BYTES` (`-` when the length is not known up front).
+//! One line per request: `METHOD URI STATUS BYTES TIME` (`-` when the length is not known up
+//! front; the time in UTC, RFC 3339, when the response started). The time goes last so that
+//! what reads the first fields stays as it was.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,8 @@ pub enum AccessLog {
 impl AccessLog {
     pub fn record(&self, method: &str, uri: &str, status: u16, bytes: Option<u64>) {
         let bytes = bytes.map_or("-".to_string(), |b| b.to_string());
-        let line = format!("{method} {uri} {status} {bytes}\n");
+        let time = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        let line = format!("{method} {uri} {status} {bytes} {time}\n");
         match self {
             AccessLog::Stderr => {
                 let _ = std::io::stderr().write_all(line.as_bytes());
@@ -26,5 +29,20 @@ impl AccessLog {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_line_ends_with_its_time() {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        AccessLog::Writer(buf.clone()).record("GET", "/v2/", 200, Some(2));
+        let line = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        let (start, time) = line.trim_end().rsplit_once(' ').unwrap();
+        assert_eq!(start, "GET /v2/ 200 2");
+        assert!(humantime::parse_rfc3339(time).is_ok(), "{line}");
     }
 }

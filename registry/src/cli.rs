@@ -2,13 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::push::{push_bundle, PushOptions};
 use crate::storage::S3Location;
-use crate::{AccessLog, ServeConfig, Server, StorageConfig, TlsConfig};
+use crate::{AccessLog, Limits, ServeConfig, Server, StorageConfig, TlsConfig};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -26,16 +27,22 @@ pub struct ServeArgs {
     /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials). Replicas may share a bucket.
     #[arg(long)]
     pub storage: Option<String>,
-    #[arg(long, default_value = "127.0.0.1:5000")]
+    /// The address and port to listen on, as IP:PORT (0.0.0.0:5000 for every interface).
+    #[arg(long, default_value = "127.0.0.1:5000", value_name = "IP:PORT", value_parser = parse_listen)]
     pub listen: SocketAddr,
-    #[arg(long, requires = "tls_key")]
+    /// The server certificate (PEM, with its chain) for HTTPS; goes with --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
-    #[arg(long, requires = "tls_cert")]
+    /// The server certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Generate (or reuse) a site CA and a server certificate in DIR for the --hostname names.
-    #[arg(long, conflicts_with = "tls_cert", requires = "hostname")]
+    /// Generate (or reuse) a site CA and a server certificate in DIR for the --hostname names;
+    /// clients trust DIR/ca.crt.
+    #[arg(long, value_name = "DIR", conflicts_with = "tls_cert", requires = "hostname")]
     pub tls_generate: Option<PathBuf>,
-    #[arg(long)]
+    /// A host name (or IP address) clients use for this registry, written into the generated
+    /// server certificate; repeat for several. Only with --tls-generate.
+    #[arg(long, requires = "tls_generate")]
     pub hostname: Vec<String>,
     /// bcrypt htpasswd file (`htpasswd -B`); without it anyone may pull and push.
     #[arg(long)]
@@ -52,9 +59,24 @@ pub struct ServeArgs {
     /// Refuse deletes (pushes still work).
     #[arg(long)]
     pub no_delete: bool,
-    /// No access log on stderr.
+    /// Let pushes change what a tag carried by the bundles serves; without it such a push is
+    /// refused (DENIED) and the carried content keeps being served.
     #[arg(long)]
+    pub allow_overwrite: bool,
+    /// No access log: set by the command's global -q, which quiets all of stderr.
+    #[arg(skip)]
     pub quiet: bool,
+    /// Connections open at once (lowered at start to what the open-file limit allows); at the
+    /// cap, the connection idle the longest is closed to make room.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Close a connection that has no request in flight and moves no byte for this long, or
+    /// whose client stops reading a response or sending a body for this long.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// End an upload session that receives nothing for this long, removing what it received.
+    #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
+    pub upload_expiry: Duration,
 }
 
 impl ServeArgs {
@@ -84,10 +106,23 @@ impl ServeArgs {
             anonymous_pull: self.anonymous_pull,
             read_only: self.read_only,
             delete_enabled: !self.no_delete,
+            allow_overwrite: self.allow_overwrite,
             access_log: if self.quiet { AccessLog::Off } else { AccessLog::Stderr },
+            limits: Limits { max_connections: self.max_connections, idle_timeout: self.idle_timeout, ..Limits::default() },
+            upload_expiry: self.upload_expiry,
             ..ServeConfig::default()
         })
     }
+}
+
+/// `IP:PORT`, with a message that says so; `:5000` alone names no address.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!(
+            "'{text}' is not IP:PORT: give an address and a port, e.g. 0.0.0.0:5000 (every interface), \
+             127.0.0.1:5000 (this machine only) or [::]:5000"
+        )
+    })
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
@@ -95,8 +130,25 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
+        let wanted = cfg.limits.max_connections;
         let server = Server::bind(cfg).await?;
+        if server.max_connections() < wanted {
+            eprintln!(
+                "at most {} connections at once: the open-file limit (ulimit -n) allows no more",
+                server.max_connections()
+            );
+        }
         eprintln!("serving on {scheme}://{} (Ctrl-C to stop)", server.local_addr());
+        if let Some(dir) = &args.tls_generate {
+            let ca = dir.join(crate::tls::CA_FILE);
+            eprintln!(
+                "site CA: {} (clients trust it: `install mirrors --ca-file {0}`, the site file's registry.ca_cert, \
+                 `skopeo --cert-dir {}`)",
+                ca.display(),
+                dir.display()
+            );
+        }
+        eprintln!("contents page: {scheme}://{}/", server.local_addr());
         server.run(async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await
     })
 }

@@ -9,11 +9,15 @@ mod auth;
 mod body;
 mod charts;
 pub mod cli;
+mod connections;
+mod contents_page;
 mod distribution;
 mod error;
 mod files;
 mod git;
 mod names;
+#[cfg(test)]
+mod parser_props;
 pub mod push;
 mod routes;
 mod server;
@@ -21,6 +25,7 @@ pub mod storage;
 pub mod tls;
 
 pub use access_log::AccessLog;
+pub use connections::Limits;
 pub use error::{ApiError, Code};
 pub use server::{serve, ServeConfig, Server, StorageConfig};
 pub use tls::TlsConfig;

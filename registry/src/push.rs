@@ -40,6 +40,14 @@ pub struct PushReport {
 }
 
 pub fn push_bundle(bundle_dirs: &[PathBuf], target: &str, opts: &PushOptions) -> anyhow::Result<PushReport> {
+    // No repository name or host holds an `@`: one here means credentials, which every message
+    // below would repeat. Only what follows the last `@` is named.
+    if let Some((_, after)) = target.rsplit_once('@') {
+        bail!(
+            "push target '…@{after}' carries credentials: give the user with --username and the password in \
+             the environment variable that --password-env names"
+        );
+    }
     let (host, prefix) = match target.split_once('/') {
         Some((h, p)) => (h, p.trim_matches('/')),
         None => (target, ""),
@@ -61,6 +69,7 @@ pub fn push_bundle(bundle_dirs: &[PathBuf], target: &str, opts: &PushOptions) ->
         done: HashSet::new(),
         report: PushReport::default(),
     };
+    pusher.reach(host, opts.plain_http)?;
     for (i, dir) in bundle_dirs.iter().enumerate() {
         let index = pusher.bundles[i].index().with_context(|| format!("bundle {}", dir.display()))?;
         for desc in index.manifests() {
@@ -94,6 +103,19 @@ struct Pusher {
 }
 
 impl Pusher {
+    /// A first `GET /v2/`, so that a registry speaking plain HTTP to this HTTPS client is named
+    /// as such, not by the TLS library's "received corrupt message of type InvalidContentType".
+    fn reach(&self, host: &str, plain_http: bool) -> anyhow::Result<()> {
+        let url = format!("{}/v2/", self.base);
+        match self.client.get(&url).send() {
+            Ok(_) => Ok(()),
+            Err(_) if !plain_http && self.client.get(format!("http://{host}/v2/")).send().is_ok() => bail!(
+                "{host} answers plain HTTP, not HTTPS: add --plain-http to push to it (its traffic is then unencrypted)"
+            ),
+            Err(e) => Err(e).with_context(|| format!("cannot reach the registry at {url}")),
+        }
+    }
+
     fn bundle_with(&self, d: &Digest) -> Option<&Bundle> {
         self.bundles.iter().find(|b| b.has_blob(d))
     }

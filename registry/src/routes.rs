@@ -33,7 +33,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> ApiResult<Response
     };
     if let Some(auth) = &state.auth {
         let header = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        auth.check(header, access)?;
+        auth.check(header, access).await?;
     }
     if path == "/v2" || path == "/v2/" {
         return Ok(ok_builder(200)
@@ -59,6 +59,15 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> ApiResult<Response
     }
     if let Some(rest) = path.strip_prefix("/git/") {
         return crate::git::route(state, rest, head).await;
+    }
+    let page = match path.as_str() {
+        "/" | "/ui" => Some(""),
+        p => p.strip_prefix("/ui/"),
+    };
+    if let Some(rest) = page {
+        if let Some(resp) = state.contents.route(rest, head).await {
+            return resp;
+        }
     }
     Err(ApiError::new(Code::NotFound, format!("nothing is served at {path}")))
 }
@@ -94,9 +103,17 @@ pub(crate) async fn blob_response(
 ) -> ApiResult<Response<Body>> {
     let BlobSlice { repo, digest: d, base, len: total, content_type } = slice;
     let range = match headers.get(hyper::header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) => Some(parse_range(r, total).ok_or_else(|| {
-            ApiError::new(Code::RangeInvalid, format!("range '{r}' is outside the {total} bytes of {d}"))
-        })?),
+        Some(r) => match parse_range(r, total) {
+            Some(range) => Some(range),
+            None => {
+                // RFC 9110: a 416 names the representation's length, so the client can ask again.
+                let e = ApiError::new(Code::RangeInvalid, format!("range '{r}' is outside the {total} bytes of {d}"));
+                let mut resp = error_response(&e);
+                let unsatisfied = format!("bytes */{total}").parse().expect("a header value");
+                resp.headers_mut().insert(CONTENT_RANGE, unsatisfied);
+                return Ok(resp);
+            }
+        },
         None => None,
     };
     let (start, len, status) = match range {
@@ -120,7 +137,7 @@ pub(crate) async fn blob_response(
 }
 
 /// `bytes=a-b`, `bytes=a-` or `bytes=-n`, one range only, as inclusive bounds.
-fn parse_range(text: &str, total: u64) -> Option<(u64, u64)> {
+pub(crate) fn parse_range(text: &str, total: u64) -> Option<(u64, u64)> {
     let spec = text.trim().strip_prefix("bytes=")?;
     let (a, b) = spec.split_once('-')?;
     let (start, end) = match (a.trim(), b.trim()) {

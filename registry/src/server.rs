@@ -6,17 +6,22 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
 use crate::auth::Auth;
+use crate::contents_page::ContentsPage;
+use crate::body::{self, Body};
+use crate::connections::{connections_that_fit, AcceptErrors, Admitted, Connections, Limits, Watched};
 use crate::storage::{BundleStore, DirStore, S3Location, S3Store, Storage, Stores};
 use crate::tls::{server_config, TlsConfig};
 
@@ -44,8 +49,13 @@ pub struct ServeConfig {
     /// Refuses every push and delete even where storage would take them.
     pub read_only: bool,
     pub delete_enabled: bool,
+    /// Lets a push change what a tag carried by the bundles serves.
+    pub allow_overwrite: bool,
     pub max_manifest_bytes: u64,
     pub access_log: AccessLog,
+    pub limits: Limits,
+    /// An upload session that receives nothing for this long is ended and its content removed.
+    pub upload_expiry: Duration,
 }
 
 impl Default for ServeConfig {
@@ -60,8 +70,11 @@ impl Default for ServeConfig {
             anonymous_pull: false,
             read_only: false,
             delete_enabled: true,
+            allow_overwrite: false,
             max_manifest_bytes: 4 << 20,
             access_log: AccessLog::Stderr,
+            limits: Limits::default(),
+            upload_expiry: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -71,16 +84,21 @@ pub(crate) struct State {
     pub auth: Option<Auth>,
     pub read_only: bool,
     pub delete_enabled: bool,
+    pub allow_overwrite: bool,
     pub max_manifest_bytes: u64,
     pub log: AccessLog,
+    pub limits: Limits,
+    pub upload_expiry: Duration,
     /// Member offsets of git repository tars, by layer digest.
     pub git_indexes: Mutex<HashMap<String, Arc<crate::git::TarIndex>>>,
+    pub contents: Arc<ContentsPage>,
 }
 
 pub struct Server {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     state: Arc<State>,
+    max_connections: usize,
 }
 
 impl Server {
@@ -115,58 +133,139 @@ impl Server {
             auth,
             read_only: cfg.read_only,
             delete_enabled: cfg.delete_enabled,
+            allow_overwrite: cfg.allow_overwrite,
             max_manifest_bytes: cfg.max_manifest_bytes,
             log: cfg.access_log,
+            limits: cfg.limits.clone(),
+            upload_expiry: cfg.upload_expiry,
             git_indexes: Mutex::default(),
+            contents: Arc::new(ContentsPage::new(cfg.bundles.clone())),
         };
-        Ok(Server { listener, tls, state: Arc::new(state) })
+        let max_connections = connections_that_fit(cfg.limits.max_connections);
+        Ok(Server { listener, tls, state: Arc::new(state), max_connections })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
+    /// How many connections it keeps open at most: the configured cap, or less when the
+    /// open-file limit allows fewer.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
     /// Serves until `shutdown` completes, then lets requests in flight finish for up to
     /// [`DRAIN_TIME`].
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let graceful = GracefulShutdown::new();
+        let conns = Connections::new(self.max_connections);
+        let mut errors = AcceptErrors::new();
+        let expiry = self.state.stores.writer().is_some().then(|| tokio::spawn(expire_uploads(self.state.clone())));
         tokio::pin!(shutdown);
         loop {
-            let (stream, _) = tokio::select! {
+            let stream = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
-                    Ok(a) => a,
+                    Ok((stream, _)) => stream,
                     Err(e) => {
-                        eprintln!("registry: accept failed: {e}");
-                        continue;
+                        let (line, pause) = errors.failed(&e);
+                        if let Some(line) = line {
+                            eprintln!("{line}");
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => continue,
+                            _ = &mut shutdown => break,
+                        }
                     }
                 },
                 _ = &mut shutdown => break,
             };
-            let state = self.state.clone();
-            let tls = self.tls.clone();
-            let watcher = graceful.watcher();
+            errors.succeeded();
+            let admitted = tokio::select! {
+                a = conns.admit() => a,
+                _ = &mut shutdown => break,
+            };
+            let (state, tls, watcher) = (self.state.clone(), self.tls.clone(), graceful.watcher());
             tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(crate::routes::handle(state, req).await) }
-                });
-                let builder = auto::Builder::new(TokioExecutor::new());
-                let _ = match tls {
-                    Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(s) => watcher.watch(builder.serve_connection(TokioIo::new(s), service).into_owned()).await,
-                        Err(_) => return,
-                    },
-                    None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
-                };
+                let limits = state.limits.clone();
+                let io = Watched::new(stream, admitted.conn.clone());
+                match tls {
+                    Some(acceptor) => {
+                        let Ok(Ok(tls)) = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(io)).await
+                        else {
+                            return;
+                        };
+                        serve_connection(tls, state, &admitted, watcher).await
+                    }
+                    None => serve_connection(io, state, &admitted, watcher).await,
+                }
             });
+        }
+        if let Some(task) = expiry {
+            task.abort();
         }
         let _ = tokio::time::timeout(DRAIN_TIME, graceful.shutdown()).await;
         Ok(())
     }
 }
 
+/// Serves one connection until it ends, its watchdog finds it overdue, or the accept loop takes
+/// its slot.
+async fn serve_connection<I>(io: I, state: Arc<State>, admitted: &Admitted, watcher: Watcher)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = state.limits.clone();
+    let conn = admitted.conn.clone();
+    let service = service_fn(move |req| {
+        let (state, request) = (state.clone(), conn.begin());
+        async move {
+            let resp = crate::routes::handle(state, req).await;
+            // The request lasts until its body is sent: the guard goes with the body.
+            let body = |b: Body| {
+                b.map_frame(move |frame| {
+                    let _in_flight = &request;
+                    frame
+                })
+                .boxed()
+            };
+            Ok::<_, Infallible>(resp.map(body))
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    let serving = watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
+    tokio::pin!(serving);
+    let check = (limits.idle_timeout.min(limits.header_timeout) / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = &mut serving => return,
+            _ = admitted.conn.evicted() => return,
+            _ = tokio::time::sleep(check) => if admitted.conn.overdue(&limits).is_some() { return },
+        }
+    }
+}
+
+/// Ends upload sessions that have been idle for the configured time, while the server runs.
+async fn expire_uploads(state: Arc<State>) {
+    let idle_for = state.upload_expiry;
+    let every = (idle_for / 8).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    loop {
+        let stores = state.stores.clone();
+        match body::blocking(move || stores.writer_or_refuse()?.expire_uploads(idle_for)).await {
+            Ok(0) => {}
+            Ok(n) => eprintln!(
+                "registry: ended {n} upload session(s) idle for more than {}",
+                humantime::format_duration(idle_for)
+            ),
+            Err(e) => eprintln!("registry: expiring upload sessions: {}", e.message),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// How long a shutdown waits for requests in flight (a large blob on a slow link may not finish).
-pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+pub const DRAIN_TIME: Duration = Duration::from_secs(10);
 
 pub async fn serve(cfg: ServeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     Server::bind(cfg).await?.run(shutdown).await

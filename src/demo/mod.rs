@@ -25,8 +25,8 @@ pub struct DemoArgs {
     /// Keep the demo's files here (default: a temporary directory removed on exit).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Where the registry serving the new bundle listens.
-    #[arg(long, default_value = "127.0.0.1:5000")]
+    /// Where the registry serving the new bundle listens, as IP:PORT.
+    #[arg(long, default_value = "127.0.0.1:5000", value_name = "IP:PORT", value_parser = registry::cli::parse_listen)]
     pub listen: SocketAddr,
     /// Exit once a client has pulled from the served bundle (for scripts and tests).
     #[arg(long)]
@@ -86,6 +86,27 @@ impl Write for PullWatch {
     }
 }
 
+/// Ctrl-C or SIGTERM, at any step, ends the demo; its temporary folder goes with it (a folder
+/// given with --dir is the user's and stays).
+fn stop_on_signal(scratch: Option<PathBuf>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut term, mut int) = rt.block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)) })?;
+    std::thread::spawn(move || {
+        let code = rt.block_on(async {
+            tokio::select! {
+                _ = term.recv() => 143,
+                _ = int.recv() => 130,
+            }
+        });
+        if let Some(dir) = scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        std::process::exit(code);
+    });
+    Ok(())
+}
+
 pub fn run(args: DemoArgs) -> Result<()> {
     let scratch;
     let dir: &Path = match &args.dir {
@@ -94,10 +115,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
             d
         }
         None => {
-            scratch = tempfile::tempdir()?;
+            scratch = tempfile::Builder::new().prefix("airgap-demo-").tempdir()?;
             scratch.path()
         }
     };
+    stop_on_signal(args.dir.is_none().then(|| dir.to_path_buf()))?;
     let bundle = dir.join("bundle");
     if bundle.exists() {
         bail!("{} exists: give the demo a new --dir", bundle.display());
@@ -129,6 +151,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         base: None,
         max_part_size: bundles::size::FAT32_MAX,
         sign_key: None,
+        airgap_binary: Some(std::env::current_exe()?),
         fetch: bundler::cli::FetchArgs {
             cache: Some(dir.join("cache")),
             jobs: 4,
@@ -168,7 +191,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     };
     let a = server.local_addr();
 
-    step(5, "try it (Ctrl-C to stop):");
+    step(5, "try it (Ctrl-C to stop); the contents page is the registry's address in a browser:");
     println!("REGISTRY {a}");
     println!("  skopeo inspect --tls-verify=false docker://{a}/docker.io/airgap/hello:1.0");
     println!("  skopeo inspect --tls-verify=false docker://{a}/airgap/hello:1.0          # the bare name works too");
@@ -177,20 +200,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
     println!("  curl -O http://{a}/files/files.airgap.local/hello-cli/1.0-linux-amd64/hello-cli");
     println!("  git clone http://{a}/git/git.airgap.example/airgap/sample-config.git");
     println!("  airgap bundle inspect {}", bundle.display());
+    println!("  open http://{a}/ in a browser: the contents page, what the registry serves");
     let _ = std::io::stdout().flush();
     let exit_after_pull = args.exit_after_pull;
+    // Signals end the demo through stop_on_signal.
     rt.block_on(server.run(async move {
         if exit_after_pull {
-            tokio::select! {
-                _ = pulled.notified() => {
-                    // Let the client finish what it asked for after the blob.
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    eprintln!("a client pulled from the bundle: done");
-                }
-                _ = tokio::signal::ctrl_c() => {}
-            }
+            pulled.notified().await;
+            // Let the client finish what it asked for after the blob.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            eprintln!("a client pulled from the bundle: done");
         } else {
-            let _ = tokio::signal::ctrl_c().await;
+            std::future::pending::<()>().await;
         }
     }))
 }

@@ -37,13 +37,17 @@ MC=v0.0.0-20250313080218-cf909e1063a9
 ISTIOCTL=v0.0.0-20260827124520-eed52ebb66ad
 # The real nodes' volume provisioner (tests/testkit/src/local_path.rs).
 LOCAL_PATH=v0.0.30
+# Debian bullseye's git, the last release before git read GIT_CONFIG_COUNT (2.31), as the Debian
+# package registry publishes it (`apt-cache show git` on bullseye gives the SHA-256).
+OLD_GIT=2.30.2-1+deb11u2
+OLD_GIT_SHA256=ddc8eb5da311dbf0ecfe4bd4da5f539aeecec22865828538b5c86039af2eca8c
 SPDX_TOOLS=0.8.5
 CYCLONEDX_LIB=11.12.0
 JSONSCHEMA=4.26.0
 
 APT_PACKAGES=(docker-registry skopeo podman umoci minisign git wrk apache2-utils etcd-server jq zstd openssl
   containerd runc wireguard-tools python3-venv time ca-certificates curl
-  containernetworking-plugins iptables nftables iproute2 busybox-static openjdk-17-jdk-headless)
+  containernetworking-plugins iptables nftables iproute2 busybox-static openjdk-17-jdk-headless chromium)
 
 export PATH=$BIN:$PATH:/usr/local/go/bin
 # Builds use the machine's Go as it is: never fetch another toolchain.
@@ -203,6 +207,21 @@ standin() {
   (cd "$ROOT/tests/tools/standin" && go build -ldflags "-s -w" -o "$BIN/standin" .)
 }
 
+# The old git, extracted from its package and run with this machine's libraries (bookworm keeps
+# the sonames bullseye's git links): installer/tests/gitconfig_redirect.rs clones with it.
+old_git() {
+  local version=${OLD_GIT%%-*} deb=$WORK/git_${OLD_GIT}_amd64.deb
+  local dir=$TOOLS/git-$version
+  curl -fsSL -o "$deb" "http://deb.debian.org/debian/pool/main/g/git/git_${OLD_GIT}_amd64.deb"
+  echo "$OLD_GIT_SHA256  $deb" | sha256sum -c
+  rm -rf "$dir"
+  dpkg-deb -x "$deb" "$dir"
+  rm -f "$deb"
+  printf '#!/bin/sh\nGIT_EXEC_PATH=%s/usr/lib/git-core exec %s/usr/bin/git "$@"\n' "$dir" "$dir" >"$BIN/git-$version"
+  chmod +x "$BIN/git-$version"
+  "$BIN/git-$version" --version
+}
+
 python_venv() {
   rm -rf "$TOOLS/venv"
   /usr/bin/python3 -m venv "$TOOLS/venv"
@@ -238,6 +257,7 @@ step_bg conformance "$CONFORMANCE" required conformance
 step_bg local-path "$LOCAL_PATH" required go_install local-path-provisioner \
   "github.com/rancher/local-path-provisioner@$LOCAL_PATH"
 step_bg standin "$standin_key" required standin
+step_bg old-git "$OLD_GIT" required old_git
 step_bg wireguard-go "$WIREGUARD_GO" optional go_install wireguard-go "golang.zx2c4.com/wireguard@$WIREGUARD_GO"
 wait
 

@@ -2,6 +2,8 @@
 //! reporter, and upstream content made by the test.
 #![allow(dead_code)]
 
+pub mod upstream;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,6 +26,7 @@ pub fn create_args(spec: &Path, out: &Path, cache: &Path) -> CreateArgs {
         base: None,
         max_part_size: 1 << 20,
         sign_key: None,
+        airgap_binary: None,
         fetch: fetch_args(cache),
     }
 }

@@ -5,7 +5,7 @@
 //! is taken from whichever bundle carries it, so a delta laid over its base serves whole images.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -15,6 +15,7 @@ use bundles::layout::BlobStore;
 use bundles::Bundle;
 use serde_json::Value;
 
+use super::verified::Verified;
 use super::{referrer_descriptor, Storage, StoredManifest};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{valid_name, valid_tag};
@@ -41,6 +42,8 @@ impl BundleStore {
         for dir in dirs {
             store.bundles.push(Bundle::open(dir).with_context(|| format!("cannot open bundle {}", dir.display()))?);
         }
+        // Served without its base, a delta would answer 404 for the blobs only the base carries.
+        bundles::delta::check_bases(&store.bundles)?;
         let mut roots = Vec::new();
         for (bundle, dir) in store.bundles.clone().iter().zip(dirs) {
             let index = bundle.index().with_context(|| format!("bundle {}", dir.display()))?;
@@ -68,6 +71,13 @@ impl BundleStore {
             return Ok(());
         };
         let bytes = bundle.read_json_blob(d).with_context(|| format!("{reference}: manifest {d}"))?;
+        if bundles::digest::sha256_hex(&bytes) != d.digest() {
+            anyhow::bail!(
+                "{reference}: manifest {d} in bundle {} does not match its digest: the bundle is damaged or was \
+                 altered (airgap bundle verify names what)",
+                bundle.dir().display()
+            );
+        }
         let manifest: Value =
             serde_json::from_slice(&bytes).with_context(|| format!("{reference}: manifest {d} is not JSON"))?;
         let media_type = manifest.get("mediaType").and_then(Value::as_str).map(str::to_string).unwrap_or(media_type);
@@ -144,8 +154,19 @@ impl Storage for BundleStore {
     fn open_blob(&self, repo: &str, d: &Digest, start: u64, len: u64) -> ApiResult<Box<dyn Read + Send>> {
         let missing = || ApiError::new(Code::BlobUnknown, format!("blob {d} is not in {repo}"));
         let bundle = self.bundle_with(d).ok_or_else(missing)?;
-        let (offset, _) = bundle.member(&blob_path(d)).ok_or_else(missing)?;
-        Ok(Box::new(bundle.open_range(offset + start, len)))
+        let mut reader = bundle.open_member(&blob_path(d)).map_err(|_| missing())?;
+        let size = reader.len();
+        if start.checked_add(len).is_none_or(|end| end > size) {
+            return Err(ApiError::new(
+                Code::RangeInvalid,
+                format!("bytes {start}+{len} lie outside the {size} bytes of blob {d}"),
+            ));
+        }
+        if start == 0 && len == size {
+            return Ok(Box::new(Verified::new(reader, d.clone(), size, format!("bundle {}", bundle.dir().display()))));
+        }
+        reader.seek(SeekFrom::Start(start)).map_err(|e| ApiError::io(format!("blob {d}"), e))?;
+        Ok(Box::new(reader.take(len)))
     }
 
     fn referrers(&self, repo: &str, d: &Digest) -> ApiResult<Vec<Value>> {
