@@ -110,17 +110,7 @@ fn mosip_charts_install_on_a_real_node_pulling_only_through_the_site_registry() 
     fs::create_dir_all(&install).unwrap();
     let spec = install.join("bundle.yaml");
     fs::write(&spec, bundle_spec(&images, &upstream, &charts, &git_server)).unwrap();
-    let bundle = t.path().join("bundle");
-    run(Command::new(AIRGAP)
-        .args(["bundle", "create"])
-        .arg(&spec)
-        .arg("-o")
-        .arg(&bundle)
-        .arg("--cache")
-        .arg(t.path().join("cache"))
-        .arg("--helm")
-        .arg(tool("helm-3.8.2")))
-    .unwrap();
+    let bundle = bundle_create(&spec, t.path());
     run(Command::new(AIRGAP).args(["bundle", "verify"]).arg(&bundle)).unwrap();
 
     // The node, with an empty certs.d until the registry is up.
@@ -133,16 +123,7 @@ fn mosip_charts_install_on_a_real_node_pulling_only_through_the_site_registry() 
     // The site registry, on the node's pod network so that containerd and the pods reach it; the
     // node's mirror configuration is what `airgap install mirrors` writes, and nothing else.
     let registry = SiteRegistry::serve(&bundle, node.host_ip(), &t.path().join("tls"), &t.path().join("access.log"));
-    run(Command::new(AIRGAP)
-        .args(["install", "mirrors", "--format", "containerd", "--registry", &registry.url, "--bundle"])
-        .arg(&bundle)
-        .arg("--ca-file")
-        .arg(&registry.ca)
-        .arg("--certs-dir")
-        .arg(&certs_d)
-        .arg("--out")
-        .arg(&certs_d))
-    .unwrap();
+    registry.install_mirrors(&bundle, &certs_d);
     for host in ["docker.io", "registry.k8s.io"] {
         assert!(certs_d.join(host).join("hosts.toml").is_file(), "install mirrors wrote no {host}/hosts.toml");
     }
@@ -279,6 +260,23 @@ fn bundle_spec(images: &[(&str, Files)], upstream: &Distribution, charts: &HelmR
         },
     });
     serde_yaml_ng::to_string(&spec).unwrap()
+}
+
+/// `airgap bundle create` of `spec` into `dir/bundle` (cache `dir/cache`), images of charts
+/// discovered with helm 3.8.2.
+fn bundle_create(spec: &Path, dir: &Path) -> PathBuf {
+    let bundle = dir.join("bundle");
+    run(Command::new(AIRGAP)
+        .args(["bundle", "create"])
+        .arg(spec)
+        .arg("-o")
+        .arg(&bundle)
+        .arg("--cache")
+        .arg(dir.join("cache"))
+        .arg("--helm")
+        .arg(tool("helm-3.8.2")))
+    .unwrap();
+    bundle
 }
 
 /// The plan of the slice, as the MOSIP plan installs it: config-server with the real values file
@@ -552,6 +550,38 @@ impl SiteRegistry {
     }
 }
 
+impl SiteRegistry {
+    /// `airgap install mirrors` of the bundle into a node's `certs.d`: the node's whole mirror
+    /// configuration.
+    fn install_mirrors(&self, bundle: &Path, certs_d: &Path) {
+        run(Command::new(AIRGAP)
+            .args(["install", "mirrors", "--format", "containerd", "--registry", &self.url, "--bundle"])
+            .arg(bundle)
+            .arg("--ca-file")
+            .arg(&self.ca)
+            .arg("--certs-dir")
+            .arg(certs_d)
+            .arg("--out")
+            .arg(certs_d))
+        .unwrap();
+    }
+}
+
+/// A `certs.d` in `dir` sending docker.io and registry.k8s.io to a plain upstream, for tests of
+/// the nodes themselves (the installer's own mirrors are `SiteRegistry::install_mirrors`').
+fn plain_mirrors(dir: &Path, upstream: &Distribution) -> PathBuf {
+    let certs_d = dir.join("certs.d");
+    for host in ["docker.io", "registry.k8s.io"] {
+        fs::create_dir_all(certs_d.join(host)).unwrap();
+        let toml = format!(
+            "server = \"https://{host}\"\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            upstream.host_port()
+        );
+        fs::write(certs_d.join(host).join("hosts.toml"), toml).unwrap();
+    }
+    certs_d
+}
+
 impl Drop for SiteRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -597,15 +627,7 @@ fn two_clusters_of_real_nodes_run_stand_ins_and_mount_provisioned_volumes() {
     for (reference, _, _) in &images {
         push_plain(&layout, reference, &format!("{}/{}", upstream.host_port(), repository_and_tag(reference))).unwrap();
     }
-    let certs_d = t.path().join("certs.d");
-    for host in ["docker.io", "registry.k8s.io"] {
-        fs::create_dir_all(certs_d.join(host)).unwrap();
-        let toml = format!(
-            "server = \"https://{host}\"\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-            upstream.host_port()
-        );
-        fs::write(certs_d.join(host).join("hosts.toml"), toml).unwrap();
-    }
+    let certs_d = plain_mirrors(t.path(), &upstream);
 
     let planes = [KubeControlPlane::start_for_real_nodes().unwrap(), KubeControlPlane::start_for_real_nodes().unwrap()];
     let node = |plane: &KubeControlPlane, name: &str| {
@@ -745,17 +767,7 @@ fn the_sample_plan_fails_on_a_real_node_naming_the_pod_and_the_kubelets_reason()
     };
     let t = tempfile::tempdir().unwrap();
     let sample = SampleUpstream::start(t.path());
-    let bundle = t.path().join("bundle");
-    run(Command::new(AIRGAP)
-        .args(["bundle", "create"])
-        .arg(&sample.spec)
-        .arg("-o")
-        .arg(&bundle)
-        .arg("--cache")
-        .arg(t.path().join("cache"))
-        .arg("--helm")
-        .arg(tool("helm-3.8.2")))
-    .unwrap();
+    let bundle = bundle_create(&sample.spec, t.path());
 
     let pause = t.path().join("pause.tar");
     let pause_layers = [pause_layer().unwrap()];
@@ -813,16 +825,7 @@ fn the_sample_plan_fails_on_a_real_node_naming_the_pod_and_the_kubelets_reason()
         let dir = t.path().join(case.replace(' ', "-"));
         fs::create_dir_all(&dir).unwrap();
         let registry = SiteRegistry::serve(&bundle, node.host_ip(), &dir.join("tls"), &dir.join("access.log"));
-        run(Command::new(AIRGAP)
-            .args(["install", "mirrors", "--format", "containerd", "--registry", &registry.url, "--bundle"])
-            .arg(&bundle)
-            .arg("--ca-file")
-            .arg(&registry.ca)
-            .arg("--certs-dir")
-            .arg(&certs_d)
-            .arg("--out")
-            .arg(&certs_d))
-        .unwrap();
+        registry.install_mirrors(&bundle, &certs_d);
         let plan = sample_plan_broken(&dir, &sample.spec, from, to);
         let site = dir.join("site.yaml");
         let text = format!(
@@ -1107,15 +1110,7 @@ fn the_real_istiod_injects_sidecars_that_become_ready_on_a_real_node() {
         vec![Files::from([("usr/local/bin/pilot-discovery".to_string(), pilot)])],
         json!({"Entrypoint": ["/usr/local/bin/pilot-discovery"], "User": "1337"}),
     );
-    let certs_d = t.path().join("certs.d");
-    for host in ["docker.io", "registry.k8s.io"] {
-        fs::create_dir_all(certs_d.join(host)).unwrap();
-        let toml = format!(
-            "server = \"https://{host}\"\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-            upstream.host_port()
-        );
-        fs::write(certs_d.join(host).join("hosts.toml"), toml).unwrap();
-    }
+    let certs_d = plain_mirrors(t.path(), &upstream);
     let plane = KubeControlPlane::start_for_real_nodes().unwrap();
     let node = RealNode::start(&plane, NodeOptions { hosts_dir: certs_d.clone(), ..NodeOptions::default() })
         .unwrap_or_else(|e| panic!("the real node did not start: {e:#}"));

@@ -158,6 +158,28 @@ mod tests {
         assert_eq!(parse_challenge(r#"Basic realm="testkit""#), Some(Challenge::Basic));
     }
 
+    proptest::proptest! {
+        /// Any header a registry sends parses or is refused; a bearer challenge reads back
+        /// what was written into it, quoted commas and escapes included.
+        #[test]
+        fn any_challenge_parses_or_is_refused(
+            header in ".{0,120}",
+            realm in "[^\"\\\\]{1,30}",
+            service in proptest::option::of("[^\"\\\\]{0,20}"),
+            scope in proptest::option::of("[^\"\\\\]{0,30}"),
+        ) {
+            let _ = parse_challenge(&header);
+            let mut text = format!("Bearer realm=\"{realm}\"");
+            if let Some(s) = &service {
+                text += &format!(",service=\"{s}\"");
+            }
+            if let Some(s) = &scope {
+                text += &format!(", scope=\"{s}\"");
+            }
+            proptest::prop_assert_eq!(parse_challenge(&text), Some(Challenge::Bearer { realm, service, scope }));
+        }
+    }
+
     #[test]
     fn docker_config_entries() {
         let a = DockerAuth { auth: Some("dXNlcjpwYTpzcw==".into()), username: None, password: None };

@@ -19,6 +19,11 @@ use crate::spec::ChartEntry;
 
 pub const HELM_CHART_LAYER_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// A repository's `index.yaml` lists every version of every chart in it; the largest public ones
+/// are tens of MiB.
+const MAX_CHART_INDEX: u64 = 64 << 20;
+/// A chart archive read whole when its repository gives no digest to stream it against.
+const MAX_CHART_ARCHIVE: u64 = 64 << 20;
 
 pub struct ResolvedChart {
     pub reference: String,
@@ -50,7 +55,7 @@ pub async fn resolve(
     let http = client.http();
     let repo = entry.repo.trim_end_matches('/');
     let index_url = format!("{repo}/index.yaml");
-    let raw = get_bytes(http, &mirrors.map_url(&index_url)).await?;
+    let raw = get_bytes(http, &mirrors.map_url(&index_url), MAX_CHART_INDEX).await?;
     let index: serde_yaml_ng::Value =
         serde_yaml_ng::from_slice(&raw).with_context(|| format!("{index_url}: not YAML"))?;
     let versions = index
@@ -84,7 +89,7 @@ pub async fn resolve(
                 "{index_url}: {} {} has no digest; trusting what {url} serves",
                 entry.name, entry.version
             ));
-            cache.put_bytes(&get_bytes(http, &fetch).await?, None)?
+            cache.put_bytes(&get_bytes(http, &fetch, MAX_CHART_ARCHIVE).await?, None)?
         }
     };
     let (descriptor, config) = store_chart(cache, &tgz).with_context(|| url.clone())?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
+use bundles::size::human;
 use reqwest::StatusCode;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -105,28 +106,34 @@ pub async fn get_with_retry(client: &reqwest::Client, url: &str, offset: u64) ->
     }
 }
 
-/// Reads a whole (small) body, failing on a non-success status.
-pub async fn get_bytes(client: &reqwest::Client, url: &str) -> Result<Vec<u8>> {
+/// Reads a whole (small) body of at most `limit` bytes, failing on a non-success status.
+pub async fn get_bytes(client: &reqwest::Client, url: &str, limit: u64) -> Result<Vec<u8>> {
     let r = get_with_retry(client, url, 0).await?;
     if !r.status().is_success() {
         anyhow::bail!("GET {url}: {}", r.status());
     }
-    Ok(r.bytes().await.with_context(|| format!("GET {url}"))?.to_vec())
+    read_limited(r, limit, &format!("GET {url}")).await
+}
+
+/// Reads a body whole, refusing it as soon as it passes `limit` bytes (at once when its
+/// Content-Length says it will), so an upstream cannot make this hold more than the limit.
+pub async fn read_limited(mut resp: reqwest::Response, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let too_large = || anyhow!("{what}: the answer is larger than the {} such a document may be", human(limit));
+    if resp.content_length().is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| anyhow!("{what}: {}", error_chain(&e)))? {
+        if (out.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// reqwest's top-level message hides the cause (refused, reset, certificate); show all of it.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s += &format!(": {m}");
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use bundles::text::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -3,22 +3,27 @@
 //! instead of copying hundreds of lines, and the lock pins every image it names by digest.
 
 use anyhow::{anyhow, bail, Context, Result};
-use bundles::digest::sha256_hex;
+use bundles::digest::{sha256_hex, Digest};
 
 use crate::http::{get_bytes, Mirrors};
 use crate::images;
 use crate::spec::ImageListEntry;
 
-/// One image the list names, canonical (`docker.io/rancher/shell:v0.1.18`), with where it was.
+/// Rancher's list of a release is about 60 KiB.
+const MAX_IMAGE_LIST: u64 = 4 << 20;
+
+/// One image the list names, canonical (`docker.io/rancher/shell:v0.1.18`), with where it was
+/// and the digest the line pins, if any.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Listed {
     pub line: usize,
     pub reference: String,
+    pub pin: Option<Digest>,
 }
 
 /// Downloads the list (checked against its `sha256` when the spec gives one) and reads it.
 pub async fn fetch(http: &reqwest::Client, mirrors: &Mirrors, entry: &ImageListEntry) -> Result<Vec<Listed>> {
-    let raw = get_bytes(http, &mirrors.map_url(&entry.url)).await?;
+    let raw = get_bytes(http, &mirrors.map_url(&entry.url), MAX_IMAGE_LIST).await?;
     if let Some(want) = &entry.sha256 {
         let got = sha256_hex(&raw);
         if !got.eq_ignore_ascii_case(want) {
@@ -39,8 +44,10 @@ pub fn parse(text: &str, exclude: &[String]) -> Result<Vec<Listed>> {
         if entry.is_empty() || exclude.iter().any(|e| entry.starts_with(e.as_str())) {
             continue;
         }
-        let (_, reference) = images::canonical(entry).with_context(|| format!("line {line_no}: '{entry}'"))?;
-        out.push(Listed { line: line_no, reference });
+        let where_ = || format!("line {line_no}: '{entry}'");
+        let (r, reference) = images::canonical(entry).with_context(where_)?;
+        let pin = images::pinned(&r).with_context(where_)?;
+        out.push(Listed { line: line_no, reference, pin });
     }
     Ok(out)
 }
@@ -51,16 +58,32 @@ mod tests {
 
     #[test]
     fn lines_become_canonical_references_without_comments_or_excluded_prefixes() {
-        let text =
-            "# Rancher v2.6.9\nrancher/shell:v0.1.18\n\nbusybox  # bare\nrancher/windows-agent:v1\nquay.io/x/y@sha256:\
-                    0000000000000000000000000000000000000000000000000000000000000000\n";
-        let got = parse(text, &["rancher/windows-".to_string()]).unwrap();
+        let zeros = bundles::digest::sha256_digest(&"0".repeat(64));
+        let text = format!(
+            "# Rancher v2.6.9\nrancher/shell:v0.1.18\n\nbusybox  # bare\nrancher/windows-agent:v1\nquay.io/x/y@{zeros}\n\
+             quay.io/x/z:1@{zeros}\n"
+        );
+        let got = parse(&text, &["rancher/windows-".to_string()]).unwrap();
         let want = [
-            (2, "docker.io/rancher/shell:v0.1.18".to_string()),
-            (4, "docker.io/library/busybox:latest".to_string()),
-            (6, format!("quay.io/x/y@sha256:{}", "0".repeat(64))),
+            (2, "docker.io/rancher/shell:v0.1.18".to_string(), None),
+            (4, "docker.io/library/busybox:latest".to_string(), None),
+            (6, format!("quay.io/x/y@{zeros}"), Some(zeros.clone())),
+            (7, "quay.io/x/z:1".to_string(), Some(zeros.clone())),
         ];
-        assert_eq!(got, want.map(|(line, reference)| Listed { line, reference }));
+        assert_eq!(got, want.map(|(line, reference, pin)| Listed { line, reference, pin }));
+    }
+
+    proptest::proptest! {
+        /// Whatever a list holds, it is read or refused by line; every reference read is
+        /// canonical (reading it again gives itself).
+        #[test]
+        fn any_list_is_read_or_refused(text in "([^\n]{0,60}\n){0,8}") {
+            if let Ok(listed) = parse(&text, &[]) {
+                for l in listed {
+                    proptest::prop_assert_eq!(images::canonical(&l.reference).unwrap().1, l.reference);
+                }
+            }
+        }
     }
 
     #[test]

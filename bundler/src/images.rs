@@ -35,6 +35,7 @@ pub struct ResolvedImage {
 }
 
 /// The name a bundle records: host and path, then the tag, or the digest when no tag was given.
+/// A digest given with a tag is kept in the returned reference (see [`pinned`]), not in the name.
 pub fn canonical(reference: &str) -> Result<(Reference, String)> {
     let mut r = Reference::parse(reference).map_err(anyhow::Error::msg)?;
     if r.tag.is_none() && r.digest.is_none() {
@@ -46,6 +47,12 @@ pub fn canonical(reference: &str) -> Result<(Reference, String)> {
         (None, None) => unreachable!("a tag was set above"),
     };
     Ok((r, name))
+}
+
+/// The digest a reference pins (`name:tag@sha256:…`): what is fetched, by digest, whatever the
+/// tag now points at.
+pub fn pinned(r: &Reference) -> Result<Option<Digest>> {
+    r.digest.as_deref().map(|d| parse_sha256(d).map_err(anyhow::Error::msg)).transpose()
 }
 
 fn platform_of(v: &Value) -> Option<String> {
@@ -75,12 +82,12 @@ pub async fn resolve(
     kind: Kind,
 ) -> Result<ResolvedImage> {
     let (r, name) = canonical(reference)?;
-    let wanted_digest = match (pin, &r.digest) {
-        (Some(p), _) => Some(p.to_string()),
-        (None, Some(d)) => Some(d.clone()),
-        (None, None) => None,
+    let wanted_digest = match (pin, pinned(&r)?) {
+        (Some(p), Some(own)) if *p != own => bail!("{name}: pinned to {own}, but {p} was asked for"),
+        (Some(p), _) => Some(p.clone()),
+        (None, own) => own,
     };
-    let by = wanted_digest.clone().or(r.tag.clone()).unwrap_or_default();
+    let by = wanted_digest.map(|d| d.to_string()).or(r.tag.clone()).unwrap_or_default();
     let root = client.manifest(&r.registry, &r.repository, &by).await?;
     cache.put_bytes(&root.bytes, Some(&root.digest))?;
     let mut metadata = vec![root.digest.clone()];
@@ -162,10 +169,32 @@ async fn blobs_of(
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Any text is a name or an error; a name reads back as itself, with its pin.
+        #[test]
+        fn any_reference_is_named_or_refused(text in ".{0,80}") {
+            if let Ok((r, name)) = canonical(&text) {
+                let (again, same) = canonical(&name).unwrap();
+                proptest::prop_assert_eq!(&same, &name);
+                if r.tag.is_some() {
+                    proptest::prop_assert_eq!(again.digest, None);
+                }
+                let _ = pinned(&r);
+            }
+        }
+    }
+
     #[test]
     fn names() {
         assert_eq!(canonical("nginx").unwrap().1, "docker.io/library/nginx:latest");
-        assert_eq!(canonical(&format!("quay.io/a/b:1@sha256:{}", "a".repeat(64))).unwrap().1, "quay.io/a/b:1");
+        let (r, name) = canonical(&format!("quay.io/a/b:1@sha256:{}", "a".repeat(64))).unwrap();
+        assert_eq!(name, "quay.io/a/b:1", "the tag is the name");
+        assert_eq!(
+            pinned(&r).unwrap().unwrap().to_string(),
+            format!("sha256:{}", "a".repeat(64)),
+            "the digest the pin"
+        );
+        assert!(pinned(&canonical("quay.io/a/b:1@sha256:abc").unwrap().0).is_err());
         assert!(chosen(&["linux/arm64".into()], "linux/arm64/v8"));
         assert!(!chosen(&["linux/arm".into()], "linux/arm64"));
     }

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use sha2::{Digest as _, Sha256};
 
 use crate::auth::{basic_header, parse_challenge, Challenge, CredentialStore};
-use crate::http::{backoff, error_chain, retryable_status, Mirrors, ATTEMPTS};
+use crate::http::{backoff, error_chain, read_limited, retryable_status, Mirrors, ATTEMPTS};
 
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 application/vnd.oci.image.manifest.v1+json, \
@@ -19,7 +19,9 @@ application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.docker.distribution.manifest.v2+json";
 
 /// Manifests are read whole; the distribution spec lets registries refuse more than 4 MiB.
-const MAX_MANIFEST: usize = 16 << 20;
+const MAX_MANIFEST: u64 = 16 << 20;
+/// A token service's answer: a token of a few KiB and its expiry.
+const MAX_TOKEN_ANSWER: u64 = 1 << 20;
 
 pub struct Client {
     http: reqwest::Client,
@@ -132,7 +134,7 @@ impl Client {
                 if !resp.status().is_success() {
                     bail!("authentication to {host} failed: the token service {realm} answered {}", resp.status());
                 }
-                let raw = resp.bytes().await.map_err(|e| anyhow!("token from {realm}: {}", error_chain(&e)))?;
+                let raw = read_limited(resp, MAX_TOKEN_ANSWER, &format!("token from {realm}")).await?;
                 let body: serde_json::Value =
                     serde_json::from_slice(&raw).with_context(|| format!("token from {realm}"))?;
                 let token = body
@@ -157,12 +159,11 @@ impl Client {
         }
         let content_type =
             resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let bytes = resp.bytes().await.map_err(|e| anyhow!("{what}: {}", error_chain(&e)))?.to_vec();
-        if bytes.len() > MAX_MANIFEST {
-            bail!("{what}: manifest of {} bytes is too large", bytes.len());
-        }
+        let bytes = read_limited(resp, MAX_MANIFEST, &format!("{what}: manifest")).await?;
         let digest = sha256_digest(&hex::encode(Sha256::digest(&bytes)));
-        if reference.starts_with("sha256:") && reference != digest.to_string() {
+        // Asked for by digest (a tag holds no colon), the answer must be that digest: an
+        // upstream that answers anything else is refused, whatever it says.
+        if reference.contains(':') && reference != digest.to_string() {
             bail!("{what}: the registry sent a manifest that hashes to {digest}; nothing stored");
         }
         let json: serde_json::Value =

@@ -11,9 +11,12 @@ use crate::files::url_file_name;
 use crate::http::{get_bytes, Mirrors};
 use crate::spec::is_sha256_hex;
 
+/// A release's checksums file lists a few hundred downloads at most.
+const MAX_CHECKSUMS_FILE: u64 = 4 << 20;
+
 /// Reads the published SHA-256 of what `url` serves from the checksums file at `from`.
 pub async fn read(http: &reqwest::Client, mirrors: &Mirrors, url: &str, from: &str) -> Result<Published> {
-    let raw = get_bytes(http, &mirrors.map_url(from))
+    let raw = get_bytes(http, &mirrors.map_url(from), MAX_CHECKSUMS_FILE)
         .await
         .with_context(|| format!("reading the checksums file {from} for {url}"))?;
     let text = std::str::from_utf8(&raw).map_err(|_| anyhow!("the checksums file {from} is not text"))?;
@@ -89,6 +92,15 @@ mod tests {
         }
         let same_twice = format!("{}  eksctl_Linux_arm64.tar.gz\n{0}  ./eksctl_Linux_arm64.tar.gz\n", hex('a'));
         assert_eq!(find(&same_twice, URL, FROM).unwrap(), hex('a'));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_checksums_file_or_url_gives_a_checksum_or_an_error(text in "(.{0,80}\n?){0,5}", url in ".{0,60}") {
+            if let Ok(hex) = find(&text, &url, FROM) {
+                proptest::prop_assert!(is_sha256_hex(&hex) && hex == hex.to_ascii_lowercase());
+            }
+        }
     }
 
     #[test]

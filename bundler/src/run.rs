@@ -190,14 +190,33 @@ async fn resolve_charts(cx: &Ctx<'_>, pins: &Pins<'_>) -> Result<Vec<ResolvedCha
         .await
 }
 
+/// Adds `job`, or, when its image is there already, keeps that one (its platforms, its origin)
+/// and lays the new one's pin onto it: an image is fetched once, and by digest when any entry
+/// that names it pins one.
+fn add_job(jobs: &mut Vec<ImageJob>, job: ImageJob) -> Result<()> {
+    let Some(there) = jobs.iter_mut().find(|j| j.reference == job.reference) else {
+        jobs.push(job);
+        return Ok(());
+    };
+    match (&there.pin, job.pin) {
+        (Some(a), Some(b)) if *a != b => {
+            bail!("{} is pinned to {a} by {} and to {b} by {}", job.reference, there.origin, job.origin)
+        }
+        (None, Some(b)) => there.pin = Some(b),
+        _ => {}
+    }
+    Ok(())
+}
+
 fn listed_image_jobs(cx: &Ctx<'_>, platforms: &[String]) -> Result<Vec<ImageJob>> {
     let mut jobs = Vec::new();
     for (i, entry) in cx.spec.images.iter().enumerate() {
         let origin = format!("images[{i}] {}", entry.reference());
-        let (_, name) = images::canonical(entry.reference()).with_context(|| origin.clone())?;
+        let (r, name) = images::canonical(entry.reference()).with_context(|| origin.clone())?;
+        let pin = images::pinned(&r).with_context(|| origin.clone())?;
         let own = entry.platforms();
         let platforms = if own.is_empty() { platforms.to_vec() } else { own.to_vec() };
-        jobs.push(ImageJob { origin, reference: name, pin: None, platforms: Some(platforms) });
+        add_job(&mut jobs, ImageJob { origin, reference: name, pin, platforms: Some(platforms) })?;
     }
     Ok(jobs)
 }
@@ -205,20 +224,18 @@ fn listed_image_jobs(cx: &Ctx<'_>, platforms: &[String]) -> Result<Vec<ImageJob>
 /// The images of each published list, after the spec's own; one the spec lists already is kept
 /// once, with the spec's platforms.
 async fn add_image_list_jobs(cx: &Ctx<'_>, platforms: &[String], jobs: &mut Vec<ImageJob>) -> Result<()> {
-    let mut seen: BTreeSet<String> = jobs.iter().map(|j| j.reference.clone()).collect();
     for (i, entry) in cx.spec.image_lists.iter().enumerate() {
         let listed = image_lists::fetch(cx.client.http(), &cx.mirrors, entry)
             .await
             .with_context(|| format!("image_lists[{i}] {}", entry.url))?;
         for l in listed {
-            if seen.insert(l.reference.clone()) {
-                jobs.push(ImageJob {
-                    origin: format!("{} (image_lists[{i}] {} line {})", l.reference, entry.url, l.line),
-                    reference: l.reference,
-                    pin: None,
-                    platforms: Some(platforms.to_vec()),
-                });
-            }
+            let job = ImageJob {
+                origin: format!("{} (image_lists[{i}] {} line {})", l.reference, entry.url, l.line),
+                reference: l.reference,
+                pin: l.pin,
+                platforms: Some(platforms.to_vec()),
+            };
+            add_job(jobs, job)?;
         }
     }
     Ok(())
@@ -227,8 +244,18 @@ async fn add_image_list_jobs(cx: &Ctx<'_>, platforms: &[String], jobs: &mut Vec<
 /// With a lock the images are the lock's, discovered ones included, each by digest.
 fn locked_image_jobs(cx: &Ctx<'_>, lock: &Lock, pins: &Pins<'_>) -> Result<Vec<ImageJob>> {
     for (i, entry) in cx.spec.images.iter().enumerate() {
-        let (_, name) = images::canonical(entry.reference())?;
-        pins.artifact(&name).with_context(|| format!("images[{i}] {}", entry.reference()))?;
+        let origin = || format!("images[{i}] {}", entry.reference());
+        let (r, name) = images::canonical(entry.reference()).with_context(origin)?;
+        let locked = pins.artifact(&name).with_context(origin)?;
+        if let (Some(own), Some(a)) = (images::pinned(&r).with_context(origin)?, locked) {
+            if a.digest != own.to_string() {
+                bail!(
+                    "{}: the spec pins {own} but the lock says {}; run `airgap bundle lock` again",
+                    origin(),
+                    a.digest
+                );
+            }
+        }
     }
     lock.artifacts
         .iter()
@@ -346,7 +373,6 @@ fn discover_images(
 ) -> Result<Vec<Discovery>> {
     let mut out = Vec::new();
     let mut unlisted = Vec::new();
-    let mut added = BTreeSet::new();
     for (entry, chart) in cx.spec.charts.iter().zip(charts) {
         if entry.discover == Discover::Off {
             continue;
@@ -354,8 +380,9 @@ fn discover_images(
         let found = discover::chart_images(helm, &cx.cache.blob_path(&chart.tgz), entry)
             .with_context(|| format!("image discovery in {}", chart.reference))?;
         for image in found {
-            let name = match images::canonical(&image) {
-                Ok((_, n)) => n,
+            let named = images::canonical(&image).and_then(|(r, n)| Ok((n, images::pinned(&r)?)));
+            let (name, pin) = match named {
+                Ok(named) => named,
                 Err(e) if entry.discover == Discover::Report => {
                     cx.progress.warn(&format!("{}: '{image}' is not an image reference: {e}", chart.reference));
                     continue;
@@ -370,13 +397,9 @@ fn discover_images(
                 }
                 _ => true,
             };
-            if carried && !listed.contains(&name) && added.insert(name.clone()) {
-                jobs.push(ImageJob {
-                    origin: format!("{name} (found in chart {})", chart.reference),
-                    reference: name.clone(),
-                    pin: None,
-                    platforms: Some(platforms.to_vec()),
-                });
+            if carried {
+                let origin = format!("{name} (found in chart {})", chart.reference);
+                add_job(jobs, ImageJob { origin, reference: name.clone(), pin, platforms: Some(platforms.to_vec()) })?;
             }
             cx.progress.discovered(&chart.reference, &name, carried);
             out.push(Discovery { chart: chart.reference.clone(), image: name, carried });

@@ -39,11 +39,35 @@ pub struct Spec {
     pub helm: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// `- nginx:1.25`, or `- ref: nginx:1.25` with `platforms`. Told apart by the YAML itself (a
+/// string or a map) rather than by trying each shape, so a typo inside a map is reported as what
+/// it is, with its line, not as "no variant matched".
+#[derive(Debug, Clone)]
 pub enum ImageEntry {
     Plain(String),
     Detailed(ImageDetail),
+}
+
+impl<'de> Deserialize<'de> for ImageEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = ImageEntry;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an image reference, or a map with `ref` and `platforms`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ImageEntry, E> {
+                Ok(ImageEntry::Plain(v.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ImageEntry, A::Error> {
+                ImageDetail::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ImageEntry::Detailed)
+            }
+        }
+        d.deserialize_any(Entry)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -276,6 +300,31 @@ mod tests {
         ] {
             let err = format!("{:#}", Spec::parse(&entry(&checksum), Path::new("b.yaml")).unwrap_err());
             assert!(err.contains("files: https://x/eksctl.tar.gz: ") && err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_typo_inside_an_image_map_is_named_with_its_line() {
+        let err =
+            Spec::parse("images:\n - nginx:1.25\n - ref: busybox\n   platfroms: [linux/arm64]\n", Path::new("b.yaml"))
+                .unwrap_err()
+                .to_string();
+        assert!(err.starts_with("b.yaml:4:") && err.contains("unknown field `platfroms`"), "{err}");
+        assert!(!err.contains("untagged"), "{err}");
+        let err = Spec::parse("images:\n - ref: [busybox]\n", Path::new("b.yaml")).unwrap_err().to_string();
+        assert!(err.starts_with("b.yaml:2:") && err.contains("ref"), "{err}");
+        let err = Spec::parse("images:\n - 7\n", Path::new("b.yaml")).unwrap_err().to_string();
+        assert!(err.contains("an image reference, or a map"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// Any text is a spec or an error that names the file; never a panic.
+        #[test]
+        fn any_text_is_a_spec_or_an_error_naming_the_file(text in "([ -~]{0,40}\n){0,8}") {
+            if let Err(e) = Spec::parse(&text, Path::new("b.yaml")) {
+                let text = format!("{e:#}");
+                proptest::prop_assert!(text.contains("b.yaml"), "{}", text);
+            }
         }
     }
 

@@ -65,17 +65,7 @@ fn seed() -> Seeded {
     w.add("app", Kind::Image, index_desc.clone(), &[]);
     w.finish().unwrap();
     let reference = format!("{}/test/app:1.0", dist.host_port());
-    run(Command::new(tool("skopeo")).args([
-        "copy",
-        "--all",
-        "--preserve-digests",
-        "--dest-cert-dir",
-        dist.cert_dir().unwrap().to_str().unwrap(),
-        "--dest-creds",
-        &dist.creds().unwrap(),
-        &format!("oci:{}:app", layout.display()),
-        &format!("docker://{reference}"),
-    ]));
+    push(&dist, &layout, "app", &reference);
     Seeded {
         reference,
         index: index_desc.digest().to_string(),
@@ -84,6 +74,21 @@ fn seed() -> Seeded {
         dist,
         _dir: dir,
     }
+}
+
+/// Copies `name` of an OCI layout to `reference` in the registry, digests unchanged.
+fn push(dist: &Distribution, layout: &Path, name: &str, reference: &str) {
+    run(Command::new(tool("skopeo")).args([
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-cert-dir",
+        dist.cert_dir().unwrap().to_str().unwrap(),
+        "--dest-creds",
+        &dist.creds().unwrap(),
+        &format!("oci:{}:{name}", layout.display()),
+        &format!("docker://{reference}"),
+    ]));
 }
 
 /// A spec for the seeded registry; the password comes from an environment variable named per test.
@@ -133,6 +138,140 @@ fn carries_only_the_chosen_platform_of_an_index() {
     assert_eq!(lock.artifacts[0].digest, s.index);
     assert!(!lock.blobs.iter().any(|b| b.digest == s.amd64_layer), "the amd64 layer is not carried");
     assert_eq!(lock.blobs.len(), 5);
+
+    // `bundle lock` says the same: the arm64 image's blobs and the index, not the amd64 manifest.
+    let lock_path = t.path().join("bundle.lock.json");
+    bundler::lock(lock_args(&spec, &lock_path, &t.path().join("cache"))).unwrap();
+    assert_eq!(Lock::read(&lock_path).unwrap().blobs, lock.blobs);
+}
+
+/// A delta over a one-platform bundle, made with `--base` the lock of that bundle, for both
+/// platforms: it must carry the other platform's manifest, which the base does not have.
+#[test]
+fn a_delta_over_the_lock_of_a_one_platform_bundle_carries_what_it_needs() {
+    let s = seed();
+    let t = tempfile::tempdir().unwrap();
+    let one = spec_for(&s, t.path(), &s.reference, "[linux/arm64]", "IMG_DELTA", s.dist.password().unwrap());
+    let lock_path = t.path().join("arm64.lock.json");
+    bundler::lock(lock_args(&one, &lock_path, &t.path().join("cache"))).unwrap();
+    let base = t.path().join("base");
+    let mut args = create_args(&one, &base, &t.path().join("cache"));
+    args.lock = Some(lock_path.clone());
+    bundler::create(args).unwrap();
+    assert_eq!(Lock::read(&base).unwrap().blobs, Lock::read(&lock_path).unwrap().blobs);
+
+    let both_dir = t.path().join("both");
+    std::fs::create_dir_all(&both_dir).unwrap();
+    let both =
+        spec_for(&s, &both_dir, &s.reference, "[linux/amd64, linux/arm64]", "IMG_DELTA", s.dist.password().unwrap());
+    let delta = t.path().join("delta");
+    let mut args = create_args(&both, &delta, &t.path().join("cache"));
+    args.base = Some(lock_path);
+    bundler::create(args).unwrap();
+    let report = verify(&delta, &VerifyOptions { key: None, bases: vec![bundles::Bundle::open(&base).unwrap()] });
+    assert!(report.ok, "{}", report.to_text());
+    assert!(bundles::Bundle::open(&delta).unwrap().has_blob(&bundles::digest::parse_sha256(&s.amd64_layer).unwrap()));
+}
+
+/// `app:1.0@<digest>` after the tag moved to another image: lock and create fetch the pinned
+/// digest, and keep the tag as the name.
+#[test]
+fn a_pinned_digest_is_fetched_by_digest_after_its_tag_moved() {
+    let s = seed();
+    let t = tempfile::tempdir().unwrap();
+    let moved = t.path().join("moved");
+    let spec = testkit::images::ImageSpec { reference: "moved", platforms: &["linux/amd64"], shared_layers: &[] };
+    let moved_digest = testkit::images::write_layout(&moved, &[spec])[0]["digest"].as_str().unwrap().to_string();
+    push(&s.dist, &moved, "moved", &s.reference);
+
+    let unpinned = spec_for(&s, t.path(), &s.reference, "[linux/amd64]", "IMG_PIN", s.dist.password().unwrap());
+    bundler::lock(lock_args(&unpinned, &t.path().join("now.json"), &t.path().join("cache"))).unwrap();
+    assert_eq!(Lock::read(&t.path().join("now.json")).unwrap().artifacts[0].digest, moved_digest, "the tag moved");
+
+    let pinned_dir = t.path().join("pinned");
+    std::fs::create_dir_all(&pinned_dir).unwrap();
+    let pinned = format!("{}@{}", s.reference, s.index);
+    let spec = spec_for(&s, &pinned_dir, &pinned, "[linux/amd64]", "IMG_PIN", s.dist.password().unwrap());
+    let lock_path = t.path().join("pinned.json");
+    bundler::lock(lock_args(&spec, &lock_path, &t.path().join("cache"))).unwrap();
+    let lock = Lock::read(&lock_path).unwrap();
+    assert_eq!(
+        (lock.artifacts[0].reference.as_str(), lock.artifacts[0].digest.as_str()),
+        (s.reference.as_str(), s.index.as_str())
+    );
+    let out = t.path().join("bundle");
+    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+    let carried = Lock::read(&out).unwrap();
+    assert_eq!(carried.artifacts, lock.artifacts);
+    assert_eq!(carried.blobs, lock.blobs);
+
+    // A lock made before the pin does not satisfy it.
+    let mut args = create_args(&spec, &t.path().join("stale"), &t.path().join("cache"));
+    args.lock = Some(t.path().join("now.json"));
+    let err = format!("{:#}", bundler::create(args).unwrap_err());
+    assert!(err.contains(&format!("the spec pins {}", s.index)) && err.contains(&moved_digest), "{err}");
+}
+
+/// An upstream that answers every manifest request, whatever the digest, with one manifest (and
+/// serves that manifest's config honestly): a pinned digest it does not have is refused.
+#[test]
+fn a_lying_upstream_is_refused_for_a_pinned_digest() {
+    let t = tempfile::tempdir().unwrap();
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let config_digest = bundles::digest::sha256_hex(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{config_digest}"), "size": config.len()},
+        "layers": [],
+    }))
+    .unwrap();
+    let served = bundles::digest::sha256_hex(&manifest);
+    let server = common::upstream::Upstream::start(move |path| {
+        use common::upstream::{Body, Reply};
+        if path.contains("/manifests/") {
+            Reply::ok("application/vnd.oci.image.manifest.v1+json", Body::Bytes(manifest.clone()))
+        } else if path.ends_with(&config_digest) {
+            Reply::ok("application/octet-stream", Body::Bytes(config.clone()))
+        } else {
+            Reply::not_found()
+        }
+    });
+    let mirror = format!(
+        "mirrors:
+  liar.example: {}
+",
+        server.url()
+    );
+    // By tag the lie cannot be told from the truth; the tests below differ only in the pin.
+    let spec = write_spec(
+        t.path(),
+        &format!(
+            "images:
+  - liar.example/app:1.0
+{mirror}"
+        ),
+    );
+    bundler::lock(lock_args(&spec, &t.path().join("tag.json"), &t.path().join("cache"))).unwrap();
+
+    let wanted = format!("sha256:{}", "4".repeat(64));
+    let spec = write_spec(
+        t.path(),
+        &format!(
+            "images:
+  - liar.example/app:1.0@{wanted}
+{mirror}"
+        ),
+    );
+    let err = format!(
+        "{:#}",
+        bundler::lock(lock_args(&spec, &t.path().join("pin.json"), &t.path().join("cache"))).unwrap_err()
+    );
+    assert!(
+        err.contains(&format!("liar.example/app@{wanted}")) && err.contains(&format!("hashes to sha256:{served}")),
+        "{err}"
+    );
+    assert!(!t.path().join("pin.json").exists());
 }
 
 #[test]
@@ -155,7 +294,9 @@ fn lock_then_create_twice_gives_identical_parts_and_base_gives_a_delta() {
         let mut args = create_args(&spec, &out, &t.path().join(format!("cache-{n}")));
         args.lock = Some(lock_path.clone());
         bundler::create(args).unwrap();
-        assert_eq!(Lock::read(&out).unwrap().artifacts, lock.artifacts);
+        let carried = Lock::read(&out).unwrap();
+        assert_eq!(carried.artifacts, lock.artifacts);
+        assert_eq!(carried.blobs, lock.blobs, "the lock lists exactly the blobs the bundle carries");
     }
     assert_same_content(&t.path().join("bundle-0"), &t.path().join("bundle-1"));
     assert_identical_parts(&t.path().join("bundle-0"), &t.path().join("bundle-1"));
@@ -324,7 +465,9 @@ fn a_published_image_list_is_locked_by_digest_and_carried() {
     bundler::create(args).unwrap();
     let report = verify(&out, &VerifyOptions { key: None, bases: vec![] });
     assert!(report.ok, "{}", report.to_text());
-    assert_eq!(Lock::read(&out).unwrap().artifacts, lock.artifacts);
+    let carried = Lock::read(&out).unwrap();
+    assert_eq!(carried.artifacts, lock.artifacts);
+    assert_eq!(carried.blobs, lock.blobs);
 }
 
 #[test]

@@ -2,7 +2,10 @@
 //! benchmarks: mostly incompressible layers (as gzip'd layers are), some compressible text
 //! layers (charts, configs, source), a long tail of small blobs, and images sharing layers.
 //!
-//! Usage: bench_layout DIR GIB
+//! With `--small-files N` it writes N small file artifacts instead (three blobs each, one of
+//! them shared), for the cost of verifying many small members.
+//!
+//! Usage: bench_layout DIR GIB | bench_layout DIR --small-files N
 
 use std::io::{self, Read};
 
@@ -62,8 +65,9 @@ impl Read for Text {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (dir, gib): (&str, f64) = match args.as_slice() {
+        [_, d, flag, n] if flag == "--small-files" => return small_files(d, n.parse()?),
         [_, d, g] => (d, g.parse()?),
-        _ => return Err("usage: bench_layout DIR GIB".into()),
+        _ => return Err("usage: bench_layout DIR GIB | bench_layout DIR --small-files N".into()),
     };
     let total = (gib * (1u64 << 30) as f64) as u64;
     let mut w = LayoutWriter::open(std::path::Path::new(dir))?;
@@ -109,5 +113,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     w.finish()?;
     eprintln!("wrote {i} images, {written} bytes of layers into {dir}");
+    Ok(())
+}
+
+/// `n` file artifacts of 1 to 4 KiB of text each, as a platform's dashboards and scripts are.
+fn small_files(dir: &str, n: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let mut w = LayoutWriter::open(std::path::Path::new(dir))?;
+    for i in 0..n {
+        let size = 1024 + (i * 997) % 3072;
+        let text = Text { line: i * 1000, left: size, pending: Vec::new() };
+        w.add_single_layer(&format!("files.airgap.local/small-{i:05}:1"), Kind::File, "small.txt", text, None, None)?;
+    }
+    w.finish()?;
+    eprintln!("wrote {n} small files into {dir}");
     Ok(())
 }

@@ -244,6 +244,27 @@ impl Reference {
         if !valid(&repository) {
             return Err(format!("'{text}': repository '{repository}' is not a valid name"));
         }
+        // The distribution spec's grammar: `[\w][\w.-]{0,127}` for a tag, `algorithm:encoded` for a digest.
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        if let Some(t) = &tag {
+            let ok = t.len() <= 128
+                && t.bytes().next().is_some_and(word)
+                && t.bytes().all(|b| word(b) || b"._-".contains(&b));
+            if !ok {
+                return Err(format!("'{text}': tag '{t}' is not a valid tag"));
+            }
+        }
+        if let Some(d) = &digest {
+            let ok = d.split_once(':').is_some_and(|(alg, enc)| {
+                !alg.is_empty()
+                    && alg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
+                    && !enc.is_empty()
+                    && enc.bytes().all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b))
+            });
+            if !ok {
+                return Err(format!("'{text}': '{d}' is not a digest"));
+            }
+        }
         Ok(Reference { registry, repository, tag, digest })
     }
 
@@ -291,6 +312,10 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("1.0"));
         assert!(Reference::parse("docker.io/../etc").is_err());
         assert!(Reference::parse("docker.io/UPPER").is_err());
+        assert!(Reference::parse("nginx:1.25\u{1b}[2J").unwrap_err().contains("not a valid tag"));
+        assert!(Reference::parse("nginx:.hidden").is_err());
+        assert!(Reference::parse("nginx@sha256").unwrap_err().contains("not a digest"));
+        assert!(Reference::parse("nginx@sha256:a/b").is_err());
     }
 
     #[test]

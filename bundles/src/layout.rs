@@ -168,8 +168,10 @@ impl<'a> Walk<'a> {
                     (Some(list), Some(p)) => list.iter().any(|c| c == p),
                     _ => true,
                 };
+                // A platform not carried is part of the artifact only where its manifest is at hand:
+                // a lock lists what a bundle carries, not what the index offers.
                 let cdig = descriptor_digest(&cd, name)?;
-                if wanted || self.store.blob_len(&cdig)?.is_some() || (self.elsewhere)(&cdig) {
+                if wanted || self.store.blob_len(&cdig)?.is_some() {
                     self.node(&cd, name, carried, true)?;
                 }
             }

@@ -7,8 +7,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::Artifact;
-use crate::error::{Error, IoContext, Result};
-use crate::meta::{check_schema_version, BaseRef};
+use crate::error::{Error, Result};
+use crate::meta::{check_schema, BaseRef};
 
 pub const LOCK_FILE: &str = "bundle.lock.json";
 
@@ -36,17 +36,14 @@ impl Lock {
     }
 
     pub fn from_json(raw: &[u8], source: &Path) -> Result<Lock> {
-        let v: serde_json::Value =
-            serde_json::from_slice(raw).map_err(|e| Error::invalid(source, format!("not a lock file: {e}")))?;
-        let version = v.get("schemaVersion").and_then(|s| s.as_str()).unwrap_or_default();
-        check_schema_version(version, source)?;
-        serde_json::from_value(v).map_err(|e| Error::invalid(source, e.to_string()))
+        check_schema(raw, source, "a lock file")?;
+        serde_json::from_slice(raw).map_err(|e| Error::invalid(source, e.to_string()))
     }
 
     /// Reads a lock file, or the lock beside the parts when given a bundle directory.
     pub fn read(path: &Path) -> Result<Lock> {
         let file = if path.is_dir() { path.join(LOCK_FILE) } else { path.to_path_buf() };
-        let raw = std::fs::read(&file).at(&file)?;
+        let raw = crate::regular_file::read_bounded(&file, crate::reader::MAX_WHOLE_MEMBER, "lock")?;
         Lock::from_json(&raw, &file)
     }
 

@@ -5,9 +5,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::Member;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 pub const META_FILE: &str = "bundle.json";
+/// About 400,000 members; a platform's bundle has a few thousand. Beyond this a `bundle.json`
+/// is damaged or hostile, and is refused before it is parsed.
+pub const MAX_META_SIZE: u64 = 64 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -27,6 +30,11 @@ pub struct ArchiveMeta {
     pub parts: Vec<PartMeta>,
     pub max_part_size: u64,
     pub uncompressed_size: u64,
+    /// The uncompressed size at which the writer cut frames: no frame of the archive is larger,
+    /// so a reader never decompresses more than this at once. Absent before schema 1.2, whose
+    /// writer always cut at [`crate::seekable::DEFAULT_FRAME_SIZE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,18 +65,27 @@ pub fn check_schema_version(found: &str, source: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Reads the schema version of a JSON document (`what` says what it should be) before the rest,
+/// so an unknown major is named as such rather than as whatever field it changed.
+pub fn check_schema(raw: &[u8], source: &Path, what: &str) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        #[serde(rename = "schemaVersion")]
+        schema_version: Option<String>,
+    }
+    let v: Versioned = serde_json::from_slice(raw).map_err(|e| Error::invalid(source, format!("not {what}: {e}")))?;
+    let version = v
+        .schema_version
+        .ok_or_else(|| Error::invalid(source, format!("no schemaVersion: not {what}, or a damaged copy")))?;
+    check_schema_version(&version, source)
+}
+
 impl BundleMeta {
     pub fn read(dir: &Path) -> Result<BundleMeta> {
         let path = dir.join(META_FILE);
-        let text = std::fs::read(&path).at(&path)?;
-        let raw: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| Error::invalid(&path, format!("not valid JSON: {e}")))?;
-        let version = raw
-            .get("schemaVersion")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| Error::invalid(&path, "no schemaVersion: not an airgap bundle, or a damaged copy"))?;
-        check_schema_version(version, &path)?;
-        serde_json::from_value(raw).map_err(|e| Error::invalid(&path, e.to_string()))
+        let text = crate::regular_file::read_bounded(&path, MAX_META_SIZE, META_FILE)?;
+        check_schema(&text, &path, "an airgap bundle")?;
+        serde_json::from_slice(&text).map_err(|e| Error::invalid(&path, e.to_string()))
     }
 
     pub fn part_list(&self) -> Vec<(String, u64)> {

@@ -168,7 +168,10 @@ impl PartSet {
         let mut total = 0u64;
         for (name, expected) in parts {
             let path = dir.join(name);
-            let file = File::open(&path).map_err(|e| match e.kind() {
+            if !is_part_name(name) {
+                return Err(Error::invalid(&path, "is not a part's name (bundle.tar.zst.NNN): refusing to open it"));
+            }
+            let file = crate::regular_file::open(&path).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => {
                     Error::invalid(&path, "part is missing: copy it again from the source media")
                 }
@@ -194,6 +197,12 @@ impl PartSet {
 
     pub fn is_empty(&self) -> bool {
         self.total == 0
+    }
+
+    /// The name of the part that holds the logical offset `pos` (the last part past the end).
+    pub fn name_at(&self, pos: u64) -> &str {
+        let i = self.starts.partition_point(|&s| s <= pos).saturating_sub(1);
+        self.files.get(i).map_or("", |(name, _, _)| name.as_str())
     }
 
     /// Fills `buf` from the logical offset `pos`, crossing part boundaries as needed.

@@ -1,7 +1,6 @@
 //! A bundle opened in place: any member, any blob, read straight from the parts by seeking to
 //! the zstd frames that hold it. Memory per reader is one frame, whatever the blob's size.
 
-use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +14,11 @@ use crate::lock::{Lock, LOCK_FILE};
 use crate::meta::{BundleMeta, META_FILE};
 use crate::pack::INNER_DIR;
 use crate::parts::PartSet;
-use crate::seekable::SeekTable;
+use crate::seekable::{SeekTable, DEFAULT_FRAME_SIZE, MAX_FRAME_SIZE};
+
+/// The most a member read whole may hold; the metadata members of the largest bundle are a
+/// fraction of it.
+pub const MAX_WHOLE_MEMBER: u64 = 64 << 20;
 
 #[derive(Clone)]
 pub struct Bundle {
@@ -30,7 +33,43 @@ struct Inner {
     ustarts: Vec<u64>,
     /// Start of each frame in the compressed stream, and where the seek table starts.
     cstarts: Vec<u64>,
-    members: HashMap<String, (u64, u64)>,
+    /// Indexes into `meta.members`, sorted by path: found by binary search, without a second
+    /// copy of every path.
+    members: Vec<u32>,
+}
+
+/// The largest frame this bundle's reader decompresses: what its writer recorded, within what any
+/// reader accepts.
+fn frame_limit(meta: &BundleMeta, dir: &Path) -> Result<u64> {
+    let recorded = meta.archive.frame_size.unwrap_or(DEFAULT_FRAME_SIZE as u64);
+    if recorded == 0 || recorded > MAX_FRAME_SIZE {
+        return Err(Error::invalid(
+            dir.join(META_FILE),
+            format!("frameSize {recorded} is outside what a reader accepts (1 to {MAX_FRAME_SIZE} bytes)"),
+        ));
+    }
+    Ok(recorded)
+}
+
+fn compress_bound(len: u64) -> u64 {
+    zstd::zstd_safe::compress_bound(len as usize) as u64
+}
+
+/// Every member within the archive, and no path twice.
+fn member_index(meta: &BundleMeta, archive_len: u64, source: &Path) -> Result<Vec<u32>> {
+    let members = &meta.members;
+    if members.len() > u32::MAX as usize {
+        return Err(Error::invalid(source, "too many members"));
+    }
+    if let Some(m) = members.iter().find(|m| m.offset.checked_add(m.size).is_none_or(|end| end > archive_len)) {
+        return Err(Error::invalid(source, format!("member {} lies outside the archive", m.path)));
+    }
+    let mut index: Vec<u32> = (0..members.len() as u32).collect();
+    index.sort_unstable_by(|&a, &b| members[a as usize].path.cmp(&members[b as usize].path));
+    if let Some(w) = index.windows(2).find(|w| members[w[0] as usize].path == members[w[1] as usize].path) {
+        return Err(Error::invalid(source, format!("member {} is listed twice", members[w[0] as usize].path)));
+    }
+    Ok(index)
 }
 
 impl std::fmt::Debug for Bundle {
@@ -58,10 +97,23 @@ impl Bundle {
         let mut raw = vec![0u8; table_len as usize];
         parts.read_exact_at(&mut raw, total - table_len).at(&archive_name)?;
         let table = SeekTable::parse(&raw).map_err(bad)?;
+        let frame_limit = frame_limit(&meta, dir)?;
         let (mut u, mut c) = (0u64, 0u64);
         let mut ustarts = Vec::with_capacity(table.frames.len() + 1);
         let mut cstarts = Vec::with_capacity(table.frames.len());
-        for f in &table.frames {
+        for (i, f) in table.frames.iter().enumerate() {
+            // What a reader allocates for a frame is what the table declares: a frame larger than
+            // the writer cuts is a memory bomb, refused here before any reader is made.
+            if f.decompressed as u64 > frame_limit || f.compressed as u64 > compress_bound(frame_limit) {
+                return Err(Error::invalid(
+                    dir.join(parts.name_at(c)),
+                    format!(
+                        "frame {i} declares {} bytes ({} compressed); this bundle's frames hold at most {frame_limit} \
+                         (a damaged or hostile archive)",
+                        f.decompressed, f.compressed
+                    ),
+                ));
+            }
             ustarts.push(u);
             cstarts.push(c);
             u += f.decompressed as u64;
@@ -72,13 +124,7 @@ impl Bundle {
         if c + table_len != total || u != meta.archive.uncompressed_size {
             return Err(bad("seek table does not match the parts (parts from different bundles?)".into()));
         }
-        let mut members = HashMap::with_capacity(meta.members.len());
-        for m in &meta.members {
-            if m.offset.checked_add(m.size).is_none_or(|end| end > u) {
-                return Err(Error::invalid(dir.join(META_FILE), format!("member {} lies outside the archive", m.path)));
-            }
-            members.insert(m.path.clone(), (m.offset, m.size));
-        }
+        let members = member_index(&meta, u, &dir.join(META_FILE))?;
         Ok(Bundle { inner: Arc::new(Inner { dir: dir.to_path_buf(), meta, parts, ustarts, cstarts, members }) })
     }
 
@@ -95,7 +141,10 @@ impl Bundle {
     }
 
     pub fn member(&self, path: &str) -> Option<(u64, u64)> {
-        self.inner.members.get(path).copied()
+        let all = &self.inner.meta.members;
+        let i = self.inner.members.binary_search_by(|&i| all[i as usize].path.as_str().cmp(path)).ok()?;
+        let m = &all[self.inner.members[i] as usize];
+        Some((m.offset, m.size))
     }
 
     /// A reader over any range of the uncompressed tar stream.
@@ -109,9 +158,18 @@ impl Bundle {
         Ok(self.open_range(offset, size))
     }
 
+    /// A member read whole (index.json, the lock, an SBOM, a manifest): refused beyond
+    /// [`MAX_WHOLE_MEMBER`], whatever size bundle.json gives it.
     pub fn read_member(&self, path: &str) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.open_member(path)?.read_to_end(&mut out).map_err(|e| Error::io(self.inner.dir.join(path), e))?;
+        let mut reader = self.open_member(path)?;
+        if reader.len() > MAX_WHOLE_MEMBER {
+            return Err(Error::invalid(
+                self.inner.dir.join(path),
+                format!("{} bytes is too large to read whole (at most {MAX_WHOLE_MEMBER})", reader.len()),
+            ));
+        }
+        let mut out = Vec::with_capacity(reader.len() as usize);
+        reader.read_to_end(&mut out).map_err(|e| Error::io(self.inner.dir.join(path), e))?;
         Ok(out)
     }
 
@@ -126,7 +184,7 @@ impl Bundle {
     }
 
     pub fn has_blob(&self, d: &Digest) -> bool {
-        self.inner.members.contains_key(&blob_path(d))
+        self.member(&blob_path(d)).is_some()
     }
 
     /// Decompresses frame `i` into `out`, checking zstd's own checksum of its content.
@@ -138,7 +196,16 @@ impl Bundle {
         inner.parts.read_exact_at(&mut scratch.compressed, inner.cstarts[i])?;
         out.clear();
         out.reserve(ulen);
-        let damaged = |m: String| io::Error::new(io::ErrorKind::InvalidData, format!("frame {i} is damaged: {m}"));
+        let part = inner.parts.name_at(inner.cstarts[i]);
+        let damaged =
+            |m: String| io::Error::new(io::ErrorKind::InvalidData, format!("{part}: frame {i} is damaged: {m}"));
+        // The output holds `ulen` (bounded when the bundle was opened) and no more: a frame whose
+        // content is larger fails here instead of growing it.
+        if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(&scratch.compressed) {
+            if declared != ulen as u64 {
+                return Err(damaged(format!("it declares {declared} bytes, the seek table {ulen}")));
+            }
+        }
         let n = scratch.dctx.decompress_to_buffer(&scratch.compressed, out).map_err(|e| damaged(e.to_string()))?;
         if n != ulen {
             return Err(damaged("wrong length".into()));

@@ -1,6 +1,11 @@
-//! Member names that may be written under a destination: relative, no `..`, no root, no drive.
+//! Member names that may be written under a destination: relative, no `..`, no root, no drive;
+//! and, inside a bundle's archive, only the names a bundle holds, each in one spelling.
 
 use std::path::{Component, Path};
+
+use crate::digest::from_blob_path;
+use crate::layout::{INDEX_FILE, LAYOUT_FILE};
+use crate::pack::{INNER_DIR, SUMS_FILE};
 
 /// Checks an archive member name before anything is written for it.
 pub fn check_member_name(name: &str) -> Result<(), String> {
@@ -21,6 +26,26 @@ pub fn check_member_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a member of a bundle's archive: a safe name, and one of the names a bundle holds
+/// (`SHA256SUMS`, `oci-layout`, `index.json`, `airgap/<file>`, `blobs/sha256/<hex>`) written as
+/// pack writes it. Another spelling of a checked name (`./index.json`, `blobs/sha256/./<hex>`,
+/// `a//b`) would land on the same file after the check, so it is refused.
+pub fn check_bundle_member(name: &str) -> Result<(), String> {
+    check_member_name(name)?;
+    let plain = |s: &str| !s.is_empty() && !s.starts_with('.') && !s.contains('/');
+    let known = [SUMS_FILE, LAYOUT_FILE, INDEX_FILE].contains(&name)
+        || name.strip_prefix(INNER_DIR).and_then(|r| r.strip_prefix('/')).is_some_and(plain)
+        || from_blob_path(name).is_some_and(|d| name == format!("blobs/sha256/{}", d.digest()));
+    if known {
+        Ok(())
+    } else {
+        Err(format!(
+            "member '{name}' is not a name a bundle holds ({SUMS_FILE}, {LAYOUT_FILE}, {INDEX_FILE}, {INNER_DIR}/<file>, \
+             blobs/sha256/<64 hex digits>, each written once and in that spelling)"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +57,29 @@ mod tests {
         assert!(check_member_name("a/../../x").is_err());
         assert!(check_member_name("/etc/passwd").unwrap_err().contains("absolute"));
         assert!(check_member_name("").is_err());
+    }
+
+    #[test]
+    fn a_bundle_member_has_one_spelling() {
+        let hex = "a".repeat(64);
+        for ok in ["SHA256SUMS", "oci-layout", "index.json", "airgap/bundle.lock.json", &format!("blobs/sha256/{hex}")]
+        {
+            assert!(check_bundle_member(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "./index.json".to_string(),
+            format!("blobs/sha256/./{hex}"),
+            format!("blobs//sha256/{hex}"),
+            format!("blobs/sha256/{}", "A".repeat(64)),
+            "blobs/sha256/abc".into(),
+            "airgap/./x".into(),
+            "airgap/.x".into(),
+            "airgap/a/b".into(),
+            "index.json/".into(),
+            "other".into(),
+        ] {
+            let err = check_bundle_member(&bad).unwrap_err();
+            assert!(err.contains(&format!("'{bad}'")), "{err}");
+        }
     }
 }

@@ -18,6 +18,9 @@ const ENTRY_LEN: usize = 8;
 /// The uncompressed size at which a frame is cut. Readers decompress at most this much more
 /// than they asked for at each end of a range.
 pub const DEFAULT_FRAME_SIZE: usize = 2 << 20;
+/// The largest frame size a reader accepts from a bundle's metadata: what one reader may hold
+/// in memory, whatever the archive claims.
+pub const MAX_FRAME_SIZE: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameEntry {
