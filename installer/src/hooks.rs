@@ -123,6 +123,11 @@ impl Hook {
     }
 }
 
+/// Whether a rendered object is a hook: helm's, run by the installer, not kept as a release object.
+pub fn is_hook(doc: &Value) -> bool {
+    annotation(doc, "helm.sh/hook").is_some()
+}
+
 /// The hooks among a release's rendered objects.
 pub fn hooks(docs: Vec<Value>) -> Vec<Hook> {
     docs.into_iter().filter_map(Hook::parse).collect()

@@ -24,5 +24,6 @@ pub mod site;
 pub mod site_ca;
 pub mod state;
 pub mod tools;
+pub mod verify;
 pub mod wait;
 pub mod wireguard;

@@ -61,6 +61,9 @@ pub struct Rendered<'p> {
     /// One line: what the step does.
     pub summary: String,
     pub objects: Vec<ObjectRef>,
+    /// Every object the step sends to the cluster, post-rendered, hooks included (what `install
+    /// verify` checks the live cluster against).
+    pub docs: Vec<Value>,
     pub images: BTreeMap<String, String>,
     /// Over everything the step would send to the cluster: equal hashes, nothing to do.
     pub hash: String,
@@ -85,6 +88,7 @@ impl Renderer<'_> {
             action: Action::Nothing,
             summary: String::new(),
             objects: Vec::new(),
+            docs: Vec::new(),
             images: BTreeMap::new(),
             hash: String::new(),
             skipped: None,
@@ -153,6 +157,7 @@ impl Renderer<'_> {
             );
             out.images = rendered.images;
             out.objects = rendered.objects;
+            out.docs = rendered.docs.clone();
             if site_ca.is_some() {
                 out.objects.push(ObjectRef {
                     kind: "ConfigMap".into(),
@@ -187,6 +192,7 @@ impl Renderer<'_> {
         }
         if let Action::Objects { docs, .. } = &out.action {
             out.objects = docs.iter().filter_map(postrender::object_ref).collect();
+            out.docs = docs.clone();
             hashed.extend(kubemanifests::to_stream(docs)?.as_bytes());
         }
         hashed.extend(out.summary.as_bytes());

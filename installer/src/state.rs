@@ -1,6 +1,7 @@
 //! The install's state lives in the cluster it describes: a ConfigMap per plan cluster in the
 //! `airgap-system` namespace records each step's status and the hash of its inputs, and a Lease
-//! keeps two installers from working on one cluster at once.
+//! keeps two installers from working on one cluster at once. Beside the record, a step's live
+//! health says whether what it made is there and ready now.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
@@ -16,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cluster::MANAGER;
+use crate::plan::Step;
+use crate::wait;
 
 pub const NAMESPACE: &str = "airgap-system";
 /// A holder that stops renewing loses the lock after this long (a killed installer).
@@ -84,6 +87,68 @@ impl State {
             .with_context(|| format!("recording step {step}"))?;
         Ok(())
     }
+}
+
+/// A step's health now, read from the cluster alone (no rendering): its namespace, ConfigMap or
+/// Secret is there with its keys, and what it waits for is ready. `install verify` checks every
+/// object a step renders.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "health", content = "detail", rename_all = "lowercase")]
+pub enum Live {
+    Healthy(String),
+    Unhealthy(String),
+    /// Nothing of the step can be checked without rendering it.
+    Unknown,
+}
+
+impl std::fmt::Display for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Live::Healthy(what) => write!(f, "healthy: {what}"),
+            Live::Unhealthy(why) => write!(f, "UNHEALTHY: {why}"),
+            Live::Unknown => write!(f, "not known without rendering (install verify)"),
+        }
+    }
+}
+
+pub async fn live_health(client: &Client, step: &Step) -> Result<Live> {
+    let mut seen = Vec::new();
+    if let Some(ns) = &step.namespace {
+        if Api::<Namespace>::all(client.clone()).get_opt(&ns.name).await?.is_none() {
+            return Ok(Live::Unhealthy(format!("namespace {} does not exist", ns.name)));
+        }
+        seen.push(format!("namespace {}", ns.name));
+    }
+    let data = [("ConfigMap", &step.configmap), ("Secret", &step.secret)];
+    for (kind, made) in data.into_iter().filter_map(|(k, m)| m.as_ref().map(|m| (k, m))) {
+        let keys: Option<Vec<String>> = match kind {
+            "ConfigMap" => Api::<ConfigMap>::namespaced(client.clone(), &made.namespace)
+                .get_opt(&made.name)
+                .await?
+                .map(|c| c.data.unwrap_or_default().into_keys().collect()),
+            _ => Api::<Secret>::namespaced(client.clone(), &made.namespace)
+                .get_opt(&made.name)
+                .await?
+                .map(|s| s.data.unwrap_or_default().into_keys().collect()),
+        };
+        let what = format!("{kind} {}/{}", made.namespace, made.name);
+        match keys {
+            None => return Ok(Live::Unhealthy(format!("{what} does not exist"))),
+            Some(keys) => {
+                if let Some(missing) = made.data.keys().find(|k| !keys.contains(k)) {
+                    return Ok(Live::Unhealthy(format!("{what} has no key {missing}")));
+                }
+            }
+        }
+        seen.push(what);
+    }
+    for w in &step.wait {
+        if let Some(why) = wait::ready_now(client, w).await? {
+            return Ok(Live::Unhealthy(why));
+        }
+        seen.push(format!("{:?} {}/{} ready", w.kind, w.namespace, w.name));
+    }
+    Ok(if seen.is_empty() { Live::Unknown } else { Live::Healthy(seen.join(", ")) })
 }
 
 /// The installer's lock on one cluster, renewed in the background while held.

@@ -23,8 +23,51 @@ pub async fn wait(client: &Client, w: &Wait) -> Result<()> {
     }
 }
 
+/// Whether what a wait names is ready now, without waiting: None when it is, else why not, in
+/// the words a timed-out wait would use.
+pub async fn ready_now(client: &Client, w: &Wait) -> Result<Option<String>> {
+    match w.kind {
+        WaitKind::Deployment => now::<Deployment>(client, w, deployment_ready).await,
+        WaitKind::StatefulSet => now::<StatefulSet>(client, w, statefulset_ready).await,
+        WaitKind::DaemonSet => now::<DaemonSet>(client, w, daemonset_ready).await,
+        WaitKind::Job => now::<Job>(client, w, job_done).await,
+        WaitKind::Pod => now::<Pod>(client, w, pod_done).await,
+    }
+}
+
+async fn now<K>(client: &Client, w: &Wait, ready: fn(&K) -> Readiness) -> Result<Option<String>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api = Api::<K>::namespaced(client.clone(), &w.namespace);
+    let kind = format!("{:?}", w.kind);
+    let objects = if w.name == "*" {
+        api.list(&ListParams::default()).await?.items
+    } else {
+        api.get_opt(&w.name).await?.into_iter().collect()
+    };
+    if objects.is_empty() {
+        return Ok(Some(format!("no {kind} {}/{} exists", w.namespace, w.name)));
+    }
+    for o in &objects {
+        let name = o.name_any();
+        match ready(o) {
+            Readiness::Ready => {}
+            Readiness::Failed(why) => return Ok(Some(format!("{kind} {}/{name} failed: {why}", w.namespace))),
+            Readiness::NotYet => {
+                let why = diagnose(client, &w.namespace, &name).await;
+                return Ok(Some(format!("{kind} {}/{name} is not ready: {why}", w.namespace)));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Ready, not ready, or failed for good (a Job that gave up).
-enum Readiness {
+pub(crate) enum Readiness {
     Ready,
     NotYet,
     Failed(String),
@@ -96,11 +139,14 @@ fn generation_seen(meta_generation: Option<i64>, observed: Option<i64>) -> bool 
     observed.unwrap_or(0) >= meta_generation.unwrap_or(0)
 }
 
-fn deployment_ready(d: &Deployment) -> Readiness {
+pub(crate) fn deployment_ready(d: &Deployment) -> Readiness {
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let Some(s) = &d.status else { return Readiness::NotYet };
+    // As `kubectl rollout status`: pods of an older template still running (a new one that
+    // cannot start) mean the rollout is not done.
     let done = generation_seen(d.metadata.generation, s.observed_generation)
         && s.updated_replicas.unwrap_or(0) >= want
+        && s.replicas.unwrap_or(0) <= s.updated_replicas.unwrap_or(0)
         && s.available_replicas.unwrap_or(0) >= want;
     if done {
         Readiness::Ready
@@ -109,7 +155,7 @@ fn deployment_ready(d: &Deployment) -> Readiness {
     }
 }
 
-fn statefulset_ready(d: &StatefulSet) -> Readiness {
+pub(crate) fn statefulset_ready(d: &StatefulSet) -> Readiness {
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let Some(s) = &d.status else { return Readiness::NotYet };
     let done = generation_seen(d.metadata.generation, s.observed_generation) && s.ready_replicas.unwrap_or(0) >= want;
@@ -120,7 +166,7 @@ fn statefulset_ready(d: &StatefulSet) -> Readiness {
     }
 }
 
-fn daemonset_ready(d: &DaemonSet) -> Readiness {
+pub(crate) fn daemonset_ready(d: &DaemonSet) -> Readiness {
     let Some(s) = &d.status else { return Readiness::NotYet };
     let done = generation_seen(d.metadata.generation, s.observed_generation)
         && s.number_ready >= s.desired_number_scheduled
@@ -132,7 +178,7 @@ fn daemonset_ready(d: &DaemonSet) -> Readiness {
     }
 }
 
-fn job_done(j: &Job) -> Readiness {
+pub(crate) fn job_done(j: &Job) -> Readiness {
     let conditions = j.status.as_ref().and_then(|s| s.conditions.as_ref());
     for c in conditions.into_iter().flatten() {
         match (c.type_.as_str(), c.status.as_str()) {
@@ -155,7 +201,7 @@ fn pod_done(p: &Pod) -> Readiness {
 }
 
 /// Why the pods of `name` are not ready: each pod's waiting containers and recent warnings.
-async fn diagnose(client: &Client, namespace: &str, name: &str) -> String {
+pub(crate) async fn diagnose(client: &Client, namespace: &str, name: &str) -> String {
     let pods = Api::<Pod>::namespaced(client.clone(), namespace);
     let events = Api::<Event>::namespaced(client.clone(), namespace);
     let Ok(list) = pods.list(&ListParams::default()).await else { return "the pods cannot be listed".into() };

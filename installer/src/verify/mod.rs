@@ -1,0 +1,92 @@
+//! `airgap install verify`: proves, from inside the site, that a finished install works now,
+//! and keeps a report people can read. Read-only but for short-lived probe pods (node mirrors)
+//! and `--testrig`'s Jobs, each deleted once read.
+//!
+//! Every check is derived from the plan as `install apply` renders it (the same renderer, so the
+//! same objects) and from the live cluster; none knows a platform's names. See each module.
+
+mod certs;
+mod check;
+mod edge;
+mod live;
+mod mirrors;
+mod objects;
+mod platform;
+mod present;
+mod proxy;
+mod references;
+mod report;
+mod testrig;
+mod workloads;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::VerifyArgs;
+use crate::cluster::Cluster;
+use crate::plan::Carried;
+use crate::run::{self, Loaded, Tools};
+use crate::state::State;
+use check::Checks;
+use report::{ClusterReport, Report};
+
+pub fn run(a: VerifyArgs) -> Result<()> {
+    let l = run::load(&a.target)?;
+    let report = run::runtime()?.block_on(async {
+        let tools = Tools::new(&l, &a.render).await?;
+        let carried = Carried::from_spec(&l.plan_dir.join(&l.plan.bundle))?;
+        let mut clusters = Vec::new();
+        for name in &l.clusters {
+            let mut c = Checks::new(name);
+            // A cluster that cannot be read is a finding of the report, not the end of it.
+            if let Err(e) = verify_cluster(&mut c, &a, &l, &tools, &carried, name).await {
+                c.at(None);
+                c.failed("cluster", format!("cluster {name}"), format!("{e:#}"));
+            }
+            clusters.push(ClusterReport::new(name, c.found));
+        }
+        Ok::<_, anyhow::Error>(Report::new(&a.target.site, &a.target.plan, clusters))
+    })?;
+    if a.target.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    if let Some(dir) = &a.report {
+        report.write(dir)?;
+        eprintln!("report: {} and {}", dir.join("verify.html").display(), dir.join("verify.json").display());
+    }
+    match report.failed() {
+        0 => Ok(()),
+        n => bail!("{n} check(s) failed"),
+    }
+}
+
+async fn verify_cluster(
+    c: &mut Checks,
+    a: &VerifyArgs,
+    l: &Loaded,
+    tools: &Tools,
+    carried: &Carried,
+    name: &str,
+) -> Result<()> {
+    let cluster = Cluster::connect(name, &run::kubeconfig(&l.site, name)?).await?;
+    let version = cluster.version().await?;
+    let renderer = tools.renderer(l, &a.render, version.trim_start_matches('v'))?;
+    let rendered = run::render_cluster(&renderer, &l.plan.clusters[name]).await.context("rendering the plan")?;
+    let client = &cluster.client;
+    let recorded = State::new(client, name).read().await?;
+    let live = live::Snapshot::read(client).await?;
+    let objects = objects::of_steps(&rendered);
+
+    let installed = workloads::steps(c, &rendered, &recorded);
+    present::check(c, client, &objects).await?;
+    workloads::workloads(c, client, &objects, &live, &installed).await;
+    references::check(c, &objects, &live);
+    edge::check(c, client, name, &objects, &live, &l.site).await.context("checking the network edge")?;
+    platform::check(c, client, &objects, &live, &tools.registry, carried, &renderer.work).await?;
+    mirrors::check(c, client, &rendered, &live).await.context("checking the node mirrors")?;
+    if let Some(step) = &a.testrig {
+        testrig::run(c, client, name, step, &rendered, &objects, &live).await.context("running the test rig")?;
+    }
+    Ok(())
+}
