@@ -6,7 +6,9 @@
 //! whose answer is compared with the body); the answers are checked. Values read from objects of
 //! a cluster (`values:`) are waited for, so a step may wait on what a controller makes, on this
 //! cluster or on another one (`cluster:`), and a response may be a manifest that is leak-checked,
-//! post-rendered and applied to the step's own cluster (Rancher's registration manifest).
+//! post-rendered and applied to the step's own cluster (Rancher's registration manifest). Objects
+//! the step applies to its source cluster first (`objects:`) are waited for until that cluster
+//! serves their API, as Rancher serves its own CRDs only once it runs.
 //!
 //! The API server drops the `Authorization` header of every request it authenticated
 //! (kubernetes#38775), so an API that wants credentials cannot be reached this way; `check`
@@ -47,10 +49,15 @@ pub struct Http {
     /// proxy, or no connection, is tried again until then).
     #[serde(default = "default_timeout")]
     pub timeout: u64,
+    /// Objects applied to `cluster` first, once its API serves them: a registration that a
+    /// controller answers (Rancher's `provisioning.cattle.io` Cluster, whose CRD Rancher makes
+    /// when it starts). `${site.<path>}` is replaced in their strings.
+    #[serde(default)]
+    pub objects: Vec<serde_yaml_ng::Value>,
     /// Values read from objects of `cluster`, in order (a later one may use an earlier one as
     /// `${value.<name>}` in its namespace or name), for `${value.<name>}` in the requests.
     #[serde(default)]
-    pub values: BTreeMap<String, ObjectField>,
+    pub values: Vec<ObjectField>,
     pub requests: Vec<Request>,
 }
 
@@ -80,6 +87,9 @@ pub enum Scheme {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectField {
+    /// The value's name, for `${value.<name>}`.
+    #[serde(rename = "as")]
+    pub value: String,
     #[serde(rename = "apiVersion")]
     pub api_version: String,
     pub kind: String,
@@ -177,12 +187,16 @@ impl Http {
             bail!("http: give at least one request");
         }
         let mut known: Vec<&str> = Vec::new();
-        for (name, v) in &self.values {
+        for v in &self.values {
+            let name = v.value.as_str();
+            if known.contains(&name) {
+                bail!("values: {name} is read twice");
+            }
             for text in [v.namespace.as_deref().unwrap_or_default(), &v.name] {
-                check_value_refs(text, &known).with_context(|| format!("values.{name}"))?;
+                check_value_refs(text, &known).with_context(|| format!("value {name}"))?;
             }
             if v.field.is_empty() {
-                bail!("values.{name}: give the field to read");
+                bail!("value {name}: give the field to read");
             }
             known.push(name);
         }
@@ -285,7 +299,8 @@ pub struct Prepared {
     pub cluster: Option<String>,
     pub service: Service,
     pub timeout: u64,
-    pub values: Vec<(String, ObjectField)>,
+    pub objects: Vec<serde_yaml_ng::Value>,
+    pub values: Vec<ObjectField>,
     pub requests: Vec<PreparedRequest>,
 }
 
@@ -310,7 +325,9 @@ fn digest_of<S: serde::Serializer>(body: &[u8], s: S) -> std::result::Result<S::
 impl Prepared {
     /// One line: `PUT /_ilm/policy/x, POST /api/… on service ns/name:port of cluster c`.
     pub fn summary(&self) -> String {
-        let requests: Vec<String> = self.requests.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+        let mut requests: Vec<String> =
+            self.objects.iter().filter_map(crate::postrender::object_ref).map(|o| format!("apply {o}")).collect();
+        requests.extend(self.requests.iter().map(|r| format!("{} {}", r.method, r.path)));
         let Service { namespace, name, port, .. } = &self.service;
         let cluster = self.cluster.as_ref().map(|c| format!(" of cluster {c}")).unwrap_or_default();
         format!("http {} on service {namespace}/{name}:{port}{cluster}", requests.join(", "))
@@ -327,13 +344,12 @@ pub async fn prepare(http: &Http, renderer: &Renderer<'_>, sub: &dyn Fn(&str) ->
     let values = http
         .values
         .iter()
-        .map(|(name, v)| {
-            let v = ObjectField {
+        .map(|v| {
+            Ok(ObjectField {
                 namespace: v.namespace.as_deref().map(sub).transpose()?,
                 name: sub(&v.name)?,
                 ..v.clone()
-            };
-            Ok((name.clone(), v))
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     let mut requests = Vec::new();
@@ -346,7 +362,7 @@ pub async fn prepare(http: &Http, renderer: &Renderer<'_>, sub: &dyn Fn(&str) ->
                 (serde_json::to_vec(&json)?, Some("application/json".to_string()))
             }
             Some(Body { file: Some(f), .. }) => {
-                let (name, bytes) = fetch_file(renderer, f).await?;
+                let (name, bytes) = renderer.carried_file(f).await?;
                 match &r.form_field {
                     Some(field) => {
                         let (body, content_type) = multipart(field, &name, &bytes);
@@ -368,22 +384,15 @@ pub async fn prepare(http: &Http, renderer: &Renderer<'_>, sub: &dyn Fn(&str) ->
             apply: r.apply,
         });
     }
+    let objects = http.objects.iter().map(|o| substitute_strings(o, sub)).collect::<Result<Vec<_>>>()?;
     Ok(Prepared {
         cluster: http.cluster.clone(),
         service: http.service.clone(),
         timeout: http.timeout,
+        objects,
         values,
         requests,
     })
-}
-
-/// A carried file's name and bytes.
-async fn fetch_file(renderer: &Renderer<'_>, reference: &str) -> Result<(String, Vec<u8>)> {
-    let name = reference.rsplit_once(':').map_or(reference, |(n, _)| n).rsplit('/').next().unwrap_or("file");
-    let dest = renderer.work.join("http-bodies").join(reference.replace(['/', ':'], "_"));
-    renderer.registry.fetch_layer(reference, &dest).await.with_context(|| format!("file {reference}"))?;
-    let bytes = std::fs::read(&dest).with_context(|| dest.display().to_string())?;
-    Ok((name.to_string(), bytes))
 }
 
 /// A `multipart/form-data` body holding one file, and its content type. The boundary is derived
@@ -450,8 +459,8 @@ mod tests {
         let unknown = check(&format!("{SERVICE}requests: [{{method: GET, path: '/v3/${{value.token}}'}}]"));
         assert!(unknown.contains("value.token"), "{unknown}");
         let chained = format!(
-            "{SERVICE}values:\n  a: {{apiVersion: v1, kind: ConfigMap, namespace: x, name: y, field: data.a}}\n  \
-             b: {{apiVersion: v1, kind: ConfigMap, namespace: '${{value.a}}', name: y, field: data.b}}\n\
+            "{SERVICE}values:\n- {{as: a, apiVersion: v1, kind: ConfigMap, namespace: x, name: y, field: data.a}}\n\
+             - {{as: b, apiVersion: v1, kind: ConfigMap, namespace: '${{value.a}}', name: y, field: data.b}}\n\
              requests: [{{method: GET, path: '/v3/${{value.a}}_${{value.b}}.yaml', apply: true}}]"
         );
         assert_eq!(check(&chained), "ok");

@@ -35,12 +35,15 @@ pub async fn apply(cluster: &Cluster, renderer: &Renderer<'_>, step: &str, p: &P
         _ => cluster,
     };
     let deadline = Instant::now() + Duration::from_secs(p.timeout);
+    if !p.objects.is_empty() {
+        apply_when_served(source, &p.objects, deadline).await?;
+    }
     let mut values = BTreeMap::new();
-    for (name, field) in &p.values {
+    for field in &p.values {
         let value = wait_for_value(source, field, &values, deadline)
             .await
-            .with_context(|| format!("values.{name} (cluster {})", source.name))?;
-        values.insert(name.clone(), value);
+            .with_context(|| format!("value {} (cluster {})", field.value, source.name))?;
+        values.insert(field.value.clone(), value);
     }
     for r in &p.requests {
         let path = with_values(&r.path, &values)?;
@@ -160,6 +163,26 @@ impl Proxy<'_> {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+}
+
+/// Server-side apply of `objects` to `cluster`, tried again until the deadline while the
+/// cluster does not serve their API yet.
+async fn apply_when_served(cluster: &Cluster, objects: &[serde_yaml_ng::Value], deadline: Instant) -> Result<()> {
+    let mut said = Instant::now();
+    loop {
+        let problem = match cluster.apply(objects, None).await {
+            Ok(()) => return Ok(()),
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() > deadline {
+            bail!("cluster {}: {problem}", cluster.name);
+        }
+        if said.elapsed() > Duration::from_secs(15) {
+            eprintln!("waiting for cluster {} to take the step's objects: {problem}", cluster.name);
+            said = Instant::now();
+        }
+        tokio::time::sleep(POLL).await;
     }
 }
 

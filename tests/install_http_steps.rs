@@ -1,0 +1,544 @@
+//! `http` steps (installer::http_step) through `airgap install apply`, against two real control
+//! planes (kwok nodes) whose API servers proxy the requests to a Service.
+//!
+//! The servers behind the Services are a test double written here, which records every request
+//! and answers as Elasticsearch's ILM API, Kibana's saved-objects import and Rancher's
+//! registration-manifest endpoint do: none of the three runs on this machine (Rancher and Kibana
+//! need their upstream builds; Elasticsearch's ILM is an x-pack feature missing from the builds
+//! on Maven Central). The test also plays the part of Rancher's controllers: it serves Rancher's
+//! CRDs and, once the plan registered the cluster, gives it a cluster id and a registration
+//! token, as Rancher 2.6.9 does (`pkg/controllers/provisioningv2/cluster`,
+//! `pkg/controllers/dashboard/clusterregistrationtoken`).
+//!
+//! The test runs in a network namespace of its own (`testkit::netns`): the double listens on
+//! every address of it, and each Service's pod (a kwok pod, given an address of the pod network)
+//! has its address put on the namespace's loopback device, so the API server's service proxy,
+//! which dials the pod's address and the port its container names, reaches the double. (An
+//! Endpoints address may not be a loopback one, so a `hostNetwork` pod of kwok's 127.0.0.1 nodes
+//! would not do.)
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+use testkit::images::{push_plain, write_layout, Files, ImageSpec};
+use testkit::{free_port, tool, KubeControlPlane};
+
+const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
+const AGENT: &str = "docker.io/rancher/rancher-agent:v2.6.9";
+const DASHBOARD: &str = "files.airgap.local/01-logstash.ndjson:v1.2.0.1-B1";
+/// What Rancher's controllers would give the registered cluster.
+const CLUSTER_ID: &str = "c-m-4x7kq2vb";
+const TOKEN: &str = "r7tqk9v2l5xw8mzd4bcn6hjp3sgf";
+
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    path: String,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// What the double holds and has been asked.
+#[derive(Default)]
+struct DoubleState {
+    requests: Vec<Recorded>,
+    /// The ILM policy as Elasticsearch keeps it: the body's policy and its version.
+    policy: Option<(Json, u64)>,
+    /// The registration manifest names an image the bundle does not carry.
+    leaky_manifest: bool,
+    registry: String,
+}
+
+struct Double {
+    port: u16,
+    state: Arc<Mutex<DoubleState>>,
+}
+
+impl Double {
+    fn start(registry: &str) -> Double {
+        let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(DoubleState { registry: registry.into(), ..DoubleState::default() }));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = shared.clone();
+                std::thread::spawn(move || serve_connection(stream, &state));
+            }
+        });
+        Double { port, state }
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+}
+
+/// One connection, HTTP/1.1 with keep-alive as the API server's proxy speaks it.
+fn serve_connection(stream: TcpStream, state: &Mutex<DoubleState>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) =
+            (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).unwrap();
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let body = read_body(&mut reader, &headers);
+        let request = Recorded { method, path, headers, body };
+        let (status, content_type, answer) = answer(&request, &mut state.lock().unwrap());
+        state.lock().unwrap().requests.push(request);
+        let head =
+            format!("HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", answer.len());
+        if out.write_all(head.as_bytes()).and_then(|_| out.write_all(answer.as_bytes())).is_err() {
+            return;
+        }
+    }
+}
+
+fn read_body(reader: &mut BufReader<TcpStream>, headers: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut body = Vec::new();
+    if let Some(len) = headers.get("content-length") {
+        body.resize(len.parse().unwrap(), 0);
+        reader.read_exact(&mut body).unwrap();
+    } else if headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).unwrap();
+            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    body
+}
+
+/// The answers of the three APIs, as far as the plan's steps use them.
+fn answer(r: &Recorded, state: &mut DoubleState) -> (u16, &'static str, String) {
+    const JSON: &str = "application/json";
+    match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/_ilm/policy/mosip-logs") => match &state.policy {
+            // Elasticsearch adds its defaults and metadata to what it was given.
+            Some((policy, version)) => {
+                let mut policy = policy.clone();
+                policy["phases"]["delete"]["actions"]["delete"]["delete_searchable_snapshot"] = json!(true);
+                let held = json!({"mosip-logs": {"version": version, "modified_date": "2026-12-06T07:00:00.000Z", "policy": policy}});
+                (200, JSON, held.to_string())
+            }
+            None => (404, JSON, json!({"error": {"type": "resource_not_found_exception"}, "status": 404}).to_string()),
+        },
+        ("PUT", "/_ilm/policy/mosip-logs") => {
+            let body: Json = serde_json::from_slice(&r.body).unwrap();
+            let version = state.policy.as_ref().map_or(1, |(_, v)| v + 1);
+            state.policy = Some((body["policy"].clone(), version));
+            (200, JSON, json!({"acknowledged": true}).to_string())
+        }
+        ("POST", "/api/saved_objects/_import?overwrite=true") => {
+            if r.headers.get("kbn-xsrf").is_none() {
+                return (400, JSON, json!({"message": "Request must contain a kbn-xsrf header."}).to_string());
+            }
+            let objects = String::from_utf8_lossy(&r.body).matches("\"type\":").count();
+            (200, JSON, json!({"success": true, "successCount": objects}).to_string())
+        }
+        ("GET", p) if p == format!("/v3/import/{TOKEN}_{CLUSTER_ID}.yaml") => {
+            // Rancher names the agent image under its systemDefaultRegistry: the site registry.
+            let image = match state.leaky_manifest {
+                false => format!("{}/rancher/rancher-agent:v2.6.9", state.registry),
+                true => "docker.io/rancher/not-carried:v1".to_string(),
+            };
+            (200, "text/plain", agent_manifest(&image))
+        }
+        _ => (404, "text/plain", "404 page not found".into()),
+    }
+}
+
+/// The shape of Rancher's import manifest (`pkg/systemtemplate`), cut to what the test reads.
+fn agent_manifest(image: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: cattle-system\n---\napiVersion: v1\nkind: Secret\n\
+         metadata:\n  name: cattle-credentials-1a2b3c\n  namespace: cattle-system\ntype: Opaque\ndata:\n  \
+         url: aHR0cHM6Ly9yYW5jaGVyLnh5ei5uZXQ=\n  token: cjd0cWs5djJsNXh3OG16ZDRiY242aGpwM3NnZg==\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: import-marker\n  namespace: cattle-system\ndata:\n  \
+         image: \"{image}\"\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: cattle-cluster-agent\n  \
+         namespace: cattle-system\nspec:\n  selector:\n    matchLabels: {{app: cattle-cluster-agent}}\n  template:\n    \
+         metadata:\n      labels: {{app: cattle-cluster-agent}}\n    spec:\n      containers:\n      - name: cluster-register\n        \
+         image: {image}\n        env:\n        - {{name: CATTLE_SERVER, value: \"https://rancher.xyz.net\"}}\n"
+    )
+}
+
+/// A registry of the site holding the agent image and a dashboard file, as a bundle would carry
+/// them (`airgap registry serve --storage`, pushed with skopeo and oras).
+struct Registry {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn registry(dir: &Path, dashboard: &Path) -> Registry {
+    let address = format!("127.0.0.1:{}", free_port());
+    let storage = dir.join("storage");
+    std::fs::create_dir_all(&storage).unwrap();
+    let child = Command::new(AIRGAP)
+        .args(["registry", "serve", "--listen", &address, "--storage"])
+        .arg(&storage)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&address).is_err() {
+        assert!(Instant::now() < deadline, "the registry did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let layout = dir.join("layout");
+    let files = Files::from([("etc/agent".to_string(), b"rancher agent stand-in\n".to_vec())]);
+    write_layout(&layout, &[ImageSpec { reference: AGENT, platforms: &["linux/amd64"], shared_layers: &[files] }]);
+    push_plain(&layout, AGENT, &format!("{address}/{AGENT}")).unwrap();
+    let pushed = Command::new(tool("oras"))
+        .current_dir(dashboard.parent().unwrap())
+        .args(["push", "--plain-http", &format!("{address}/{DASHBOARD}")])
+        .arg(dashboard.file_name().unwrap())
+        .output()
+        .unwrap();
+    assert!(pushed.status.success(), "oras push: {}", String::from_utf8_lossy(&pushed.stderr));
+    Registry { child, address }
+}
+
+/// What a chart makes for an API, pointed at the double: its Services, and a pod behind them
+/// whose named port is the double's, with the pod's address put on this namespace's loopback.
+fn services_of_the_double(kube: &KubeControlPlane, namespace: &str, services: &[(&str, u16)], port: u16) {
+    kube.kubectl(&["create", "namespace", namespace]).unwrap();
+    for (name, service_port) in services {
+        kubectl_apply(
+            kube,
+            &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+                "spec": {"selector": {"app": "double"}, "ports": [{"name": "http", "port": service_port, "targetPort": "http"}]}}),
+        );
+    }
+    kubectl_apply(
+        kube,
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "double", "namespace": namespace, "labels": {"app": "double"}},
+            "spec": {"containers": [{"name": "double", "image": AGENT, "ports": [{"name": "http", "containerPort": port}]}]}}),
+    );
+    kube.kubectl(&["-n", namespace, "wait", "--for=condition=Ready", "pod/double", "--timeout=60s"]).unwrap();
+    let ip = kube.kubectl(&["-n", namespace, "get", "pod", "double", "-o", "jsonpath={.status.podIP}"]).unwrap();
+    let shown = Command::new("ip").args(["-o", "addr", "show", "dev", "lo"]).output().unwrap();
+    if !String::from_utf8_lossy(&shown.stdout).contains(&format!(" {ip}/32 ")) {
+        testkit::run(Command::new("ip").args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])).unwrap();
+        // The address is this namespace's own now: the leak counter lets it through.
+        testkit::run(Command::new("nft").args([
+            "insert",
+            "rule",
+            "inet",
+            "testkit_leaks",
+            "check",
+            "ip",
+            "daddr",
+            &ip,
+            "return",
+        ]))
+        .unwrap();
+    }
+}
+
+fn plan(dir: &Path) -> PathBuf {
+    std::fs::write(
+        dir.join("bundle.yaml"),
+        "files:\n  - {url: 'https://example.invalid/01-logstash.ndjson', name: 01-logstash.ndjson, version: v1.2.0.1-B1}\n",
+    )
+    .unwrap();
+    let plan = format!(
+        r#"version: 1
+bundle: bundle.yaml
+clusters:
+  observation:
+    steps: []
+  mosip:
+    steps:
+      - id: ilm-policy
+        http:
+          service: {{namespace: logging, name: elasticsearch, port: 9200}}
+          requests:
+            - method: PUT
+              path: /_ilm/policy/mosip-logs
+              body: {{json: {{policy: {{phases: {{delete: {{min_age: '${{site.logging.retention_days}}d', actions: {{delete: {{}}}}}}}}}}}}}}
+              idempotent: {{compare: {{at: /mosip-logs/policy, body_at: /policy}}}}
+              expect: {{json: {{acknowledged: true}}}}
+      - id: dashboards
+        http:
+          service: {{namespace: logging, name: kibana, port: 5601}}
+          requests:
+            - method: POST
+              path: /api/saved_objects/_import?overwrite=true
+              headers: {{kbn-xsrf: "true"}}
+              body: {{file: "{DASHBOARD}"}}
+              form_field: file
+              idempotent: upsert
+              expect: {{json: {{success: true}}}}
+      - id: rancher-agent
+        http:
+          cluster: observation
+          service: {{namespace: cattle-system, name: rancher, port: 80}}
+          timeout: 120
+          objects:
+            - {{apiVersion: provisioning.cattle.io/v1, kind: Cluster, metadata: {{name: mosip, namespace: fleet-default}}, spec: {{}}}}
+          values:
+            - {{as: cluster, apiVersion: provisioning.cattle.io/v1, kind: Cluster, namespace: fleet-default, name: mosip, field: status.clusterName}}
+            - {{as: token, apiVersion: management.cattle.io/v3, kind: ClusterRegistrationToken, namespace: '${{value.cluster}}', name: default-token, field: status.token}}
+          requests:
+            - {{method: GET, path: '/v3/import/${{value.token}}_${{value.cluster}}.yaml', apply: true}}
+"#
+    );
+    let path = dir.join("plan.yaml");
+    std::fs::write(&path, plan).unwrap();
+    path
+}
+
+fn site(dir: &Path, registry: &str, clusters: [(&str, &Path); 2], retention_days: u32) -> PathBuf {
+    let clusters: String =
+        clusters.iter().map(|(name, kc)| format!("  {name}: {{kubeconfig: '{}'}}\n", kc.display())).collect();
+    let path = dir.join("site.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "registry: {{address: '{registry}'}}\nclusters:\n{clusters}logging: {{retention_days: {retention_days}}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn apply(site: &Path, plan: &Path, registry: &str, cluster: &str) -> Output {
+    Command::new(AIRGAP)
+        .args(["install", "apply", "--site"])
+        .arg(site)
+        .arg("--plan")
+        .arg(plan)
+        .args(["--registry", &format!("http://{registry}"), "--cluster", cluster, "--helm"])
+        .arg(tool("helm-3.8.2"))
+        .output()
+        .unwrap()
+}
+
+fn succeeded(out: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("{err}");
+    assert!(out.status.success(), "{what} failed:\n{err}");
+    err
+}
+
+/// Rancher's CRDs, which Rancher makes when it starts (its chart carries none), and the
+/// namespace it registers clusters in.
+fn serve_rancher_crds(kube: &KubeControlPlane) {
+    for (group, kind, plural) in [
+        ("provisioning.cattle.io", "Cluster", "clusters"),
+        ("management.cattle.io", "ClusterRegistrationToken", "clusterregistrationtokens"),
+    ] {
+        let version = if group.starts_with("provisioning") { "v1" } else { "v3" };
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
+                "versions": [{"name": version, "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+        });
+        kubectl_apply(kube, &crd);
+    }
+    kube.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
+    kube.kubectl(&["create", "namespace", "fleet-default"]).unwrap();
+}
+
+fn kubectl_apply(kube: &KubeControlPlane, doc: &Json) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), doc.to_string()).unwrap();
+    kube.kubectl(&["apply", "-f", &file.path().display().to_string()]).unwrap();
+}
+
+/// What Rancher's controllers do with a registered imported cluster, once the plan registered
+/// it: a management cluster id in its status, a namespace of that name, and a registration token
+/// in it.
+fn play_rancher_controllers(kube: &KubeControlPlane) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while kube.kubectl(&["-n", "fleet-default", "get", "clusters.provisioning.cattle.io", "mosip"]).is_err() {
+        assert!(Instant::now() < deadline, "the plan never registered the cluster");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let status = json!({"status": {"clusterName": CLUSTER_ID, "ready": false}}).to_string();
+    kube.kubectl(&[
+        "-n",
+        "fleet-default",
+        "patch",
+        "clusters.provisioning.cattle.io",
+        "mosip",
+        "--type=merge",
+        "-p",
+        &status,
+    ])
+    .unwrap();
+    kube.kubectl(&["create", "namespace", CLUSTER_ID]).unwrap();
+    kubectl_apply(
+        kube,
+        &json!({
+            "apiVersion": "management.cattle.io/v3", "kind": "ClusterRegistrationToken",
+            "metadata": {"name": "default-token", "namespace": CLUSTER_ID},
+            "spec": {"clusterName": CLUSTER_ID},
+            "status": {"token": TOKEN},
+        }),
+    );
+}
+
+/// The steps whose progress line says `word` (`done`, `unchanged`): `[1/3] mosip: <step> <word> …`.
+fn steps_that(err: &str, word: &str) -> Vec<String> {
+    err.lines()
+        .filter(|l| l.starts_with('['))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            (words.get(3) == Some(&word)).then(|| words[2].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn http_steps_reach_apis_through_the_service_proxy_stay_idempotent_and_carry_rancher_s_manifest_across_clusters() {
+    let name =
+        "http_steps_reach_apis_through_the_service_proxy_stay_idempotent_and_carry_rancher_s_manifest_across_clusters";
+    let Some(leaks) = testkit::netns::isolated(name) else { return }; // the run inside passed
+    let dir = tempfile::tempdir().unwrap();
+    let (observation, mosip) = std::thread::scope(|s| {
+        let planes = [s.spawn(KubeControlPlane::start), s.spawn(KubeControlPlane::start)];
+        let [a, b] = planes.map(|p| p.join().unwrap().expect("a control plane with kwok nodes"));
+        (a, b)
+    });
+    // Kibana's export of the first dashboard, as k8s-infra carries it (one saved object a line).
+    let dashboard = dir.path().join("01-logstash.ndjson");
+    std::fs::write(
+        &dashboard,
+        "{\"attributes\":{\"title\":\"logstash-*\"},\"id\":\"1edf\",\"type\":\"index-pattern\"}\n",
+    )
+    .unwrap();
+    let reg = registry(dir.path(), &dashboard);
+    let double = Double::start(&reg.address);
+    serve_rancher_crds(&observation);
+    services_of_the_double(&observation, "cattle-system", &[("rancher", 80)], double.port);
+    services_of_the_double(&mosip, "logging", &[("elasticsearch", 9200), ("kibana", 5601)], double.port);
+    let plan = plan(dir.path());
+    let kubeconfigs = [("observation", observation.kubeconfig()), ("mosip", mosip.kubeconfig())];
+    let site_with = |days| site(dir.path(), &reg.address, kubeconfigs.each_ref().map(|(n, k)| (*n, k.as_path())), days);
+
+    let site = site_with(30);
+    // The MOSIP cluster's agent step registers it on the observation cluster and waits for what
+    // Rancher makes of the registration.
+    let mosip_apply = std::thread::scope(|s| {
+        let run = s.spawn(|| apply(&site, &plan, &reg.address, "mosip"));
+        play_rancher_controllers(&observation);
+        run.join().unwrap()
+    });
+    succeeded(&mosip_apply, "apply of cluster mosip");
+
+    let first = double.requests();
+    let seen: Vec<String> = first.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(
+        seen,
+        [
+            "GET /_ilm/policy/mosip-logs".to_string(),
+            "PUT /_ilm/policy/mosip-logs".into(),
+            "POST /api/saved_objects/_import?overwrite=true".into(),
+            format!("GET /v3/import/{TOKEN}_{CLUSTER_ID}.yaml"),
+        ],
+        "each API asked through its Service, the policy read before it is written"
+    );
+    let put: Json = serde_json::from_slice(&first[1].body).unwrap();
+    assert_eq!(put["policy"]["phases"]["delete"]["min_age"], "30d", "retention from the site file");
+    let import = &first[2];
+    assert!(import.headers["content-type"].starts_with("multipart/form-data; boundary="));
+    let carried = std::fs::read(&dashboard).unwrap();
+    assert!(import.body.windows(carried.len()).any(|w| w == carried), "the carried dashboard is the form's file");
+    let agent =
+        mosip.kubectl(&["-n", "cattle-system", "get", "deployment", "cattle-cluster-agent", "-o", "json"]).unwrap();
+    let agent: Json = serde_json::from_str(&agent).unwrap();
+    let image = agent["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
+    assert!(image.starts_with(&format!("{}/{AGENT}@sha256:", reg.address)), "the agent image pinned: {image}");
+    assert!(observation.kubectl(&["-n", "cattle-system", "get", "deployment", "cattle-cluster-agent"]).is_err());
+
+    let registered = observation.kubectl(&[
+        "-n",
+        "fleet-default",
+        "get",
+        "clusters.provisioning.cattle.io",
+        "mosip",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
+    let registered: Json = serde_json::from_str(&registered.unwrap()).unwrap();
+    let managers = registered["metadata"]["managedFields"].as_array().unwrap();
+    assert!(managers.iter().any(|m| m["manager"] == "airgap"), "registered by the installer: {managers:?}");
+
+    // A re-run changes nothing and asks nothing.
+    let err = succeeded(&apply(&site, &plan, &reg.address, "mosip"), "second apply");
+    assert_eq!(steps_that(&err, "unchanged").len(), 3, "{err}");
+    assert_eq!(double.requests().len(), first.len(), "a second apply sends no request");
+
+    // A shorter retention runs the policy's step alone: the GET shows it differs, the PUT changes it.
+    let site = site_with(14);
+    let err = succeeded(&apply(&site, &plan, &reg.address, "mosip"), "apply with 14 days");
+    assert_eq!(steps_that(&err, "done"), ["ilm-policy"], "{err}");
+    let changed = double.requests()[first.len()..].to_vec();
+    assert_eq!(changed.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(), ["GET", "PUT"]);
+    let put: Json = serde_json::from_slice(&changed[1].body).unwrap();
+    assert_eq!(put["policy"]["phases"]["delete"]["min_age"], "14d");
+
+    // With the record of the install gone, every step runs again: the policy is read and left as
+    // it is, the import is the API's own upsert, and a registration manifest naming an image the
+    // bundle does not carry is refused before anything of it is applied.
+    mosip.kubectl(&["-n", "airgap-system", "delete", "configmap", "airgap-install-mosip"]).unwrap();
+    double.state.lock().unwrap().leaky_manifest = true;
+    let before = double.requests().len();
+    let out = apply(&site, &plan, &reg.address, "mosip");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("leak check") && err.contains("docker.io/rancher/not-carried:v1"), "{err}");
+    let again: Vec<String> = double.requests()[before..].iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(
+        again,
+        [
+            "GET /_ilm/policy/mosip-logs".to_string(),
+            "POST /api/saved_objects/_import?overwrite=true".into(),
+            format!("GET /v3/import/{TOKEN}_{CLUSTER_ID}.yaml"),
+        ]
+    );
+    let marker =
+        mosip.kubectl(&["-n", "cattle-system", "get", "configmap", "import-marker", "-o", "jsonpath={.data.image}"]);
+    assert!(!marker.unwrap().contains("not-carried"), "nothing of the refused manifest was applied");
+    leaks.assert_none();
+}
