@@ -337,14 +337,22 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     }
 
     /// Removes the node's cgroup root and the pods' cgroups under it, which the kubelet would
-    /// have removed had it lived.
+    /// have removed had it lived. A killed container's cgroup stays busy until the kernel has
+    /// reaped its processes, so removal is tried again for a few seconds.
     fn remove_cgroups(&self) {
-        for controller in cgroup_controllers() {
-            let mut dirs = Vec::new();
-            collect_dirs(&controller.join(self.cgroup_root.trim_start_matches('/')), &mut dirs);
-            for d in dirs.iter().rev() {
-                let _ = fs::remove_dir(d);
+        for _ in 0..50 {
+            let mut left = false;
+            for controller in cgroup_controllers() {
+                let mut dirs = Vec::new();
+                collect_dirs(&controller.join(self.cgroup_root.trim_start_matches('/')), &mut dirs);
+                for d in dirs.iter().rev() {
+                    left |= fs::remove_dir(d).is_err();
+                }
             }
+            if !left {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
