@@ -374,7 +374,7 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
     );
     assert_eq!(
         detail(&checks, "references", "references of Deployment verify/api"),
-        "Secret verify/api-creds has no key password (container api, env PASSWORD)"
+        "Secret verify/api-creds has no key password (containers[0].env[0].valueFrom.secretKeyRef)"
     );
     assert_eq!(detail(&checks, "objects", "objects of step objects"), "Secret verify/api-creds has no key password");
 

@@ -12,7 +12,7 @@ pub mod chart;
 mod inventory;
 pub mod kube_version;
 mod live;
-mod refs;
+pub(crate) mod refs;
 mod report;
 mod table;
 

@@ -1,7 +1,7 @@
 //! The cluster as it is now, read once: one list per kind that the checks look at, so that a
 //! plan of hundreds of objects costs a dozen requests and every check sees the same moment.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
@@ -106,19 +106,6 @@ impl Snapshot {
             .iter()
             .filter(|p| p.namespace().as_deref() == Some(namespace) && selects(selector, p.labels()))
             .collect()
-    }
-
-    /// The keys of a ConfigMap (`data` and `binaryData`), None when it does not exist.
-    pub fn configmap_keys(&self, namespace: &str, name: &str) -> Option<BTreeSet<String>> {
-        let cm = find(&self.configmaps, namespace, name)?;
-        let data = cm.data.iter().flat_map(|d| d.keys());
-        Some(data.chain(cm.binary_data.iter().flat_map(|d| d.keys())).cloned().collect())
-    }
-
-    /// The keys of a Secret, None when it does not exist.
-    pub fn secret_keys(&self, namespace: &str, name: &str) -> Option<BTreeSet<String>> {
-        let s = find(&self.secrets, namespace, name)?;
-        Some(s.data.iter().flat_map(|d| d.keys()).chain(s.string_data.iter().flat_map(|d| d.keys())).cloned().collect())
     }
 
     pub fn ready_nodes(&self) -> Vec<&Node> {

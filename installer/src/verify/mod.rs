@@ -81,7 +81,7 @@ async fn verify_cluster(
     let installed = workloads::steps(c, &rendered, &recorded);
     present::check(c, client, &objects).await?;
     workloads::workloads(c, client, &objects, &live, &installed).await;
-    references::check(c, &objects, &live);
+    references::check(c, client, &objects).await.context("reading the objects' references")?;
     edge::check(c, client, name, &objects, &live, &l.site).await.context("checking the network edge")?;
     platform::check(c, client, &objects, &live, &tools.registry, carried, &renderer.work).await?;
     mirrors::check(c, client, &rendered, &live).await.context("checking the node mirrors")?;
