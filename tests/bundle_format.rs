@@ -117,6 +117,7 @@ fn standard_tools_read_the_bundle() {
     // inspect lists every artifact without unpacking.
     let listed: serde_json::Value =
         serde_json::from_slice(&run(airgap().args(["bundle", "inspect", "--json"]).arg(&out)).stdout).unwrap();
+    let listed = &listed["artifacts"];
     let refs: Vec<&str> = listed.as_array().unwrap().iter().map(|a| a["reference"].as_str().unwrap()).collect();
     assert_eq!(refs, [MULTI, SINGLE]);
     assert_eq!(listed[0]["platforms"], serde_json::json!(["linux/amd64", "linux/arm64"]));

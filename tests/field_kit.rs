@@ -75,7 +75,8 @@ fn the_running_airgap_is_carried_checked_signed_and_in_the_sboms() {
     let tmp = tempfile::tempdir().unwrap();
     let (pk, sk) = keypair(tmp.path());
     let out = tmp.path().join("bundle");
-    let packed = ok(airgap().args(["bundle", "pack"]).arg(layout(tmp.path())).arg("-o").arg(&out).arg("--sign-key").arg(&sk));
+    let packed =
+        ok(airgap().args(["bundle", "pack"]).arg(layout(tmp.path())).arg("-o").arg(&out).arg("--sign-key").arg(&sk));
     let name = "airgap-linux-amd64";
     let carried = out.join(name);
     assert_eq!(fs::read(&carried).unwrap(), fs::read(AIRGAP).unwrap(), "the running airgap, byte for byte");
@@ -125,7 +126,13 @@ fn another_binary_is_carried_under_the_name_of_its_own_platform() {
     let not_a_program = tmp.path().join("notes.txt");
     fs::write(&not_a_program, "hello").unwrap();
     let err = fails(
-        airgap().args(["bundle", "pack"]).arg(tmp.path().join("layout")).arg("-o").arg(tmp.path().join("b2")).arg("--airgap-binary").arg(&not_a_program),
+        airgap()
+            .args(["bundle", "pack"])
+            .arg(tmp.path().join("layout"))
+            .arg("-o")
+            .arg(tmp.path().join("b2"))
+            .arg("--airgap-binary")
+            .arg(&not_a_program),
     );
     assert!(err.contains("notes.txt") && err.contains("not an executable"), "{err}");
     assert!(!tmp.path().join("b2").exists(), "nothing is left behind");
@@ -139,7 +146,12 @@ fn hex_sha256(bytes: &[u8]) -> String {
 fn parts_larger_than_fat32_takes_are_written_with_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path());
-    let big = ok(airgap().args(["bundle", "pack"]).arg(&layout).arg("-o").arg(tmp.path().join("a")).args(["--max-part-size", "4GiB"]));
+    let big = ok(airgap()
+        .args(["bundle", "pack"])
+        .arg(&layout)
+        .arg("-o")
+        .arg(tmp.path().join("a"))
+        .args(["--max-part-size", "4GiB"]));
     let warned = text(&big.stderr);
     assert!(warned.contains("warning:") && warned.contains("FAT32") && warned.contains("4294967296"), "{warned}");
     let default = ok(airgap().args(["bundle", "pack"]).arg(&layout).arg("-o").arg(tmp.path().join("b")));
@@ -158,7 +170,8 @@ fn inspect_shows_what_each_artifact_carries_and_the_bundle_takes() {
     let lock: serde_json::Value = serde_json::from_slice(&fs::read(out.join("bundle.lock.json")).unwrap()).unwrap();
     let blob_total: u64 = lock["blobs"].as_array().unwrap().iter().map(|b| b["size"].as_u64().unwrap()).sum();
     assert_eq!(json["totalSize"], blob_total, "the total counts each blob once");
-    let sizes: Vec<u64> = json["artifacts"].as_array().unwrap().iter().map(|a| a["carriedSize"].as_u64().unwrap()).collect();
+    let sizes: Vec<u64> =
+        json["artifacts"].as_array().unwrap().iter().map(|a| a["carriedSize"].as_u64().unwrap()).collect();
     assert!(sizes.iter().all(|s| *s > 300 << 10), "each image carries its 300 KiB layer: {sizes:?}");
     assert!(sizes.iter().sum::<u64>() > blob_total, "the shared layer is in both artifacts, once in the total");
     let on_disk: u64 = fs::read_dir(&out).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
@@ -177,20 +190,38 @@ fn verify_says_its_verdict_makes_the_report_folder_and_wants_a_signed_bundles_ke
     ok(airgap().args(["bundle", "pack"]).arg(layout(tmp.path())).arg("-o").arg(&out).arg("--sign-key").arg(&sk));
 
     // The README's `--report audit/verify`, where audit/ does not exist yet.
-    let v = ok(airgap().args(["bundle", "verify"]).arg(&out).arg("--key").arg(&pk).arg("--report").arg("audit/verify").current_dir(tmp.path()));
+    let v = ok(airgap()
+        .args(["bundle", "verify"])
+        .arg(&out)
+        .arg("--key")
+        .arg(&pk)
+        .arg("--report")
+        .arg("audit/verify")
+        .current_dir(tmp.path()));
     assert!(text(&v.stdout).starts_with("OK "), "{}", text(&v.stdout));
     assert!(tmp.path().join("audit/verify.json").is_file() && tmp.path().join("audit/verify.txt").is_file());
 
     // A report that cannot be written does not hide the verdict.
     fs::write(tmp.path().join("file"), "").unwrap();
-    let out2 = output(airgap().args(["bundle", "verify"]).arg(&out).arg("--key").arg(&pk).arg("--report").arg(tmp.path().join("file/verify")));
+    let out2 = output(
+        airgap()
+            .args(["bundle", "verify"])
+            .arg(&out)
+            .arg("--key")
+            .arg(&pk)
+            .arg("--report")
+            .arg(tmp.path().join("file/verify")),
+    );
     assert!(!out2.status.success());
     assert!(text(&out2.stdout).starts_with("OK "), "the verdict is printed: {}", text(&out2.stdout));
     assert!(text(&out2.stderr).contains("report was not written"), "{}", text(&out2.stderr));
 
     // Signed, but no key: a failure that says what to give, unless the check is explicitly skipped.
     let err = fails(airgap().args(["bundle", "verify"]).arg(&out));
-    assert!(err.contains("signed but no key was given") && err.contains("--key") && err.contains("--no-signature-check"), "{err}");
+    assert!(
+        err.contains("signed but no key was given") && err.contains("--key") && err.contains("--no-signature-check"),
+        "{err}"
+    );
     let skipped = ok(airgap().args(["bundle", "verify", "--no-signature-check"]).arg(&out));
     assert!(text(&skipped.stdout).starts_with("OK "));
 
@@ -205,7 +236,8 @@ fn messages_say_what_to_do() {
 
     let err = fails(airgap().args(["registry", "serve", "--storage"]).arg(tmp.path()).args(["--listen", ":5000"]));
     assert!(err.contains("IP:PORT") && err.contains("0.0.0.0:5000"), "{err}");
-    let err = fails(airgap().args(["registry", "serve", "--storage"]).arg(tmp.path()).args(["--hostname", "registry.site"]));
+    let err =
+        fails(airgap().args(["registry", "serve", "--storage"]).arg(tmp.path()).args(["--hostname", "registry.site"]));
     assert!(err.contains("--tls-generate"), "--hostname without TLS is refused: {err}");
 
     let help = text(&ok(airgap().args(["bundle", "sbom", "--help"])).stdout);
@@ -222,7 +254,8 @@ fn messages_say_what_to_do() {
         let help = text(&ok(airgap().args(cmd).arg("--help")).stdout);
         for line in help.lines().filter(|l| l.trim_start().starts_with('<') || l.trim_start().starts_with("--")) {
             let described = line.trim().split("  ").filter(|s| !s.is_empty()).count() > 1;
-            let next_line_says = help.lines().skip_while(|l| *l != line).nth(1).is_some_and(|n| n.starts_with("          "));
+            let next_line_says =
+                help.lines().skip_while(|l| *l != line).nth(1).is_some_and(|n| n.starts_with("          "));
             assert!(described || next_line_says, "airgap {} --help: `{}` says nothing", cmd.join(" "), line.trim());
         }
     }
@@ -234,7 +267,9 @@ fn version_completions_and_verbosity() {
     let v = text(&ok(airgap().arg("--version")).stdout);
     let commit = v.split("commit ").nth(1).and_then(|c| c.split(')').next()).unwrap_or_else(|| panic!("{v}"));
     assert_eq!(commit.len(), 12, "{v}");
-    ok(Command::new("git").args(["rev-parse", "--verify", &format!("{commit}^{{commit}}")]).current_dir(env!("CARGO_MANIFEST_DIR")));
+    ok(Command::new("git")
+        .args(["rev-parse", "--verify", &format!("{commit}^{{commit}}")])
+        .current_dir(env!("CARGO_MANIFEST_DIR")));
 
     let bash = text(&ok(airgap().args(["completions", "bash"])).stdout);
     assert!(bash.contains("complete") && bash.contains("airgap") && bash.contains("--max-part-size"), "{bash}");
@@ -246,7 +281,12 @@ fn version_completions_and_verbosity() {
     // -q: only the error reaches stderr; without it the warnings do too.
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path());
-    let quiet = ok(airgap().args(["-q", "bundle", "pack"]).arg(&layout).arg("-o").arg(tmp.path().join("q")).args(["--max-part-size", "5GiB"]));
+    let quiet = ok(airgap()
+        .args(["-q", "bundle", "pack"])
+        .arg(&layout)
+        .arg("-o")
+        .arg(tmp.path().join("q"))
+        .args(["--max-part-size", "5GiB"]));
     assert_eq!(text(&quiet.stderr), "", "-q prints nothing but errors");
     let err = fails(airgap().args(["bundle", "verify", "-q"]).arg(tmp.path().join("nothing-here")));
     assert!(err.starts_with("error: ") && err.lines().count() == 1, "{err}");
@@ -301,7 +341,13 @@ fn the_registry_says_where_its_ca_is_and_refuses_a_delta_without_its_base() {
     ok(airgap().args(["bundle", "pack"]).arg(&layout).arg("-o").arg(&base));
 
     let tls = tmp.path().join("tls");
-    let s = serve(&[base.as_os_str(), "--tls-generate".as_ref(), tls.as_os_str(), "--hostname".as_ref(), "127.0.0.1".as_ref()]);
+    let s = serve(&[
+        base.as_os_str(),
+        "--tls-generate".as_ref(),
+        tls.as_os_str(),
+        "--hostname".as_ref(),
+        "127.0.0.1".as_ref(),
+    ]);
     assert!(s.said.contains(&tls.join("ca.crt").display().to_string()), "{}", s.said);
     assert!(tls.join("ca.crt").is_file());
     drop(s);
@@ -311,7 +357,11 @@ fn the_registry_says_where_its_ca_is_and_refuses_a_delta_without_its_base() {
     let extra = Files::from([("etc/motd".to_string(), b"delta\n".to_vec())]);
     write_layout(
         &more,
-        &[ImageSpec { reference: "docker.io/example/c:3", platforms: &["linux/amd64"], shared_layers: std::slice::from_ref(&extra) }],
+        &[ImageSpec {
+            reference: "docker.io/example/c:3",
+            platforms: &["linux/amd64"],
+            shared_layers: std::slice::from_ref(&extra),
+        }],
     );
     let delta = tmp.path().join("delta");
     ok(airgap().args(["bundle", "pack"]).arg(&more).arg("-o").arg(&delta).arg("--base").arg(&base));
@@ -366,7 +416,9 @@ fn create_refuses_a_folder_that_is_not_empty_before_fetching_anything() {
     let out = tmp.path().join("out");
     fs::create_dir(&out).unwrap();
     fs::write(out.join("notes.txt"), "mine").unwrap();
-    let err = fails(airgap().args(["bundle", "create"]).arg(&spec).arg("-o").arg(&out).arg("--cache").arg(tmp.path().join("cache")));
+    let err = fails(
+        airgap().args(["bundle", "create"]).arg(&spec).arg("-o").arg(&out).arg("--cache").arg(tmp.path().join("cache")),
+    );
     assert!(err.contains("not empty") && err.contains("out"), "{err}");
     assert_eq!(fs::read_to_string(out.join("notes.txt")).unwrap(), "mine", "nothing of the user's is touched");
     assert!(!tmp.path().join("cache").exists(), "nothing was fetched");

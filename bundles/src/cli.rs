@@ -243,7 +243,8 @@ pub fn run_inspect(args: InspectArgs) -> Result<()> {
             printable(&a.platforms.join(",")),
         )?;
     }
-    let total = format!("{} artifacts, {} blobs (a shared blob counted once)", footprint.artifacts.len(), footprint.blobs);
+    let total =
+        format!("{} artifacts, {} blobs (a shared blob counted once)", footprint.artifacts.len(), footprint.blobs);
     writeln!(out, "{:<6} {:<91} {:>10}", "TOTAL", total, human(footprint.total_size))?;
     let parts = footprint.on_media.iter().filter(|f| crate::parts::is_part_name(&f.name)).count();
     writeln!(

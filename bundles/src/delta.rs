@@ -26,9 +26,9 @@ pub fn check_bases(bundles: &[Bundle]) -> Result<()> {
         .collect();
     match missing.as_slice() {
         [] => Ok(()),
-        [one] => Err(Error::Usage(format!(
-            "{one}, which is not given: name the base bundle's directory before the delta's"
-        ))),
+        [one] => {
+            Err(Error::Usage(format!("{one}, which is not given: name the base bundle's directory before the delta's")))
+        }
         many => Err(Error::Usage(format!(
             "{}; none of those bases is given: name each base bundle's directory before its delta's",
             many.join("; ")

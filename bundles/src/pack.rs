@@ -8,8 +8,8 @@ use std::path::Path;
 use oci_spec::image::{ImageIndex, ImageIndexBuilder};
 
 use crate::archive::TarWriter;
-use crate::carried_binary::{self, CarriedBinary, Described};
 use crate::artifact::{list_artifacts, Artifact, ANNOTATION_KIND, ANNOTATION_REF};
+use crate::carried_binary::{self, CarriedBinary, Described};
 use crate::checksums;
 use crate::digest::{blob_path, parse_sha256};
 use crate::error::{Error, IoContext, Result};

@@ -236,9 +236,7 @@ pub fn cyclonedx(artifacts: &[Artifact], binary: Option<&Described>, document_id
     });
     let components: Vec<Value> = carried_binary
         .into_iter()
-        .chain(artifacts
-        .iter()
-        .map(|a| {
+        .chain(artifacts.iter().map(|a| {
             let n = describe(a);
             let ty = match a.kind {
                 Kind::Image => "container",
@@ -385,7 +383,10 @@ mod tests {
         assert_eq!(s["relationships"].as_array().unwrap().len(), 2);
         let c = cyclonedx(&[image()], Some(&b), "abc", "1970-01-01T00:00:00Z");
         assert_eq!(c["components"][0]["name"], "airgap-linux-amd64");
-        assert_eq!(c["components"][0]["purl"], format!("pkg:generic/airgap@0.1.0?checksum=sha256%3A{}", "e".repeat(64)));
+        assert_eq!(
+            c["components"][0]["purl"],
+            format!("pkg:generic/airgap@0.1.0?checksum=sha256%3A{}", "e".repeat(64))
+        );
         assert_eq!(c["components"].as_array().unwrap().len(), 2);
     }
 }

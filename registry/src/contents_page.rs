@@ -121,7 +121,8 @@ td.size,th.size{text-align:right;white-space:nowrap}code{font-size:.9em;word-bre
 fn bundle_section(n: usize, bundle: &Bundle, f: &Footprint) -> Markup {
     let dir = bundle.dir();
     let signed = dir.join(format!("{SUMS_FILE}{SIGNATURE_SUFFIX}")).is_file();
-    let kinds = [(Kind::Image, "Images"), (Kind::Chart, "Helm charts"), (Kind::File, "Files"), (Kind::Git, "Git repositories")];
+    let kinds =
+        [(Kind::Image, "Images"), (Kind::Chart, "Helm charts"), (Kind::File, "Files"), (Kind::Git, "Git repositories")];
     html! {
         section {
             h2 { "Bundle " code { (dir.display().to_string()) } }

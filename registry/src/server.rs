@@ -19,9 +19,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
 use crate::auth::Auth;
-use crate::contents_page::ContentsPage;
 use crate::body::{self, Body};
 use crate::connections::{connections_that_fit, AcceptErrors, Admitted, Connections, Limits, Watched};
+use crate::contents_page::ContentsPage;
 use crate::storage::{BundleStore, DirStore, S3Location, S3Store, Storage, Stores};
 use crate::tls::{server_config, TlsConfig};
 

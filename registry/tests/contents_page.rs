@@ -118,5 +118,9 @@ fn chromium_shows_what_is_served_and_hostile_names_stay_text() {
     let shot = std::env::var_os("AIRGAP_SCREENSHOT").map_or_else(|| tmp.path().join("contents.png"), Into::into);
     chromium(&[&format!("--screenshot={}", shot.display()), "--window-size=1280,1400", &server.url("/")], &profile);
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "a screenshot of the page: {} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "a screenshot of the page: {} bytes",
+        png.len()
+    );
 }
