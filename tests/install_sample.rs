@@ -8,23 +8,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use bundles::artifact::{Kind, HELM_CONFIG_MEDIA_TYPE};
+use bundles::layout_writer::LayoutWriter;
 use serde_json::json;
-use testkit::{tool, workspace_root, KubeControlPlane};
+use testkit::{crds, tool, workspace_root, KubeControlPlane};
 
-struct Demo {
+/// A registry served by an airgap child process at `addr` from the files in `_dir` (the demo's
+/// bundle, or the check's), stopped when dropped.
+struct Served {
     child: Child,
     addr: String,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Demo {
+impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn serve_sample_bundle() -> Demo {
+impl Served {
+    /// The sample bundle the demo built and serves.
+    fn bundle(&self) -> PathBuf {
+        self._dir.path().join("bundle")
+    }
+}
+
+fn serve_sample_bundle() -> Served {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_airgap"))
         .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
@@ -38,7 +49,7 @@ fn serve_sample_bundle() -> Demo {
     let addr = addr.unwrap_or_else(|| panic!("the demo stopped before serving: {:?}", child.wait()));
     // The demo goes on printing what to try next: keep reading, or it dies of a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    Demo { child, addr, _dir: dir }
+    Served { child, addr, _dir: dir }
 }
 
 struct Site {
@@ -47,15 +58,20 @@ struct Site {
 }
 
 impl Site {
-    fn new(kube: &KubeControlPlane, demo: &Demo) -> Site {
+    fn new(kube: &KubeControlPlane, demo: &Served) -> Site {
+        Site::serving(kube, &demo.addr, "")
+    }
+
+    /// A site whose registry is `addr`, with `extra` lines at the end of its file.
+    fn serving(kube: &KubeControlPlane, addr: &str, extra: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let site = format!(
-            "installation_name: sample-test\nregistry: {{address: '{}'}}\nclusters:\n  sample: {{kubeconfig: {}}}\ndomains:\n  greeting: {{host: greeting.test.internal, lb: internal}}\n",
-            demo.addr,
+            "installation_name: sample-test\nregistry: {{address: '{}'}}\nclusters:\n  sample: {{kubeconfig: {}}}\ndomains:\n  greeting: {{host: greeting.test.internal, lb: internal}}\n{extra}",
+            addr,
             kube.kubeconfig().display()
         );
         std::fs::write(dir.path().join("site.yaml"), site).unwrap();
-        Site { dir, registry: format!("http://{}", demo.addr) }
+        Site { dir, registry: format!("http://{addr}") }
     }
 
     /// The sample plan with `extra` steps inserted after its first step, written beside the site.
@@ -266,4 +282,472 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
         .unwrap_or_else(|| panic!("{err}"));
     assert!(failure.contains("pod hello-welcome-") && failure.contains("Pending"), "{failure}");
     assert!(failure.contains("event FailedScheduling") && failure.contains("unschedulable"), "{failure}");
+}
+
+/// Where the check's own test charts are carried (written by [`check_layout`]).
+const CHECK_CHARTS: &str = "charts.check.test/stable";
+
+/// Stand-ins, under the real names, for the images the real ingress-nginx charts run (their
+/// digest pins are set empty by the plans below: a stand-in cannot have the real digest).
+const INGRESS_NGINX_IMAGES: &[&str] = &[
+    "k8s.gcr.io/ingress-nginx/controller:v0.41.2",
+    "docker.io/jettech/kube-webhook-certgen:v1.5.0",
+    "registry.k8s.io/ingress-nginx/controller:v1.3.1",
+    "registry.k8s.io/ingress-nginx/kube-webhook-certgen:v1.3.0",
+];
+
+/// A gzip'd tar of (path, bytes).
+fn tar_gz(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (path, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, path, &data[..]).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// An OCI manifest of one layer, added to the layout under `reference`.
+fn add_artifact(w: &mut LayoutWriter, reference: &str, kind: Kind, config: (&str, &[u8]), layer: (&str, &[u8])) {
+    let c = w.put_bytes(config.1).unwrap();
+    let l = w.put_bytes(layer.1).unwrap();
+    let manifest = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": config.0, "digest": c.digest.to_string(), "size": c.size},
+        "layers": [{"mediaType": layer.0, "digest": l.digest.to_string(), "size": l.size}],
+    });
+    let desc = w.put_manifest(OCI_MANIFEST, &manifest).unwrap();
+    w.add(reference, kind, desc, &[]);
+}
+
+/// A chart archive: `<name>/Chart.yaml` (with `kubeVersion` when given) and `files` under `<name>/`.
+fn chart_tgz(name: &str, kube_version: Option<&str>, files: &[(&str, String)]) -> Vec<u8> {
+    let kube = kube_version.map(|k| format!("kubeVersion: '{k}'\n")).unwrap_or_default();
+    let mut members = vec![(
+        format!("{name}/Chart.yaml"),
+        format!("apiVersion: v2\nname: {name}\nversion: 1.0.0\n{kube}").into_bytes(),
+    )];
+    members.extend(files.iter().map(|(path, text)| (format!("{name}/{path}"), text.clone().into_bytes())));
+    tar_gz(&members)
+}
+
+/// The check tests' content besides the sample's, as an OCI layout: charts written here
+/// (`objects` renders the objects its values list, `future` declares `kubeVersion: >=1.25.0-0`,
+/// `istio-crds` installs stand-ins of Istio's Gateway and VirtualService CRDs), the real
+/// ingress-nginx 3.12.0 and 4.2.5 charts from `shared/fixtures/upstream-charts-2026-12/from-source`
+/// (packaged from their tagged sources), and stand-ins of the images those run.
+fn check_layout(layout: &Path) {
+    let mut w = LayoutWriter::open(layout).unwrap();
+    for image in INGRESS_NGINX_IMAGES {
+        let layer = tar_gz(&[("stand-in.txt".to_string(), format!("airgap test stand-in for {image}\n").into_bytes())]);
+        let config = serde_json::to_vec(
+            &json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}),
+        )
+        .unwrap();
+        let config = ("application/vnd.oci.image.config.v1+json", &config[..]);
+        add_artifact(&mut w, image, Kind::Image, config, ("application/vnd.oci.image.layer.v1.tar+gzip", &layer));
+    }
+    let istio = [("Gateway", "gateways"), ("VirtualService", "virtualservices")].map(|(kind, plural)| crds::Crd {
+        group: "networking.istio.io",
+        kind,
+        plural,
+        namespaced: true,
+        versions: &["v1beta1"],
+    });
+    let objects = "{{- range .Values.objects }}\n---\n{{ toYaml . }}\n{{- end }}\n".to_string();
+    let future = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: future}\n".to_string();
+    let fixtures = testkit::shared_fixtures().join("upstream-charts-2026-12/from-source");
+    let charts = [
+        (format!("{CHECK_CHARTS}/objects:1.0.0"), chart_tgz("objects", None, &[("templates/objects.yaml", objects)])),
+        (
+            format!("{CHECK_CHARTS}/future:1.0.0"),
+            chart_tgz("future", Some(">=1.25.0-0"), &[("templates/cm.yaml", future)]),
+        ),
+        (
+            format!("{CHECK_CHARTS}/istio-crds:1.0.0"),
+            chart_tgz("istio-crds", None, &[("crds/istio.yaml", crds::yaml(&istio))]),
+        ),
+        (
+            "kubernetes.github.io/ingress-nginx/ingress-nginx:3.12.0".into(),
+            std::fs::read(fixtures.join("ingress-nginx-3.12.0.tgz")).unwrap(),
+        ),
+        (
+            "kubernetes.github.io/ingress-nginx/ingress-nginx:4.2.5".into(),
+            std::fs::read(fixtures.join("ingress-nginx-4.2.5.tgz")).unwrap(),
+        ),
+    ];
+    for (reference, tgz) in &charts {
+        let (name, version) = reference.rsplit_once('/').unwrap().1.split_once(':').unwrap();
+        let config = serde_json::to_vec(&json!({"apiVersion": "v2", "name": name, "version": version})).unwrap();
+        let layer = ("application/vnd.cncf.helm.chart.content.v1.tar+gzip", &tgz[..]);
+        add_artifact(&mut w, reference, Kind::Chart, (HELM_CONFIG_MEDIA_TYPE, &config), layer);
+    }
+    w.finish().unwrap();
+}
+
+/// The sample bundle and the check's, served together by `airgap registry serve`, and the bundle
+/// spec of both that the check's plans name.
+struct CheckRegistry {
+    served: Served,
+    spec: PathBuf,
+}
+
+impl CheckRegistry {
+    fn start(demo: &Served) -> CheckRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        check_layout(&dir.path().join("layout"));
+        let bundle = dir.path().join("bundle");
+        let packed = Command::new(env!("CARGO_BIN_EXE_airgap"))
+            .args(["bundle", "pack", "--quiet", "-o"])
+            .arg(&bundle)
+            .arg(dir.path().join("layout"))
+            .output()
+            .unwrap();
+        assert!(packed.status.success(), "bundle pack: {}", text(&packed.stderr));
+        let addr = format!("127.0.0.1:{}", testkit::free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_airgap"))
+            .args(["registry", "serve", "--quiet", "--listen", &addr])
+            .arg(demo.bundle())
+            .arg(&bundle)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The plans' bundle spec: the sample's and the check's charts, as the two bundles carry them.
+        let sample = workspace_root().join("manifests/sample/bundle.yaml");
+        let mut spec: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+        let charts = spec["charts"].as_sequence_mut().unwrap();
+        for (repo, name, version) in [
+            ("https://charts.check.test/stable", "objects", "1.0.0"),
+            ("https://charts.check.test/stable", "future", "1.0.0"),
+            ("https://charts.check.test/stable", "istio-crds", "1.0.0"),
+            ("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "3.12.0"),
+            ("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.2.5"),
+        ] {
+            charts.push(serde_yaml_ng::to_value(json!({"repo": repo, "name": name, "version": version})).unwrap());
+        }
+        let spec_file = dir.path().join("bundle.yaml");
+        std::fs::write(&spec_file, serde_yaml_ng::to_string(&spec).unwrap()).unwrap();
+        CheckRegistry { served: Served { child, addr, _dir: dir }, spec: spec_file }
+    }
+
+    /// The sample plan with `steps` after its own, installing from both bundles, and each
+    /// `(name, yaml)` of `values` written beside it.
+    fn plan(&self, site: &Site, name: &str, steps: &str, values: &[(&str, &str)]) -> PathBuf {
+        let sample = std::fs::read_to_string(workspace_root().join("manifests/sample/plan.yaml")).unwrap();
+        let text = sample.replace("bundle: bundle.yaml", &format!("bundle: {}", self.spec.display()));
+        for (file, yaml) in values {
+            std::fs::write(site.dir.path().join(file), yaml).unwrap();
+        }
+        let path = site.dir.path().join(name);
+        std::fs::write(&path, format!("{text}{steps}")).unwrap();
+        path
+    }
+}
+
+/// A helm step of the check's `objects` chart in namespace hello, its objects in `values`.
+fn objects_step(id: &str, after: &str, values: &str) -> String {
+    format!(
+        "      - id: {id}\n        after: [{after}]\n        helm: {{release: {id}, namespace: hello, chart: {CHECK_CHARTS}/objects:1.0.0, values: [{values}]}}\n"
+    )
+}
+
+/// ingress-nginx from its real chart, with the Secret its admission Job writes declared.
+fn ingress_nginx_step(version: &str) -> String {
+    format!(
+        "      - id: ns-ingress-nginx\n        namespace: {{name: ingress-nginx}}\n      - id: ingress-nginx\n        after: [ns-ingress-nginx]\n        helm:\n          release: ingress-nginx\n          namespace: ingress-nginx\n          chart: kubernetes.github.io/ingress-nginx/ingress-nginx:{version}\n          set: {{controller.image.digest: '', controller.admissionWebhooks.patch.image.digest: ''}}\n        provides: [{{kind: Secret, name: ingress-nginx-admission}}]\n"
+    )
+}
+
+const CRDS_STEP: &str = "      - id: crds\n        after: [ns-hello]\n        helm: {release: crds, namespace: hello, chart: charts.check.test/stable/istio-crds:1.0.0}\n";
+
+/// A Deployment in hello whose pod spec is `spec` (indented as a list item's field).
+fn deployment(name: &str, spec: &str) -> String {
+    format!(
+        "  - apiVersion: apps/v1\n    kind: Deployment\n    metadata: {{name: {name}}}\n    spec:\n      selector: {{matchLabels: {{app: {name}}}}}\n      template:\n        metadata: {{labels: {{app: {name}}}}}\n        spec:\n{spec}"
+    )
+}
+
+/// Every kind of reference the check follows, each missing; an API 1.24 does not serve; an object
+/// in a namespace nothing makes; a pre-install hook reading what its release makes after it.
+const MISSING: &str = "          serviceAccountName: no-account
+          priorityClassName: no-priority
+          runtimeClassName: no-runtime
+          imagePullSecrets: [{name: no-pull}]
+          volumes:
+            - {name: a, configMap: {name: no-cm}}
+            - {name: b, secret: {secretName: no-secret}}
+            - {name: c, projected: {sources: [{configMap: {name: no-projected}}, {secret: {name: maybe, optional: true}}]}}
+            - {name: d, persistentVolumeClaim: {claimName: no-claim}}
+            - {name: e, configMap: {name: global, items: [{key: no-key, path: x}]}}
+            - {name: f, configMap: {name: later}}
+            - {name: g, secret: {secretName: maybe, optional: true}}
+          containers:
+            - name: app
+              image: docker.io/airgap/hello:1.0
+              envFrom: [{secretRef: {name: no-env}}, {configMapRef: {name: maybe, optional: true}}]
+              env:
+                - {name: A, valueFrom: {secretKeyRef: {name: no-db, key: password}}}
+                - {name: B, valueFrom: {configMapKeyRef: {name: global, key: no-such-key}}}
+                - {name: C, valueFrom: {secretKeyRef: {name: maybe, key: k, optional: true}}}
+";
+
+const MISSING_OBJECTS: &str = "  - apiVersion: apps/v1
+    kind: StatefulSet
+    metadata: {name: db}
+    spec:
+      serviceName: db
+      selector: {matchLabels: {app: db}}
+      template: {metadata: {labels: {app: db}}, spec: {containers: [{name: db, image: docker.io/airgap/hello:1.0}]}}
+      volumeClaimTemplates: [{metadata: {name: data}, spec: {storageClassName: no-class, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}]
+  - {apiVersion: v1, kind: PersistentVolumeClaim, metadata: {name: claim}, spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}
+  - {apiVersion: networking.k8s.io/v1, kind: Ingress, metadata: {name: named}, spec: {ingressClassName: no-ingress-class, defaultBackend: {service: {name: app, port: {number: 80}}}}}
+  - {apiVersion: networking.k8s.io/v1, kind: Ingress, metadata: {name: unnamed}, spec: {defaultBackend: {service: {name: app, port: {number: 80}}}}}
+  - {apiVersion: networking.k8s.io/v1beta1, kind: Ingress, metadata: {name: old}, spec: {backend: {serviceName: app, servicePort: 80}}}
+  - {apiVersion: networking.istio.io/v1beta1, kind: VirtualService, metadata: {name: routes}, spec: {hosts: [x.test], gateways: [mesh, no-gateway]}}
+  - {apiVersion: rbac.authorization.k8s.io/v1, kind: RoleBinding, metadata: {name: binding}, roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: no-role}, subjects: []}
+  - apiVersion: admissionregistration.k8s.io/v1
+    kind: ValidatingWebhookConfiguration
+    metadata: {name: hook}
+    webhooks: [{name: hook.check.test, admissionReviewVersions: [v1], sideEffects: None, clientConfig: {service: {namespace: hello, name: no-service}}}]
+  - {apiVersion: v1, kind: Service, metadata: {name: lonely}, spec: {selector: {app: nothing}, ports: [{port: 80}]}}
+  - {apiVersion: v1, kind: ConfigMap, metadata: {name: stray, namespace: nowhere}, data: {a: b}}
+  - {apiVersion: v1, kind: ConfigMap, metadata: {name: mine}, data: {a: b}}
+  - apiVersion: batch/v1
+    kind: Job
+    metadata: {name: setup, annotations: {helm.sh/hook: pre-install}}
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          volumes: [{name: m, configMap: {name: mine}}]
+          containers: [{name: setup, image: docker.io/airgap/hello:1.0}]
+";
+
+/// What the check says of [`MISSING`] and [`MISSING_OBJECTS`] (release `refs`), of the `future`
+/// chart and of ingress-nginx 3.12.0, with the runtime class accepted by the site.
+const MISSING_LINES: &[&str] = &[
+    "sample/refs: Deployment/hello/app: serviceAccountName \"no-account\" is created by no step and is not in the cluster",
+    "sample/refs: Deployment/hello/app: priorityClassName \"no-priority\" is created by no step and is not in the cluster",
+    "warning: sample/refs: Deployment/hello/app: imagePullSecrets[0] \"no-pull\" is created by no step and is not in the cluster",
+    "sample/refs: Deployment/hello/app: volumes[0].configMap \"no-cm\" is created by no step and is not in the cluster",
+    "sample/refs: Deployment/hello/app: volumes[1].secret \"no-secret\" is created by no step and is not in the cluster",
+    "sample/refs: Deployment/hello/app: volumes[2].projected.sources[0].configMap \"no-projected\" is created by no step and is not in the cluster",
+    "sample/refs: Deployment/hello/app: volumes[3].persistentVolumeClaim \"no-claim\" is created by no step and is not in the cluster",
+    "sample/refs: Deployment/hello/app: volumes[4].configMap.items[0] \"global\" has no key \"no-key\" (it has: greeting-host, installation-name)",
+    "sample/refs: Deployment/hello/app: volumes[5].configMap \"later\" is created only by step later, which runs after this one",
+    "sample/refs: Deployment/hello/app: containers[0].envFrom[0].secretRef \"no-env\" is created by no step and is not in the cluster",
+    "sample/refs: Deployment/hello/app: containers[0].env[0].valueFrom.secretKeyRef \"no-db\" is created by no step and is not in the cluster",
+    "sample/refs: Deployment/hello/app: containers[0].env[1].valueFrom.configMapKeyRef \"global\" has no key \"no-such-key\" (it has: greeting-host, installation-name)",
+    "sample/refs: StatefulSet/hello/db: volumeClaimTemplates[0].spec.storageClassName \"no-class\" is created by no step and is not in the cluster",
+    "sample/refs: PersistentVolumeClaim/hello/claim: spec.storageClassName names no StorageClass, and neither the plan nor the cluster has a default one",
+    "sample/refs: Ingress/hello/named: spec.ingressClassName \"no-ingress-class\" is created by no step and is not in the cluster",
+    "sample/refs: Ingress/hello/unnamed: spec.ingressClassName names no IngressClass, and neither the plan nor the cluster has a default one",
+    "sample/refs: Ingress/hello/old: apiVersion \"networking.k8s.io/v1beta1\" is not served by Kubernetes 1.24.17 (it serves Ingress: networking.k8s.io/v1)",
+    "sample/refs: VirtualService/hello/routes: spec.gateways[1] \"no-gateway\" is created by no step and is not in the cluster",
+    "warning: sample/refs: RoleBinding/hello/binding: roleRef Role \"no-role\" is created by no step and is not in the cluster",
+    "sample/refs: ValidatingWebhookConfiguration/hook: webhooks[0].clientConfig.service \"hello/no-service\" is created by no step and is not in the cluster",
+    "warning: sample/refs: Service/hello/lonely: spec.selector app=nothing matches no pod template of the plan and no pod in the cluster",
+    "sample/refs: ConfigMap/nowhere/stray: metadata.namespace \"nowhere\" is created by no step and is not in the cluster",
+    "sample/refs: Job/hello/setup: volumes[0].configMap \"mine\" is created by this release only after its pre-install hooks",
+    "sample/future: chart future 1.0.0: kubeVersion \">=1.25.0-0\" excludes Kubernetes 1.24.17",
+    "sample/ingress-nginx: Deployment/ingress-nginx/ingress-nginx-controller: containers[0].image \"k8s.gcr.io/ingress-nginx/controller:v0.41.2\" needs networking.k8s.io/v1beta1 Ingress, which Kubernetes 1.24.17 does not serve: ingress-nginx controller 0.x reads Ingress through networking.k8s.io/v1beta1, which Kubernetes 1.22 removed; 1.0.0 is the first on networking.k8s.io/v1",
+    "accepted: sample/refs: Deployment/hello/app: runtimeClassName \"no-runtime\" is created by no step and is not in the cluster (site file: the site installs gVisor by hand)",
+    "cluster sample: check found 22 problem(s), 3 warning(s), 1 accepted",
+];
+
+/// Lines of the check in `plan`'s output: problems, warnings, accepted ones and the count.
+fn check_lines(stdout: &[u8]) -> Vec<String> {
+    let prefixes = ["sample/", "warning: ", "accepted: ", "cluster sample: check"];
+    text(stdout).lines().filter(|l| prefixes.iter().any(|p| l.starts_with(p))).map(str::to_string).collect()
+}
+
+#[test]
+fn the_check_names_every_missing_reference_api_and_version_and_apply_refuses_to_start() {
+    let demo = serve_sample_bundle();
+    let kube = KubeControlPlane::start().unwrap();
+    let registry = CheckRegistry::start(&demo);
+    let accepted = "check:\n  accepted:\n    - {object: Deployment/hello/app, field: runtimeClassName, reason: the site installs gVisor by hand}\n";
+    let site = Site::serving(&kube, &registry.served.addr, accepted);
+    let values = format!("objects:\n{}{MISSING_OBJECTS}", deployment("app", MISSING));
+    let steps = format!(
+        "{CRDS_STEP}{}      - id: later\n        after: [refs]\n        configmap: {{name: later, namespace: hello, data: {{a: b}}}}\n      - id: future\n        after: [ns-hello]\n        helm: {{release: future, namespace: hello, chart: {CHECK_CHARTS}/future:1.0.0}}\n{}",
+        objects_step("refs", "crds, settings", "refs.yaml"),
+        ingress_nginx_step("3.12.0")
+    );
+    let plan = registry.plan(&site, "missing.yaml", &steps, &[("refs.yaml", &values)]);
+
+    let out = site.run("plan", &plan, &[]);
+    let mut lines = check_lines(&out.stdout);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("the check found 22 problem(s)"), "{}", text(&out.stderr));
+    let mut expected: Vec<String> = MISSING_LINES.iter().map(|l| l.to_string()).collect();
+    lines.sort();
+    expected.sort();
+    assert_eq!(lines, expected, "{}", text(&out.stdout));
+
+    let json_out = site.run("plan", &plan, &["--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    let events = doc["clusters"][0]["check"]["events"].as_array().unwrap();
+    let summary = events.last().unwrap();
+    assert_eq!(
+        (&summary["check"], &summary["errors"], &summary["warnings"], &summary["accepted"]),
+        (&json!("summary"), &json!(22), &json!(3), &json!(1))
+    );
+    let table = events.iter().find(|e| e["field"] == "containers[0].image").unwrap();
+    assert!(table["evidence"].as_str().unwrap().contains("2021-07-26-update-with-ingress-nginx.md"), "{table}");
+
+    let out = site.run("apply", &plan, &[]);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("the check found 22 problem(s) in cluster sample: nothing was applied"),
+        "{err}"
+    );
+    assert!(kube.kubectl(&["get", "namespace", "hello"]).is_err(), "nothing is applied when the check fails");
+}
+
+/// References each satisfied another way: by the cluster (made here with kubectl before the plan
+/// runs), by an earlier step (a secret step, a copy), by the same release, by an earlier release
+/// and by what a step `provides`; and the real ingress-nginx 4.2.5 chart on 1.24.
+const SATISFIED: &str = "          serviceAccountName: robot
+          priorityClassName: high
+          runtimeClassName: gvisor
+          imagePullSecrets: [{name: earlier}]
+          volumes:
+            - {name: a, configMap: {name: from-cluster, items: [{key: k, path: k}]}}
+            - {name: b, secret: {secretName: earlier, items: [{key: password, path: p}]}}
+            - {name: c, projected: {sources: [{configMap: {name: copied}}, {secret: {name: made, items: [{key: token, path: t}]}}]}}
+            - {name: d, persistentVolumeClaim: {claimName: claim}}
+            - {name: e, configMap: {name: mine}}
+          containers:
+            - name: app
+              image: docker.io/airgap/hello:1.0
+              envFrom: [{secretRef: {name: earlier}}]
+              env:
+                - {name: A, valueFrom: {secretKeyRef: {name: made, key: token}}}
+                - {name: B, valueFrom: {configMapKeyRef: {name: copied, key: installation-name}}}
+";
+
+const SATISFIED_OBJECTS: &str = "  - apiVersion: apps/v1
+    kind: StatefulSet
+    metadata: {name: db}
+    spec:
+      serviceName: db
+      selector: {matchLabels: {app: db}}
+      template: {metadata: {labels: {app: db}}, spec: {containers: [{name: db, image: docker.io/airgap/hello:1.0}]}}
+      volumeClaimTemplates: [{metadata: {name: data}, spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}]
+  - {apiVersion: v1, kind: PersistentVolumeClaim, metadata: {name: claim}, spec: {storageClassName: fast, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}
+  - {apiVersion: v1, kind: ConfigMap, metadata: {name: mine}, data: {a: b}}
+  - {apiVersion: networking.k8s.io/v1, kind: Ingress, metadata: {name: named}, spec: {ingressClassName: nginx, defaultBackend: {service: {name: svc, port: {number: 80}}}}}
+  - {apiVersion: networking.k8s.io/v1, kind: Ingress, metadata: {name: unnamed}, spec: {defaultBackend: {service: {name: svc, port: {number: 80}}}}}
+  - {apiVersion: networking.istio.io/v1beta1, kind: Gateway, metadata: {name: gw}, spec: {selector: {istio: ingressgateway}, servers: []}}
+  - {apiVersion: networking.istio.io/v1beta1, kind: VirtualService, metadata: {name: routes}, spec: {hosts: [x.test], gateways: [mesh, gw, hello/gw]}}
+  - {apiVersion: rbac.authorization.k8s.io/v1, kind: Role, metadata: {name: r}, rules: []}
+  - {apiVersion: rbac.authorization.k8s.io/v1, kind: RoleBinding, metadata: {name: binding}, roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}, subjects: []}
+  - {apiVersion: rbac.authorization.k8s.io/v1, kind: ClusterRoleBinding, metadata: {name: viewers}, roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}, subjects: []}
+  - apiVersion: admissionregistration.k8s.io/v1
+    kind: ValidatingWebhookConfiguration
+    metadata: {name: hook}
+    webhooks: [{name: hook.check.test, admissionReviewVersions: [v1], sideEffects: None, clientConfig: {service: {namespace: hello, name: svc}}}]
+  - {apiVersion: v1, kind: Service, metadata: {name: svc}, spec: {selector: {app: app}, ports: [{port: 80}]}}
+  - {apiVersion: v1, kind: ConfigMap, metadata: {name: early, annotations: {helm.sh/hook: pre-install, helm.sh/hook-weight: '-1'}}, data: {a: b}}
+  - apiVersion: batch/v1
+    kind: Job
+    metadata: {name: setup, annotations: {helm.sh/hook: pre-install}}
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          volumes: [{name: m, configMap: {name: early}}]
+          containers: [{name: setup, image: docker.io/airgap/hello:1.0}]
+  - apiVersion: batch/v1
+    kind: Job
+    metadata: {name: welcome, annotations: {helm.sh/hook: post-install}}
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          volumes: [{name: m, configMap: {name: mine}}]
+          containers: [{name: welcome, image: docker.io/airgap/hello:1.0}]
+";
+
+/// What the cluster has before the plan runs.
+const IN_THE_CLUSTER: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: hello}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: from-cluster, namespace: hello}
+data: {k: v}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: robot, namespace: hello}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: fast, annotations: {storageclass.kubernetes.io/is-default-class: 'true'}}
+provisioner: check.test/none
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: site-default, annotations: {ingressclass.kubernetes.io/is-default-class: 'true'}}
+spec: {controller: check.test/none}
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: high}
+value: 1000
+---
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: gvisor}
+handler: runsc
+";
+
+#[test]
+fn the_check_passes_references_the_cluster_earlier_steps_the_release_and_provides_satisfy() {
+    let demo = serve_sample_bundle();
+    let kube = KubeControlPlane::start().unwrap();
+    let registry = CheckRegistry::start(&demo);
+    let site = Site::serving(&kube, &registry.served.addr, "");
+    let existing = site.dir.path().join("existing.yaml");
+    std::fs::write(&existing, IN_THE_CLUSTER).unwrap();
+    kube.kubectl(&["apply", "-f", existing.to_str().unwrap()]).unwrap();
+    let maker = "objects:\n  - apiVersion: batch/v1\n    kind: Job\n    metadata: {name: maker}\n    spec: {template: {spec: {restartPolicy: Never, containers: [{name: maker, image: docker.io/airgap/hello:1.0}]}}}\n";
+    let steps = format!(
+        "{CRDS_STEP}      - id: earlier\n        after: [ns-hello]\n        secret: {{name: earlier, namespace: hello, data: {{password: x}}}}\n      - id: copied\n        after: [settings]\n        copy: [{{kind: configmap, name: global, from: hello, to: hello, as: copied}}]\n{}        provides: [{{kind: Secret, name: made, keys: [token]}}]\n{}{}",
+        objects_step("maker", "ns-hello", "maker.yaml"),
+        ingress_nginx_step("4.2.5"),
+        objects_step("uses", "crds, earlier, copied, maker, ingress-nginx", "uses.yaml"),
+    );
+    let uses = format!("objects:\n{}{SATISFIED_OBJECTS}", deployment("app", SATISFIED));
+    let plan = registry.plan(&site, "satisfied.yaml", &steps, &[("maker.yaml", maker), ("uses.yaml", &uses)]);
+    let out = site.run("plan", &plan, &[]);
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        check_lines(&out.stdout),
+        ["cluster sample: check found 0 problem(s), 0 warning(s), 0 accepted"],
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Without what `provides` declares, the Secret the chart's Job writes is missing.
+    let bare = registry.plan(
+        &site,
+        "unprovided.yaml",
+        &steps.replace("        provides: [{kind: Secret, name: made, keys: [token]}]\n", ""),
+        &[],
+    );
+    let out = site.run("plan", &bare, &[]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(check_lines(&out.stdout).contains(&"sample/uses: Deployment/hello/app: containers[0].env[0].valueFrom.secretKeyRef \"made\" is created by no step and is not in the cluster".to_string()), "{}", text(&out.stdout));
 }

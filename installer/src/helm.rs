@@ -56,7 +56,15 @@ impl Helm {
 
     /// `helm template`, as an install or (`is_upgrade`) an upgrade: test hooks are left out (a
     /// site never runs `helm test`).
-    pub fn template(&self, r: &ReleaseInput<'_>, kube_version: Option<&str>, is_upgrade: bool) -> Result<String> {
+    /// `api_versions` are what the cluster serves (`group/version` and `group/version/Kind`), which
+    /// charts test with `.Capabilities.APIVersions.Has`; helm adds them to its own defaults.
+    pub fn template(
+        &self,
+        r: &ReleaseInput<'_>,
+        kube_version: Option<&str>,
+        api_versions: &[String],
+        is_upgrade: bool,
+    ) -> Result<String> {
         let mut cmd = self.command(None);
         cmd.args(["template", "--skip-tests", "--include-crds"]);
         if is_upgrade {
@@ -71,6 +79,9 @@ impl Helm {
 
     /// `helm upgrade --install` with the airgap binary as post-renderer and without the chart's
     /// hooks, which helm would not post-render: the installer runs them (see `hooks`).
+        for v in api_versions {
+            cmd.args(["--api-versions", v]);
+        }
     pub fn upgrade_install(&self, r: &ReleaseInput<'_>, kubeconfig: &Path, post_render: &Path) -> Result<()> {
         let exe = std::env::current_exe().context("cannot find the airgap binary for helm's post-renderer")?;
         let mut cmd = self.command(Some(kubeconfig));

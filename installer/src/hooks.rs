@@ -93,6 +93,12 @@ fn list(text: &str) -> Vec<String> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
+/// Whether a rendered object is a hook that runs before an install creates the release's objects.
+pub fn is_pre_install(doc: &Value) -> bool {
+    let install = event(Phase::Pre, Operation::Install);
+    annotation(doc, "helm.sh/hook").is_some_and(|events| list(events).iter().any(|e| e == install))
+}
+
 impl Hook {
     /// None when the object is not a hook.
     fn parse(doc: Value) -> Option<Hook> {

@@ -8,6 +8,7 @@ pub mod bundled_tools;
 pub mod capacity;
 pub mod chart_schema;
 pub mod cli;
+pub mod check;
 pub mod cluster;
 pub mod cluster_config;
 pub mod helm;

@@ -62,6 +62,30 @@ pub struct Namespace {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+    /// Objects the step makes without rendering them (a Secret a chart's Job writes), which
+    /// `install plan`'s check counts as there once the step is done.
+    #[serde(default)]
+    pub provides: Vec<Provided>,
+}
+
+/// An object a step's controller or Job makes (see `check`); without a name, a kind it makes
+/// served (the CRDs a Job applies).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provided {
+    pub kind: String,
+    /// `group/version`: needed for a served kind, and when the kind's name alone does not say
+    /// which one it is.
+    #[serde(rename = "apiVersion")]
+    pub api_version: Option<String>,
+    pub name: Option<String>,
+    /// Of a served kind: whether its objects are namespaced (default true).
+    pub namespaced: Option<bool>,
+    /// Default: the step's namespace (its release's, apply's, configmap's or secret's).
+    pub namespace: Option<String>,
+    /// A ConfigMap's or Secret's keys; when given, a reference to another key is a problem.
+    #[serde(default)]
+    pub keys: Vec<String>,
 pub struct ConfigMap {
     pub name: String,
     pub namespace: String,

@@ -157,16 +157,20 @@ pub fn object_ref(doc: &Value) -> Option<ObjectRef> {
     })
 }
 
+/// Where each kind that runs pods keeps its pod spec.
+pub fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "Pod" => Some(&["spec"]),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => Some(&["spec", "template", "spec"]),
+        "CronJob" => Some(&["spec", "jobTemplate", "spec", "template", "spec"]),
+        _ => None,
+    }
+}
+
 /// The pod spec of a workload object, wherever its kind keeps it.
 fn pod_spec(doc: &mut Value) -> Option<&mut Value> {
     let kind = doc.get("kind")?.as_str()?.to_string();
-    let spec = doc.get_mut("spec")?;
-    match kind.as_str() {
-        "Pod" => Some(spec),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => spec.get_mut("template")?.get_mut("spec"),
-        "CronJob" => spec.get_mut("jobTemplate")?.get_mut("spec")?.get_mut("template")?.get_mut("spec"),
-        _ => None,
-    }
+    pod_spec_path(&kind)?.iter().try_fold(doc, |v, k| v.get_mut(*k))
 }
 
 fn add_env(doc: &mut Value, env: &BTreeMap<String, String>) {

@@ -32,6 +32,9 @@ pub struct Renderer<'a> {
     pub work: PathBuf,
     /// `--kube-version` for `helm template` (the cluster's, when known).
     pub kube_version: Option<String>,
+    /// `--api-versions` for `helm template`: what the cluster serves (see `check::Apis`), so that
+    /// charts choosing an apiVersion by the cluster's capabilities render as they will install.
+    pub api_versions: Vec<String>,
 }
 
 pub enum Action {
@@ -145,10 +148,19 @@ impl Renderer<'_> {
                 values: &values,
                 set: &set,
             };
-            let rendered = self
-                .template(&input, &post, hooks::Operation::Install)
-                .await
-                .with_context(|| format!("release {} (chart {what})", h.release))?;
+            // A chart whose kubeVersion excludes the cluster is left unrendered (helm would refuse
+            // it): `check` reports it, with the rest of the plan's problems.
+            let refused = match &self.kube_version {
+                Some(v) => crate::check::chart::ChartMeta::read(&chart)?.refused_by_helm(v)?,
+                None => None,
+            };
+            let rendered = match refused {
+                Some(_) => postrender::Rendered::default(),
+                None => self
+                    .template(&input, &post, hooks::Operation::Install)
+                    .await
+                    .with_context(|| format!("release {} (chart {what})", h.release))?,
+            };
             out.summary = format!(
                 "helm release {}/{} from {what}{}",
                 h.namespace,
@@ -208,7 +220,8 @@ impl Renderer<'_> {
         operation: hooks::Operation,
     ) -> Result<postrender::Rendered> {
         let helm = self.helm.as_ref().ok_or_else(|| anyhow!("no helm to render release {}", input.release))?;
-        let yaml = helm.template(input, self.kube_version.as_deref(), operation == hooks::Operation::Upgrade)?;
+        let upgrade = operation == hooks::Operation::Upgrade;
+        let yaml = helm.template(input, self.kube_version.as_deref(), &self.api_versions, upgrade)?;
         postrender::post_render(&yaml, post, self.registry).await
     }
 
