@@ -358,7 +358,7 @@ pub async fn prepare(http: &Http, renderer: &Renderer<'_>, sub: &dyn Fn(&str) ->
         let (body, content_type) = match &r.body {
             None => (Vec::new(), None),
             Some(Body { json: Some(j), .. }) => {
-                let json: Json = serde_json::to_value(substitute_strings(j, sub)?)?;
+                let json: Json = serde_json::to_value(crate::render::substitute_strings(j, sub)?)?;
                 (serde_json::to_vec(&json)?, Some("application/json".to_string()))
             }
             Some(Body { file: Some(f), .. }) => {
@@ -384,7 +384,7 @@ pub async fn prepare(http: &Http, renderer: &Renderer<'_>, sub: &dyn Fn(&str) ->
             apply: r.apply,
         });
     }
-    let objects = http.objects.iter().map(|o| substitute_strings(o, sub)).collect::<Result<Vec<_>>>()?;
+    let objects = http.objects.iter().map(|o| crate::render::substitute_strings(o, sub)).collect::<Result<Vec<_>>>()?;
     Ok(Prepared {
         cluster: http.cluster.clone(),
         service: http.service.clone(),
@@ -407,22 +407,6 @@ fn multipart(field: &str, file_name: &str, bytes: &[u8]) -> (Vec<u8>, String) {
     body.extend_from_slice(bytes);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     (body, format!("multipart/form-data; boundary={boundary}"))
-}
-
-/// Every string of a plan's value, substituted.
-fn substitute_strings(v: &serde_yaml_ng::Value, sub: &dyn Fn(&str) -> Result<String>) -> Result<serde_yaml_ng::Value> {
-    use serde_yaml_ng::Value;
-    Ok(match v {
-        Value::String(s) => Value::String(sub(s)?),
-        Value::Sequence(items) => {
-            Value::Sequence(items.iter().map(|i| substitute_strings(i, sub)).collect::<Result<_>>()?)
-        }
-        Value::Mapping(m) => {
-            Value::Mapping(m.iter().map(|(k, v)| Ok((k.clone(), substitute_strings(v, sub)?))).collect::<Result<_>>()?)
-        }
-        Value::Tagged(t) => substitute_strings(&t.value, sub)?,
-        other => other.clone(),
-    })
 }
 
 #[cfg(test)]
