@@ -13,13 +13,17 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use testkit::{free_port, tool, workspace_root, FileServer, KubeControlPlane};
+
+mod verify_checks;
+
+use verify_checks::{detail, failed, Killed};
 
 const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
 
@@ -117,15 +121,6 @@ const EXTRA_STEPS: &str = r#"      - id: ns-verify
         apply: {file: "files.airgap.local/verify-objects.yaml:1", namespace: verify}
         wait: [{kind: Deployment, namespace: verify, name: api, timeout: 120}]
 "#;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The demo's sample bundle, built and then left on disk: the demo stops once it serves it.
 fn sample_bundle(dir: &Path) -> PathBuf {
@@ -228,20 +223,6 @@ impl Site {
         let checks = report["clusters"][0]["checks"].as_array().unwrap().clone();
         (out.status.success(), checks, out)
     }
-}
-
-/// `(kind, subject)` of every failed check.
-fn failed(checks: &[Value]) -> BTreeSet<(String, String)> {
-    checks
-        .iter()
-        .filter(|c| c["status"] == "failed")
-        .map(|c| (c["kind"].as_str().unwrap().to_string(), c["subject"].as_str().unwrap().to_string()))
-        .collect()
-}
-
-fn detail<'a>(checks: &'a [Value], kind: &str, subject: &str) -> &'a str {
-    let c = checks.iter().find(|c| c["kind"] == kind && c["subject"] == subject);
-    c.unwrap_or_else(|| panic!("no {kind} check of {subject}: {checks:#?}"))["detail"].as_str().unwrap()
 }
 
 fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
@@ -380,10 +361,11 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
 
     // The Deployment scaled to nothing as well: its Service and the webhook lose their endpoints.
     kube.kubectl(&["-n", "verify", "scale", "deployment", "api", "--replicas=0"]).unwrap();
-    wait_for("the endpoints emptied", || {
-        kube.kubectl(&["-n", "verify", "get", "endpoints", "api", "-o", "jsonpath={.subsets}"])
-            .is_ok_and(|s| s.trim().is_empty())
-    });
+    let ready_addresses = |kube: &KubeControlPlane| {
+        let path = "jsonpath={.subsets[*].addresses[*].ip}";
+        kube.kubectl(&["-n", "verify", "get", "endpoints", "api", "-o", path]).map(|s| s.split_whitespace().count())
+    };
+    wait_for("the endpoints emptied", || ready_addresses(&kube).is_ok_and(|n| n == 0));
     let report = t.path().join("report");
     let (ok, checks, out) = site.verify(&site.plan, &["--report", report.to_str().unwrap()]);
     assert!(!ok && text(&out.stderr).contains("error: 5 check(s) failed"), "{}", text(&out.stderr));
@@ -427,10 +409,7 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
     .unwrap();
     kube.kubectl(&["-n", "verify", "scale", "deployment", "api", "--replicas=2"]).unwrap();
     kube.kubectl(&["-n", "verify", "rollout", "status", "deployment/api", "--timeout=120s"]).unwrap();
-    wait_for("the endpoints back", || {
-        kube.kubectl(&["-n", "verify", "get", "endpoints", "api", "-o", "jsonpath={.subsets[*].addresses[*].ip}"])
-            .is_ok_and(|s| s.split_whitespace().count() == 2)
-    });
+    wait_for("the endpoints back", || ready_addresses(&kube).is_ok_and(|n| n == 2));
     let (ok, checks, _) = site.verify(&site.plan, &[]);
     assert!(ok, "{checks:#?}");
 

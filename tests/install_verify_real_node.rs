@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -29,6 +29,10 @@ use testkit::{
     free_port, netns, run, tool, Distribution, DistributionOpts, FileServer, KubeControlPlane, NodeOptions, RealNode,
     SANDBOX_IMAGE,
 };
+
+mod verify_checks;
+
+use verify_checks::{detail, failed, Killed};
 
 const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
 const HEALTH: &str = "/v1/auth/actuator/health";
@@ -210,15 +214,6 @@ clusters:
           - {kind: Deployment, namespace: config-server, timeout: 180}
 "#;
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The upstream of the spec: the stand-ins in a distribution, the files and the git repository
 /// on a file server; the spec's mirrors point at them.
 struct Upstream {
@@ -394,19 +389,6 @@ impl Lab {
             std::thread::sleep(Duration::from_secs(1));
         }
     }
-}
-
-fn failed(checks: &[Value]) -> BTreeSet<(String, String)> {
-    checks
-        .iter()
-        .filter(|c| c["status"] == "failed")
-        .map(|c| (c["kind"].as_str().unwrap().to_string(), c["subject"].as_str().unwrap().to_string()))
-        .collect()
-}
-
-fn detail<'a>(checks: &'a [Value], kind: &str, subject: &str) -> &'a str {
-    let c = checks.iter().find(|c| c["kind"] == kind && c["subject"] == subject);
-    c.unwrap_or_else(|| panic!("no {kind} check of {subject}: {checks:#?}"))["detail"].as_str().unwrap()
 }
 
 fn only(checks: &[Value], kind: &str, subject: &str) {

@@ -173,7 +173,8 @@ pub async fn check(
         }
     }
     proxy::run_all(client, probes, c).await;
-    certificates(c, cluster, &routes, &gateways, live, site, &site_edge);
+    let served = Served { cluster, routes: &routes, gateways: &gateways, live, site, edge: &site_edge };
+    served.certificates(c);
     Ok(())
 }
 
@@ -596,90 +597,94 @@ fn ingress_target(namespace: &str, name: &str, r: &Route, live: &Snapshot) -> Re
     })
 }
 
-/// The certificate served for each host of the site file that this cluster routes: from the
-/// Ingress's or Gateway's Secret when TLS ends in the cluster, else the site file's own for the
-/// cluster (TLS ending at the load balancer).
-fn certificates(
-    c: &mut Checks,
-    cluster: &str,
-    routes: &[Route],
-    gateways: &BTreeMap<String, Option<Gateway>>,
-    live: &Snapshot,
-    site: &Site,
-    edge: &SiteEdge,
-) {
-    let routed: BTreeSet<&str> = routes
-        .iter()
-        .flat_map(|r| r.hosts.iter())
-        .chain(gateways.values().flatten().flat_map(|g| g.servers.iter().flat_map(|s| s.hosts.iter())))
-        .map(String::as_str)
-        .collect();
-    let ca = site.registry_ca().ok().map(|(_, pem)| pem);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    for domain in edge.domains.values() {
-        let (host, lb) = match domain {
-            Domain::Entry { host, lb } => (host, lb.as_ref()),
-            Domain::Host(host) => (host, None),
-        };
-        let lb_cluster = lb.and_then(|lb| edge.load_balancers.get(lb)).and_then(|l| l.cluster.as_deref());
-        if lb_cluster.is_some_and(|lc| lc != cluster) || !routed.iter().any(|p| host_matches(p, host)) {
-            continue;
-        }
-        let subject = format!("certificate of {host}");
-        let Some((source, pem)) = served_certificate(host, cluster, routes, gateways, live, site, edge) else {
-            c.skipped("certificate", subject, format!("no Ingress tls or Gateway credentialName names {host}, and the site file's tls has none for cluster {cluster}"));
-            continue;
-        };
-        let result = match (&pem, &ca) {
-            (Err(e), _) => Err(e.clone()),
-            (Ok(_), None) => Err("the site file names no site CA (registry.ca_cert) to check it against".into()),
-            (Ok(pem), Some(ca)) => certs::check(pem, host, ca.as_bytes(), now),
-        };
-        c.outcome(
-            "certificate",
-            subject,
-            result.map(|ok| format!("{source}: {ok}")).map_err(|e| format!("{source}: {e}")),
-        );
-    }
+/// What the cluster serves at its edge, for the certificate checks.
+struct Served<'a> {
+    cluster: &'a str,
+    routes: &'a [Route],
+    gateways: &'a BTreeMap<String, Option<Gateway>>,
+    live: &'a Snapshot,
+    site: &'a Site,
+    edge: &'a SiteEdge,
 }
 
-fn served_certificate(
-    host: &str,
-    cluster: &str,
-    routes: &[Route],
-    gateways: &BTreeMap<String, Option<Gateway>>,
-    live: &Snapshot,
-    site: &Site,
-    edge: &SiteEdge,
-) -> Option<(String, Result<Vec<u8>, String>)> {
-    let secret = |namespace: &str, name: &str| {
-        let s = find(&live.secrets, namespace, name);
-        let crt = s.and_then(|s| s.data.as_ref()).and_then(|d| d.get("tls.crt")).map(|b| b.0.clone());
-        (format!("Secret {namespace}/{name}"), crt.ok_or_else(|| format!("Secret {namespace}/{name} has no tls.crt")))
-    };
-    for r in routes {
-        if let Entry::Ingress { namespace, name } = &r.entry {
-            let Some(ingress) = find(&live.ingresses, namespace, name) else { continue };
-            for t in ingress.spec.iter().flat_map(|s| s.tls.iter().flatten()) {
-                if let (true, Some(secret_name)) =
-                    (t.hosts.iter().flatten().any(|h| host_matches(h, host)), &t.secret_name)
-                {
-                    return Some(secret(namespace, secret_name));
+impl Served<'_> {
+    /// The certificate served for each host of the site file that this cluster routes: from the
+    /// Ingress's or Gateway's Secret when TLS ends in the cluster, else the site file's own for the
+    /// cluster (TLS ending at the load balancer).
+    fn certificates(&self, c: &mut Checks) {
+        let cluster = self.cluster;
+        let routed: BTreeSet<&str> = self
+            .routes
+            .iter()
+            .flat_map(|r| r.hosts.iter())
+            .chain(self.gateways.values().flatten().flat_map(|g| g.servers.iter().flat_map(|s| s.hosts.iter())))
+            .map(String::as_str)
+            .collect();
+        let ca = self.site.registry_ca().ok().map(|(_, pem)| pem);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        for domain in self.edge.domains.values() {
+            let (host, lb) = match domain {
+                Domain::Entry { host, lb } => (host, lb.as_ref()),
+                Domain::Host(host) => (host, None),
+            };
+            let lb_cluster = lb.and_then(|lb| self.edge.load_balancers.get(lb)).and_then(|l| l.cluster.as_deref());
+            if lb_cluster.is_some_and(|lc| lc != cluster) || !routed.iter().any(|p| host_matches(p, host)) {
+                continue;
+            }
+            let subject = format!("certificate of {host}");
+            let Some((source, pem)) = self.certificate_of(host) else {
+                c.skipped("certificate", subject, format!("no Ingress tls or Gateway credentialName names {host}, and the site file's tls has none for cluster {cluster}"));
+                continue;
+            };
+            let result = match (&pem, &ca) {
+                (Err(e), _) => Err(e.clone()),
+                (Ok(_), None) => Err("the site file names no site CA (registry.ca_cert) to check it against".into()),
+                (Ok(pem), Some(ca)) => certs::check(pem, host, ca.as_bytes(), now),
+            };
+            c.outcome(
+                "certificate",
+                subject,
+                result.map(|ok| format!("{source}: {ok}")).map_err(|e| format!("{source}: {e}")),
+            );
+        }
+    }
+
+    /// Where the certificate for `host` comes from, and its PEM.
+    fn certificate_of(&self, host: &str) -> Option<(String, Result<Vec<u8>, String>)> {
+        let (live, cluster) = (self.live, self.cluster);
+        let secret = |namespace: &str, name: &str| {
+            let s = find(&live.secrets, namespace, name);
+            let crt = s.and_then(|s| s.data.as_ref()).and_then(|d| d.get("tls.crt")).map(|b| b.0.clone());
+            (
+                format!("Secret {namespace}/{name}"),
+                crt.ok_or_else(|| format!("Secret {namespace}/{name} has no tls.crt")),
+            )
+        };
+        for r in self.routes {
+            if let Entry::Ingress { namespace, name } = &r.entry {
+                let Some(ingress) = find(&live.ingresses, namespace, name) else { continue };
+                for t in ingress.spec.iter().flat_map(|s| s.tls.iter().flatten()) {
+                    if let (true, Some(secret_name)) =
+                        (t.hosts.iter().flatten().any(|h| host_matches(h, host)), &t.secret_name)
+                    {
+                        return Some(secret(namespace, secret_name));
+                    }
                 }
             }
         }
-    }
-    for g in gateways.values().flatten() {
-        for s in &g.servers {
-            if let (true, Some(credential)) = (s.hosts.iter().any(|h| host_matches(h, host)), &s.credential) {
-                // Istio reads a credential from the namespace of the gateway's pods.
-                let pod_ns = live.pods.iter().find(|p| has_labels(p.labels(), &g.selector)).and_then(|p| p.namespace());
-                return Some(secret(pod_ns.as_deref().unwrap_or(&g.namespace), credential));
+        for g in self.gateways.values().flatten() {
+            for s in &g.servers {
+                if let (true, Some(credential)) = (s.hosts.iter().any(|h| host_matches(h, host)), &s.credential) {
+                    // Istio reads a credential from the namespace of the gateway's pods.
+                    let pod_ns =
+                        live.pods.iter().find(|p| has_labels(p.labels(), &g.selector)).and_then(|p| p.namespace());
+                    return Some(secret(pod_ns.as_deref().unwrap_or(&g.namespace), credential));
+                }
             }
         }
+        let tls = self.edge.tls.get(cluster)?;
+        let path = self.site.resolve_path(&tls.cert);
+        let pem = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+        Some((format!("the site file's tls.{cluster}.cert (TLS ends at the load balancer)"), pem))
     }
-    let tls = edge.tls.get(cluster)?;
-    let path = site.resolve_path(&tls.cert);
-    let pem = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()));
-    Some((format!("the site file's tls.{cluster}.cert (TLS ends at the load balancer)"), pem))
 }

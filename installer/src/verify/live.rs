@@ -44,25 +44,11 @@ where
 
 impl Snapshot {
     pub async fn read(client: &Client) -> Result<Snapshot> {
-        let (deployments, statefulsets, daemonsets, jobs, cronjobs, pods, claims, services) = tokio::try_join!(
-            all(client),
-            all(client),
-            all(client),
-            all(client),
-            all(client),
-            all(client),
-            all(client),
-            all(client)
-        )?;
-        let (endpoints, configmaps, secrets, nodes, ingresses, mutating, validating) = tokio::try_join!(
-            all(client),
-            all(client),
-            all(client),
-            all(client),
-            all(client),
-            all(client),
-            all(client)
-        )?;
+        let c = client;
+        let (deployments, statefulsets, daemonsets, jobs, cronjobs, pods, claims, services) =
+            tokio::try_join!(all(c), all(c), all(c), all(c), all(c), all(c), all(c), all(c))?;
+        let (endpoints, configmaps, secrets, nodes, ingresses, mutating, validating) =
+            tokio::try_join!(all(c), all(c), all(c), all(c), all(c), all(c), all(c))?;
         Ok(Snapshot {
             deployments,
             statefulsets,

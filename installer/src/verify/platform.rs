@@ -21,7 +21,7 @@ use serde_yaml_ng::Value;
 use super::check::Checks;
 use super::live::{find, has_labels, Snapshot};
 use super::objects::Object;
-use super::proxy::{self, Probe, Target};
+use super::proxy::{self, Judge, Probe, Target};
 use crate::plan::Carried;
 use crate::registry::Registry;
 
@@ -36,6 +36,26 @@ struct Served<'a> {
     service: String,
     port: i32,
     probe_path: String,
+}
+
+impl Served<'_> {
+    /// A GET of `path` on the server's Service.
+    fn probe(&self, kind: &'static str, subject: String, path: String, judge: Judge) -> Probe {
+        Probe {
+            step: Some(self.object.step.to_string()),
+            kind,
+            subject,
+            target: Target {
+                namespace: self.object.namespace.clone(),
+                service: self.service.clone(),
+                port: self.port.to_string(),
+                https: false,
+                path,
+                host: None,
+            },
+            judge,
+        }
+    }
 }
 
 pub async fn check(
@@ -150,19 +170,11 @@ fn keycloak(c: &mut Checks, objects: &[Object<'_>], live: &Snapshot, probes: &mu
         realms.extend(defined_realms(objects, &s.object.namespace));
         for realm in realms {
             let wanted = realm.clone();
-            probes.push(Probe {
-                step: Some(s.object.step.to_string()),
-                kind: "keycloak",
-                subject: format!("Keycloak realm {realm} ({})", s.object.id()),
-                target: Target {
-                    namespace: s.object.namespace.clone(),
-                    service: s.service.clone(),
-                    port: s.port.to_string(),
-                    https: false,
-                    path: format!("{base}/realms/{realm}"),
-                    host: None,
-                },
-                judge: Box::new(move |a| {
+            probes.push(s.probe(
+                "keycloak",
+                format!("Keycloak realm {realm} ({})", s.object.id()),
+                format!("{base}/realms/{realm}"),
+                Box::new(move |a| {
                     let named = serde_json::from_slice::<serde_json::Value>(&a.body)
                         .ok()
                         .and_then(|v| v["realm"].as_str().map(str::to_string));
@@ -172,7 +184,7 @@ fn keycloak(c: &mut Checks, objects: &[Object<'_>], live: &Snapshot, probes: &mu
                         (s, _) => Err(format!("answered {s}: {}", a.excerpt())),
                     }
                 }),
-            });
+            ));
         }
     }
 }
@@ -252,19 +264,11 @@ fn config_servers(
             let stem = name.trim_end_matches(".properties");
             let profile = stem.rsplit_once('-').map_or("default", |(_, p)| p).to_string();
             let keys = property_keys(&std::fs::read_to_string(&file)?);
-            probes.push(Probe {
-                step: Some(s.object.step.to_string()),
-                kind: "config",
-                subject: format!("{name} from config server {}", s.object.id()),
-                target: Target {
-                    namespace: s.object.namespace.clone(),
-                    service: s.service.clone(),
-                    port: s.port.to_string(),
-                    https: false,
-                    path: format!("{context}/*/{profile}/{label}/{name}"),
-                    host: None,
-                },
-                judge: Box::new(move |a| {
+            probes.push(s.probe(
+                "config",
+                format!("{name} from config server {}", s.object.id()),
+                format!("{context}/*/{profile}/{label}/{name}"),
+                Box::new(move |a| {
                     if a.status != 200 {
                         return Err(format!("answered {}: {}", a.status, a.excerpt()));
                     }
@@ -280,7 +284,7 @@ fn config_servers(
                         )),
                     }
                 }),
-            });
+            ));
         }
     }
     c.at(None);
