@@ -41,13 +41,17 @@ LOCAL_PATH=v0.0.30
 # package registry publishes it (`apt-cache show git` on bullseye gives the SHA-256).
 OLD_GIT=2.30.2-1+deb11u2
 OLD_GIT_SHA256=ddc8eb5da311dbf0ecfe4bd4da5f539aeecec22865828538b5c86039af2eca8c
+# Alertmanager and amtool at the version rancher-monitoring 100.1.3+up19.0.3 runs (its image
+# rancher/mirrored-prometheus-alertmanager:v0.22.2): the alerting tests validate and deliver with it.
+ALERTMANAGER=v0.22.2
 SPDX_TOOLS=0.8.5
 CYCLONEDX_LIB=11.12.0
 JSONSCHEMA=4.26.0
 
 APT_PACKAGES=(docker-registry skopeo podman umoci minisign git wrk apache2-utils etcd-server jq zstd openssl
   containerd runc wireguard-tools python3-venv time ca-certificates curl
-  containernetworking-plugins iptables nftables iproute2 busybox-static openjdk-17-jdk-headless chromium)
+  containernetworking-plugins iptables nftables iproute2 busybox-static openjdk-17-jdk-headless chromium
+  python3-aiosmtpd)
 
 export PATH=$BIN:$PATH:/usr/local/go/bin
 # Builds use the machine's Go as it is: never fetch another toolchain.
@@ -222,6 +226,16 @@ old_git() {
   "$BIN/git-$version" --version
 }
 
+# alertmanager and amtool, from one module version in one `go install`.
+alertmanager() {
+  local out=$WORK/gobin-alertmanager
+  rm -rf "$out"
+  GOBIN=$out go install -ldflags "-s -w" "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER" \
+    "github.com/prometheus/alertmanager/cmd/amtool@$ALERTMANAGER"
+  mv -f "$out/alertmanager" "$out/amtool" "$BIN/"
+  rm -rf "$out"
+}
+
 python_venv() {
   rm -rf "$TOOLS/venv"
   /usr/bin/python3 -m venv "$TOOLS/venv"
@@ -258,6 +272,7 @@ step_bg local-path "$LOCAL_PATH" required go_install local-path-provisioner \
   "github.com/rancher/local-path-provisioner@$LOCAL_PATH"
 step_bg standin "$standin_key" required standin
 step_bg old-git "$OLD_GIT" required old_git
+step_bg alertmanager "$ALERTMANAGER" required alertmanager
 step_bg wireguard-go "$WIREGUARD_GO" optional go_install wireguard-go "golang.zx2c4.com/wireguard@$WIREGUARD_GO"
 wait
 
