@@ -107,6 +107,9 @@ R[b4_b]=$(blob_rate "http://127.0.0.1:$pb/big" 4)
 
 ratio() { echo "scale=2; $1 / $2" | bc | sed 's/^\./0./'; }
 mkdir -p docs/benchmarks
+# bench/registry-load.sh writes a section of its own into the same doc: keep it.
+load_section=$(sed -n '/<!-- bench\/registry-load.sh: begin -->/,/<!-- bench\/registry-load.sh: end -->/p' \
+  docs/benchmarks/registry.md 2>/dev/null || true)
 cat > docs/benchmarks/registry.md <<DOC
 # Registry benchmark
 
@@ -155,4 +158,5 @@ Blob rates are the median of three rounds of 1 or 4 parallel \`curl -o /dev/null
 with \`ab\` because wrk 4.1 waits for a body after a HEAD response on a keep-alive connection. Each load runs ${secs} s.
 Peak RSS is VmHWM from /proc/PID/status, reset (\`echo 5 > /proc/PID/clear_refs\`) before each load.
 DOC
+[ -z "$load_section" ] || printf '\n%s\n' "$load_section" >> docs/benchmarks/registry.md
 cat docs/benchmarks/registry.md

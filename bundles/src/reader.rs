@@ -149,13 +149,22 @@ impl Bundle {
 
     /// A reader over any range of the uncompressed tar stream.
     pub fn open_range(&self, start: u64, len: u64) -> RangeReader {
-        RangeReader { bundle: self.clone(), start, len, pos: 0, frame: None, data: Vec::new(), scratch: None }
+        RangeReader {
+            bundle: self.clone(),
+            member: None,
+            start,
+            len,
+            pos: 0,
+            frame: None,
+            data: Vec::new(),
+            scratch: None,
+        }
     }
 
     pub fn open_member(&self, path: &str) -> Result<RangeReader> {
         let (offset, size) =
             self.member(path).ok_or_else(|| Error::invalid(self.inner.dir.join(path), "not in this bundle"))?;
-        Ok(self.open_range(offset, size))
+        Ok(RangeReader { member: Some(path.to_string()), ..self.open_range(offset, size) })
     }
 
     /// A member read whole (index.json, the lock, an SBOM, a manifest): refused beyond
@@ -227,6 +236,8 @@ impl BlobStore for Bundle {
 /// Reads a range of the uncompressed stream, one frame in memory at a time.
 pub struct RangeReader {
     bundle: Bundle,
+    /// The member read, for errors; `None` for a bare range of the archive.
+    member: Option<String>,
     start: u64,
     len: u64,
     pos: u64,
@@ -259,6 +270,17 @@ impl Read for RangeReader {
         }
         let abs = self.start + self.pos;
         let ustarts = &self.bundle.inner.ustarts;
+        if abs >= self.bundle.uncompressed_len() {
+            let what = match &self.member {
+                Some(m) => format!("member {m}"),
+                None => format!("the range of {} bytes at {}", self.len, self.start),
+            };
+            let at = self.bundle.inner.dir.display();
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{at}: {what} runs past the end of the archive ({} bytes)", self.bundle.uncompressed_len()),
+            ));
+        }
         let i = ustarts.partition_point(|&s| s <= abs) - 1;
         if self.frame != Some(i) {
             let scratch = match &mut self.scratch {

@@ -20,6 +20,21 @@ pub fn manifest_json(stores: &Stores, repo: &str, tag: &str) -> ApiResult<Option
     Ok(Some((d, v)))
 }
 
+/// The length of the blob a descriptor names, which must be the size the descriptor claims: a
+/// pushed manifest may claim any size, and what is sent is the stored blob, never more.
+pub fn described_blob_len(stores: &Stores, repo: &str, d: &Digest, declared: u64) -> ApiResult<u64> {
+    let stored = stores
+        .blob_len(repo, d)?
+        .ok_or_else(|| ApiError::new(Code::BlobUnknown, format!("blob {d} is not in {repo}")))?;
+    if stored != declared {
+        return Err(ApiError::new(
+            Code::Internal,
+            format!("{repo}: its manifest describes blob {d} as {declared} bytes, but the stored blob has {stored}"),
+        ));
+    }
+    Ok(stored)
+}
+
 pub fn read_small_blob(stores: &Stores, repo: &str, d: &Digest) -> ApiResult<Vec<u8>> {
     let len = stores
         .blob_len(repo, d)?

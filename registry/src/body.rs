@@ -3,7 +3,10 @@
 
 use std::io::{self, Read};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Frame;
@@ -31,7 +34,7 @@ pub fn empty() -> Body {
 }
 
 struct ChannelBody {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    rx: mpsc::Receiver<Chunk>,
 }
 
 impl http_body::Body for ChannelBody {
@@ -44,40 +47,91 @@ impl http_body::Body for ChannelBody {
 }
 
 /// Streams a blocking reader out, reading on the blocking pool only as fast as the client takes.
-pub fn stream(mut reader: Box<dyn Read + Send>) -> Body {
+/// A blocking thread is held only while there is room to read into: a client that stops reading
+/// parks its stream on the async side, not a thread of the pool every other request needs.
+pub fn stream(reader: Box<dyn Read + Send>) -> Body {
     let (tx, rx) = mpsc::channel(OUT_DEPTH);
-    tokio::task::spawn_blocking(move || loop {
-        let mut buf = vec![0u8; CHUNK];
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                buf.truncate(n);
-                if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                    break;
-                }
+    tokio::spawn(async move {
+        let mut reader = Some(reader);
+        while let Some(r) = reader.take() {
+            let fill = tx.clone();
+            let Ok((r, held)) = tokio::task::spawn_blocking(move || fill_until_full(r, &fill)).await else { return };
+            let Some(item) = held else { return };
+            // The channel was full: wait until the client has taken half of it, so that the next
+            // turn on the pool reads several chunks, then read on.
+            let Ok(mut room) = tx.reserve_many(OUT_DEPTH / 2).await else { return };
+            let failed = item.is_err();
+            room.next().expect("room was reserved").send(item);
+            if failed {
+                return;
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                break;
-            }
+            drop(room);
+            reader = Some(r);
         }
     });
     ChannelBody { rx }.boxed()
 }
 
+type Chunk = io::Result<Bytes>;
+
+/// Reads into the channel while it has room; hands back the reader and what did not fit, or
+/// `None` when the stream is over (ended, failed, or the client went away).
+fn fill_until_full(
+    mut reader: Box<dyn Read + Send>,
+    tx: &mpsc::Sender<Chunk>,
+) -> (Box<dyn Read + Send>, Option<Chunk>) {
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let item = match reader.read(&mut buf) {
+            Ok(0) => return (reader, None),
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(Bytes::from(buf))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+        let failed = item.is_err();
+        match tx.try_send(item) {
+            Ok(()) if !failed => {}
+            Err(mpsc::error::TrySendError::Full(item)) => return (reader, Some(item)),
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return (reader, None),
+        }
+    }
+}
+
 /// The request body as a blocking reader, for storage code running on the blocking pool.
 struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    rx: mpsc::Receiver<Chunk>,
     current: Bytes,
+    /// Bytes the body must still bring when its length was declared (a chunk's Content-Range).
+    left: Option<u64>,
+    /// Set once the whole body has arrived: the channel also closes when the request is dropped
+    /// half way (its client went away), and that must read as a failure, not as the end.
+    complete: Arc<AtomicBool>,
+}
+
+fn wrong_length(longer: bool) -> io::Error {
+    let what = if longer { "longer" } else { "shorter" };
+    io::Error::other(ApiError::new(
+        Code::RangeInvalid,
+        format!("the request body is {what} than the Content-Range it came with declares"),
+    ))
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
             match self.rx.blocking_recv() {
+                None if !self.complete.load(Ordering::SeqCst) => {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the request ended before its body"))
+                }
+                None if self.left.is_some_and(|l| l > 0) => return Err(wrong_length(false)),
                 None => return Ok(0),
                 Some(chunk) => self.current = chunk?,
+            }
+            if let Some(left) = &mut self.left {
+                *left = left.checked_sub(self.current.len() as u64).ok_or_else(|| wrong_length(true))?;
             }
         }
         let n = buf.len().min(self.current.len());
@@ -86,20 +140,36 @@ impl Read for ChannelReader {
     }
 }
 
-/// Runs `f` on the blocking pool with the request body to read, feeding it as it arrives.
+/// Runs `f` on the blocking pool with the request body to read, feeding it as it arrives; with
+/// `exact`, a body of any other length fails the read with `RANGE_INVALID`. A client that sends
+/// nothing for `stall` fails the read too, so it cannot hold a session and a thread for ever.
 pub async fn with_body_reader<T: Send + 'static>(
     mut body: Incoming,
+    exact: Option<u64>,
+    stall: Duration,
     f: impl FnOnce(&mut dyn Read) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     let (tx, rx) = mpsc::channel(DEPTH);
-    let task = tokio::task::spawn_blocking(move || f(&mut ChannelReader { rx, current: Bytes::new() }));
-    while let Some(frame) = body.frame().await {
+    let complete = Arc::new(AtomicBool::new(false));
+    let reader = ChannelReader { rx, current: Bytes::new(), left: exact, complete: complete.clone() };
+    let task = tokio::task::spawn_blocking(move || f(&mut { reader }));
+    loop {
+        let Ok(frame) = tokio::time::timeout(stall, body.frame()).await else {
+            let stalled =
+                format!("the client sent no part of the request body for {}", humantime::format_duration(stall));
+            let _ = tx.send(Err(io::Error::new(io::ErrorKind::TimedOut, stalled))).await;
+            break;
+        };
         let chunk = match frame {
-            Ok(f) => match f.into_data() {
+            None => {
+                complete.store(true, Ordering::SeqCst);
+                break;
+            }
+            Some(Ok(f)) => match f.into_data() {
                 Ok(data) => Ok(data),
                 Err(_) => continue,
             },
-            Err(e) => Err(io::Error::other(format!("request body: {e}"))),
+            Some(Err(e)) => Err(io::Error::other(format!("request body: {e}"))),
         };
         let failed = chunk.is_err();
         if tx.send(chunk).await.is_err() || failed {

@@ -11,7 +11,7 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{HeaderMap, Response};
 use serde_json::{json, Value};
 
-use crate::artifacts::{manifest_json, read_small_blob};
+use crate::artifacts::{described_blob_len, manifest_json, read_small_blob};
 use crate::body::{self, Body};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names::split_route;
@@ -107,12 +107,7 @@ pub(crate) async fn route(
         .iter()
         .find(|c| c.file == file)
         .ok_or_else(|| ApiError::new(Code::NotFound, format!("no chart file {file} under {prefix}/")))?;
-    let slice = BlobSlice {
-        repo: &chart.repo,
-        digest: &chart.layer,
-        base: 0,
-        len: chart.size,
-        content_type: "application/gzip",
-    };
+    let len = described_blob_len(&state.stores, &chart.repo, &chart.layer, chart.size)?;
+    let slice = BlobSlice { repo: &chart.repo, digest: &chart.layer, base: 0, len, content_type: "application/gzip" };
     blob_response(state, slice, headers, head).await
 }

@@ -108,7 +108,11 @@ impl ServeArgs {
             delete_enabled: !self.no_delete,
             allow_overwrite: self.allow_overwrite,
             access_log: if self.quiet { AccessLog::Off } else { AccessLog::Stderr },
-            limits: Limits { max_connections: self.max_connections, idle_timeout: self.idle_timeout, ..Limits::default() },
+            limits: Limits {
+                max_connections: self.max_connections,
+                idle_timeout: self.idle_timeout,
+                ..Limits::default()
+            },
             upload_expiry: self.upload_expiry,
             ..ServeConfig::default()
         })

@@ -22,7 +22,7 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-enum Target {
+pub(crate) enum Target {
     Catalog,
     Tags(String),
     Manifest(String, String),
@@ -32,7 +32,7 @@ enum Target {
     Referrers(String, String),
 }
 
-fn parse_target(rest: &str) -> ApiResult<Target> {
+pub(crate) fn parse_target(rest: &str) -> ApiResult<Target> {
     if rest == "_catalog" {
         return Ok(Target::Catalog);
     }
@@ -124,13 +124,19 @@ fn json_response(v: &Value, content_type: &str) -> Response<Body> {
 }
 
 /// `n` and `last` pagination over a sorted list; the link names the next page.
-fn paginate(all: Vec<String>, query: &HashMap<String, String>, base: &str) -> ApiResult<(Vec<String>, Option<String>)> {
+pub(crate) fn paginate(
+    all: Vec<String>,
+    query: &HashMap<String, String>,
+    base: &str,
+) -> ApiResult<(Vec<String>, Option<String>)> {
     let after: Vec<String> = match query.get("last") {
         Some(last) => all.into_iter().filter(|t| t > last).collect(),
         None => all,
     };
     let Some(n) = query.get("n") else { return Ok((after, None)) };
-    let n: usize = n.parse().map_err(|_| ApiError::new(Code::Unsupported, format!("n={n} is not a number")))?;
+    let n: usize = n.parse().map_err(|_| {
+        ApiError::new(Code::PaginationNumberInvalid, format!("n={n} is not a number of entries (0 or more)"))
+    })?;
     if after.len() <= n {
         return Ok((after, None));
     }
@@ -306,10 +312,14 @@ async fn put_manifest(
     if let Some(bad) = tag_params.iter().find(|t| !crate::names::valid_tag(t)) {
         return Err(invalid(format!("'{bad}' is not a valid tag")));
     }
-    let bytes = match Limited::new(req.into_body(), max as usize).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err(invalid(format!("cannot read the manifest: {e}"))),
+    let stall = state.limits.idle_timeout;
+    let bytes = match tokio::time::timeout(stall, Limited::new(req.into_body(), max as usize).collect()).await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
+        Ok(Err(e)) => return Err(invalid(format!("cannot read the manifest: {e}"))),
+        Err(_) => {
+            return Err(invalid(format!("the manifest did not arrive within {}", humantime::format_duration(stall))))
+        }
     };
     let manifest: Value =
         serde_json::from_slice(&bytes).map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
@@ -335,6 +345,22 @@ async fn put_manifest(
         ManifestRef::Digest(_) => Vec::new(),
     };
     tags.extend(tag_params);
+    if !state.allow_overwrite {
+        for t in &tags {
+            match state.stores.carried_tag(name, t)? {
+                Some(carried) if carried != digest => {
+                    return Err(ApiError::new(
+                        Code::Denied,
+                        format!(
+                            "{name}:{t} is carried by the bundle as {carried}; a push may not change what it serves \
+                             (the registry's operator can allow it with --allow-overwrite)"
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
     writer.put_manifest(
         name,
         NewManifest { digest: &digest, bytes: &bytes, media_type: &media_type, tags: &tags, referrer },
@@ -420,41 +446,74 @@ async fn start_upload(
             return Ok(blob_created(name, &d));
         }
     }
+    let digest = query.get("digest").map(|d| parse_digest(d)).transpose()?;
     let id = writer.start_upload(name)?;
-    let Some(digest) = query.get("digest") else {
+    let Some(d) = digest else {
         return Ok(upload_response(202, name, &id, 0));
     };
-    let d = parse_digest(digest)?;
-    append_body(state, name, &id, None, req).await?;
-    finish(state, name, &id, d).await
+    receive(state, name, &id, None, Then::Finish(d.clone()), req).await?;
+    Ok(blob_created(name, &d))
 }
 
-async fn append_body(
+/// What follows a request body appended to a session.
+enum Then {
+    /// A PATCH: the session goes on. A chunk that fails is not kept and may be sent again,
+    /// unless the storage itself failed (a full disk), which ends the session.
+    GoOn,
+    /// A PUT, or a POST with the whole blob: the upload ends here, and whatever stops it ends
+    /// its session.
+    Finish(Digest),
+}
+
+/// Appends the request body at `offset` (the session's length when `None`) and does what
+/// follows, all on the blocking pool: there it runs to the end even when the client goes away
+/// mid-body and the request's future is dropped, so no session is left half done. With a
+/// Content-Range, the body must be exactly as long as the range says.
+async fn receive(
     state: &Arc<State>,
     name: &str,
     id: &str,
-    offset: Option<u64>,
+    range: Option<(u64, u64)>,
+    then: Then,
     req: Request<Incoming>,
 ) -> ApiResult<u64> {
+    let exact = range.map(|(start, end)| end - start + 1);
+    let declared = header_str(req.headers(), "content-length").and_then(|l| l.parse::<u64>().ok());
     let stores = state.stores.clone();
     let (name, id) = (name.to_string(), id.to_string());
-    body::with_body_reader(req.into_body(), move |r| {
+    let wrong_length = match (exact, declared) {
+        (Some(want), Some(got)) if want != got => Some(ApiError::new(
+            Code::RangeInvalid,
+            format!("the chunk is {got} bytes long, but its Content-Range declares {want}"),
+        )),
+        _ => None,
+    };
+    body::with_body_reader(req.into_body(), exact, state.limits.idle_timeout, move |r| {
         let w = stores.writer_or_refuse()?;
-        let offset = match offset {
-            Some(o) => o,
-            None => w.upload_len(&name, &id)?.ok_or_else(|| {
-                ApiError::new(Code::BlobUploadUnknown, format!("no upload {id} in progress for {name}"))
-            })?,
-        };
-        w.append_upload(&name, &id, offset, r)
+        let received = (|| {
+            if let Some(e) = wrong_length {
+                return Err(e);
+            }
+            let offset = match range {
+                Some((start, _)) => start,
+                None => w.upload_len(&name, &id)?.ok_or_else(|| {
+                    ApiError::new(Code::BlobUploadUnknown, format!("no upload {id} in progress for {name}"))
+                })?,
+            };
+            let len = w.append_upload(&name, &id, offset, r)?;
+            if let Then::Finish(d) = &then {
+                w.finish_upload(&name, &id, d)?;
+            }
+            Ok(len)
+        })();
+        if let Err(e) = &received {
+            if matches!(then, Then::Finish(_)) || e.status >= 500 {
+                let _ = w.cancel_upload(&name, &id);
+            }
+        }
+        received
     })
     .await?
-}
-
-async fn finish(state: &Arc<State>, name: &str, id: &str, d: Digest) -> ApiResult<Response<Body>> {
-    let (stores, n, i, dd) = (state.stores.clone(), name.to_string(), id.to_string(), d.clone());
-    body::blocking(move || stores.writer_or_refuse()?.finish_upload(&n, &i, &dd)).await?;
-    Ok(blob_created(name, &d))
 }
 
 fn upload_len(state: &State, name: &str, id: &str) -> ApiResult<u64> {
@@ -469,29 +528,42 @@ fn upload_status(state: &State, name: &str, id: &str) -> ApiResult<Response<Body
     Ok(upload_response(204, name, id, upload_len(state, name, id)?))
 }
 
-/// The start of `Content-Range: <start>-<end>` (also accepting a `bytes ` prefix).
-fn content_range_start(req: &Request<Incoming>) -> ApiResult<Option<u64>> {
+/// `<start>-<end>` (also with a `bytes ` or `bytes=` prefix and a `/<total>` suffix), inclusive,
+/// `start <= end`.
+pub(crate) fn parse_content_range(text: &str) -> Option<(u64, u64)> {
+    let spec = text.trim();
+    let spec = spec.strip_prefix("bytes ").or_else(|| spec.strip_prefix("bytes=")).unwrap_or(spec);
+    let spec = spec.split_once('/').map_or(spec, |(range, _)| range);
+    let (start, end) = spec.split_once('-')?;
+    let (start, end): (u64, u64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
+    (start <= end).then_some((start, end))
+}
+
+fn content_range(req: &Request<Incoming>) -> ApiResult<Option<(u64, u64)>> {
     let Some(text) = header_str(req.headers(), "content-range") else { return Ok(None) };
-    let spec = text.trim().trim_start_matches("bytes ").trim_start_matches("bytes=");
-    let start = spec.split(['-', '/']).next().and_then(|s| s.parse().ok());
-    start
+    parse_content_range(text)
         .map(Some)
         .ok_or_else(|| ApiError::new(Code::RangeInvalid, format!("Content-Range '{text}' is not <start>-<end>")))
 }
 
+/// The answer to a chunk that does not start where the session ends: 416, with where to resume.
+/// The session is kept, for the client to send the right chunk.
+fn out_of_order(name: &str, id: &str, current: u64) -> Response<Body> {
+    let e = ApiError::new(Code::RangeInvalid, format!("upload {id} has {current} bytes; the chunk must start there"));
+    let mut resp = crate::routes::error_response(&e);
+    let h = resp.headers_mut();
+    h.insert(LOCATION, format!("/v2/{name}/blobs/uploads/{id}").parse().expect("header value"));
+    h.insert(RANGE, format!("0-{}", current.saturating_sub(1)).parse().expect("header value"));
+    resp
+}
+
 async fn patch_upload(state: &Arc<State>, name: &str, id: &str, req: Request<Incoming>) -> ApiResult<Response<Body>> {
     let current = upload_len(state, name, id)?;
-    let offset = content_range_start(&req)?;
-    if offset.is_some_and(|o| o != current) {
-        let e =
-            ApiError::new(Code::RangeInvalid, format!("upload {id} has {current} bytes; the chunk must start there"));
-        let mut resp = crate::routes::error_response(&e);
-        let h = resp.headers_mut();
-        h.insert(LOCATION, format!("/v2/{name}/blobs/uploads/{id}").parse().expect("header value"));
-        h.insert(RANGE, format!("0-{}", current.saturating_sub(1)).parse().expect("header value"));
-        return Ok(resp);
+    let range = content_range(&req)?;
+    if range.is_some_and(|(start, _)| start != current) {
+        return Ok(out_of_order(name, id, current));
     }
-    let len = append_body(state, name, id, offset, req).await?;
+    let len = receive(state, name, id, range, Then::GoOn, req).await?;
     Ok(upload_response(202, name, id, len))
 }
 
@@ -502,14 +574,28 @@ async fn finish_upload(
     query: &HashMap<String, String>,
     req: Request<Incoming>,
 ) -> ApiResult<Response<Body>> {
-    let d = parse_digest(
-        query
-            .get("digest")
-            .ok_or_else(|| ApiError::new(Code::DigestInvalid, "the digest query parameter is required"))?,
-    )?;
-    let offset = content_range_start(&req)?;
-    append_body(state, name, id, offset, req).await?;
-    finish(state, name, id, d).await
+    let current = upload_len(state, name, id)?;
+    if let Ok(Some((start, _))) = content_range(&req) {
+        if start != current {
+            return Ok(out_of_order(name, id, current));
+        }
+    }
+    let digest = query
+        .get("digest")
+        .ok_or_else(|| ApiError::new(Code::DigestInvalid, "the digest query parameter is required"))
+        .and_then(|d| parse_digest(d));
+    let range = content_range(&req);
+    let (d, range) = match (digest, range) {
+        (Ok(d), Ok(range)) => (d, range),
+        // The PUT closes the upload whatever its outcome, as distribution does on a digest mismatch.
+        (Err(e), _) | (_, Err(e)) => {
+            let (stores, n, i) = (state.stores.clone(), name.to_string(), id.to_string());
+            body::blocking(move || stores.writer_or_refuse()?.cancel_upload(&n, &i)).await?;
+            return Err(e);
+        }
+    };
+    receive(state, name, id, range, Then::Finish(d.clone()), req).await?;
+    Ok(blob_created(name, &d))
 }
 
 fn referrers(state: &State, name: &str, digest: &str, query: &HashMap<String, String>) -> ApiResult<Response<Body>> {

@@ -20,6 +20,7 @@ pub enum Code {
     Unsupported,
     RangeInvalid,
     NotFound,
+    PaginationNumberInvalid,
     Internal,
 }
 
@@ -41,6 +42,7 @@ impl Code {
             Code::Unsupported => "UNSUPPORTED",
             Code::RangeInvalid => "RANGE_INVALID",
             Code::NotFound => "NOT_FOUND",
+            Code::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             Code::Internal => "INTERNAL_ERROR",
         }
     }
@@ -80,9 +82,25 @@ impl ApiError {
         self
     }
 
-    /// A failure of the server's own storage, reported without leaking more than the path.
+    /// A failure of the server's own storage, reported without leaking more than the path; a
+    /// full disk is 507, which clients report as the server's problem rather than their upload's.
     pub fn io(context: impl std::fmt::Display, e: std::io::Error) -> ApiError {
-        ApiError::new(Code::Internal, format!("{context}: {e}"))
+        match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                ApiError::new(Code::Internal, format!("the registry's storage is full: {context}: {e}"))
+                    .with_status(507)
+            }
+            _ => ApiError::new(Code::Internal, format!("{context}: {e}")),
+        }
+    }
+
+    /// A request body that did not arrive whole: the client's failure (`BLOB_UPLOAD_INVALID`),
+    /// or a refusal raised while reading it, such as a chunk that does not fill its Content-Range.
+    pub fn request_body(what: impl std::fmt::Display, e: std::io::Error) -> ApiError {
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<ApiError>()) {
+            Some(refusal) => refusal.clone(),
+            None => ApiError::new(Code::BlobUploadInvalid, format!("{what}: {e}")),
+        }
     }
 
     pub fn body(&self) -> Vec<u8> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hyper::{HeaderMap, Response};
 
-use crate::artifacts::{manifest_json, percent_decode, single_layer};
+use crate::artifacts::{described_blob_len, manifest_json, percent_decode, single_layer};
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{split_route, valid_tag};
@@ -27,7 +27,7 @@ pub(crate) async fn route(
     let not_here = || ApiError::new(Code::NotFound, format!("{repo}:{tag} has no file named {title}"));
     let (_, manifest) = manifest_json(&state.stores, repo, tag)?.ok_or_else(not_here)?;
     let layer = single_layer(&manifest).filter(|l| l.title.as_deref() == Some(title.as_str())).ok_or_else(not_here)?;
-    let slice =
-        BlobSlice { repo, digest: &layer.digest, base: 0, len: layer.size, content_type: "application/octet-stream" };
+    let len = described_blob_len(&state.stores, repo, &layer.digest, layer.size)?;
+    let slice = BlobSlice { repo, digest: &layer.digest, base: 0, len, content_type: "application/octet-stream" };
     blob_response(state, slice, headers, head).await
 }

@@ -11,7 +11,7 @@ use bundles::artifact::GIT_LAYER_MEDIA_TYPE;
 use hyper::header::HeaderMap;
 use hyper::Response;
 
-use crate::artifacts::{manifest_json, single_layer};
+use crate::artifacts::{described_blob_len, manifest_json, single_layer};
 use crate::body::{self, Body};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{check_name, valid_tag};
@@ -24,8 +24,9 @@ pub struct TarIndex {
 }
 
 impl TarIndex {
-    /// Reads the tar once. The repository may sit at the top of the tar or in one directory.
-    pub fn build(reader: impl Read) -> std::io::Result<TarIndex> {
+    /// Reads the tar (`len` bytes) once. The repository may sit at the top of the tar or in one
+    /// directory.
+    pub fn build(reader: impl Read, len: u64) -> std::io::Result<TarIndex> {
         let mut all = HashMap::new();
         let mut archive = tar::Archive::new(reader);
         for entry in archive.entries()? {
@@ -34,7 +35,14 @@ impl TarIndex {
                 continue;
             }
             let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
-            all.insert(path, (entry.raw_file_position(), entry.size()));
+            let (offset, size) = (entry.raw_file_position(), entry.size());
+            if offset.checked_add(size).is_none_or(|end| end > len) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{path} runs past the end of the {len}-byte tar"),
+                ));
+            }
+            all.insert(path, (offset, size));
         }
         let root = all
             .keys()
@@ -56,7 +64,7 @@ pub(crate) async fn route(state: &Arc<State>, rest: &str, head: bool) -> ApiResu
     };
     check_name(repo)?;
     let (stores, repo_owned, tag_owned) = (state.stores.clone(), repo.to_string(), tag.map(str::to_string));
-    let layer = body::blocking(move || {
+    let (layer, len) = body::blocking(move || {
         let tag = match tag_owned {
             Some(t) => t,
             None => {
@@ -78,10 +86,12 @@ pub(crate) async fn route(state: &Arc<State>, rest: &str, head: bool) -> ApiResu
         };
         let not_git = || ApiError::new(Code::NotFound, format!("{repo_owned}:{tag} is not a git repository artifact"));
         let (_, manifest) = manifest_json(&stores, &repo_owned, &tag)?.ok_or_else(not_git)?;
-        single_layer(&manifest).filter(|l| l.media_type == GIT_LAYER_MEDIA_TYPE).ok_or_else(not_git)
+        let layer = single_layer(&manifest).filter(|l| l.media_type == GIT_LAYER_MEDIA_TYPE).ok_or_else(not_git)?;
+        let len = described_blob_len(&stores, &repo_owned, &layer.digest, layer.size)?;
+        Ok((layer, len))
     })
     .await?;
-    let index = tar_index(state, repo, &layer.digest, layer.size).await?;
+    let index = tar_index(state, repo, &layer.digest, len).await?;
     let (offset, size) =
         *index.files.get(path).ok_or_else(|| ApiError::new(Code::NotFound, format!("{repo}.git has no {path}")))?;
     let slice =
@@ -96,7 +106,7 @@ async fn tar_index(state: &Arc<State>, repo: &str, d: &bundles::digest::Digest, 
     let (stores, r, dd) = (state.stores.clone(), repo.to_string(), d.clone());
     let index = body::blocking(move || {
         let reader = stores.open_blob(&r, &dd, 0, size)?;
-        TarIndex::build(reader)
+        TarIndex::build(reader, size)
             .map_err(|e| ApiError::new(Code::Internal, format!("git layer {dd} of {r} is not a readable tar: {e}")))
     })
     .await?;
@@ -128,7 +138,7 @@ mod tests {
                 (&format!("{prefix}HEAD"), b"ref: refs/heads/main\n"),
                 (&format!("{prefix}info/refs"), b"abc\trefs/heads/main\n"),
             ]);
-            let index = TarIndex::build(&tar[..]).unwrap();
+            let index = TarIndex::build(&tar[..], tar.len() as u64).unwrap();
             let (off, size) = index.files["info/refs"];
             assert_eq!(&tar[off as usize..(off + size) as usize], b"abc\trefs/heads/main\n", "prefix {prefix:?}");
             assert!(index.files.contains_key("HEAD"));

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper::service::service_fn;
 use http_body_util::BodyExt;
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -236,7 +236,8 @@ where
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
     let serving = watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
     tokio::pin!(serving);
-    let check = (limits.idle_timeout.min(limits.header_timeout) / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let check =
+        (limits.idle_timeout.min(limits.header_timeout) / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = &mut serving => return,

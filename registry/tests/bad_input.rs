@@ -262,3 +262,76 @@ fn two_clients_pushing_the_same_blob_both_succeed() {
         assert!(got[..] == content[..], "{repo} serves the whole blob");
     }
 }
+
+/// Pushes a small manifest under each tag, through the API, to the registry at `base`.
+fn push_tags(base: &str, repo: &str, tags: &[&str]) {
+    let c = http();
+    let config = b"{}";
+    let d = sha256(config);
+    // POST, then PUT: distribution 2.8 takes no blob in the POST itself.
+    let resp = c.post(format!("{base}/v2/{repo}/blobs/uploads/")).send().unwrap();
+    assert_eq!(resp.status(), 202);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let location = if location.starts_with('/') { format!("{base}{location}") } else { location };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let resp = c.put(format!("{location}{sep}digest={d}")).body(config.to_vec()).send().unwrap();
+    assert_eq!(resp.status(), 201);
+    for tag in tags {
+        let resp = c
+            .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+            .header("Content-Type", MANIFEST)
+            .body(manifest_for(&d, config.len()))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+}
+
+/// A catalog asked for `n` entries pages as distribution pages it; an `n` that is not a number
+/// of entries is refused with PAGINATION_NUMBER_INVALID, as the distribution API names it and
+/// distribution 3 answers (Debian's 2.8 ignores such an `n`, and does not page tags at all).
+#[test]
+fn pagination_numbers_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = storage_server(dir.path());
+    let peer = testkit::Distribution::start(testkit::DistributionOpts { tls: false, auth: false }).unwrap();
+    for base in [ours.url(""), peer.url()] {
+        push_tags(&base, "pages/one", &["a", "b", "c"]);
+        push_tags(&base, "pages/two", &["x"]);
+    }
+    let answer = |base: &str, path: &str| {
+        let resp = bare_http().get(format!("{base}{path}")).send().unwrap();
+        let (status, link) = (resp.status().as_u16(), resp.headers().get("link").is_some());
+        let body: serde_json::Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap_or_default();
+        let listed = body.get("tags").or_else(|| body.get("repositories")).cloned();
+        (status, body["errors"][0]["code"].as_str().map(str::to_string), listed, link)
+    };
+    let mut differ = Vec::new();
+    for n in ["1", "2", "100"] {
+        let path = format!("/v2/_catalog?n={n}");
+        let (a, b) = (answer(&ours.url(""), &path), answer(&peer.url(), &path));
+        if a != b {
+            differ.push(format!("{path}: ours {a:?}, distribution {b:?}"));
+        }
+    }
+    assert!(differ.is_empty(), "answers differ:\n{}", differ.join("\n"));
+    for n in ["-1", "abc", "1.5", "99999999999999999999999"] {
+        for path in [format!("/v2/pages/one/tags/list?n={n}"), format!("/v2/_catalog?n={n}")] {
+            let (status, code, _, _) = answer(&ours.url(""), &path);
+            assert_eq!((status, code.as_deref()), (400, Some("PAGINATION_NUMBER_INVALID")), "{path}");
+        }
+    }
+}
+
+#[test]
+fn an_unsatisfiable_range_names_the_blob_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = storage_server(dir.path());
+    let d = push_blob(&server, "a", b"0123456789");
+    let resp = http().get(server.url(&format!("/v2/a/blobs/{d}"))).header("Range", "bytes=10-").send().unwrap();
+    assert_eq!(resp.status(), 416);
+    assert_eq!(resp.headers()["content-range"], "bytes */10");
+    assert_eq!(error_code(resp), "RANGE_INVALID");
+    let resp = http().get(server.url(&format!("/v2/a/blobs/{d}"))).header("Range", "bytes=2-4").send().unwrap();
+    assert_eq!((resp.status().as_u16(), resp.text().unwrap()), (206, "234".to_string()));
+}

@@ -224,3 +224,20 @@ fn bad_credentials_and_a_missing_bucket_are_clear_at_start_up() {
     let err = start_error(ServeConfig { storage: Some(StorageConfig::S3(Box::new(nowhere))), ..Default::default() });
     assert!(err.contains("cannot reach"), "{err}");
 }
+
+#[test]
+fn a_bucket_gone_away_is_reported_without_a_presigned_url() {
+    let s3 = MinioServer::start().unwrap();
+    s3.create_bucket("gone").unwrap();
+    let server = s3_server(&s3, "gone");
+    let endpoint = s3.endpoint();
+    drop(s3);
+    for path in ["/v2/a/tags/list", "/v2/a/manifests/1.0", "/v2/_catalog"] {
+        let resp = http().get(server.url(path)).send().unwrap();
+        assert_eq!(resp.status(), 500, "{path}");
+        let message = resp.text().unwrap();
+        assert!(message.contains(&endpoint), "{path}: the failure names the endpoint: {message}");
+        // A presigned URL's query holds the access key and a signature valid for minutes.
+        assert!(!message.contains("X-Amz-") && !message.contains("?"), "{path}: {message}");
+    }
+}

@@ -16,6 +16,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bundles::digest::{blob_path, Digest};
 use serde_json::Value;
@@ -23,8 +24,6 @@ use serde_json::Value;
 use super::{subject_of, NewManifest, Storage, StoredManifest, WritableStorage};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{hash_reader, parse_digest};
-
-pub const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 pub struct DirStore {
     root: PathBuf,
@@ -51,13 +50,35 @@ fn remove_opt(path: &Path) -> ApiResult<bool> {
     }
 }
 
-/// Writes through a temporary file and a rename, so readers never see half a file.
+/// Writes through a temporary file and a rename, so readers never see half a file, and a
+/// failure (a full disk) leaves nothing behind.
 fn write_atomic(path: &Path, bytes: &[u8]) -> ApiResult<()> {
     let dir = path.parent().expect("store paths have a parent");
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let tmp = dir.join(format!(".tmp-{}", random_id()));
-    fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
+    let written =
+        fs::write(&tmp, bytes).map_err(io_err(&tmp)).and_then(|()| fs::rename(&tmp, path).map_err(io_err(path)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Copies a request body into the session file, telling the client's failures (the body) from
+/// the server's (the disk).
+fn copy_chunk(id: &str, data: &mut dyn Read, f: &mut File, file: &Path) -> ApiResult<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut copied = 0u64;
+    loop {
+        let n = match data.read(&mut buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ApiError::request_body(format!("upload {id}"), e)),
+        };
+        f.write_all(&buf[..n]).map_err(io_err(file))?;
+        copied += n as u64;
+    }
 }
 
 pub fn random_id() -> String {
@@ -90,27 +111,7 @@ impl DirStore {
             fs::create_dir_all(&p)
                 .map_err(|e| anyhow::anyhow!("cannot create storage directory {}: {e}", p.display()))?;
         }
-        let store = DirStore { root: root.to_path_buf() };
-        store.drop_abandoned_uploads()?;
-        Ok(store)
-    }
-
-    /// Sessions untouched for [`ABANDONED_AFTER`] belong to clients that were killed or gave
-    /// up; their partial content would otherwise stay on disk for ever.
-    fn drop_abandoned_uploads(&self) -> anyhow::Result<()> {
-        let dir = self.root.join("uploads");
-        for entry in fs::read_dir(&dir).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))? {
-            let path = entry?.path();
-            // The content file is touched by every chunk; its `.repo` companion only at the start.
-            if path.extension().is_some() {
-                continue;
-            }
-            let age = fs::metadata(&path)?.modified()?.elapsed().unwrap_or_default();
-            if age > ABANDONED_AFTER {
-                self.end_session(&path);
-            }
-        }
-        Ok(())
+        Ok(DirStore { root: root.to_path_buf() })
     }
 
     fn repo(&self, repo: &str) -> PathBuf {
@@ -269,10 +270,12 @@ impl WritableStorage for DirStore {
                 format!("upload {id} has {len} bytes; a chunk starting at {offset} does not follow on"),
             ));
         }
-        let copied =
-            io::copy(data, &mut f).map_err(|e| ApiError::new(Code::BlobUploadInvalid, format!("upload {id}: {e}")))?;
-        f.flush().map_err(io_err(&file))?;
-        Ok(len + copied)
+        let copied = copy_chunk(id, data, &mut f, &file);
+        if copied.is_err() {
+            // A chunk is kept whole or not at all, so the session's length stays true.
+            f.set_len(len).map_err(io_err(&file))?;
+        }
+        Ok(len + copied?)
     }
 
     fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> ApiResult<()> {
@@ -292,6 +295,27 @@ impl WritableStorage for DirStore {
         })();
         self.end_session(&file);
         result
+    }
+
+    fn expire_uploads(&self, idle_for: Duration) -> ApiResult<usize> {
+        let dir = self.root.join("uploads");
+        let mut ended = 0;
+        for name in sorted_names(&dir)?.unwrap_or_default() {
+            // The content file is touched by every chunk; its `.repo` companion only at the start,
+            // and alone it is a session whose start was cut short.
+            let content = dir.join(name.trim_end_matches(".repo"));
+            let touched = fs::metadata(&content).or_else(|_| fs::metadata(dir.join(&name))).and_then(|m| m.modified());
+            let idle = match touched {
+                Ok(t) => t.elapsed().unwrap_or_default(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(ApiError::io(content.display(), e)),
+            };
+            if idle > idle_for {
+                self.end_session(&content);
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     fn cancel_upload(&self, repo: &str, id: &str) -> ApiResult<bool> {
@@ -387,16 +411,42 @@ mod tests {
     }
 
     #[test]
-    fn abandoned_uploads_are_dropped_on_open() {
+    fn idle_uploads_expire() {
         let tmp = tempfile::tempdir().unwrap();
         let store = DirStore::open(tmp.path()).unwrap();
-        let (old, fresh) = (store.start_upload("a").unwrap(), store.start_upload("a").unwrap());
-        let long_ago = std::time::SystemTime::now() - ABANDONED_AFTER - std::time::Duration::from_secs(60);
+        let (old, fresh, cut) =
+            (store.start_upload("a").unwrap(), store.start_upload("a").unwrap(), store.start_upload("a").unwrap());
+        let hour = Duration::from_secs(3600);
+        let long_ago = std::time::SystemTime::now() - 2 * hour;
         File::options().write(true).open(store.upload_file(&old).unwrap()).unwrap().set_modified(long_ago).unwrap();
-        let store = DirStore::open(tmp.path()).unwrap();
+        // A session whose start was cut short between its two files.
+        let cut = store.upload_file(&cut).unwrap();
+        fs::remove_file(&cut).unwrap();
+        File::options().write(true).open(cut.with_extension("repo")).unwrap().set_modified(long_ago).unwrap();
+        assert_eq!(store.expire_uploads(hour).unwrap(), 2);
         assert!(store.upload_len("a", &old).unwrap().is_none());
         assert!(!store.upload_file(&old).unwrap().with_extension("repo").exists());
+        assert!(!cut.with_extension("repo").exists());
         assert_eq!(store.upload_len("a", &fresh).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn a_chunk_that_fails_half_way_is_not_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::open(tmp.path()).unwrap();
+        let id = store.start_upload("a").unwrap();
+        store.append_upload("a", &id, 0, &mut &b"abc"[..]).unwrap();
+        let mut cut = (&b"def"[..]).chain(FailingRead);
+        assert_eq!(store.append_upload("a", &id, 3, &mut cut).unwrap_err().code, Code::BlobUploadInvalid);
+        assert_eq!(store.upload_len("a", &id).unwrap(), Some(3));
+    }
+
+    struct FailingRead;
+
+    impl Read for FailingRead {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::ConnectionReset, "the client went away"))
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod bundle;
 mod dir;
 mod s3;
+mod verified;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -64,11 +65,14 @@ pub trait WritableStorage: Send + Sync {
     /// Bytes received so far; `None` for an unknown session.
     fn upload_len(&self, repo: &str, id: &str) -> ApiResult<Option<u64>>;
     /// Appends at `offset`, which must be the current length (else `RANGE_INVALID`); returns
-    /// the new length.
+    /// the new length. A chunk that fails is not kept at all.
     fn append_upload(&self, repo: &str, id: &str, offset: u64, data: &mut dyn Read) -> ApiResult<u64>;
     /// Checks the content against `digest` and makes it a blob of `repo`; the session ends either way.
     fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> ApiResult<()>;
     fn cancel_upload(&self, repo: &str, id: &str) -> ApiResult<bool>;
+    /// Ends every session that received nothing for `idle_for` (its client was killed or gave
+    /// up); returns how many.
+    fn expire_uploads(&self, idle_for: std::time::Duration) -> ApiResult<usize>;
     /// Links a blob this store already holds into `repo`; `false` when it does not hold it.
     fn mount_blob(&self, repo: &str, d: &Digest) -> ApiResult<bool>;
     fn put_manifest(&self, repo: &str, m: NewManifest<'_>) -> ApiResult<()>;
@@ -124,6 +128,16 @@ impl Stores {
 
     pub fn resolve_tag(&self, repo: &str, tag: &str) -> ApiResult<Option<Digest>> {
         self.first(|l| l.resolve_tag(repo, tag))
+    }
+
+    /// What `repo:tag` is in the read-only layers (the bundles), whatever a push laid over it.
+    pub fn carried_tag(&self, repo: &str, tag: &str) -> ApiResult<Option<Digest>> {
+        for l in self.layers.iter().filter(|l| l.writable().is_none()) {
+            if let Some(d) = l.resolve_tag(repo, tag)? {
+                return Ok(Some(d));
+            }
+        }
+        Ok(None)
     }
 
     pub fn manifest(&self, repo: &str, d: &Digest) -> ApiResult<Option<StoredManifest>> {

@@ -28,7 +28,7 @@ use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use serde_json::Value;
 
-use super::dir::{random_id, ABANDONED_AFTER};
+use super::dir::random_id;
 use super::{subject_of, NewManifest, Storage, StoredManifest, WritableStorage};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{hash_reader, parse_digest};
@@ -141,6 +141,22 @@ fn s3_error_text(body: &str) -> String {
     }
 }
 
+/// `text` with the query of every URL in it cut off: an error from the HTTP client names the
+/// request's URL, and a presigned URL's query is a credential for as long as it is valid.
+fn without_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let url_end =
+            rest[at..].find(|c: char| c.is_whitespace() || c == ')' || c == '"').map_or(rest.len(), |e| at + e);
+        let query = rest[at..url_end].find('?').map_or(url_end, |q| at + q);
+        out.push_str(&rest[..query]);
+        rest = &rest[url_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn credentials(loc: &S3Location) -> anyhow::Result<Credentials> {
     if let Some((key, secret)) = &loc.credentials {
         return Ok(Credentials::new(key, secret));
@@ -177,11 +193,9 @@ impl S3Store {
         let mut probe = store.bucket.list_objects_v2(Some(&store.credentials));
         probe.with_prefix(store.prefix.as_str());
         probe.with_max_keys(1);
-        let resp = store
-            .client
-            .get(probe.sign(SIGNED_FOR))
-            .send()
-            .map_err(|e| anyhow::anyhow!("cannot reach the S3 endpoint of {loc}: {e}"))?;
+        let resp = store.client.get(probe.sign(SIGNED_FOR)).send().map_err(|e| {
+            anyhow::anyhow!("cannot reach the S3 endpoint of {loc}: {}", without_queries(&e.to_string()))
+        })?;
         let status = resp.status();
         if !status.is_success() {
             let why = s3_error_text(&resp.text().unwrap_or_default());
@@ -196,21 +210,7 @@ impl S3Store {
                 _ => anyhow::bail!("S3 {loc}: listing the bucket answered {status} ({why})"),
             }
         }
-        store.drop_abandoned_uploads().map_err(|e| anyhow::anyhow!(e.message))?;
         Ok(store)
-    }
-
-    /// Sessions untouched for [`ABANDONED_AFTER`] belong to clients that were killed or gave up;
-    /// their pieces would otherwise stay in the bucket for ever.
-    fn drop_abandoned_uploads(&self) -> ApiResult<()> {
-        for session in self.list("_uploads/", true)?.dirs {
-            let newest = self.list(&session, false)?.newest;
-            let age = newest.and_then(|t| humantime::parse_rfc3339(&t).ok()).and_then(|t| t.elapsed().ok());
-            if age.is_some_and(|a| a > ABANDONED_AFTER) {
-                self.end_session(session.trim_start_matches("_uploads/").trim_end_matches('/'))?;
-            }
-        }
-        Ok(())
     }
 
     fn key(&self, rel: &str) -> String {
@@ -218,7 +218,7 @@ impl S3Store {
     }
 
     fn err(&self, what: &str, detail: impl std::fmt::Display) -> ApiError {
-        ApiError::new(Code::Internal, format!("S3 {}: {what}: {detail}", self.name))
+        ApiError::new(Code::Internal, format!("S3 {}: {what}: {}", self.name, without_queries(&detail.to_string())))
     }
 
     /// Sends, and turns a transport failure or an unexpected status into an error naming `what`;
@@ -633,19 +633,45 @@ impl WritableStorage for S3Store {
             ));
         }
         let mut at = len;
+        let mut put = Vec::new();
         let mut buf = Vec::with_capacity(PIECE);
-        loop {
-            read_piece(data, &mut buf)
-                .map_err(|e| ApiError::new(Code::BlobUploadInvalid, format!("upload {id}: {e}")))?;
+        let copied = loop {
+            if let Err(e) = read_piece(data, &mut buf) {
+                break Err(ApiError::request_body(format!("upload {id}"), e));
+            }
             if buf.is_empty() {
-                return Ok(at);
+                break Ok(at);
             }
             let n = buf.len() as u64;
             // Zero-padded offsets list in order.
-            self.put(&format!("_uploads/{id}/{at:020}"), std::mem::take(&mut buf))?;
+            let key = format!("_uploads/{id}/{at:020}");
+            if let Err(e) = self.put(&key, std::mem::take(&mut buf)) {
+                break Err(e);
+            }
+            put.push(key);
             at += n;
             buf.reserve(PIECE);
+        };
+        if copied.is_err() {
+            // A chunk is kept whole or not at all, so the session's length stays true.
+            for key in &put {
+                self.remove(key)?;
+            }
         }
+        copied
+    }
+
+    fn expire_uploads(&self, idle_for: Duration) -> ApiResult<usize> {
+        let mut ended = 0;
+        for session in self.list("_uploads/", true)?.dirs {
+            let newest = self.list(&session, false)?.newest;
+            let idle = newest.and_then(|t| humantime::parse_rfc3339(&t).ok()).and_then(|t| t.elapsed().ok());
+            if idle.is_some_and(|a| a > idle_for) {
+                self.end_session(session.trim_start_matches("_uploads/").trim_end_matches('/'))?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> ApiResult<()> {
@@ -751,6 +777,16 @@ mod tests {
         for bad in ["s3://", "s3://b?endpoint=notaurl", "s3://b?colour=red", "s3://a b?endpoint=http://h"] {
             assert!(S3Location::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn errors_never_carry_a_presigned_query() {
+        let text = "error sending request for url (http://127.0.0.1:9/b/k?X-Amz-Signature=abc&X-Amz-Credential=k) \
+                    then http://h/x?y=1 and https://h/z";
+        assert_eq!(
+            without_queries(text),
+            "error sending request for url (http://127.0.0.1:9/b/k) then http://h/x and https://h/z"
+        );
     }
 
     #[test]

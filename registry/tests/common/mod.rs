@@ -317,3 +317,189 @@ pub fn error_code(resp: reqwest::blocking::Response) -> String {
     let v: Value = serde_json::from_slice(&resp.bytes().unwrap()).expect("error bodies are JSON");
     v["errors"][0]["code"].as_str().expect("an error code").to_string()
 }
+
+/// The registry in a process of its own, so its open-file limit, CPU time and memory are its own
+/// and can be read from /proc. The process is the calling test binary running its ignored test
+/// `test_name`, which calls [`registry_process_main`]; the settings travel in the environment.
+pub struct ChildRegistry {
+    pub addr: SocketAddr,
+    pub max_connections: usize,
+    child: std::process::Child,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+const CHILD_BUNDLE: &str = "AIRGAP_TEST_CHILD_BUNDLE";
+const CHILD_HEADER_TIMEOUT: &str = "AIRGAP_TEST_CHILD_HEADER_TIMEOUT_MS";
+const CHILD_IDLE_TIMEOUT: &str = "AIRGAP_TEST_CHILD_IDLE_TIMEOUT_MS";
+
+impl ChildRegistry {
+    /// Serves `bundle` read-only, under `prlimit --nofile=N` when `nofile` is given.
+    pub fn start(test_name: &str, bundle: &Path, nofile: Option<u64>, limits: &registry::Limits) -> ChildRegistry {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let stderr = dir.path().join("stderr");
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new(tool("prlimit"));
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = cmd
+            .args(["--exact", test_name, "--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD_BUNDLE, bundle)
+            .env(CHILD_HEADER_TIMEOUT, limits.header_timeout.as_millis().to_string())
+            .env(CHILD_IDLE_TIMEOUT, limits.idle_timeout.as_millis().to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut addr, mut max_connections) = (None, None);
+        // The test harness may start the line with the test's name.
+        for line in lines.map_while(Result::ok) {
+            if let Some((_, a)) = line.split_once("listening on ") {
+                addr = Some(a.parse().unwrap());
+            }
+            if let Some((_, n)) = line.split_once("max connections ") {
+                max_connections = Some(n.parse().unwrap());
+            }
+            if addr.is_some() && max_connections.is_some() {
+                break;
+            }
+        }
+        let (Some(addr), Some(max_connections)) = (addr, max_connections) else {
+            let _ = child.kill();
+            panic!("the registry process did not start: {}", fs::read_to_string(&stderr).unwrap_or_default());
+        };
+        ChildRegistry { addr, max_connections, child, stderr, _dir: dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// What the process wrote on stderr (the access log is off: only its own messages).
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// CPU time used so far, user and system, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        let per_second: f64 = run(Command::new("getconf").arg("CLK_TCK")).unwrap().trim().parse().unwrap();
+        ticks / per_second
+    }
+
+    /// The peak resident memory (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Fails the test, with the process's stderr, if it has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("the registry process exited ({status}): {}", self.stderr());
+        }
+    }
+}
+
+impl Drop for ChildRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of the ignored test that [`ChildRegistry::start`] runs: serves until killed.
+pub fn registry_process_main() {
+    let bundle = std::env::var_os(CHILD_BUNDLE).expect("started by ChildRegistry::start");
+    let ms = |var: &str| std::time::Duration::from_millis(std::env::var(var).unwrap().parse().unwrap());
+    let cfg = ServeConfig {
+        bundles: vec![PathBuf::from(bundle)],
+        listen: "127.0.0.1:0".parse().unwrap(),
+        read_only: true,
+        access_log: AccessLog::Off,
+        limits: registry::Limits {
+            header_timeout: ms(CHILD_HEADER_TIMEOUT),
+            idle_timeout: ms(CHILD_IDLE_TIMEOUT),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let server = Server::bind(cfg).await.unwrap();
+        println!("listening on {}", server.local_addr());
+        println!("max connections {}", server.max_connections());
+        std::io::stdout().flush().unwrap();
+        server.run(std::future::pending()).await.unwrap();
+    });
+}
+
+/// Connections that send a request head one byte at a time, slower than any client would:
+/// each is reopened when the server closes it. Runs until dropped; counts the reopenings.
+pub struct SlowSockets {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    reopened: Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowSockets {
+    pub fn start(addr: SocketAddr, count: usize, every: std::time::Duration) -> SlowSockets {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reopened = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (s, r) = (stop.clone(), reopened.clone());
+        let thread = std::thread::spawn(move || {
+            const HEAD: &[u8] = b"GET /v2/ HTTP/1.1\r\nHost: slow\r\nX-Padding: ";
+            let open = || {
+                let c = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5)).ok()?;
+                c.set_write_timeout(Some(std::time::Duration::from_millis(200))).ok()?;
+                Some(c)
+            };
+            let mut socks: Vec<(Option<std::net::TcpStream>, usize)> = (0..count).map(|_| (open(), 0)).collect();
+            while !s.load(Ordering::Relaxed) {
+                for (sock, sent) in socks.iter_mut() {
+                    let byte = HEAD.get(*sent).copied().unwrap_or(b'x');
+                    let alive = sock.as_mut().is_some_and(|c| c.write_all(&[byte]).is_ok());
+                    if alive {
+                        *sent += 1;
+                    } else {
+                        *sock = open();
+                        *sent = 0;
+                        r.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(every);
+            }
+        });
+        SlowSockets { stop, reopened, thread: Some(thread) }
+    }
+
+    /// How many times a socket was found closed by the server and opened again.
+    pub fn reopened(&self) -> u64 {
+        self.reopened.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for SlowSockets {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Slow and numerous connections cannot take the registry down: a client that never finishes
+//! its request is closed, at the connection cap the idlest connection makes room for a new
+//! one, and running out of file descriptors makes the accept loop pause and log sparingly
+//! instead of spinning. The registry runs in its own process, under a low `ulimit -n`.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+#[ignore = "the registry process that the tests in this file start"]
+fn registry_process() {
+    registry_process_main();
+}
+
+const OPEN_FILES: u64 = 128;
+
+/// A client that opens a connection per request, as a new client does, with a long timeout
+/// only as a guard against hanging.
+fn client() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::ACCEPT, ACCEPT_ALL_MANIFESTS.parse().unwrap());
+    reqwest::blocking::Client::builder()
+        .default_headers(headers)
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+/// Pulls the fixture's nginx image: its manifest, then every blob, checking each digest.
+fn pull(registry: &ChildRegistry, c: &reqwest::blocking::Client) {
+    let repo = "docker.io/library/nginx";
+    let resp = c.get(registry.url(&format!("/v2/{repo}/manifests/1.25"))).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let manifest: Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
+    let layers = manifest["layers"].as_array().unwrap().iter();
+    for desc in std::iter::once(&manifest["config"]).chain(layers) {
+        let d = desc["digest"].as_str().unwrap();
+        let resp = c.get(registry.url(&format!("/v2/{repo}/blobs/{d}"))).send().unwrap();
+        assert_eq!(resp.status(), 200, "{d}");
+        assert_eq!(sha256(&resp.bytes().unwrap()), d);
+    }
+}
+
+/// Sets the process's soft open-file limit (the hard one stays at [`OPEN_FILES`]).
+fn prlimit(pid: u32, nofile: u64) {
+    let limit = format!("--nofile={nofile}:{OPEN_FILES}");
+    run(Command::new(tool("prlimit")).arg(format!("--pid={pid}")).arg(limit)).unwrap();
+}
+
+#[test]
+fn slow_sockets_under_a_low_open_file_limit_do_not_stop_other_clients() {
+    let fx = fixture_bundle();
+    let limits = registry::Limits {
+        header_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let mut registry = ChildRegistry::start("registry_process", &fx.bundle, Some(OPEN_FILES), &limits);
+    assert!(
+        registry.max_connections <= (OPEN_FILES as usize) / 2,
+        "{} connections cannot fit in {OPEN_FILES} file descriptors",
+        registry.max_connections
+    );
+
+    // 200 slow sockets, more than the cap, the open-file limit and the client's patience.
+    let slow = SlowSockets::start(registry.addr, 200, Duration::from_millis(500));
+    let c = client();
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut pulls = 0;
+    while Instant::now() < until {
+        pull(&registry, &c);
+        pulls += 1;
+    }
+    assert!(slow.reopened() > 0, "no slow socket was ever closed by the server");
+    registry.assert_running();
+    eprintln!("{pulls} pulls beside 200 slow sockets; {} slow sockets reopened", slow.reopened());
+
+    // Fewer descriptors than the server counted on (another process's doing, or a leak):
+    // accepting fails, and the server must pause instead of spinning, and say so sparingly.
+    let cpu_before = registry.cpu_seconds();
+    let started = Instant::now();
+    prlimit(registry.pid(), 24);
+    std::thread::sleep(Duration::from_secs(10));
+    prlimit(registry.pid(), OPEN_FILES);
+    let cpu = registry.cpu_seconds() - cpu_before;
+    let wall = started.elapsed().as_secs_f64();
+    let log = registry.stderr();
+    let reports = log.lines().filter(|l| l.contains("accepting a connection failed")).count();
+    eprintln!("out of descriptors for {wall:.1} s: {cpu:.2} s of CPU, {reports} log lines:\n{log}");
+    assert!(reports >= 1, "the server never ran out of descriptors, so this test proved nothing:\n{log}");
+    assert!(reports <= 3 && log.len() < 4096, "{reports} reports, {} bytes of log:\n{log}", log.len());
+    assert!(cpu < wall / 2.0, "the server used {cpu:.1} s of CPU in {wall:.1} s while out of descriptors");
+
+    // Descriptors back: new clients are served again, while the slow sockets go on.
+    pull(&registry, &c);
+    drop(slow);
+    registry.assert_running();
+}
