@@ -233,8 +233,9 @@ impl Request {
             }
             check_value_refs(value, values)?;
         }
-        let texts = self.headers.values().chain(std::iter::once(&self.path));
-        if let Some(t) = texts.into_iter().find(|t| crate::cluster_values::takes_values(t)) {
+        let json = self.body.as_ref().and_then(|b| b.json.as_ref()).map(serde_yaml_ng::to_string).transpose()?;
+        let mut texts = self.headers.values().chain([&self.path]).chain(json.as_ref());
+        if let Some(t) = texts.find(|t| crate::cluster_values::takes_values(t)) {
             bail!("{t}: an http step reads cluster values with `values:`, as ${{value.<name>}}");
         }
         match &self.body {
@@ -254,6 +255,11 @@ impl Request {
             }
             (Some(Idempotent::Compare(_)), _) if self.body.as_ref().and_then(|b| b.json.as_ref()).is_none() => {
                 bail!("idempotent: compare needs a json body to compare with")
+            }
+            (Some(Idempotent::Compare(c)), _)
+                if [&c.at, &c.body_at].iter().any(|p| !p.is_empty() && !p.starts_with('/')) =>
+            {
+                bail!("idempotent: compare: `at` and `body_at` are JSON pointers (/a/b), or empty for the whole")
             }
             (Some(_), _) => {}
         }
@@ -448,6 +454,14 @@ mod tests {
              requests: [{{method: GET, path: '/v3/${{value.a}}_${{value.b}}.yaml', apply: true}}]"
         );
         assert_eq!(check(&chained), "ok");
+        let secret = check(&format!(
+            "{SERVICE}requests: [{{method: PUT, path: /x, body: {{json: {{a: '${{secret:n/s/k}}'}}}}, idempotent: upsert}}]"
+        ));
+        assert!(secret.contains("values:"), "{secret}");
+        let pointer = check(&format!(
+            "{SERVICE}requests: [{{method: PUT, path: /x, body: {{json: {{a: 1}}}}, idempotent: {{compare: {{at: a}}}}}}]"
+        ));
+        assert!(pointer.contains("JSON pointers"), "{pointer}");
         let auth =
             check(&format!("{SERVICE}requests: [{{method: GET, path: /x, headers: {{Authorization: 'Basic x'}}}}]"));
         assert!(auth.contains("kubernetes#38775"), "{auth}");
