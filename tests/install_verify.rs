@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
+use testkit::crds::Crd;
 use testkit::{free_port, tool, workspace_root, FileServer, KubeControlPlane};
 
 mod verify_checks;
@@ -110,14 +111,37 @@ spec:
         spec:
           restartPolicy: Never
           containers: [{name: smoke, image: quay.io/airgap/toolbox:2.1}]
+---
+# This cluster imported into a Rancher, the declarative way Rancher 2.6 reads.
+apiVersion: provisioning.cattle.io/v1
+kind: Cluster
+metadata: {name: verify-lab}
+spec: {}
 "#;
+
+/// Stand-ins for Rancher's CRDs (names and versions as Rancher 2.6 serves them).
+const RANCHER_CRDS: &[Crd] = &[
+    Crd { group: "provisioning.cattle.io", kind: "Cluster", plural: "clusters", namespaced: true, versions: &["v1"] },
+    Crd { group: "management.cattle.io", kind: "Cluster", plural: "clusters", namespaced: false, versions: &["v3"] },
+];
+
+/// What Rancher makes of the import once its agent connects: a management cluster under an id,
+/// its display name the imported one's, Ready (the test plays Rancher's part: none runs here).
+fn rancher_registers(ready: &str, message: &str) -> String {
+    format!(
+        "apiVersion: management.cattle.io/v3\nkind: Cluster\nmetadata: {{name: c-m-verify1}}\nspec: {{displayName: verify-lab}}\nstatus: {{conditions: [{{type: Ready, status: \"{ready}\", message: \"{message}\"}}]}}\n"
+    )
+}
 
 /// The sample plan with the objects' steps after its own.
 const EXTRA_STEPS: &str = r#"      - id: ns-verify
         after: [hello]
         namespace: {name: verify}
-      - id: objects
+      - id: crds
         after: [ns-verify]
+        apply: {file: "files.airgap.local/verify-crds.yaml:1"}
+      - id: objects
+        after: [crds]
         apply: {file: "files.airgap.local/verify-objects.yaml:1", namespace: verify}
         wait: [{kind: Deployment, namespace: verify, name: api, timeout: 120}]
 "#;
@@ -144,13 +168,20 @@ fn sample_bundle(dir: &Path) -> PathBuf {
 fn objects_bundle(dir: &Path) -> (PathBuf, String) {
     let www = dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("verify-objects.yaml"), OBJECTS).unwrap();
+    let carried =
+        [("verify-objects.yaml", OBJECTS.to_string()), ("verify-crds.yaml", testkit::crds::yaml(RANCHER_CRDS))];
+    let mut entry = String::new();
+    for (name, text) in &carried {
+        std::fs::write(www.join(name), text).unwrap();
+    }
     let files = FileServer::start(&www).unwrap();
-    let entry = format!(
-        "  - url: {}\n    sha256: {}\n    name: verify-objects.yaml\n    version: \"1\"\n",
-        files.url_of("verify-objects.yaml"),
-        hex::encode(Sha256::digest(OBJECTS))
-    );
+    for (name, text) in &carried {
+        entry += &format!(
+            "  - url: {}\n    sha256: {}\n    name: {name}\n    version: \"1\"\n",
+            files.url_of(name),
+            hex::encode(Sha256::digest(text))
+        );
+    }
     let spec = dir.join("objects-bundle.yaml");
     std::fs::write(&spec, format!("platforms: [linux/amd64]\nfiles:\n{entry}")).unwrap();
     let bundle = dir.join("objects-bundle");
@@ -257,6 +288,9 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
     let mut kube = KubeControlPlane::start().unwrap();
     let site = Site::write(t.path(), &address, &kube, &file_entry);
     site.apply();
+    let registration = t.path().join("rancher-registration.yaml");
+    std::fs::write(&registration, rancher_registers("True", "")).unwrap();
+    kube.kubectl(&["apply", "-f", registration.to_str().unwrap()]).unwrap();
 
     // No provisioner yet: the claims wait, and the StatefulSet's pod with them.
     let (ok, checks, _) = site.verify(&site.plan, &[]);
@@ -300,8 +334,11 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
         ("webhook", "ValidatingWebhookConfiguration verify-api"),
         ("references", "references of Deployment verify/api"),
         ("objects", "objects of step objects"),
+        ("objects", "objects of step crds"),
+        ("rancher", "Rancher cluster verify-lab (in cluster sample)"),
     ];
-    let steps = ["ns-hello", "settings", "greeting", "hello", "ns-verify", "objects"].map(|s| format!("step {s}"));
+    let steps =
+        ["ns-hello", "settings", "greeting", "hello", "ns-verify", "crds", "objects"].map(|s| format!("step {s}"));
     expected.extend(steps.iter().map(|s| ("step", s.as_str())));
     let mirrors: Vec<String> =
         kube.nodes().iter().flat_map(|n| ["docker.io", "quay.io"].map(|h| format!("{h} on node {n}"))).collect();
@@ -316,10 +353,10 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
     assert_eq!(detail(&checks, "service", "Service verify/api"), "2 ready endpoint(s)");
     let skipped: BTreeSet<&str> =
         checks.iter().filter(|c| c["status"] == "skipped").map(|c| c["kind"].as_str().unwrap()).collect();
-    assert_eq!(skipped, BTreeSet::from(["route", "keycloak", "config", "rancher"]), "{checks:#?}");
-    assert!(
-        detail(&checks, "rancher", "Rancher cluster registration").contains("imports no cluster"),
-        "the plan imports nothing into Rancher"
+    assert_eq!(skipped, BTreeSet::from(["route", "keycloak", "config"]), "{checks:#?}");
+    assert_eq!(
+        detail(&checks, "rancher", "Rancher cluster verify-lab (in cluster sample)"),
+        "registered as c-m-verify1 and Ready"
     );
     // No probe pod is left behind.
     let left = kube.kubectl(&["-n", "airgap-system", "get", "pods", "-o", "name"]).unwrap();
@@ -333,6 +370,20 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
         "{lines}"
     );
     assert!(lines.lines().last().unwrap().starts_with("cluster sample: ") && lines.contains(" 0 failed"), "{lines}");
+
+    // Rancher no longer hears from the imported cluster's agent.
+    let rancher = "Rancher cluster verify-lab (in cluster sample)";
+    std::fs::write(&registration, rancher_registers("False", "Cluster agent is not connected")).unwrap();
+    kube.kubectl(&["apply", "-f", registration.to_str().unwrap()]).unwrap();
+    let (ok, checks, _) = site.verify(&site.plan, &[]);
+    assert!(!ok);
+    assert_eq!(failed(&checks), pairs(&[("rancher", rancher)]), "{checks:#?}");
+    assert_eq!(
+        detail(&checks, "rancher", rancher),
+        "registered as c-m-verify1 but not Ready: Ready False: Cluster agent is not connected"
+    );
+    std::fs::write(&registration, rancher_registers("True", "")).unwrap();
+    kube.kubectl(&["apply", "-f", registration.to_str().unwrap()]).unwrap();
 
     // A Secret loses a key that a Deployment reads.
     kube.kubectl(&[

@@ -14,6 +14,7 @@ mod objects;
 mod platform;
 mod present;
 mod proxy;
+mod rancher;
 mod references;
 mod report;
 mod testrig;
@@ -84,6 +85,7 @@ async fn verify_cluster(
     references::check(c, client, &objects).await.context("reading the objects' references")?;
     edge::check(c, client, name, &objects, &live, &l.site).await.context("checking the network edge")?;
     platform::check(c, client, &objects, &live, &tools.registry, carried, &renderer.work).await?;
+    rancher::check(c, &cluster, &rendered, &objects, &l.site).await.context("asking Rancher")?;
     mirrors::check(c, client, &rendered, &live).await.context("checking the node mirrors")?;
     if let Some(step) = &a.testrig {
         testrig::run(c, client, name, step, &rendered, &objects, &live).await.context("running the test rig")?;

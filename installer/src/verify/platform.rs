@@ -5,16 +5,12 @@
 //! - Spring Cloud Config Server: a container with `SPRING_CLOUD_CONFIG_SERVER_GIT_URI` (its own
 //!   setting) pointing at a repository the bundle carries. Each `.properties` file of that
 //!   repository must be served, at `<context>/*/<profile>/<label>/<file>`, with all its keys.
-//! - Rancher: where the plan creates a Rancher `Cluster` object (the import of a cluster), that
-//!   cluster must be registered and Ready.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Result;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::core::GroupVersionKind;
 use kube::{Client, ResourceExt};
 use serde_yaml_ng::Value;
 
@@ -71,7 +67,7 @@ pub async fn check(
     keycloak(c, objects, live, &mut probes);
     config_servers(c, objects, live, registry, carried, work, &mut probes)?;
     proxy::run_all(client, probes, c).await;
-    rancher(c, client, objects).await
+    Ok(())
 }
 
 fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -316,62 +312,6 @@ fn property_keys(text: &str) -> BTreeSet<String> {
         keys.insert(key);
     }
     keys
-}
-
-/// Where the plan creates a Rancher Cluster (importing a cluster into Rancher), Rancher must list
-/// it as Ready.
-async fn rancher(c: &mut Checks, client: &Client, objects: &[Object<'_>]) -> Result<()> {
-    let imports: Vec<&Object<'_>> = objects
-        .iter()
-        .filter(|o| o.kind == "Cluster" && o.api_version.split('/').next().is_some_and(|g| g.ends_with(".cattle.io")))
-        .collect();
-    if imports.is_empty() {
-        c.skipped(
-            "rancher",
-            "Rancher cluster registration",
-            "the plan imports no cluster into this cluster's Rancher (it renders no *.cattle.io Cluster)",
-        );
-        return Ok(());
-    }
-    let gvk = GroupVersionKind::gvk("management.cattle.io", "v3", "Cluster");
-    let listed = match kube::discovery::pinned_kind(client, &gvk).await {
-        Ok((resource, _)) => {
-            Api::<DynamicObject>::all_with(client.clone(), &resource).list(&ListParams::default()).await?.items
-        }
-        Err(_) => Vec::new(),
-    };
-    for o in imports {
-        c.at(Some(o.step));
-        let wanted = text(o.doc, &["spec", "displayName"]).unwrap_or(o.name);
-        let subject = format!("Rancher cluster {wanted}");
-        let found =
-            listed.iter().find(|m| m.data["spec"]["displayName"].as_str() == Some(wanted) || m.name_any() == wanted);
-        let Some(m) = found else {
-            c.failed("rancher", subject, "Rancher lists no such cluster (management.cattle.io/v3 Cluster)");
-            continue;
-        };
-        let conditions = m.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
-        let ready = conditions.iter().any(|k| k["type"] == "Ready" && k["status"] == "True");
-        if ready {
-            c.ok("rancher", subject, format!("registered as {} and Ready", m.name_any()));
-        } else {
-            let not: Vec<String> = conditions
-                .iter()
-                .filter(|k| k["status"] != "True")
-                .map(|k| {
-                    format!(
-                        "{} {}: {}",
-                        k["type"].as_str().unwrap_or("?"),
-                        k["status"].as_str().unwrap_or("?"),
-                        k["message"].as_str().unwrap_or("")
-                    )
-                })
-                .collect();
-            c.failed("rancher", subject, format!("registered as {} but not Ready: {}", m.name_any(), not.join("; ")));
-        }
-    }
-    c.at(None);
-    Ok(())
 }
 
 #[cfg(test)]
