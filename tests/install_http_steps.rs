@@ -158,7 +158,7 @@ fn answer(r: &Recorded, state: &mut DoubleState) -> (u16, &'static str, String) 
             (200, JSON, json!({"acknowledged": true}).to_string())
         }
         ("POST", "/api/saved_objects/_import?overwrite=true") => {
-            if r.headers.get("kbn-xsrf").is_none() {
+            if !r.headers.contains_key("kbn-xsrf") {
                 return (400, JSON, json!({"message": "Request must contain a kbn-xsrf header."}).to_string());
             }
             let objects = String::from_utf8_lossy(&r.body).matches("\"type\":").count();
