@@ -11,12 +11,13 @@ use std::cmp::Ordering;
 use anyhow::{anyhow, bail, Result};
 use semver::Version;
 
-/// A version as the loose Masterminds parser reads it: `v1.24`, `1.24.17-eks-a59e1f0`.
+/// A version as the loose Masterminds parser reads it: `v1.24.17`, `1.24.17-eks-a59e1f0`, and
+/// `1.24` as 1.24.0 (how a site file names a Kubernetes minor version).
 pub fn parse_version(text: &str) -> Result<Version> {
-    let c = Comparison::parse_version(text.trim()).ok_or_else(|| anyhow!("{text:?} is not a version"))?;
-    if c.dirty() {
+    if text.split(['-', '+']).next().unwrap_or_default().contains(['x', 'X', '*']) {
         bail!("{text:?} is not a single version");
     }
+    let c = Comparison::parse_version(text.trim()).ok_or_else(|| anyhow!("{text:?} is not a version"))?;
     Ok(c.version)
 }
 
@@ -139,10 +140,6 @@ impl Comparison {
         Some(Comparison { op: Op::Eq, version, minor_dirty: minor.is_none(), patch_dirty: patch.is_none() })
     }
 
-    fn dirty(&self) -> bool {
-        self.minor_dirty || self.patch_dirty
-    }
-
     fn matches(&self, v: &Version) -> bool {
         let c = &self.version;
         if !v.pre.is_empty() && c.pre.is_empty() {
@@ -187,6 +184,7 @@ mod tests {
         assert!(ok(">= 1.16.0-0 < 1.24.0-0", "1.23.9") && !ok(">= 1.16.0-0 < 1.24.0-0", "1.24.0"));
         assert!(ok("< 1.25.0-0", "v1.24.17") && !ok("<1.25.0-0", "1.25.1"));
         assert!(ok(">=1.20.0-0", "1.24.17-eks-a59e1f0"), "a -0 bound admits pre-releases");
+        assert!(ok(">=1.20.0-0", "v1.24.17-eks-x9"), "an x in the pre-release is no wildcard");
         assert!(!ok(">=1.20.0", "1.24.17-eks-a59e1f0"), "a bound without one does not");
         assert!(ok("1.22 - 1.24", "1.24.17") && !ok("1.22 - 1.23", "1.24.0"));
         assert!(ok("~1.24", "1.24.17") && !ok("~1.24.3", "1.25.0") && ok("1.24.x", "1.24.3"));
@@ -202,5 +200,6 @@ mod tests {
         assert!(satisfies(">= banana", &v).unwrap_err().to_string().contains("banana"));
         assert!(satisfies("", &v).is_err());
         assert!(parse_version("1.x").is_err());
+        assert_eq!(parse_version("1.24").unwrap(), parse_version("1.24.0").unwrap(), "a site's minor version");
     }
 }
