@@ -1,9 +1,11 @@
 //! `airgap install` of the MOSIP 1.2.0.1-B2 plan from a MOSIP bundle built against the stand-in
 //! upstream of `testkit::mosip_upstream` (the real MOSIP charts and mosip-config from
-//! shared/fixtures; generated stand-ins for the images and the other charts, under their real names,
-//! since the real ones cannot be fetched here), served by `airgap registry serve`. The bundle carries
-//! a stand-in helm and istioctl, so the test passes the real helm 3.8.2 with --helm and the
-//! istioctl of tests/tools with --istioctl.
+//! shared/fixtures, and the real non-MOSIP charts of shared/fixtures/upstream-charts-2026-12:
+//! ingress-nginx 4.2.5, Rancher 2.6.9, rancher-monitoring and rancher-logging with their CRD
+//! charts, kafka-ui v0.4.2, clamav 2.4.1; generated stand-ins for the images, under their real
+//! names, since the real ones cannot be fetched here), served by `airgap registry serve`. The
+//! bundle carries a stand-in helm and istioctl, so the test passes the real helm 3.8.2 with --helm
+//! and the istioctl of tests/tools with --istioctl.
 //!
 //! One test, so the bundle is built once: `install plan` of both clusters, then `install apply` of
 //! each onto its own control plane with kwok nodes, then a second apply that changes nothing.
@@ -55,17 +57,25 @@ fn serve(bundle: &Path) -> Served {
     Served { child, url, address }
 }
 
-/// site.example.yaml with the registry, a site CA made here and a kubeconfig for each cluster of
-/// this test.
+/// site.example.yaml with the registry, a site CA and a CA of the domains made here, and a
+/// kubeconfig for each cluster of this test.
 fn site(dir: &Path, address: &str, kubeconfigs: [(&str, &Path); 2]) -> PathBuf {
     let example = workspace_root().join("manifests/mosip-1.2.0.1-B2/site.example.yaml");
     let mut site: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
     site["registry"]["address"] = address.into();
-    let ca = dir.join("site-ca.pem");
-    std::fs::write(&ca, testkit::TestCa::new("site CA").unwrap().cert_pem()).unwrap();
-    site["registry"]["ca_cert"] = ca.display().to_string().into();
+    for (key, name) in [("registry", "site CA"), ("tls", "domains CA")] {
+        let ca = dir.join(format!("{}.pem", name.replace(' ', "-")));
+        std::fs::write(&ca, testkit::TestCa::new(name).unwrap().cert_pem()).unwrap();
+        site[key]["ca_cert"] = ca.display().to_string().into();
+    }
     for (cluster, kubeconfig) in kubeconfigs {
         site["clusters"][cluster]["kubeconfig"] = kubeconfig.display().to_string().into();
+    }
+    // The http steps reach Elasticsearch, Kibana and Rancher through the API server's service
+    // proxy, which dials their pods' addresses: a kwok pod's answers nothing. They are tested
+    // against test doubles in tests/install_http_steps.rs.
+    for component in ["logging_setup", "rancher_import"] {
+        site["components"][component] = false.into();
     }
     let path = dir.join("site.yaml");
     std::fs::write(&path, serde_yaml_ng::to_string(&site).unwrap()).unwrap();
@@ -324,16 +334,31 @@ fn check_cluster(
     );
 }
 
-/// The releases that clone from the site registry themselves (`site_ca: true`) have the site CA
-/// mounted in every container, with the variables git and Java read.
+/// MOSIP's releases (the cluster's `site_ca` default) have the site CA, the registry's and the
+/// domains', mounted in every container, with the variables git, Node and Java read; the
+/// third-party services that opt out have none.
 fn check_site_ca(kube: &KubeControlPlane, site: &Path) {
     let site: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(site).unwrap()).unwrap();
-    let pem = std::fs::read_to_string(site["registry"]["ca_cert"].as_str().unwrap()).unwrap();
-    for (namespace, workload) in
-        [("config-server", "deployment/config-server"), ("masterdata-loader", "job/masterdata-loader")]
-    {
+    let pems: Vec<String> = ["registry", "tls"]
+        .iter()
+        .map(|k| std::fs::read_to_string(site[*k]["ca_cert"].as_str().unwrap()).unwrap())
+        .collect();
+    for (namespace, workload) in [
+        ("config-server", "deployment/config-server"),
+        ("masterdata-loader", "job/masterdata-loader"),
+        ("onboarder", "deployment/partner-onboarder"),
+        ("resident", "deployment/resident"),
+        ("regclient", "deployment/regclient"),
+    ] {
         let cm = kubectl_json(kube, &["-n", namespace, "get", "configmap", "airgap-site-ca"]);
-        assert_eq!(cm["data"]["ca.crt"].as_str(), Some(pem.as_str()), "{namespace}: the site CA's ConfigMap");
+        let mounted = cm["data"]["ca.crt"].as_str().unwrap();
+        for pem in &pems {
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            assert!(
+                mounted.lines().collect::<String>().contains(&body),
+                "{namespace}: the ConfigMap lacks a CA:\n{mounted}"
+            );
+        }
         assert!(cm["binaryData"]["truststore.p12"].is_string(), "{namespace}: the truststore");
         let spec = &kubectl_json(kube, &["-n", namespace, "get", workload])["spec"]["template"]["spec"];
         assert!(
@@ -345,10 +370,107 @@ fn check_site_ca(kube: &KubeControlPlane, site: &Path) {
                 c["env"].as_array().unwrap().iter().find(|e| e["name"] == name).map(|e| e["value"].clone())
             };
             assert_eq!(env("GIT_SSL_CAINFO"), Some("/etc/airgap/site-ca/ca.crt".into()), "{workload}: {c}");
+            assert_eq!(env("NODE_EXTRA_CA_CERTS"), Some("/etc/airgap/site-ca/ca.crt".into()), "{workload}: {c}");
             let java = env("JAVA_TOOL_OPTIONS").unwrap_or_else(|| panic!("{workload}: {c}"));
             assert!(java.as_str().unwrap().contains("-Djavax.net.ssl.trustStore=/etc/airgap/site-ca/truststore.p12"));
         }
     }
+    for namespace in ["kafka", "postgres", "cattle-monitoring-system", "istio-system"] {
+        let cms = kube.kubectl(&["-n", namespace, "get", "configmap", "-o", "name"]).unwrap();
+        assert!(!cms.contains("airgap-site-ca"), "{namespace} opts out of the site CA: {cms}");
+    }
+}
+
+/// The base64 value of a Secret's key.
+fn secret_value(kube: &KubeControlPlane, namespace: &str, name: &str, key: &str) -> String {
+    let secret = kubectl_json(kube, &["-n", namespace, "get", "secret", name]);
+    let value =
+        secret["data"][key].as_str().unwrap_or_else(|| panic!("Secret {namespace}/{name} has no {key}: {secret}"));
+    value.to_string()
+}
+
+/// What the plan does beside its charts, as the upstream install scripts do it: values read from
+/// the cluster, generated material, mounted files, config server overrides, storage classes,
+/// EnvoyFilters and apitestrig's inputs.
+fn check_mosip_site_work(kube: &KubeControlPlane, served: &Served) {
+    // Client secrets keycloak-init generated, passed on as install.sh passes them.
+    let deployment_secret = secret_value(kube, "keycloak", "keycloak-client-secrets", "mosip_deployment_client_secret");
+    assert_eq!(secret_value(kube, "onboarder", "partner-onboarder", "CERT_MANAGER_PASSWORD"), deployment_secret);
+    let regproc_secret = secret_value(kube, "keycloak", "keycloak-client-secrets", "mosip_regproc_client_secret");
+    assert_eq!(
+        secret_value(kube, "mosip-file-server", "keycloak-client-secret", "KEYCLOAK_CLIENT_SECRET"),
+        regproc_secret
+    );
+    let apk = kubectl_json(kube, &["-n", "mosip-file-server", "get", "configmap", "mobileapp-cm"]);
+    assert!(apk["data"]["index.html"]
+        .as_str()
+        .unwrap()
+        .contains("https://api.sandbox.xyz.net/mobileapp/resident-app.apk"));
+    let postgres = secret_value(kube, "postgres", "postgres-postgresql", "postgresql-password");
+    assert_eq!(secret_value(kube, "apitestrig", "db-secrets", "db-su-password"), postgres);
+    let s3 = kubectl_json(kube, &["-n", "apitestrig", "get", "configmap", "s3"]);
+    assert_eq!(
+        (s3["data"]["s3-user-key"].as_str(), s3["data"]["s3-host"].as_str()),
+        (Some("admin"), Some("http://minio.minio:9000"))
+    );
+    for cm in ["db-cm", "apitestrig"] {
+        kubectl_json(kube, &["-n", "apitestrig", "get", "configmap", cm]);
+    }
+    let cronjobs = kubectl_json(kube, &["-n", "apitestrig", "get", "cronjobs"]);
+    let schedules: Vec<&str> =
+        cronjobs["items"].as_array().unwrap().iter().map(|c| c["spec"]["schedule"].as_str().unwrap()).collect();
+    assert!(!schedules.is_empty() && schedules.iter().all(|s| *s == "0 3 * * *"), "{schedules:?}");
+
+    // regclient's signing keystore, made once.
+    let certs = kubectl_json(kube, &["-n", "regclient", "get", "configmap", "regclient-certs"]);
+    assert!(certs["data"]["Client.crt"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"), "{certs}");
+    assert!(certs["binaryData"]["keystore.p12"].is_string(), "{certs}");
+    secret_value(kube, "regclient", "keystore-secret-env", "keystore_secret_env");
+
+    // masterdata-loader's git redirect, as a mounted system gitconfig.
+    let gitconfig =
+        kubectl_json(kube, &["-n", "masterdata-loader", "get", "configmap", "masterdata-loader-airgap-files"]);
+    let text = gitconfig["data"]["etc_gitconfig"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("[url \"https://{}/git/github.com/mosip/mosip-data.git\"]", served.address)),
+        "{text}"
+    );
+    let job = kubectl_json(kube, &["-n", "masterdata-loader", "get", "job", "masterdata-loader"]);
+    let mounts = job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].as_array().unwrap().clone();
+    assert!(mounts.iter().any(|m| m["mountPath"] == "/etc/gitconfig" && m["subPath"] == "etc_gitconfig"), "{mounts:?}");
+
+    // reCAPTCHA and SafetyNet off through the config server's overrides.
+    let config_server = kubectl_json(kube, &["-n", "config-server", "get", "deployment", "config-server"]);
+    let env = config_server["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap().clone();
+    let value = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+    assert_eq!(
+        value("SPRING_CLOUD_CONFIG_SERVER_OVERRIDES_MOSIP_PREREGISTRATION_CAPTCHA_ENABLE"),
+        Some("false".into())
+    );
+    assert_eq!(value("SPRING_CLOUD_CONFIG_SERVER_OVERRIDES_MOSIP_RESIDENT_CAPTCHA_ENABLE"), Some("false".into()));
+    assert_eq!(value("SPRING_CLOUD_CONFIG_SERVER_OVERRIDES_SAFETYNET_API_URL"), Some("".into()));
+
+    // Storage, the EnvoyFilters, pmp-ui's host.
+    let gp2 = kubectl_json(kube, &["get", "storageclass", "gp2"]);
+    assert_eq!(gp2["allowVolumeExpansion"], true);
+    let efs = kubectl_json(kube, &["get", "storageclass", "efs-sc"]);
+    assert_eq!(
+        (efs["provisioner"].as_str(), efs["parameters"]["fileSystemId"].as_str()),
+        (Some("efs.csi.aws.com"), Some("fs-0123456789abcdef0"))
+    );
+    let idle = kubectl_json(kube, &["-n", "keymanager", "get", "envoyfilter", "idle-timeout-inbound-filter"]);
+    assert!(idle.to_string().contains("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"), "{idle}");
+    kubectl_json(kube, &["-n", "prereg", "get", "envoyfilter", "local-rate-limit"]);
+    let pmp = kubectl_json(kube, &["-n", "pms", "get", "virtualservices"]);
+    assert!(pmp.to_string().contains("pmp.sandbox.xyz.net"), "pmp-ui answers the site's host");
+}
+
+/// The observation cluster's ingress runs controller v1.3.1 (chart 4.2.5).
+fn check_observation_ingress(kube: &KubeControlPlane) {
+    let deploy = kubectl_json(kube, &["-n", "ingress-nginx", "get", "deployment", "ingress-nginx-controller"]);
+    let image = deploy["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
+    assert!(image.contains("/registry.k8s.io/ingress-nginx/controller:v1.3.1@sha256:"), "{image}");
+    kubectl_json(kube, &["get", "ingressclass", "nginx"]);
 }
 
 /// Injected sidecars and their init containers pull proxyv2 pinned to what the bundle carries:
@@ -416,6 +538,13 @@ fn the_mosip_plan_renders_then_applies_both_clusters_and_a_second_apply_changes_
 
     let plans = [("observation", &observation), ("mosip", &mosip)];
 
+    apply("observation", &site, &plan, &served, &["--to", "ingress-nginx"]);
+    // ingress-nginx's admission webhook validates every Ingress by calling the controller, which
+    // a kwok pod is not: with its failurePolicy Fail, Rancher's and Keycloak's Ingresses could not
+    // be created. A real cluster keeps it; here it goes once the controller is installed.
+    observation
+        .kubectl(&["delete", "validatingwebhookconfiguration/ingress-nginx-admission"])
+        .unwrap_or_else(|e| panic!("the ingress-nginx step installs the admission webhook: {e}"));
     apply("observation", &site, &plan, &served, &[]);
     apply("mosip", &site, &plan, &served, &["--to", "istio"]);
     // Istio's sidecar injector calls istiod, and a kwok pod answers nothing: with its failurePolicy
@@ -431,6 +560,8 @@ fn the_mosip_plan_renders_then_applies_both_clusters_and_a_second_apply_changes_
     }
     check_site_ca(&mosip, &site);
     check_sidecar_image(&mosip, &served, &carried);
+    check_mosip_site_work(&mosip, &served);
+    check_observation_ingress(&observation);
 
     for (name, _) in &plans {
         let err = apply(name, &site, &plan, &served, &[]);

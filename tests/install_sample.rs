@@ -82,13 +82,21 @@ impl Site {
 
     /// The sample plan with `from` replaced by `to`, written beside the site.
     fn plan_edited(&self, name: &str, from: &str, to: &str) -> PathBuf {
+        self.plan_with_edits(name, &[(from, to)])
+    }
+
+    /// The sample plan with each `from` replaced by its `to`, in order, written beside the site.
+    fn plan_with_edits(&self, name: &str, edits: &[(&str, &str)]) -> PathBuf {
         let sample = workspace_root().join("manifests/sample");
-        let text = std::fs::read_to_string(sample.join("plan.yaml")).unwrap();
+        let mut text = std::fs::read_to_string(sample.join("plan.yaml")).unwrap();
         let bundle = sample.join("bundle.yaml");
-        let text = text.replace("bundle: bundle.yaml", &format!("bundle: {}", bundle.display()));
-        assert!(text.contains(from), "the sample plan has {from:?}");
+        text = text.replace("bundle: bundle.yaml", &format!("bundle: {}", bundle.display()));
+        for (from, to) in edits {
+            assert!(text.contains(from), "the sample plan has {from:?}");
+            text = text.replace(from, to);
+        }
         let path = self.dir.path().join(name);
-        std::fs::write(&path, text.replace(from, to)).unwrap();
+        std::fs::write(&path, text).unwrap();
         path
     }
 
@@ -282,6 +290,121 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
         .unwrap_or_else(|| panic!("{err}"));
     assert!(failure.contains("pod hello-welcome-") && failure.contains("Pending"), "{failure}");
     assert!(failure.contains("event FailedScheduling") && failure.contains("unschedulable"), "{failure}");
+}
+
+/// Steps added after the sample's namespace: a Secret and a ConfigMap that the release then reads
+/// (`${secret:…}`, `${configmap:…}`), site material kept in the cluster (`generate`) and objects
+/// written in the plan (`manifest`). `token` is the Secret's value, `days` the keystore's.
+fn cluster_state_steps(token: &str, days: u32) -> String {
+    format!(
+        "      - id: made-earlier\n        after: [ns-hello]\n        secret: {{name: made-earlier, namespace: hello, data: {{token: '{token}'}}}}\n\
+      - id: replica-count\n        after: [ns-hello]\n        configmap: {{name: replica-count, namespace: hello, data: {{count: '3'}}}}\n\
+      - id: signing\n        after: [ns-hello]\n        generate:\n          namespace: hello\n          signing_keystore: {{subject: 'O=airgap,CN=airgap test signer', days: {days}, alias: Signer,\n            configmap: {{name: signing, ca_cert: ca.crt, cert: signer.crt, keystore: signer.p12}}, password: {{secret: signing-password, key: password}}}}\n\
+      - id: written-here\n        after: [ns-hello]\n        manifest:\n          - {{apiVersion: v1, kind: ConfigMap, metadata: {{name: written-here, namespace: hello}}, data: {{installation: '${{site.installation_name}}'}}}}\n"
+    )
+}
+
+/// The sample plan with [`cluster_state_steps`], and the release taking its replica count from
+/// the ConfigMap (a `set`, as --set-file), an environment variable from the Secret, and a mounted
+/// file naming the site registry.
+fn cluster_state_plan(site: &Site, name: &str, token: &str, days: u32) -> PathBuf {
+    let anchor = "        namespace: {name: hello, labels: {istio-injection: disabled}}\n";
+    let release =
+        "            replicaCount: \"2\"\n          env:\n            GREETING_HOST: ${site.configmap.greeting-host}\n";
+    site.plan_with_edits(
+        name,
+        &[
+            (anchor, &format!("{anchor}{}", cluster_state_steps(token, days))),
+            (
+                release,
+                "            replicaCount: '${configmap:hello/replica-count/count}'\n          env:\n            GREETING_HOST: ${site.configmap.greeting-host}\n            TOKEN: '${secret:hello/made-earlier/token}'\n          files:\n            /etc/airgap/greeting.conf: 'registry ${site.registry.address}'\n",
+            ),
+            ("        after: [settings]\n        copy:", "        after: [settings, made-earlier, replica-count]\n        copy:"),
+        ],
+    )
+}
+
+fn keystore(kube: &KubeControlPlane) -> String {
+    kubectl_json(kube, &["-n", "hello", "get", "configmap", "signing"])["binaryData"]["signer.p12"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn values_from_the_cluster_generated_material_mounted_files_and_written_objects() {
+    let demo = serve_sample_bundle();
+    let kube = KubeControlPlane::start().unwrap();
+    let site = Site::new(&kube, &demo);
+    // Braces and a comma, which `--set` would parse.
+    let token = "a,b {c}";
+    let plan = cluster_state_plan(&site, "state.yaml", token, 30);
+
+    let shown = site.run("plan", &plan, &["--json"]);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let signing = shown["clusters"][0]["steps"].as_array().unwrap().iter().find(|s| s["id"] == "signing").unwrap();
+    assert_eq!(signing["objects"], json!(["ConfigMap hello/signing", "Secret hello/signing-password"]), "{signing}");
+
+    let out = site.run("apply", &plan, &[]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("signing: generated"), "{err}");
+    let deploy = kubectl_json(&kube, &["-n", "hello", "get", "deployment", "hello-hello"]);
+    assert_eq!(deploy["spec"]["replicas"], 3, "replicaCount from the ConfigMap an earlier step made");
+    let pod = &deploy["spec"]["template"]["spec"];
+    let env = pod["containers"][0]["env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "TOKEN" && e["value"] == token), "{env:?}");
+    let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m["mountPath"] == "/etc/airgap/greeting.conf" && m["subPath"] == "etc_airgap_greeting.conf"),
+        "{mounts:?}"
+    );
+    let files = kubectl_json(&kube, &["-n", "hello", "get", "configmap", "hello-airgap-files"]);
+    assert_eq!(files["data"]["etc_airgap_greeting.conf"], format!("registry {}", demo.addr).as_str());
+    let written = kubectl_json(&kube, &["-n", "hello", "get", "configmap", "written-here"]);
+    assert_eq!(written["data"]["installation"], "sample-test");
+    let certs = kubectl_json(&kube, &["-n", "hello", "get", "configmap", "signing"]);
+    assert!(certs["data"]["ca.crt"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"), "{certs}");
+    assert!(certs["data"]["signer.crt"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"), "{certs}");
+    let password = kubectl_json(&kube, &["-n", "hello", "get", "secret", "signing-password"]);
+    assert!(password["data"]["password"].is_string(), "{password}");
+    let made = keystore(&kube);
+
+    let again = site.run("apply", &plan, &[]);
+    let err = text(&again.stderr);
+    assert!(again.status.success() && !err.contains(" done in "), "nothing changed, nothing runs: {err}");
+
+    // A new value in the cluster runs the release again; the keystore is kept even where its
+    // step runs again.
+    let changed = cluster_state_plan(&site, "changed.yaml", "second value", 31);
+    let out = site.run("apply", &changed, &[]);
+    let err = text(&out.stderr);
+    assert!(out.status.success() && err.contains("sample: hello helm release"), "{err}");
+    assert!(err.contains("signing: kept what the cluster holds"), "{err}");
+    let env = kubectl_json(&kube, &["-n", "hello", "get", "deployment", "hello-hello"])["spec"]["template"]["spec"]
+        ["containers"][0]["env"]
+        .clone();
+    assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "TOKEN" && e["value"] == "second value"), "{env}");
+    assert_eq!(keystore(&kube), made, "a re-run keeps the keystore");
+
+    // A part missing: all of it is made anew.
+    kube.kubectl(&["-n", "hello", "delete", "secret", "signing-password"]).unwrap();
+    let out = site.run("apply", &cluster_state_plan(&site, "regenerated.yaml", "second value", 32), &[]);
+    let err = text(&out.stderr);
+    assert!(out.status.success() && err.contains("signing: generated"), "{err}");
+    assert_ne!(keystore(&kube), made, "a new keystore with its new password");
+
+    // A value the cluster does not hold fails its step, naming it.
+    let missing = site.plan_with_edits(
+        "missing.yaml",
+        &[("            replicaCount: \"2\"\n", "            replicaCount: '${configmap:hello/not-made/count}'\n")],
+    );
+    let out = site.run("apply", &missing, &[]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success() && err.contains("ConfigMap hello/not-made key count"), "{err}");
 }
 
 /// Where the check's own test charts are carried (written by [`check_layout`]).
@@ -603,6 +726,25 @@ fn the_check_names_every_missing_reference_api_and_version_and_apply_refuses_to_
     );
     let table = events.iter().find(|e| e["field"] == "containers[0].image").unwrap();
     assert!(table["evidence"].as_str().unwrap().contains("2021-07-26-update-with-ingress-nginx.md"), "{table}");
+
+    // A cluster that does not answer is checked as an empty one of the version the site declares.
+    let offline = Site::serving(&kube, &registry.served.addr, "");
+    let site_file = offline.dir.path().join("site.yaml");
+    let reachable = format!("sample: {{kubeconfig: {}}}", kube.kubeconfig().display());
+    let written = std::fs::read_to_string(&site_file).unwrap();
+    let unreachable = "sample: {kubeconfig: /nonexistent/kubeconfig, kubernetes_version: '1.24'}";
+    std::fs::write(&site_file, written.replace(&reachable, unreachable)).unwrap();
+    let offline_plan = registry.plan(&offline, "missing.yaml", &steps, &[("refs.yaml", &values)]);
+    let out = offline.run("plan", &offline_plan, &[]);
+    let shown = text(&out.stdout);
+    assert!(!out.status.success() && shown.contains("cluster sample was not asked ("), "{shown}");
+    assert!(shown.contains("checked as an empty cluster of Kubernetes 1.24"), "{shown}");
+    let line = "sample/refs: Deployment/hello/app: serviceAccountName \"no-account\" is created by no step (the cluster was not asked)";
+    assert!(shown.lines().any(|l| l == line), "{shown}");
+    assert!(
+        shown.contains("sample/future: chart future 1.0.0: kubeVersion \">=1.25.0-0\" excludes Kubernetes 1.24"),
+        "{shown}"
+    );
 
     let out = site.run("apply", &plan, &[]);
     let err = text(&out.stderr);

@@ -27,7 +27,9 @@ pub struct Cluster {
     pub name: String,
     pub kubeconfig: PathBuf,
     pub client: Client,
-    discovery: Mutex<Option<Discovery>>,
+    /// Per API group: an aggregated API whose server is down (prometheus-adapter starting) fails
+    /// the discovery of its own group only, as with kubectl.
+    discovery: Mutex<BTreeMap<String, Discovery>>,
 }
 
 pub struct NodeCounts {
@@ -45,7 +47,7 @@ impl Cluster {
             .await
             .with_context(|| format!("cluster {name}: kubeconfig {}", kubeconfig.display()))?;
         let client = Client::try_from(config)?;
-        Ok(Cluster { name: name.into(), kubeconfig: kubeconfig.into(), client, discovery: Mutex::new(None) })
+        Ok(Cluster { name: name.into(), kubeconfig: kubeconfig.into(), client, discovery: Mutex::new(BTreeMap::new()) })
     }
 
     /// `v1.24.17`: also tells whether the cluster answers at all.
@@ -132,18 +134,20 @@ impl Cluster {
         Ok((api, obj, what))
     }
 
-    /// The API resource of a kind, discovering again once when it is unknown (a CRD applied by
-    /// an earlier step).
+    /// The API resource of a kind, discovering its group again once when it is unknown (a CRD
+    /// applied by an earlier step).
     async fn resolve(
         &self,
         gvk: &GroupVersionKind,
     ) -> Result<(kube::discovery::ApiResource, kube::discovery::ApiCapabilities)> {
         let mut cached = self.discovery.lock().await;
         for fresh in [false, true] {
-            if fresh || cached.is_none() {
-                *cached = Some(Discovery::new(self.client.clone()).run().await.context("API discovery")?);
+            if fresh || !cached.contains_key(&gvk.group) {
+                let group = Discovery::new(self.client.clone()).filter(&[gvk.group.as_str()]).run().await;
+                let group = group.with_context(|| format!("API discovery of group {:?}", gvk.group))?;
+                cached.insert(gvk.group.clone(), group);
             }
-            if let Some(found) = cached.as_ref().and_then(|d| d.resolve_gvk(gvk)) {
+            if let Some(found) = cached.get(&gvk.group).and_then(|d| d.resolve_gvk(gvk)) {
                 return Ok(found);
             }
         }

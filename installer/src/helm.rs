@@ -22,6 +22,9 @@ pub struct ReleaseInput<'a> {
     pub chart: &'a Path,
     pub values: &'a [PathBuf],
     pub set: &'a BTreeMap<String, String>,
+    /// `--set-file` values: key → a file holding the value, taken as one string (no comma or
+    /// brace in it is parsed), for values read from the cluster.
+    pub set_files: &'a BTreeMap<String, PathBuf>,
 }
 
 impl Helm {
@@ -43,6 +46,9 @@ impl Helm {
         }
         for (k, v) in r.set {
             cmd.arg("--set").arg(format!("{k}={v}"));
+        }
+        for (k, file) in r.set_files {
+            cmd.arg("--set-file").arg(format!("{k}={}", file.display()));
         }
     }
 
@@ -73,15 +79,15 @@ impl Helm {
         if let Some(v) = kube_version {
             cmd.args(["--kube-version", v]);
         }
+        for v in api_versions {
+            cmd.args(["--api-versions", v]);
+        }
         Helm::args(&mut cmd, r);
         Helm::run(cmd, &format!("template {}", r.release))
     }
 
     /// `helm upgrade --install` with the airgap binary as post-renderer and without the chart's
     /// hooks, which helm would not post-render: the installer runs them (see `hooks`).
-        for v in api_versions {
-            cmd.args(["--api-versions", v]);
-        }
     pub fn upgrade_install(&self, r: &ReleaseInput<'_>, kubeconfig: &Path, post_render: &Path) -> Result<()> {
         let exe = std::env::current_exe().context("cannot find the airgap binary for helm's post-renderer")?;
         let mut cmd = self.command(Some(kubeconfig));

@@ -154,12 +154,18 @@ pub struct Target<'a> {
     pub timeout: u64,
 }
 
-/// Runs the hooks of one event; a failed hook stops the release.
+/// Runs the hooks of one event; a failed hook stops the release. As helm (`execHook`), the
+/// `hook-succeeded` deletions wait until every hook of the event has succeeded: a chart's Job
+/// needs the ServiceAccount and Role hooks of its event until it is done (ingress-nginx's
+/// admission Jobs).
 pub async fn run(cluster: &Cluster, hooks: &[Hook], phase: Phase, operation: Operation, at: &Target<'_>) -> Result<()> {
-    for hook in of_event(hooks, phase, operation) {
-        run_one(cluster, hook, at)
-            .await
-            .with_context(|| format!("{} hook {} {}", event(phase, operation), hook.kind(), hook.name()))?;
+    let ordered = of_event(hooks, phase, operation);
+    let what = |hook: &Hook| format!("{} hook {} {}", event(phase, operation), hook.kind(), hook.name());
+    for hook in &ordered {
+        run_one(cluster, hook, at).await.with_context(|| what(hook))?;
+    }
+    for hook in ordered.iter().filter(|h| h.deletes_on("hook-succeeded")) {
+        cluster.delete(&hook.doc, Some(at.namespace)).await.with_context(|| what(hook))?;
     }
     Ok(())
 }
@@ -183,8 +189,7 @@ async fn run_one(cluster: &Cluster, hook: &Hook, at: &Target<'_>) -> Result<()> 
         }
         None => Ok(()),
     };
-    let policy = if outcome.is_ok() { "hook-succeeded" } else { "hook-failed" };
-    if hook.deletes_on(policy) {
+    if outcome.is_err() && hook.deletes_on("hook-failed") {
         cluster.delete(&hook.doc, Some(namespace)).await?;
     }
     outcome

@@ -4,17 +4,22 @@
 //! It must not reach the registry other than as an HTTP client would, nor fetch anything that
 //! is not in the bundle.
 
+pub mod alertmanager_config;
 pub mod bundled_tools;
 pub mod capacity;
 pub mod chart_schema;
-pub mod cli;
 pub mod check;
+pub mod cli;
 pub mod cluster;
 pub mod cluster_config;
+pub mod cluster_values;
+pub mod generated;
 pub mod helm;
 pub mod hooks;
+pub mod http_step;
 pub mod https;
 pub mod mirrors;
+pub mod mounted_files;
 pub mod plan;
 pub mod postrender;
 pub mod preflight;

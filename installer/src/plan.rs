@@ -24,6 +24,9 @@ pub struct Plan {
 pub struct Cluster {
     #[serde(default)]
     pub description: String,
+    /// The default of `site_ca` for the cluster's helm releases.
+    #[serde(default)]
+    pub site_ca: bool,
     pub steps: Vec<Step>,
 }
 
@@ -43,25 +46,22 @@ pub struct Step {
     /// Same shape as a configmap; the values (site inputs) become the secret's data.
     pub secret: Option<ConfigMap>,
     pub apply: Option<Source>,
+    /// Objects written in the plan; `${site.path}` is replaced in every string of them.
+    pub manifest: Option<Vec<serde_yaml_ng::Value>>,
     pub helm: Option<Release>,
     pub istio: Option<Istio>,
+    /// Site material made once and kept in the cluster (see `generated`).
+    pub generate: Option<crate::generated::Generate>,
+    /// Requests to an HTTP API inside the site (see `http_step`).
+    pub http: Option<crate::http_step::Http>,
+    /// rancher-monitoring's Alertmanager configuration with the site's receivers (see
+    /// `alertmanager_config`).
+    pub alertmanager: Option<crate::alertmanager_config::Alertmanager>,
     /// Copies of resources from other namespaces, as the upstream scripts make them.
     #[serde(default)]
     pub copy: Vec<Copy>,
     #[serde(default)]
     pub wait: Vec<Wait>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Namespace {
-    pub name: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
     /// Objects the step makes without rendering them (a Secret a chart's Job writes), which
     /// `install plan`'s check counts as there once the step is done.
     #[serde(default)]
@@ -86,6 +86,18 @@ pub struct Provided {
     /// A ConfigMap's or Secret's keys; when given, a reference to another key is a problem.
     #[serde(default)]
     pub keys: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Namespace {
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConfigMap {
     pub name: String,
     pub namespace: String,
@@ -98,6 +110,9 @@ pub struct ConfigMap {
 pub struct Source {
     /// A git repository of the bundle, `<host>/<path>:<ref>`, and a file or folder in it.
     pub git: Option<String>,
+    /// A chart of the bundle (as `helm.chart` names it), and a file or folder in it: what a chart
+    /// ships for a hook Job to apply (rancher-monitoring-crd's CRDs).
+    pub chart: Option<String>,
     pub path: Option<String>,
     /// A file of the bundle, `files.airgap.local/<name>:<version>`.
     pub file: Option<String>,
@@ -126,10 +141,13 @@ pub struct Release {
     /// Run `helm uninstall` first, as the upstream scripts do for one-shot Jobs.
     #[serde(default)]
     pub reinstall: bool,
-    /// Give every container the site CA (the site file's `registry.ca_cert`), for code that calls
-    /// the site registry over HTTPS itself, such as a git clone.
+    /// Give every container the site CA (see `site_ca`), for code that calls the site's
+    /// registry or domains over HTTPS itself; absent, the cluster's `site_ca`.
+    pub site_ca: Option<bool>,
+    /// Files mounted read-only into every container: path in the container → content
+    /// (`${site.path}` replaced), from a ConfigMap applied beside the release (see `mounted_files`).
     #[serde(default)]
-    pub site_ca: bool,
+    pub files: BTreeMap<String, String>,
 }
 
 /// Istio installed from an IstioOperator file, rendered by the bundled istioctl (`manifest
@@ -292,6 +310,11 @@ impl Plan {
         }
         for (name, cluster) in &self.clusters {
             cluster.check(dir, carried).with_context(|| format!("cluster {name}"))?;
+            for step in &cluster.steps {
+                if let Some(h) = &step.http {
+                    h.check_cluster(self.clusters.keys()).with_context(|| format!("cluster {name}: step {}", step.id))?;
+                }
+            }
         }
         Ok(())
     }
@@ -350,12 +373,27 @@ impl Step {
             self.configmap.is_some(),
             self.secret.is_some(),
             self.apply.is_some(),
+            self.manifest.is_some(),
             self.helm.is_some(),
             self.istio.is_some(),
+            self.generate.is_some(),
+            self.http.is_some(),
+            self.alertmanager.is_some(),
         ];
         let n = actions.iter().filter(|a| **a).count();
         if n > 1 || (n == 0 && self.copy.is_empty() && self.wait.is_empty()) {
-            bail!("a step has one of namespace, configmap, secret, apply, helm, istio (or only copy/wait)");
+            bail!(
+                "a step has one of namespace, configmap, secret, apply, manifest, helm, istio, generate, http, alertmanager (or only copy/wait)"
+            );
+        }
+        if let Some(g) = &self.generate {
+            g.check()?;
+        }
+        if let Some(h) = &self.http {
+            h.check(carried)?;
+        }
+        if let Some(a) = &self.alertmanager {
+            a.check(carried)?;
         }
         if let Some(a) = &self.apply {
             a.check(carried)?;
@@ -375,6 +413,7 @@ impl Step {
                     bail!("values file {} does not exist", v.display());
                 }
             }
+            crate::mounted_files::check(&h.files)?;
         }
         Ok(())
     }
@@ -382,12 +421,14 @@ impl Step {
 
 impl Source {
     fn check(&self, carried: &Carried) -> Result<()> {
-        match (&self.git, &self.path, &self.file) {
-            (Some(g), Some(_), None) if carried.git.contains(g) => Ok(()),
-            (Some(g), Some(_), None) => bail!("git repository {g} is not in the bundle spec"),
-            (None, None, Some(f)) if carried.files.contains(f) => Ok(()),
-            (None, None, Some(f)) => bail!("file {f} is not in the bundle spec"),
-            _ => bail!("a source is git + path, or file"),
+        match (&self.git, &self.chart, &self.path, &self.file) {
+            (Some(g), None, Some(_), None) if carried.git.contains(g) => Ok(()),
+            (Some(g), None, Some(_), None) => bail!("git repository {g} is not in the bundle spec"),
+            (None, Some(c), Some(_), None) if carried.charts.contains(c) => Ok(()),
+            (None, Some(c), Some(_), None) => bail!("chart {c} is not in the bundle spec"),
+            (None, None, None, Some(f)) if carried.files.contains(f) => Ok(()),
+            (None, None, None, Some(f)) => bail!("file {f} is not in the bundle spec"),
+            _ => bail!("a source is git + path, chart + path, or file"),
         }
     }
 }
@@ -435,5 +476,22 @@ mod tests {
         let c = cluster("steps:\n- {id: a, helm: {release: r, namespace: n, chart: 'x/y:1'}}\n");
         let err = c.check(Path::new("."), &Carried::default()).unwrap_err();
         assert!(format!("{err:#}").contains("not in the bundle spec"), "{err:#}");
+    }
+
+    #[test]
+    fn manifests_generated_material_and_mounted_files_are_checked_on_load() {
+        let carried = Carried { charts: BTreeSet::from(["x/y:1".to_string()]), ..Carried::default() };
+        let check = |yaml: &str| cluster(yaml).check(Path::new("."), &carried).map_err(|e| format!("{e:#}"));
+        let two = check("steps:\n- {id: a, namespace: {name: a}, manifest: [{kind: ConfigMap}]}\n").unwrap_err();
+        assert!(two.contains("a step has one of"), "{two}");
+        let relative =
+            check("steps:\n- {id: a, helm: {release: r, namespace: n, chart: 'x/y:1', files: {etc/x: y}}}\n");
+        assert!(relative.unwrap_err().contains("etc/x"));
+        let subject = "steps:\n- {id: a, generate: {namespace: n, signing_keystore: {subject: 'Q=1', days: 1, alias: a, configmap: {name: c, ca_cert: a, cert: b, keystore: k}, password: {secret: s, key: p}}}}\n";
+        assert!(check(subject).unwrap_err().contains("Q"));
+        let c = cluster(
+            "site_ca: true\nsteps:\n- {id: a, helm: {release: r, namespace: n, chart: 'x/y:1', site_ca: false}}\n",
+        );
+        assert!(c.site_ca && c.steps[0].helm.as_ref().unwrap().site_ca == Some(false));
     }
 }

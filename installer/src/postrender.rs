@@ -42,6 +42,9 @@ pub struct Config {
     /// Mount the site CA into every container (see `site_ca`).
     #[serde(default)]
     pub site_ca: bool,
+    /// Files mounted into every container (a plan's `helm.files`, see `mounted_files`).
+    #[serde(default)]
+    pub files: Option<crate::mounted_files::Mounts>,
     /// The site's `lab.request_scale`: every container's requests scaled down (see `capacity`).
     #[serde(default)]
     pub request_scale: Option<f64>,
@@ -103,6 +106,9 @@ pub async fn post_render(yaml: &str, cfg: &Config, registry: &Registry) -> Resul
         add_env(doc, &cfg.env);
         if let Some(spec) = pod_spec(doc).filter(|_| cfg.site_ca) {
             crate::site_ca::mount(spec)?;
+        }
+        if let (Some(files), Some(spec)) = (&cfg.files, pod_spec(doc)) {
+            files.mount(spec)?;
         }
         if let Some(scale) = cfg.request_scale {
             if let Some(spec) = pod_spec(doc) {

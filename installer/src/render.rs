@@ -10,8 +10,10 @@ use serde_json::json;
 use serde_yaml_ng::Value;
 use sha2::{Digest as _, Sha256};
 
+use crate::cluster_values::{self, Values};
 use crate::helm::{Helm, ReleaseInput};
 use crate::hooks::{self, Hook};
+use crate::mounted_files::Mounts;
 use crate::plan::{Cluster, ConfigMap, Istio, Source, Step};
 use crate::postrender::{self, ImageMode, ObjectRef};
 use crate::registry::Registry;
@@ -44,6 +46,13 @@ pub enum Action {
         namespace: Option<String>,
     },
     Helm(Box<HelmAction>),
+    /// Site material made unless the cluster holds it (`generate`): the objects with their keys
+    /// and empty values, as a reader of the plan may rely on them.
+    Generate {
+        shapes: Vec<Value>,
+    },
+    /// Requests to an HTTP API inside the site (see `http_step`).
+    Http(Box<crate::http_step::Prepared>),
     Nothing,
 }
 
@@ -51,11 +60,22 @@ pub struct HelmAction {
     pub chart: PathBuf,
     pub values: Vec<PathBuf>,
     pub set: BTreeMap<String, String>,
+    /// Values taken from the cluster, each in a file of the work folder (helm `--set-file`).
+    pub set_files: BTreeMap<String, PathBuf>,
     pub post: postrender::Config,
     /// Rendered for an install; helm leaves them to the installer (see `hooks`).
     pub hooks: Vec<Hook>,
-    /// The site CA's ConfigMap, applied before the release (see `site_ca`).
-    pub site_ca: Option<Value>,
+    /// Applied before the release: the site CA's ConfigMap (see `site_ca`) and the ConfigMap of
+    /// its mounted files (see `mounted_files`).
+    pub before: Vec<Value>,
+}
+
+/// What every step of a cluster shares.
+pub struct ClusterContext {
+    /// The plan's global configmap, substituted, for `${site.configmap.<key>}`.
+    pub configmap: BTreeMap<String, String>,
+    /// The cluster's default of `site_ca`.
+    pub site_ca: bool,
 }
 
 pub struct Rendered<'p> {
@@ -85,7 +105,18 @@ impl Renderer<'_> {
         cm.data.iter().map(|(k, v)| Ok((k.clone(), self.site.substitute(v, &empty)?))).collect()
     }
 
-    pub async fn render<'p>(&self, step: &'p Step, configmap: &BTreeMap<String, String>) -> Result<Rendered<'p>> {
+    pub fn context(&self, cluster: &Cluster) -> Result<ClusterContext> {
+        Ok(ClusterContext { configmap: self.global_configmap(cluster)?, site_ca: cluster.site_ca })
+    }
+
+    /// A step as `plan` shows it: values taken from the cluster are placeholders.
+    pub async fn render<'p>(&self, step: &'p Step, ctx: &ClusterContext) -> Result<Rendered<'p>> {
+        self.render_with(step, ctx, &Values::placeholders()).await
+    }
+
+    /// A step with the values it takes from the cluster (see `cluster_values`).
+    pub async fn render_with<'p>(&self, step: &'p Step, ctx: &ClusterContext, values: &Values) -> Result<Rendered<'p>> {
+        let configmap = &ctx.configmap;
         let mut out = Rendered {
             step,
             action: Action::Nothing,
@@ -101,7 +132,7 @@ impl Renderer<'_> {
                 out.skipped = Some(format!("components.{c} is off in the site file"));
             }
         }
-        let sub = |s: &str| self.site.substitute(s, configmap);
+        let sub = |s: &str| values.substitute(&self.site.substitute(s, configmap)?);
         let mut hashed = serde_json::to_vec(&json!({
             "copy": step.copy.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>(),
         }))?;
@@ -122,6 +153,20 @@ impl Renderer<'_> {
             out.summary = format!("apply {what}");
             out.images = rendered.images;
             out.action = Action::Objects { docs: rendered.docs, namespace: src.namespace.clone() };
+        } else if let Some(objects) = &step.manifest {
+            let docs = objects.iter().map(|o| substitute_strings(o, &sub)).collect::<Result<Vec<_>>>()?;
+            let rendered = postrender::post_render(&kubemanifests::to_stream(&docs)?, &self.post, self.registry)
+                .await
+                .context("manifest")?;
+            out.summary = format!("apply {} object(s) of the plan", rendered.docs.len());
+            out.images = rendered.images;
+            out.action = Action::Objects { docs: rendered.docs, namespace: None };
+        } else if let Some(g) = &step.generate {
+            out.summary =
+                format!("generate a signing keystore in namespace {} unless the cluster holds it", g.namespace);
+            out.objects = g.objects();
+            hashed.extend(format!("{g:?}").as_bytes());
+            out.action = Action::Generate { shapes: g.shapes()? };
         } else if let Some(h) = &step.helm {
             let (chart, what) = match (&h.chart, &h.local_chart) {
                 (Some(c), _) => (self.fetch_chart(c).await?, c.clone()),
@@ -132,21 +177,26 @@ impl Renderer<'_> {
                 (None, None) => bail!("release {} names no chart", h.release),
             };
             let values: Vec<PathBuf> = h.values.iter().map(|v| self.plan_dir.join(v)).collect();
-            let set = h.set.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
+            let (from_cluster, plain): (BTreeMap<_, _>, BTreeMap<_, _>) =
+                h.set.iter().partition(|(_, v)| cluster_values::takes_values(v));
+            let set = plain.into_iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
+            let set_dir = self.work.join("set-files").join(&step.id);
+            let set_files = from_cluster
+                .into_iter()
+                .map(|(k, v)| Ok((k.clone(), write_private(&set_dir, k, &sub(v)?)?)))
+                .collect::<Result<BTreeMap<_, _>>>()?;
             let env = h.env.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
-            let post = postrender::Config { env, site_ca: h.site_ca, ..self.post.clone() };
-            let site_ca = if h.site_ca {
-                let (path, pem) = self.site.registry_ca()?;
-                Some(SiteCa::from_pem(&pem, &path.display().to_string())?)
-            } else {
-                None
-            };
+            let files = h.files.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
+            let mounts = Mounts::of(&h.release, &files);
+            let with_ca = h.site_ca.unwrap_or(ctx.site_ca);
+            let post = postrender::Config { env, site_ca: with_ca, files: mounts.clone(), ..self.post.clone() };
             let input = ReleaseInput {
                 release: &h.release,
                 namespace: &h.namespace,
                 chart: &chart,
                 values: &values,
                 set: &set,
+                set_files: &set_files,
             };
             // A chart whose kubeVersion excludes the cluster is left unrendered (helm would refuse
             // it): `check` reports it, with the rest of the plan's problems.
@@ -170,13 +220,18 @@ impl Renderer<'_> {
             out.images = rendered.images;
             out.objects = rendered.objects;
             out.docs = rendered.docs.clone();
-            if site_ca.is_some() {
-                out.objects.push(ObjectRef {
-                    kind: "ConfigMap".into(),
-                    namespace: Some(h.namespace.clone()),
-                    name: crate::site_ca::CONFIGMAP.into(),
-                });
+            let site_ca = match with_ca && crate::site_ca::mounted_in(&rendered.docs) {
+                true => Some(SiteCa::from_site(self.site)?),
+                false => None,
+            };
+            let mut before = Vec::new();
+            if let Some(ca) = &site_ca {
+                before.push(ca.configmap(&h.namespace)?);
             }
+            if let Some(m) = &mounts {
+                before.push(m.configmap(&h.namespace, &files)?);
+            }
+            out.objects.extend(before.iter().filter_map(postrender::object_ref));
             // The release's inputs, not its rendered text: charts that generate passwords
             // (`randAlphaNum`) render differently every time, so a re-run would upgrade them.
             let values_text = values
@@ -188,12 +243,22 @@ impl Renderer<'_> {
                 "chart": hex::encode(Sha256::digest(&chart_bytes)),
                 "values": values_text, "set": set, "env": post.env, "images": out.images,
                 "request_scale": post.request_scale,
+                "set_files": set_files.keys().map(|k| sub(&h.set[k])).collect::<Result<Vec<_>>>()?,
                 "objects": out.objects.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "site_ca": site_ca.as_ref().map(|ca| &ca.pem),
+                "site_ca": site_ca.as_ref().map(|ca| &ca.pem), "files": files,
             }))?);
             let hooks = hooks::hooks(rendered.docs);
-            let site_ca = site_ca.map(|ca| ca.configmap(&h.namespace)).transpose()?;
-            out.action = Action::Helm(Box::new(HelmAction { chart, values, set, post, hooks, site_ca }));
+            out.action = Action::Helm(Box::new(HelmAction { chart, values, set, set_files, post, hooks, before }));
+        } else if let Some(a) = &step.alertmanager {
+            let (_, base) = self.carried_file(&a.base).await?;
+            let base = String::from_utf8(base).with_context(|| format!("{} is not UTF-8", a.base))?;
+            out.summary = format!("alertmanager configuration {}/{} with the site's receivers", a.namespace, a.secret);
+            out.action = Action::Objects { docs: vec![a.secret(&base, self.site)?], namespace: None };
+        } else if let Some(http) = &step.http {
+            let prepared = crate::http_step::prepare(http, self, &sub).await?;
+            out.summary = prepared.summary();
+            hashed.extend(prepared.hash_input()?);
+            out.action = Action::Http(Box::new(prepared));
         } else if let Some(istio) = &step.istio {
             let (what, docs, images) = self.render_istio(istio, &sub).await?;
             out.summary = format!("istio from {what}");
@@ -299,16 +364,51 @@ impl Renderer<'_> {
         Ok(target)
     }
 
+    /// A file or folder inside a carried chart, the archive unpacked once per run.
+    async fn chart_files(&self, reference: &str, path: &str) -> Result<PathBuf> {
+        bundles::safe_path::check_member_name(path).map_err(|e| anyhow!("{reference}: {e}"))?;
+        let dir = self.work.join("chart-files").join(reference.replace(['/', ':'], "_"));
+        if !dir.exists() {
+            let archive = self.fetch_chart(reference).await?;
+            let file = std::fs::File::open(&archive).with_context(|| archive.display().to_string())?;
+            let unpacking = dir.with_extension("partial");
+            tar::Archive::new(flate2::read::GzDecoder::new(file))
+                .unpack(&unpacking)
+                .with_context(|| format!("chart {reference}: cannot unpack"))?;
+            std::fs::rename(&unpacking, &dir)?;
+        }
+        // A chart archive holds one folder, named after the chart.
+        let top = std::fs::read_dir(&dir)?
+            .next()
+            .transpose()?
+            .ok_or_else(|| anyhow!("chart {reference}: an empty archive"))?;
+        let target = top.path().join(path);
+        if !target.exists() {
+            bail!("chart {reference} has no {path}");
+        }
+        Ok(target)
+    }
+
+    /// A file of the bundle (`files.airgap.local/<name>:<version>`): its name and bytes.
+    pub async fn carried_file(&self, reference: &str) -> Result<(String, Vec<u8>)> {
+        let name = reference.rsplit_once(':').map_or(reference, |(n, _)| n).rsplit('/').next().unwrap_or("file");
+        let dest = self.work.join("files").join(name);
+        self.registry.fetch_layer(reference, &dest).await.with_context(|| format!("file {reference}"))?;
+        Ok((name.to_string(), std::fs::read(&dest).with_context(|| dest.display().to_string())?))
+    }
+
     /// The YAML a plan's `apply` names: a file, or every .yaml/.yml of a folder in name order.
     async fn read_source(&self, src: &Source) -> Result<(String, String)> {
         if let Some(file) = &src.file {
-            let name = file.rsplit_once(':').map_or(file.as_str(), |(n, _)| n).rsplit('/').next().unwrap_or("file");
-            let dest = self.work.join("files").join(name);
-            self.registry.fetch_layer(file, &dest).await?;
-            return Ok((file.clone(), std::fs::read_to_string(&dest)?));
+            let (_, bytes) = self.carried_file(file).await?;
+            return Ok((file.clone(), String::from_utf8(bytes).with_context(|| format!("{file} is not UTF-8"))?));
         }
-        let target = self.checkout(src)?;
-        let what = format!("{}/{}", src.git.as_deref().unwrap_or_default(), src.path.as_deref().unwrap_or_default());
+        let target = match &src.chart {
+            Some(chart) => self.chart_files(chart, src.path.as_deref().unwrap_or_default()).await?,
+            None => self.checkout(src)?,
+        };
+        let from = src.git.as_deref().or(src.chart.as_deref()).unwrap_or_default();
+        let what = format!("{from}/{}", src.path.as_deref().unwrap_or_default());
         let mut files = Vec::new();
         if target.is_dir() {
             for e in std::fs::read_dir(&target)? {
@@ -328,6 +428,38 @@ impl Renderer<'_> {
         }
         Ok((what, yaml))
     }
+}
+
+/// Every string of a plan's object, substituted.
+pub(crate) fn substitute_strings(v: &Value, sub: &dyn Fn(&str) -> Result<String>) -> Result<Value> {
+    Ok(match v {
+        Value::String(s) => Value::String(sub(s)?),
+        Value::Sequence(items) => {
+            Value::Sequence(items.iter().map(|i| substitute_strings(i, sub)).collect::<Result<_>>()?)
+        }
+        Value::Mapping(m) => {
+            Value::Mapping(m.iter().map(|(k, v)| Ok((k.clone(), substitute_strings(v, sub)?))).collect::<Result<_>>()?)
+        }
+        Value::Tagged(t) => substitute_strings(&t.value, sub)?,
+        other => other.clone(),
+    })
+}
+
+/// A value written to a file only its owner reads (it may be a secret read from the cluster).
+fn write_private(dir: &Path, key: &str, value: &str) -> Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join(key.replace(['/', '\\'], "_"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&file)
+        .with_context(|| file.display().to_string())?;
+    f.write_all(value.as_bytes())?;
+    Ok(file)
 }
 
 fn data_object(kind: &str, field: &str, cm: &ConfigMap, sub: &dyn Fn(&str) -> Result<String>) -> Result<Value> {

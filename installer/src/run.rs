@@ -13,12 +13,12 @@ use crate::bundled_tools;
 use crate::check;
 use crate::cli::{ApplyArgs, PlanArgs, Render, StatusArgs, Target};
 use crate::cluster::Cluster;
+use crate::cluster_values::{self, Values};
 use crate::helm::{Helm, ReleaseInput};
 use crate::hooks::{self, Operation, Phase};
 use crate::plan::{self, Carried, Plan};
 use crate::postrender;
 use crate::registry::Registry;
-use crate::cluster_values::{self, Values};
 use crate::render::{Action, ClusterContext, HelmAction, Rendered, Renderer};
 use crate::site::Site;
 use crate::state::{self, Live, Lock, State, StepState};
@@ -268,12 +268,26 @@ pub fn apply(a: ApplyArgs) -> Result<()> {
     })
 }
 
+/// The renderer of a cluster that answers, as apply renders for it: at the cluster's version, with
+/// the API versions it serves (what charts see as `.Capabilities`), and what it was asked.
+pub(crate) async fn renderer_for<'a>(
+    tools: &'a Tools,
+    l: &'a Loaded,
+    r: &Render,
+    cluster: &Cluster,
+    version: &str,
+) -> Result<(Renderer<'a>, check::Target)> {
+    let version = version.trim_start_matches('v');
+    let target = check::Target::asked(cluster, version).await?;
+    let mut renderer = tools.renderer(l, r, version)?;
+    renderer.api_versions = target.apis.helm_api_versions();
+    Ok((renderer, target))
+}
+
 async fn apply_cluster(a: &ApplyArgs, l: &Loaded, tools: &Tools, name: &str) -> Result<()> {
     let cluster = Cluster::connect(name, &kubeconfig(&l.site, name)?).await?;
     let version = crate::preflight::run(&cluster, &l.site, &tools.registry).await?;
-    let target = check::Target::asked(&cluster, version.trim_start_matches('v')).await?;
-    let mut renderer = tools.renderer(l, &a.render, version.trim_start_matches('v'))?;
-    renderer.api_versions = target.apis.helm_api_versions();
+    let (renderer, target) = renderer_for(tools, l, &a.render, &cluster, &version).await?;
     let plan_cluster = &l.plan.clusters[name];
     // Every step is rendered and leak-checked before the cluster is touched.
     let rendered = render_cluster(&renderer, plan_cluster).await?;

@@ -1,8 +1,10 @@
-//! The site CA inside a release's pods, for code that calls the site registry over HTTPS itself:
-//! config-server clones mosip-config with JGit, masterdata-loader clones mosip-data with git. The
-//! CA (the site file's `registry.ca_cert`) goes into a ConfigMap in the release's namespace, which
-//! the post-renderer mounts into every container with the variables git and the JVM read. The
-//! JVM reads no PEM: it gets a PKCS#12 truststore with the CA as a trusted certificate.
+//! The site CA inside a release's pods, for code that calls the site over HTTPS itself:
+//! config-server clones mosip-config with JGit, masterdata-loader clones mosip-data with git, the
+//! MOSIP services call each other and Keycloak by their site domains. The CA is the site file's
+//! `registry.ca_cert` and, when the domains' certificates come from another CA, `tls.ca_cert`. It
+//! goes into a ConfigMap in the release's namespace, which the post-renderer mounts into every
+//! container with the variables git, Node and the JVM read. The JVM reads no PEM: it gets a
+//! PKCS#12 truststore with each CA as a trusted certificate.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +25,9 @@ const TRUSTSTORE_KEY: &str = "truststore.p12";
 pub const TRUSTSTORE_PASSWORD: &str = "changeit";
 const JAVA_VARIABLE: &str = "JAVA_TOOL_OPTIONS";
 
+/// The site file's keys naming CA files, the first required.
+const SITE_KEYS: [&str; 2] = ["registry.ca_cert", "tls.ca_cert"];
+
 /// The CA as PEM and as a Java truststore.
 pub struct SiteCa {
     pub pem: String,
@@ -30,6 +35,31 @@ pub struct SiteCa {
 }
 
 impl SiteCa {
+    /// The CAs the site file names (see [`SITE_KEYS`]), each certificate once.
+    pub fn from_site(site: &crate::site::Site) -> Result<SiteCa> {
+        let mut pem = String::new();
+        let mut names = Vec::new();
+        for key in SITE_KEYS {
+            let written = match site.lookup(key) {
+                Ok(w) if !w.is_empty() => w,
+                _ if key == SITE_KEYS[0] => bail!("{}: {key} is needed for the site CA", site.path().display()),
+                _ => continue,
+            };
+            let path = site.resolve_path(&written);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("{}: {key} names {}, which cannot be read", site.path().display(), path.display())
+            })?;
+            for cert in CertificateDer::pem_slice_iter(text.as_bytes()) {
+                let cert = cert.with_context(|| format!("{}: not PEM certificates", path.display()))?;
+                if !pem.contains(&pem_of(&cert)) {
+                    pem.push_str(&pem_of(&cert));
+                }
+            }
+            names.push(path.display().to_string());
+        }
+        SiteCa::from_pem(&pem, &names.join(" and "))
+    }
+
     /// `what` names the file in errors.
     pub fn from_pem(pem: &str, what: &str) -> Result<SiteCa> {
         let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
@@ -65,10 +95,18 @@ impl SiteCa {
     }
 }
 
-/// What a container needs to trust the CA mounted at [`MOUNT`].
+fn pem_of(der: &CertificateDer<'_>) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap_or_default()).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+}
+
+/// What a container needs to trust the CA mounted at [`MOUNT`]: git and Node take the PEM
+/// (Node adds it to its own roots), the JVM the truststore.
 pub fn variables() -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         ("GIT_SSL_CAINFO", format!("{MOUNT}/{PEM_KEY}")),
+        ("NODE_EXTRA_CA_CERTS", format!("{MOUNT}/{PEM_KEY}")),
         (
             JAVA_VARIABLE,
             format!(
@@ -109,6 +147,21 @@ pub fn mount(pod_spec: &mut Value) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether any of `docs` mounts the CA: a release that runs no container needs no ConfigMap.
+pub fn mounted_in(docs: &[Value]) -> bool {
+    fn mounts(v: &Value) -> bool {
+        match v {
+            Value::Mapping(m) => {
+                m.get("configMap").and_then(|c| c.get("name")).and_then(Value::as_str) == Some(CONFIGMAP)
+                    || m.values().any(mounts)
+            }
+            Value::Sequence(s) => s.iter().any(mounts),
+            _ => false,
+        }
+    }
+    docs.iter().any(mounts)
 }
 
 fn yaml(v: serde_json::Value) -> Result<Value> {
@@ -189,5 +242,28 @@ containers:
 
         let err = SiteCa::from_pem("not a certificate", "certs/site-ca.pem").err().unwrap();
         assert!(format!("{err:#}").contains("certs/site-ca.pem"), "{err:#}");
+    }
+
+    #[test]
+    fn the_site_file_names_the_registry_ca_and_the_domains_ca_each_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, domains) =
+            (testkit::TestCa::new("registry ca").unwrap(), testkit::TestCa::new("domains ca").unwrap());
+        std::fs::write(dir.path().join("registry.pem"), registry.cert_pem()).unwrap();
+        std::fs::write(dir.path().join("both.pem"), domains.cert_pem() + &registry.cert_pem()).unwrap();
+        let site = |text: &str| crate::site::Site::parse(&dir.path().join("site.yaml"), text).unwrap();
+
+        let ca = SiteCa::from_site(&site("registry: {ca_cert: registry.pem}\ntls: {ca_cert: both.pem}\n")).unwrap();
+        let read = KeyStore::from_pkcs12(&ca.truststore, TRUSTSTORE_PASSWORD).unwrap();
+        assert_eq!(read.entries_count(), 2, "the registry's CA once, the domains' once");
+        assert_eq!(ca.pem.matches("BEGIN CERTIFICATE").count(), 2, "{}", ca.pem);
+        let registry_only = SiteCa::from_site(&site("registry: {ca_cert: registry.pem}\n")).unwrap();
+        assert_eq!(registry_only.pem.matches("BEGIN CERTIFICATE").count(), 1);
+
+        let err = SiteCa::from_site(&site("registry: {address: r}\n")).err().unwrap();
+        assert!(format!("{err:#}").contains("registry.ca_cert"), "{err:#}");
+        let err =
+            SiteCa::from_site(&site("registry: {ca_cert: registry.pem}\ntls: {ca_cert: nope.pem}\n")).err().unwrap();
+        assert!(format!("{err:#}").contains("tls.ca_cert names"), "{err:#}");
     }
 }

@@ -61,7 +61,7 @@ fn eks_configs_carry_what_eksctl_requires_and_the_mirrors() {
     let files = generate(&site(t.path(), |_| {}), Provider::Eks, hosts()).unwrap();
     let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(names, ["observation.cluster.config.yaml", "mosip.cluster.config.yaml"]);
-    for (f, (cluster, nodes)) in files.iter().zip([("rancher", 2), ("sandbox", 4)]) {
+    for (f, (cluster, nodes)) in files.iter().zip([("rancher", 2), ("sandbox", 6)]) {
         let c: Value = serde_yaml_ng::from_str(&f.content).unwrap();
         assert_eq!(c["apiVersion"].as_str(), Some("eksctl.io/v1alpha5"));
         assert_eq!(c["kind"].as_str(), Some("ClusterConfig"));

@@ -13,40 +13,6 @@ pub struct Crd {
     pub versions: &'static [&'static str],
 }
 
-const fn crd(group: &'static str, kind: &'static str, plural: &'static str, versions: &'static [&'static str]) -> Crd {
-    Crd { group, kind, plural, namespaced: true, versions }
-}
-
-/// prometheus-operator 0.50's CRDs, which the rancher-monitoring-crd chart installs.
-pub const PROMETHEUS_OPERATOR: &[Crd] = &[
-    crd("monitoring.coreos.com", "Alertmanager", "alertmanagers", &["v1"]),
-    crd("monitoring.coreos.com", "AlertmanagerConfig", "alertmanagerconfigs", &["v1alpha1"]),
-    crd("monitoring.coreos.com", "PodMonitor", "podmonitors", &["v1"]),
-    crd("monitoring.coreos.com", "Probe", "probes", &["v1"]),
-    crd("monitoring.coreos.com", "Prometheus", "prometheuses", &["v1"]),
-    crd("monitoring.coreos.com", "PrometheusRule", "prometheusrules", &["v1"]),
-    crd("monitoring.coreos.com", "ServiceMonitor", "servicemonitors", &["v1"]),
-    crd("monitoring.coreos.com", "ThanosRuler", "thanosrulers", &["v1"]),
-];
-
-/// logging-operator 3.17's CRDs and the logging extensions', which the rancher-logging-crd chart
-/// installs.
-pub const LOGGING_OPERATOR: &[Crd] = &[
-    crd("logging.banzaicloud.io", "ClusterFlow", "clusterflows", &["v1beta1", "v1alpha1"]),
-    crd("logging.banzaicloud.io", "ClusterOutput", "clusteroutputs", &["v1beta1", "v1alpha1"]),
-    crd("logging.banzaicloud.io", "Flow", "flows", &["v1beta1", "v1alpha1"]),
-    crd("logging.banzaicloud.io", "Output", "outputs", &["v1beta1", "v1alpha1"]),
-    Crd {
-        group: "logging.banzaicloud.io",
-        kind: "Logging",
-        plural: "loggings",
-        namespaced: false,
-        versions: &["v1beta1", "v1alpha1"],
-    },
-    crd("logging-extensions.banzaicloud.io", "EventTailer", "eventtailers", &["v1alpha1"]),
-    crd("logging-extensions.banzaicloud.io", "HostTailer", "hosttailers", &["v1alpha1"]),
-];
-
 /// The CRDs as one YAML stream.
 pub fn yaml(crds: &[Crd]) -> String {
     crds.iter().map(one).collect::<Vec<_>>().join("---\n")
@@ -78,17 +44,26 @@ fn one(c: &Crd) -> String {
 mod tests {
     use super::*;
 
+    const SET: &[Crd] = &[
+        Crd { group: "example.airgap", kind: "One", plural: "ones", namespaced: true, versions: &["v1"] },
+        Crd { group: "example.airgap", kind: "Two", plural: "twos", namespaced: false, versions: &["v1", "v1beta1"] },
+    ];
+
+    fn docs_scope(text: &str) -> Vec<String> {
+        let docs = text.split("---\n").map(|d| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(d).unwrap());
+        docs.map(|d| d["spec"]["scope"].as_str().unwrap().to_string()).collect()
+    }
+
     #[test]
     fn every_crd_is_one_document_with_one_storage_version() {
-        for set in [PROMETHEUS_OPERATOR, LOGGING_OPERATOR] {
-            let text = yaml(set);
-            let docs: Vec<serde_yaml_ng::Value> =
-                text.split("---\n").map(|d| serde_yaml_ng::from_str(d).unwrap()).collect();
-            assert_eq!(docs.len(), set.len());
-            for d in docs {
-                let versions = d["spec"]["versions"].as_sequence().unwrap();
-                assert_eq!(versions.iter().filter(|v| v["storage"] == true).count(), 1, "{d:?}");
-            }
+        let text = yaml(SET);
+        let docs: Vec<serde_yaml_ng::Value> =
+            text.split("---\n").map(|d| serde_yaml_ng::from_str(d).unwrap()).collect();
+        assert_eq!(docs.len(), SET.len());
+        for d in docs {
+            let versions = d["spec"]["versions"].as_sequence().unwrap();
+            assert_eq!(versions.iter().filter(|v| v["storage"] == true).count(), 1, "{d:?}");
         }
+        assert_eq!(docs_scope(&text), ["Namespaced", "Cluster"]);
     }
 }

@@ -4,9 +4,10 @@
 //! - every image of the spec: one CNCF distribution per upstream registry host, each image a
 //!   generated stand-in under its real name and tag (a config and one small layer naming it);
 //! - the charts: the mosip repository from `shared/fixtures` as it is, and for every other
-//!   repository a classic repository of generated stand-in charts under the real names and
-//!   versions, rendering the real chart's workloads (kind, name, image) and CRDs
-//!   ([`STAND_IN_CHARTS`]);
+//!   repository a classic repository of the real charts of `shared/fixtures/upstream-charts-2026-12`
+//!   (its README gives each one's source): the published archives byte for byte, the others as
+//!   packed from their tagged sources, with the image digests a chart's values pin emptied, since
+//!   no stand-in image can have the real one's digest ([`UPSTREAM_CHARTS`]);
 //! - the files: stand-in bytes at the spec's URL paths (a generated `.tar.gz` holding the
 //!   `extract` members where the spec extracts), except the raw k8s-infra files, served as the
 //!   verbatim upstream copies kept in `shared/reference`;
@@ -30,7 +31,7 @@ use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
 use crate::images::{push_plain, write_layout, ImageSpec};
-use crate::{crds, run, shared_fixtures, tool, workspace_root, Distribution, DistributionOpts, FileServer, HelmRepo};
+use crate::{run, shared_fixtures, tool, workspace_root, Distribution, DistributionOpts, FileServer, HelmRepo};
 
 /// The spec this upstream stands in for, in the checkout.
 pub fn mosip_spec() -> PathBuf {
@@ -48,99 +49,68 @@ const REFERENCE_CHECKOUTS: &[(&str, &str, &str)] = &[
     ("github.com/mosip/mosip-infra", "mosip-infra-v1.2.0.1-B2", "deployment/v3"),
 ];
 
-/// The local Istio charts of those repositories, whose templates the reference copies lack:
-/// (repository, chart folder, the value naming the host it routes, templates besides the
-/// routes). Each stand-in routes its host with a Gateway and a VirtualService, as the real ones
-/// do; Keycloak's also makes the `keycloak-host` ConfigMap that the MOSIP modules copy (upstream
+/// The local Istio charts of those repositories, whose templates the reference copies lack. Each
+/// stand-in makes the Gateways the real one makes (same names and ingress gateway, the host from
+/// the same value) and, where the real one has one, a VirtualService through the first of them;
+/// Keycloak's also makes the `keycloak-host` ConfigMap the MOSIP modules copy (upstream
 /// `external/iam/chart/istio-addons/templates/host_configmap.yaml`: same name and keys).
-const LOCAL_ISTIO_CHARTS: &[(&str, &str, &str, &str)] = &[
-    ("github.com/mosip/k8s-infra", "mosip/aws/istio/chart/istio-addons", "internalHost", ""),
-    ("github.com/mosip/k8s-infra", "logging/chart/istio-addons", "kibanaHost", ""),
-    ("github.com/mosip/mosip-infra", "deployment/v3/external/postgres/chart/istio-addons", "postgresHost", ""),
-    ("github.com/mosip/mosip-infra", "deployment/v3/external/object-store/minio/chart/istio-addons", "externalHost", ""),
-    ("github.com/mosip/mosip-infra", "deployment/v3/external/kafka/chart/istio-addons", "kafkaUiHost", ""),
-    (
-        "github.com/mosip/mosip-infra",
-        "deployment/v3/external/iam/chart/istio-addons",
-        "keycloakExternalHost",
-        "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keycloak-host\ndata:\n  keycloak-internal-host: {{ .Values.keycloakInternalHost }}\n  keycloak-internal-url: http://{{ .Values.keycloakInternalHost }}\n  keycloak-external-host: {{ .Values.keycloakExternalHost }}\n  keycloak-external-url: https://{{ .Values.keycloakExternalHost }}\n",
-    ),
-];
-
-/// What each stand-in chart renders: the workloads the real chart renders for the plan's release
-/// (kind, name and image, as the real chart names them) and the CRDs it installs. This table stands
-/// for the real charts' content, which cannot be fetched here; the names are what the plan's waits
-/// and the charts' consumers look for. An image the spec does not list is one the spec leaves to
-/// `discover: add` (the real chart's default, tag not confirmed by a stored source): the stand-in
-/// registries serve it too, so discovery finds and carries it as it would upstream. A chart not
-/// listed renders a ConfigMap only.
-const STAND_IN_CHARTS: &[StandInChart] = &[
-    StandInChart {
-        name: "ingress-nginx",
-        workloads: &[("Deployment", "ingress-nginx-controller", "k8s.gcr.io/ingress-nginx/controller:v0.41.2")],
-        crds: &[],
-    },
-    StandInChart {
-        name: "rancher",
-        workloads: &[("Deployment", "rancher", "docker.io/rancher/rancher:v2.6.9")],
-        crds: &[],
-    },
-    StandInChart {
-        name: "clamav",
-        workloads: &[("Deployment", "clamav", "docker.io/clamav/clamav:latest")],
-        crds: &[],
-    },
-    StandInChart {
-        name: "kafka-ui",
-        workloads: &[("Deployment", "kafka-ui", "docker.io/provectuslabs/kafka-ui:v0.4.0")],
-        crds: &[],
-    },
-    StandInChart { name: "rancher-monitoring-crd", workloads: &[], crds: crds::PROMETHEUS_OPERATOR },
-    StandInChart {
-        name: "rancher-monitoring",
-        workloads: &[
-            (
-                "Deployment",
-                "rancher-monitoring-operator",
-                "docker.io/rancher/mirrored-prometheus-operator-prometheus-operator:v0.50.0",
-            ),
-            ("Deployment", "rancher-monitoring-grafana", "docker.io/rancher/mirrored-grafana-grafana:7.5.11"),
-            (
-                "Deployment",
-                "rancher-monitoring-kube-state-metrics",
-                "docker.io/rancher/mirrored-kube-state-metrics-kube-state-metrics:v2.0.0",
-            ),
-            (
-                "Deployment",
-                "rancher-monitoring-prometheus-adapter",
-                "docker.io/rancher/mirrored-directxman12-k8s-prometheus-adapter:v0.8.4",
-            ),
-            (
-                "DaemonSet",
-                "rancher-monitoring-prometheus-node-exporter",
-                "docker.io/rancher/mirrored-prometheus-node-exporter:v1.1.2",
-            ),
-        ],
-        crds: &[],
-    },
-    StandInChart { name: "rancher-logging-crd", workloads: &[], crds: crds::LOGGING_OPERATOR },
-    StandInChart {
-        name: "rancher-logging",
-        workloads: &[(
-            "Deployment",
-            "rancher-logging",
-            "docker.io/rancher/mirrored-banzaicloud-logging-operator:3.17.7",
-        )],
-        crds: &[],
-    },
-];
-
-struct StandInChart {
-    name: &'static str,
-    /// (kind: Deployment or DaemonSet; name; image).
-    workloads: &'static [(&'static str, &'static str, &'static str)],
-    crds: &'static [crds::Crd],
+struct LocalIstioChart {
+    repo: &'static str,
+    chart: &'static str,
+    /// (name, the `istio:` label of the ingress gateway it binds, the value naming its host).
+    gateways: &'static [(&'static str, &'static str, &'static str)],
+    virtual_service: bool,
+    extra: &'static str,
 }
+
+const LOCAL_ISTIO_CHARTS: &[LocalIstioChart] = &[
+    LocalIstioChart {
+        repo: "github.com/mosip/k8s-infra",
+        chart: "mosip/aws/istio/chart/istio-addons",
+        gateways: &[("internal", "ingressgateway-internal", "internalHost"), ("public", "ingressgateway", "publicHost")],
+        virtual_service: false,
+        extra: "",
+    },
+    LocalIstioChart {
+        repo: "github.com/mosip/k8s-infra",
+        chart: "logging/chart/istio-addons",
+        gateways: &[("kibana", "ingressgateway-internal", "kibanaHost")],
+        virtual_service: true,
+        extra: "",
+    },
+    LocalIstioChart {
+        repo: "github.com/mosip/mosip-infra",
+        chart: "deployment/v3/external/postgres/chart/istio-addons",
+        gateways: &[("postgres", "ingressgateway-internal", "postgresHost")],
+        virtual_service: true,
+        extra: "",
+    },
+    LocalIstioChart {
+        repo: "github.com/mosip/mosip-infra",
+        chart: "deployment/v3/external/object-store/minio/chart/istio-addons",
+        gateways: &[("minio", "ingressgateway-internal", "externalHost")],
+        virtual_service: true,
+        extra: "",
+    },
+    LocalIstioChart {
+        repo: "github.com/mosip/mosip-infra",
+        chart: "deployment/v3/external/kafka/chart/istio-addons",
+        gateways: &[("kafka-ui", "ingressgateway-internal", "kafkaUiHost")],
+        virtual_service: true,
+        extra: "",
+    },
+    LocalIstioChart {
+        repo: "github.com/mosip/mosip-infra",
+        chart: "deployment/v3/external/iam/chart/istio-addons",
+        gateways: &[("keycloak", "ingressgateway-internal", "keycloakExternalHost")],
+        virtual_service: true,
+        extra: "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keycloak-host\ndata:\n  keycloak-internal-host: {{ .Values.keycloakInternalHost }}\n  keycloak-internal-url: http://{{ .Values.keycloakInternalHost }}\n  keycloak-external-host: {{ .Values.keycloakExternalHost }}\n  keycloak-external-url: https://{{ .Values.keycloakExternalHost }}\n",
+    },
+];
+
+/// The non-mosip charts, under `shared/fixtures`: `published/<name>-<version>.tgz` (byte for
+/// byte) or `from-source/<name>-<version>.tgz`.
+const UPSTREAM_CHARTS: &str = "upstream-charts-2026-12";
 
 /// The upstream peers and the spec rewritten to reach them. Everything stops when dropped.
 pub struct MosipUpstream {
@@ -163,7 +133,7 @@ impl MosipUpstream {
 
         let mut images = unpin_images(&mut doc)?;
         let mut web_hosts = BTreeSet::new();
-        web_hosts.extend(stand_in_charts(&www, &doc, charts.upstream_url())?);
+        web_hosts.extend(upstream_charts(&www, &doc, charts.upstream_url())?);
         web_hosts.extend(stand_in_files(&www, &mut doc)?);
         web_hosts.extend(stand_in_git(&www, &dir.path().join("git-work"), &doc)?);
         let (list_hosts, listed) = stand_in_image_lists(&www, &doc)?;
@@ -172,7 +142,6 @@ impl MosipUpstream {
         absolute_values(&mut doc, spec.parent().unwrap_or(Path::new(".")))?;
 
         let web = FileServer::start(&www)?;
-        images.extend(STAND_IN_CHARTS.iter().flat_map(|c| c.workloads.iter().map(|(_, _, image)| image.to_string())));
         let registries = push_images(&images, &dir.path().join("layout"))?;
         let mut mirrors = Mapping::new();
         for (host, registry) in &registries {
@@ -344,9 +313,9 @@ fn str_field<'a>(entry: &'a Value, key: &str, what: &str) -> Result<&'a str> {
     entry.get(key).and_then(Value::as_str).ok_or_else(|| anyhow!("{what}: an entry has no `{key}`: {entry:?}"))
 }
 
-/// Writes a classic repository for every chart repository of the spec but the fixture's, and
-/// returns their hosts.
-fn stand_in_charts(www: &Path, doc: &Value, fixture_repo: &str) -> Result<BTreeSet<String>> {
+/// Writes a classic repository for every chart repository of the spec but the fixture's, holding
+/// the real charts of [`UPSTREAM_CHARTS`], and returns their hosts.
+fn upstream_charts(www: &Path, doc: &Value, fixture_repo: &str) -> Result<BTreeSet<String>> {
     let mut repos: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for entry in doc.get("charts").and_then(Value::as_sequence).into_iter().flatten() {
         let repo = str_field(entry, "repo", "charts")?.trim_end_matches('/');
@@ -365,13 +334,15 @@ fn stand_in_charts(www: &Path, doc: &Value, fixture_repo: &str) -> Result<BTreeS
         let dir = www.join(&host).join(&path);
         let mut entries: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
         for (name, version) in charts {
-            let tgz = stand_in_chart(&name, &version)?;
+            let tgz = unpin_chart_images(&upstream_chart(&name, &version)?)
+                .with_context(|| format!("chart {name} {version}"))?;
+            let meta = chart_metadata(&tgz, &name).with_context(|| format!("chart {name} {version}"))?;
             let file = format!("{name}-{version}.tgz");
             write_file(&dir.join(&file), &tgz)?;
-            entries.entry(name.clone()).or_default().push(json!({
-                "apiVersion": "v2", "name": name, "version": version,
-                "urls": [format!("{repo}/{file}")], "digest": hex::encode(Sha256::digest(&tgz)),
-            }));
+            let mut entry = meta;
+            entry["urls"] = json!([format!("{repo}/{file}")]);
+            entry["digest"] = json!(hex::encode(Sha256::digest(&tgz)));
+            entries.entry(name.clone()).or_default().push(entry);
         }
         let index = json!({"apiVersion": "v1", "entries": entries});
         write_file(&dir.join("index.yaml"), serde_yaml_ng::to_string(&index)?.as_bytes())?;
@@ -380,38 +351,82 @@ fn stand_in_charts(www: &Path, doc: &Value, fixture_repo: &str) -> Result<BTreeS
     Ok(hosts)
 }
 
-/// A chart under the real name and version rendering what [`STAND_IN_CHARTS`] lists for it, its
-/// CRDs in `crds/` as helm installs them, and a ConfigMap saying what it is.
-fn stand_in_chart(name: &str, version: &str) -> Result<Vec<u8>> {
-    let listed = STAND_IN_CHARTS.iter().find(|c| c.name == name);
-    let mut manifests = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-stand-in\ndata:\n  note: airgap test stand-in for the chart {name} {version}, not the real chart\n"
-    );
-    for (kind, workload, image) in listed.map_or(&[][..], |c| c.workloads) {
-        manifests += &format!("---\n{}", workload_yaml(kind, workload, image)?);
+/// The archive of `name` `version` in [`UPSTREAM_CHARTS`].
+fn upstream_chart(name: &str, version: &str) -> Result<Vec<u8>> {
+    let dir = shared_fixtures().join(UPSTREAM_CHARTS);
+    for kind in ["published", "from-source"] {
+        let file = dir.join(kind).join(format!("{name}-{version}.tgz"));
+        if file.is_file() {
+            return fs::read(&file).with_context(|| file.display().to_string());
+        }
     }
-    let chart_yaml = format!(
-        "apiVersion: v2\nname: {name}\nversion: {version}\ndescription: airgap test stand-in for {name} {version}\n"
-    );
-    let mut members = vec![
-        (format!("{name}/Chart.yaml"), chart_yaml.into_bytes()),
-        (format!("{name}/templates/stand-in.yaml"), manifests.into_bytes()),
-    ];
-    if let Some(c) = listed.filter(|c| !c.crds.is_empty()) {
-        members.push((format!("{name}/crds/stand-in.yaml"), crds::yaml(c.crds).into_bytes()));
-    }
-    // Helm reads templates as Go templates; these have no actions, so they render as written.
-    tar_gz(&members)
+    bail!("charts: {name} {version} is not in {} (published/ or from-source/)", dir.display())
 }
 
-/// A Deployment or DaemonSet of one container.
-fn workload_yaml(kind: &str, name: &str, image: &str) -> Result<String> {
-    if !["Deployment", "DaemonSet"].contains(&kind) {
-        bail!("stand-in chart workload {name}: kind {kind} is not a Deployment or DaemonSet");
+/// The archive's members in order, as (path, mode, content).
+fn tgz_members(tgz: &[u8]) -> Result<Vec<(String, u32, Vec<u8>)>> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
+    let mut members = Vec::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let mode = entry.header().mode()?;
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data)?;
+        members.push((path, mode, data));
     }
-    Ok(format!(
-        "apiVersion: apps/v1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: {name}\n          image: {image}\n"
-    ))
+    Ok(members)
+}
+
+/// The chart as it is, unless its `values.yaml` pins image digests (`digest: sha256:…`): then
+/// repacked with each of those emptied, so that it renders the tag, which the stand-in
+/// registries serve. The digests stay in the spec's images, which the test unpins the same way.
+fn unpin_chart_images(tgz: &[u8]) -> Result<Vec<u8>> {
+    let mut members = tgz_members(tgz)?;
+    let mut changed = false;
+    for (path, _, data) in &mut members {
+        if !path.ends_with("/values.yaml") {
+            continue;
+        }
+        let text = String::from_utf8(data.clone()).with_context(|| format!("{path} is not UTF-8"))?;
+        let unpinned: Vec<String> = text
+            .lines()
+            .map(|l| match l.trim_start().strip_prefix("digest: sha256:") {
+                Some(_) => format!("{}digest: \"\"", &l[..l.len() - l.trim_start().len()]),
+                None => l.to_string(),
+            })
+            .collect();
+        let unpinned = unpinned.join("\n") + if text.ends_with('\n') { "\n" } else { "" };
+        if unpinned != text {
+            *data = unpinned.into_bytes();
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(tgz.to_vec());
+    }
+    tar_gz(&members.into_iter().map(|(p, _, d)| (p, d)).collect::<Vec<_>>())
+}
+
+/// The index entry fields a repository takes from a chart's Chart.yaml, as `helm repo index`
+/// writes them.
+fn chart_metadata(tgz: &[u8], name: &str) -> Result<serde_json::Value> {
+    let chart_yaml = tgz_members(tgz)?
+        .into_iter()
+        .find(|(p, _, _)| p == &format!("{name}/Chart.yaml"))
+        .ok_or_else(|| anyhow!("no {name}/Chart.yaml"))?
+        .2;
+    let chart: serde_json::Value = serde_yaml_ng::from_slice(&chart_yaml).context("Chart.yaml")?;
+    let mut entry = serde_json::Map::new();
+    for key in ["apiVersion", "name", "version", "appVersion", "kubeVersion", "description", "annotations"] {
+        if let Some(v) = chart.get(key) {
+            entry.insert(key.to_string(), v.clone());
+        }
+    }
+    Ok(serde_json::Value::Object(entry))
 }
 
 /// The verbatim upstream copy of a raw.githubusercontent.com file of a repository kept in
@@ -583,15 +598,23 @@ fn stand_in_git(www: &Path, work: &Path, doc: &Value) -> Result<BTreeSet<String>
 
 /// Templates for the local Istio charts of `repo` that have none ([`LOCAL_ISTIO_CHARTS`]).
 fn stand_in_istio_templates(tree: &Path, repo: &str) -> Result<()> {
-    for (_, chart, host, extra) in LOCAL_ISTIO_CHARTS.iter().filter(|(r, ..)| *r == repo) {
-        let templates = tree.join(chart).join("templates");
+    for c in LOCAL_ISTIO_CHARTS.iter().filter(|c| c.repo == repo) {
+        let templates = tree.join(c.chart).join("templates");
         if templates.exists() {
             continue;
         }
-        let routes = format!(
-            "apiVersion: networking.istio.io/v1alpha3\nkind: Gateway\nmetadata:\n  name: {{{{ .Release.Name }}}}\nspec:\n  selector: {{istio: ingressgateway-internal}}\n  servers:\n    - port: {{number: 80, name: http, protocol: HTTP}}\n      hosts: [{{{{ .Values.{host} | quote }}}}]\n---\napiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata:\n  name: {{{{ .Release.Name }}}}\nspec:\n  hosts: [{{{{ .Values.{host} | quote }}}}]\n  gateways: [{{{{ .Release.Name }}}}]\n  http:\n    - route:\n        - destination: {{host: {{{{ .Release.Name }}}}}}\n"
-        );
-        write_file(&templates.join("stand-in.yaml"), format!("{routes}{extra}").as_bytes())?;
+        let mut yaml = String::new();
+        for (name, gateway, host) in c.gateways {
+            yaml += &format!(
+                "---\napiVersion: networking.istio.io/v1alpha3\nkind: Gateway\nmetadata:\n  name: {name}\nspec:\n  selector: {{istio: {gateway}}}\n  servers:\n    - port: {{number: 80, name: http, protocol: HTTP}}\n      hosts: [{{{{ .Values.{host} | quote }}}}]\n"
+            );
+        }
+        if let (true, Some((name, _, host))) = (c.virtual_service, c.gateways.first()) {
+            yaml += &format!(
+                "---\napiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata:\n  name: {name}\nspec:\n  hosts: [{{{{ .Values.{host} | quote }}}}]\n  gateways: [{name}]\n  http:\n    - route:\n        - destination: {{host: {{{{ .Release.Name }}}}}}\n"
+            );
+        }
+        write_file(&templates.join("stand-in.yaml"), format!("{yaml}{}", c.extra).as_bytes())?;
     }
     Ok(())
 }
