@@ -63,7 +63,10 @@ impl Progress {
         }
     }
 
+    /// A line for people; it may quote what an upstream says (a chart's rendered image), so its
+    /// control characters are escaped.
     fn line(&self, text: String) {
+        let text = bundles::text::printable(&text).into_owned();
         match &self.mode {
             Mode::Bars { multi, .. } => {
                 let _ = multi.println(text);

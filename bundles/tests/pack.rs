@@ -2,25 +2,15 @@
 //! threads, and a layout blob that does not match its digest refused with nothing left behind.
 //! The layout is generated here: file artifacts of pseudo-random and text content.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 
 use bundles::artifact::Kind;
 use bundles::layout_writer::LayoutWriter;
 use bundles::pack::{pack, PackOptions};
-
-/// Bytes zstd cannot shrink (as gzip'd layers are), from a fixed seed.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
+use common::noise;
 
 fn text(lines: usize) -> Vec<u8> {
     (0..lines).flat_map(|i| format!("line {i}: request handled in {} ms\n", i % 997).into_bytes()).collect()

@@ -126,8 +126,7 @@ fn describe(a: &Artifact) -> String {
     serde_json::to_string(a).expect("an artifact serializes")
 }
 
-/// One package (SPDX) or component (CycloneDX): its purl and SHA-256, and its name when it is the
-/// airgap binary carried beside the parts.
+/// An artifact as an SBOM names it: its purl and SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
     purl: String,
@@ -208,8 +207,18 @@ fn difference<'a>(a: &'a [Entry], b: &'a [Entry]) -> impl Iterator<Item = &'a En
 
 type Entries = (Vec<Entry>, Vec<(String, String)>);
 
+/// The first object of the array `list` whose `key` is `value`.
+fn find<'a>(list: Option<&'a Value>, key: &str, value: &str) -> Option<&'a Value> {
+    list?.as_array()?.iter().find(|o| o.get(key).and_then(Value::as_str) == Some(value))
+}
+
+/// The string at `field` of `v`, or empty.
+fn text(v: Option<&Value>, field: &str) -> String {
+    v.and_then(|v| v.get(field)).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
 fn spdx_entries(doc: &Value, doc_id: &str) -> Result<Entries, String> {
-    let namespace = doc.get("documentNamespace").and_then(Value::as_str).unwrap_or_default();
+    let namespace = text(Some(doc), "documentNamespace");
     if !namespace.ends_with(&format!("-{doc_id}")) {
         return Err(format!("its documentNamespace '{namespace}' is not the lock's (sha256 {doc_id})"));
     }
@@ -217,33 +226,19 @@ fn spdx_entries(doc: &Value, doc_id: &str) -> Result<Entries, String> {
     let mut entries = Vec::new();
     let mut binaries = Vec::new();
     for p in packages {
-        let sha256 = p
-            .get("checksums")
-            .and_then(Value::as_array)
-            .and_then(|c| c.iter().find(|c| c.get("algorithm").and_then(Value::as_str) == Some("SHA256")))
-            .and_then(|c| c.get("checksumValue"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let sha256 = text(find(p.get("checksums"), "algorithm", "SHA256"), "checksumValue");
         if p.get("SPDXID").and_then(Value::as_str) == Some(sbom::BINARY_SPDX_ID) {
-            binaries.push((p.get("name").and_then(Value::as_str).unwrap_or_default().to_string(), sha256));
-            continue;
+            binaries.push((text(Some(p), "name"), sha256));
+        } else {
+            let purl = text(find(p.get("externalRefs"), "referenceType", "purl"), "referenceLocator");
+            entries.push(Entry { purl, sha256 });
         }
-        let purl = p
-            .get("externalRefs")
-            .and_then(Value::as_array)
-            .and_then(|r| r.iter().find(|r| r.get("referenceType").and_then(Value::as_str) == Some("purl")))
-            .and_then(|r| r.get("referenceLocator"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        entries.push(Entry { purl, sha256 });
     }
     Ok((entries, binaries))
 }
 
 fn cyclonedx_entries(doc: &Value, doc_id: &str) -> Result<Entries, String> {
-    let version = doc.pointer("/metadata/component/version").and_then(Value::as_str).unwrap_or_default();
+    let version = text(doc.pointer("/metadata/component"), "version");
     if version != doc_id {
         return Err(format!("its metadata.component.version '{version}' is not the lock's sha256 {doc_id}"));
     }
@@ -251,26 +246,13 @@ fn cyclonedx_entries(doc: &Value, doc_id: &str) -> Result<Entries, String> {
     let mut entries = Vec::new();
     let mut binaries = Vec::new();
     for c in components {
-        let sha256 = c
-            .get("hashes")
-            .and_then(Value::as_array)
-            .and_then(|h| h.iter().find(|h| h.get("alg").and_then(Value::as_str) == Some("SHA-256")))
-            .and_then(|h| h.get("content"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let binary = c.get("properties").and_then(Value::as_array).is_some_and(|props| {
-            props.iter().any(|p| {
-                p.get("name").and_then(Value::as_str) == Some("airgap:kind")
-                    && p.get("value").and_then(Value::as_str) == Some(sbom::BINARY_KIND)
-            })
-        });
-        if binary {
-            binaries.push((c.get("name").and_then(Value::as_str).unwrap_or_default().to_string(), sha256));
-            continue;
+        let sha256 = text(find(c.get("hashes"), "alg", "SHA-256"), "content");
+        let kind = text(find(c.get("properties"), "name", "airgap:kind"), "value");
+        if kind == sbom::BINARY_KIND {
+            binaries.push((text(Some(c), "name"), sha256));
+        } else {
+            entries.push(Entry { purl: text(Some(c), "purl"), sha256 });
         }
-        let purl = c.get("purl").and_then(Value::as_str).unwrap_or_default().to_string();
-        entries.push(Entry { purl, sha256 });
     }
     Ok((entries, binaries))
 }

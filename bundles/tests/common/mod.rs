@@ -90,7 +90,7 @@ pub fn craft(dir: &Path, entries: &[Entry]) {
     fs::write(dir.join("SHA256SUMS"), bundles::checksums::render(&sums)).unwrap();
 }
 
-/// Bytes zstd cannot shrink, from a fixed seed.
+/// Bytes zstd cannot shrink (as gzip'd layers are), from a fixed seed.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;
     (0..len)
