@@ -103,3 +103,85 @@ fn slow_sockets_under_a_low_open_file_limit_do_not_stop_other_clients() {
     drop(slow);
     registry.assert_running();
 }
+
+/// Reads until the server closes the connection; a read that outlasts its minute (a server
+/// that never closes it) fails. Returns how many bytes came.
+fn until_closed(s: &mut std::net::TcpStream) -> usize {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let (mut buf, mut got) = (vec![0u8; 64 << 10], 0);
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("the server kept the connection open ({e})"),
+        }
+    }
+}
+
+#[test]
+fn stalled_handshakes_heads_idlers_and_readers_are_closed() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().unwrap();
+    let second = Duration::from_secs(1);
+    let limits = registry::Limits {
+        header_timeout: second,
+        tls_handshake_timeout: second,
+        idle_timeout: second,
+        ..Default::default()
+    };
+    let tls = TestServer::start(registry::ServeConfig {
+        storage: Some(registry::StorageConfig::Dir(dir.path().join("tls-store"))),
+        tls: Some(registry::TlsConfig::Generate { dir: dir.path().join("tls"), hostnames: vec!["127.0.0.1".into()] }),
+        limits: limits.clone(),
+        ..Default::default()
+    });
+    // Nothing at all, then the first bytes of a ClientHello and no more.
+    until_closed(&mut TcpStream::connect(tls.addr).unwrap());
+    let mut hello = TcpStream::connect(tls.addr).unwrap();
+    hello.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+    until_closed(&mut hello);
+
+    let plain = TestServer::start(registry::ServeConfig {
+        storage: Some(registry::StorageConfig::Dir(dir.path().join("store"))),
+        limits,
+        ..Default::default()
+    });
+    let mut head = TcpStream::connect(plain.addr).unwrap();
+    head.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n").unwrap();
+    until_closed(&mut head);
+    // A keep-alive connection, answered, then idle.
+    let mut idle = TcpStream::connect(plain.addr).unwrap();
+    idle.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    until_closed(&mut idle);
+    // A client that asks for a large blob and stops reading: the server gives up on it, and
+    // the blob is cut short.
+    let blob = testkit::images::noise(64 << 20, 5);
+    let d = push_blob(&plain, "big", &blob);
+    let mut reader = TcpStream::connect(plain.addr).unwrap();
+    write!(reader, "GET /v2/big/blobs/{d} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // The server's end leaves ESTABLISHED when it closes, while the client's buffers still
+    // hold what was sent before.
+    let ours = reader.local_addr().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let open = run(Command::new("ss").args(["-Htn", "state", "established"]).args([
+            "src",
+            &plain.addr.to_string(),
+            "dst",
+            &ours.to_string(),
+        ]))
+        .unwrap();
+        if open.trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server kept sending to a client that stopped reading");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(until_closed(&mut reader) < blob.len(), "the stalled reader got the whole blob");
+}
