@@ -544,6 +544,36 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
     );
     let jobs = kube.kubectl(&["-n", "verify", "get", "jobs", "-o", "name"]).unwrap();
     assert!(jobs.trim().is_empty(), "the test rig's Jobs are deleted once read: {jobs}");
+
+    // An aggregated API whose Service is not there: every client's discovery fails. verify says
+    // which, and checks the rest with the plan rendered as for a cluster it cannot ask.
+    let apiservice = t.path().join("apiservice.yaml");
+    std::fs::write(
+        &apiservice,
+        "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {name: v1beta1.verify.airgap.example}\nspec: {group: verify.airgap.example, version: v1beta1, service: {namespace: verify, name: not-there, port: 443}, insecureSkipTLSVerify: true, groupPriorityMinimum: 1000, versionPriority: 15}\n",
+    )
+    .unwrap();
+    kube.kubectl(&["apply", "-f", apiservice.to_str().unwrap()]).unwrap();
+    let available = r#"jsonpath={.status.conditions[?(@.type=="Available")].status}"#;
+    wait_for("the APIService found unavailable", || {
+        kube.kubectl(&["get", "apiservice", "v1beta1.verify.airgap.example", "-o", available])
+            .is_ok_and(|s| s == "False")
+    });
+    let (ok, checks, _) = site.verify(&site.plan, &[]);
+    assert!(!ok);
+    let apiservice = "APIService v1beta1.verify.airgap.example";
+    assert!(detail(&checks, "apiservice", apiservice).starts_with("not available: ServiceNotFound"), "{checks:#?}");
+    assert!(detail(&checks, "cluster", "discovery of cluster sample").ends_with("; rendered without its API versions"));
+    let expected = pairs(&[
+        ("apiservice", apiservice),
+        ("cluster", "discovery of cluster sample"),
+        ("references", "references of the plan's objects"),
+    ]);
+    assert_eq!(failed(&checks), expected, "{checks:#?}");
+    assert!(
+        checks.iter().any(|c| c["kind"] == "workload" && c["status"] == "ok"),
+        "the rest is still checked: {checks:#?}"
+    );
 }
 
 /// `(kind, subject, detail)` of every failed check.

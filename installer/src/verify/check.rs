@@ -28,7 +28,7 @@ pub struct Check {
     /// The plan step whose objects the check is about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
-    /// What kind of check: `step`, `workload`, `pods`, `volume`, `service`, `webhook`,
+    /// What kind of check: `cluster`, `apiservice`, `step`, `objects`, `workload`, `pods`, `volume`, `service`, `webhook`,
     /// `references`, `route`, `health`, `certificate`, `keycloak`, `config`, `mirror`, `rancher`,
     /// `testrig`.
     pub kind: &'static str,

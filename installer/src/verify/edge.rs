@@ -23,6 +23,7 @@ use super::live::{find, has_labels, show_labels, Snapshot};
 use super::objects::Object;
 use super::proxy::{self, Probe, Target};
 use crate::site::Site;
+use crate::site_ca::SiteCa;
 
 /// A route of a VirtualService or an Ingress: requests for `hosts` whose path starts with
 /// `prefix`, sent on to a backend.
@@ -93,8 +94,6 @@ struct SiteEdge {
     domains: BTreeMap<String, Domain>,
     #[serde(default)]
     load_balancers: BTreeMap<String, LoadBalancer>,
-    #[serde(default)]
-    tls: BTreeMap<String, Tls>,
 }
 
 #[derive(Deserialize)]
@@ -107,11 +106,6 @@ enum Domain {
 #[derive(Deserialize)]
 struct LoadBalancer {
     cluster: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Tls {
-    cert: String,
 }
 
 pub async fn check(
@@ -608,9 +602,9 @@ struct Served<'a> {
 }
 
 impl Served<'_> {
-    /// The certificate served for each host of the site file that this cluster routes: from the
-    /// Ingress's or Gateway's Secret when TLS ends in the cluster, else the site file's own for the
-    /// cluster (TLS ending at the load balancer).
+    /// The certificate served for each host of the site file that this cluster routes, from the
+    /// Secret its Ingress or Gateway names (where TLS ends at a load balancer, the certificate is
+    /// not in the cluster to check).
     fn certificates(&self, c: &mut Checks) {
         let cluster = self.cluster;
         let routed: BTreeSet<&str> = self
@@ -620,7 +614,8 @@ impl Served<'_> {
             .chain(self.gateways.values().flatten().flat_map(|g| g.servers.iter().flat_map(|s| s.hosts.iter())))
             .map(String::as_str)
             .collect();
-        let ca = self.site.registry_ca().ok().map(|(_, pem)| pem);
+        // The CAs the site names: the registry's, and the domains' when another CA issued theirs.
+        let ca = SiteCa::from_site(self.site).map(|ca| ca.pem).map_err(|e| format!("the site CA: {e:#}"));
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         for domain in self.edge.domains.values() {
             let (host, lb) = match domain {
@@ -633,13 +628,13 @@ impl Served<'_> {
             }
             let subject = format!("certificate of {host}");
             let Some((source, pem)) = self.certificate_of(host) else {
-                c.skipped("certificate", subject, format!("no Ingress tls or Gateway credentialName names {host}, and the site file's tls has none for cluster {cluster}"));
+                let why = format!("no Ingress tls or Gateway credentialName of cluster {cluster} names {host}: its TLS ends outside the cluster (a load balancer)");
+                c.skipped("certificate", subject, why);
                 continue;
             };
             let result = match (&pem, &ca) {
-                (Err(e), _) => Err(e.clone()),
-                (Ok(_), None) => Err("the site file names no site CA (registry.ca_cert) to check it against".into()),
-                (Ok(pem), Some(ca)) => certs::check(pem, host, ca.as_bytes(), now),
+                (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+                (Ok(pem), Ok(ca)) => certs::check(pem, host, ca.as_bytes(), now),
             };
             c.outcome(
                 "certificate",
@@ -649,9 +644,9 @@ impl Served<'_> {
         }
     }
 
-    /// Where the certificate for `host` comes from, and its PEM.
+    /// The Secret that holds the certificate the cluster serves for `host`, and its PEM.
     fn certificate_of(&self, host: &str) -> Option<(String, Result<Vec<u8>, String>)> {
-        let (live, cluster) = (self.live, self.cluster);
+        let live = self.live;
         let secret = |namespace: &str, name: &str| {
             let s = find(&live.secrets, namespace, name);
             let crt = s.and_then(|s| s.data.as_ref()).and_then(|d| d.get("tls.crt")).map(|b| b.0.clone());
@@ -682,9 +677,6 @@ impl Served<'_> {
                 }
             }
         }
-        let tls = self.edge.tls.get(cluster)?;
-        let path = self.site.resolve_path(&tls.cert);
-        let pem = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()));
-        Some((format!("the site file's tls.{cluster}.cert (TLS ends at the load balancer)"), pem))
+        None
     }
 }

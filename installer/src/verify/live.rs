@@ -10,6 +10,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Node, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource, ResourceExt};
 
@@ -29,6 +30,7 @@ pub struct Snapshot {
     pub ingresses: Vec<Ingress>,
     pub mutating: Vec<MutatingWebhookConfiguration>,
     pub validating: Vec<ValidatingWebhookConfiguration>,
+    pub api_services: Vec<APIService>,
 }
 
 async fn all<K>(client: &Client) -> Result<Vec<K>>
@@ -47,8 +49,8 @@ impl Snapshot {
         let c = client;
         let (deployments, statefulsets, daemonsets, jobs, cronjobs, pods, claims, services) =
             tokio::try_join!(all(c), all(c), all(c), all(c), all(c), all(c), all(c), all(c))?;
-        let (endpoints, configmaps, secrets, nodes, ingresses, mutating, validating) =
-            tokio::try_join!(all(c), all(c), all(c), all(c), all(c), all(c), all(c))?;
+        let (endpoints, configmaps, secrets, nodes, ingresses, mutating, validating, api_services) =
+            tokio::try_join!(all(c), all(c), all(c), all(c), all(c), all(c), all(c), all(c))?;
         Ok(Snapshot {
             deployments,
             statefulsets,
@@ -65,6 +67,7 @@ impl Snapshot {
             ingresses,
             mutating,
             validating,
+            api_services,
         })
     }
 

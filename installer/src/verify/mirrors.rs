@@ -23,11 +23,20 @@ const LABEL: &str = "airgap.io/verify";
 /// How long a node may take to pull and start the image.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub async fn check(c: &mut Checks, client: &Client, rendered: &[Rendered<'_>], live: &Snapshot) -> Result<()> {
+/// `site_registry` is how nodes name the site registry: an image a chart already names there
+/// (Rancher's `systemDefaultRegistry`) needs no mirror.
+pub async fn check(
+    c: &mut Checks,
+    client: &Client,
+    rendered: &[Rendered<'_>],
+    live: &Snapshot,
+    site_registry: &str,
+) -> Result<()> {
     // One image per upstream host, by its name as the charts write it.
     let mut by_host: BTreeMap<String, String> = BTreeMap::new();
     for image in rendered.iter().filter(|r| r.skipped.is_none()).flat_map(|r| r.images.keys()) {
-        if let Ok(r) = Reference::parse(image) {
+        let Ok(r) = Reference::parse(image) else { continue };
+        if r.registry != site_registry {
             by_host.entry(r.registry.clone()).or_insert_with(|| image.clone());
         }
     }

@@ -72,21 +72,46 @@ async fn verify_cluster(
 ) -> Result<()> {
     let cluster = Cluster::connect(name, &run::kubeconfig(&l.site, name)?).await?;
     let version = cluster.version().await?;
-    let renderer = tools.renderer(l, &a.render, version.trim_start_matches('v'))?;
-    let rendered = run::render_cluster(&renderer, &l.plan.clusters[name]).await.context("rendering the plan")?;
     let client = &cluster.client;
-    let recorded = State::new(client, name).read().await?;
     let live = live::Snapshot::read(client).await?;
-    let objects = objects::of_steps(&rendered);
+    workloads::api_services(c, &live);
+    // An aggregated API that does not answer fails discovery: the plan is then rendered as for a
+    // cluster that cannot be asked, and the rest is still checked.
+    let renderer = match run::renderer_for(tools, l, &a.render, &cluster, &version).await {
+        Ok((renderer, _)) => renderer,
+        Err(e) => {
+            c.failed(
+                "cluster",
+                format!("discovery of cluster {name}"),
+                format!("{e:#}; rendered without its API versions"),
+            );
+            tools.renderer(l, &a.render, version.trim_start_matches('v'))?
+        }
+    };
+    let rendered = run::render_cluster(&renderer, &l.plan.clusters[name]).await.context("rendering the plan")?;
+    let recorded = State::new(client, name).read().await?;
+    // What a step that is not done should have made is not looked for: its step check says why.
+    let done = |step: &str| recorded.get(step).is_some_and(|s| s.status == "done");
+    let objects = objects::of_steps(&rendered, &done);
 
     let installed = workloads::steps(c, &rendered, &recorded);
+    for r in rendered.iter().filter(|r| r.skipped.is_none() && !done(&r.step.id)) {
+        c.at(Some(&r.step.id));
+        c.skipped("objects", format!("objects of step {}", r.step.id), "not looked for: the step is not done");
+    }
+    c.at(None);
     present::check(c, client, &objects).await?;
     workloads::workloads(c, client, &objects, &live, &installed).await;
-    references::check(c, client, &objects).await.context("reading the objects' references")?;
+    if let Err(e) = references::check(c, client, &objects).await {
+        c.at(None);
+        c.failed("references", "references of the plan's objects", format!("not read: {e:#}"));
+    }
     edge::check(c, client, name, &objects, &live, &l.site).await.context("checking the network edge")?;
     platform::check(c, client, &objects, &live, &tools.registry, carried, &renderer.work).await?;
     rancher::check(c, &cluster, &rendered, &objects, &l.site).await.context("asking Rancher")?;
-    mirrors::check(c, client, &rendered, &live).await.context("checking the node mirrors")?;
+    mirrors::check(c, client, &rendered, &live, &renderer.post.registry_address)
+        .await
+        .context("checking the node mirrors")?;
     if let Some(step) = &a.testrig {
         testrig::run(c, client, name, step, &rendered, &objects, &live).await.context("running the test rig")?;
     }

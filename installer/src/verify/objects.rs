@@ -35,10 +35,11 @@ impl Object<'_> {
     }
 }
 
-/// The objects of every step that runs on this site, in the plan's order.
-pub fn of_steps<'a>(rendered: &'a [Rendered<'a>]) -> Vec<Object<'a>> {
+/// The objects of every step that runs on this site and that `done` says is done, in the plan's
+/// order.
+pub fn of_steps<'a>(rendered: &'a [Rendered<'a>], done: &dyn Fn(&str) -> bool) -> Vec<Object<'a>> {
     let mut out = Vec::new();
-    for r in rendered.iter().filter(|r| r.skipped.is_none()) {
+    for r in rendered.iter().filter(|r| r.skipped.is_none() && done(&r.step.id)) {
         let default_ns = match (&r.action, &r.step.helm) {
             (Action::Helm(_), Some(h)) => h.namespace.as_str(),
             (Action::Objects { namespace: Some(ns), .. }, _) => ns.as_str(),

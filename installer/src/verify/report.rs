@@ -144,7 +144,9 @@ impl Report {
 
 fn line(c: &Check) -> String {
     let step = c.step.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
-    let text = format!("{:<7} {}{step} {}: {}: {}", c.status.word(), c.cluster, c.kind, c.subject, c.detail);
+    // One line per check, whatever a tool's message holds.
+    let detail: Vec<&str> = c.detail.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let text = format!("{:<7} {}{step} {}: {}: {}", c.status.word(), c.cluster, c.kind, c.subject, detail.join(" | "));
     bundles::text::printable(&text).into_owned()
 }
 

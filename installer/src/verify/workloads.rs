@@ -338,3 +338,22 @@ fn webhooks(c: &mut Checks, o: &Object<'_>, live: &Snapshot) {
         false => c.failed("webhook", subject, problems.join("; ")),
     }
 }
+
+/// Every aggregated API the cluster registers answers: one that does not breaks discovery for every
+/// client (kubectl, helm, the installer), whatever step made it.
+pub fn api_services(c: &mut Checks, live: &Snapshot) {
+    for a in live.api_services.iter().filter(|a| a.spec.as_ref().is_some_and(|s| s.service.is_some())) {
+        let conditions = a.status.as_ref().and_then(|s| s.conditions.as_ref());
+        let available = conditions.and_then(|c| c.iter().find(|c| c.type_ == "Available"));
+        let subject = format!("APIService {}", a.name_any());
+        match available {
+            Some(k) if k.status == "True" => c.ok("apiservice", subject, "available"),
+            Some(k) => c.failed(
+                "apiservice",
+                subject,
+                format!("not available: {} {}", k.reason.as_deref().unwrap_or(""), k.message.as_deref().unwrap_or("")),
+            ),
+            None => c.failed("apiservice", subject, "the API server has not said whether it is available"),
+        }
+    }
+}
