@@ -746,6 +746,25 @@ fn the_check_names_every_missing_reference_api_and_version_and_apply_refuses_to_
         "{shown}"
     );
 
+    // A cluster that does not answer is checked as an empty one of the version the site declares.
+    let offline = Site::serving(&kube, &registry.served.addr, "");
+    let site_file = offline.dir.path().join("site.yaml");
+    let reachable = format!("sample: {{kubeconfig: {}}}", kube.kubeconfig().display());
+    let written = std::fs::read_to_string(&site_file).unwrap();
+    let unreachable = "sample: {kubeconfig: /nonexistent/kubeconfig, kubernetes_version: '1.24'}";
+    std::fs::write(&site_file, written.replace(&reachable, unreachable)).unwrap();
+    let offline_plan = registry.plan(&offline, "missing.yaml", &steps, &[("refs.yaml", &values)]);
+    let out = offline.run("plan", &offline_plan, &[]);
+    let shown = text(&out.stdout);
+    assert!(!out.status.success() && shown.contains("cluster sample was not asked ("), "{shown}");
+    assert!(shown.contains("checked as an empty cluster of Kubernetes 1.24"), "{shown}");
+    let line = "sample/refs: Deployment/hello/app: serviceAccountName \"no-account\" is created by no step (the cluster was not asked)";
+    assert!(shown.lines().any(|l| l == line), "{shown}");
+    assert!(
+        shown.contains("sample/future: chart future 1.0.0: kubeVersion \">=1.25.0-0\" excludes Kubernetes 1.24"),
+        "{shown}"
+    );
+
     let out = site.run("apply", &plan, &[]);
     let err = text(&out.stderr);
     assert!(
