@@ -489,6 +489,9 @@ mod tests {
         assert!(relative.unwrap_err().contains("etc/x"));
         let subject = "steps:\n- {id: a, generate: {namespace: n, signing_keystore: {subject: 'Q=1', days: 1, alias: a, configmap: {name: c, ca_cert: a, cert: b, keystore: k}, password: {secret: s, key: p}}}}\n";
         assert!(check(subject).unwrap_err().contains("Q"));
+        assert!(check("steps:\n- {id: a, apply: {chart: 'x/y:1', path: crds}}\n").is_ok());
+        let missing = check("steps:\n- {id: a, apply: {chart: 'x/z:1', path: crds}}\n").unwrap_err();
+        assert!(missing.contains("chart x/z:1 is not in the bundle spec"), "{missing}");
         let c = cluster(
             "site_ca: true\nsteps:\n- {id: a, helm: {release: r, namespace: n, chart: 'x/y:1', site_ca: false}}\n",
         );
