@@ -179,7 +179,7 @@ async fn live_object(client: &Client, o: &Object<'_>) -> Result<Option<Value>> {
 }
 
 async fn get_dynamic(client: &Client, gvk: &GroupVersionKind, namespace: &str, name: &str) -> Result<Option<Value>> {
-    let Ok((resource, _)) = kube::discovery::pinned_kind(client, gvk).await else {
+    let Some((resource, _)) = super::present::resource(client, &gvk.group, &gvk.version, &gvk.kind).await else {
         // The API itself is gone (its CRD deleted): the object is too.
         return Ok(None);
     };

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
-use kube::discovery::Scope;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::{Client, ResourceExt};
 use serde_yaml_ng::Value;
 
@@ -23,10 +23,10 @@ pub async fn check(c: &mut Checks, client: &Client, objects: &[Object<'_>]) -> R
             continue;
         }
         let (group, version) = o.api_version.rsplit_once('/').unwrap_or(("", o.api_version));
-        let listed = match kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(group, version, o.kind)).await {
+        let listed = match resource(client, group, version, o.kind).await {
             // The cluster no longer serves the kind (its CRD is gone): none of its objects exist.
-            Err(_) => None,
-            Ok((resource, caps)) => {
+            None => None,
+            Some((resource, caps)) => {
                 let list = Api::<DynamicObject>::all_with(client.clone(), &resource)
                     .list(&ListParams::default())
                     .await
@@ -54,7 +54,13 @@ pub async fn check(c: &mut Checks, client: &Client, objects: &[Object<'_>]) -> R
         let entry = by_step.entry(o.step).or_default();
         entry.0 += 1;
         let Some(Some((objects_of_kind, namespaced))) = held.get(&(o.api_version, o.kind)) else {
-            entry.1.push(format!("{} {}: the cluster does not serve {}", o.kind, o.name, o.api_version));
+            entry.1.push(format!(
+                "{} {}: the cluster serves no {} of group {}",
+                o.kind,
+                o.name,
+                o.kind,
+                o.api_version.rsplit_once('/').map_or("core", |(g, _)| g)
+            ));
             continue;
         };
         let ns = if *namespaced { o.namespace.clone() } else { String::new() };
@@ -82,6 +88,20 @@ pub async fn check(c: &mut Checks, client: &Client, objects: &[Object<'_>]) -> R
     }
     c.at(None);
     Ok(())
+}
+
+/// The API of a kind at the version the plan renders it, else at the version its group
+/// recommends: an object is the same object whatever version it is read at.
+pub(super) async fn resource(
+    client: &Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Option<(ApiResource, ApiCapabilities)> {
+    match kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(group, version, kind)).await {
+        Ok(found) => Some(found),
+        Err(_) => kube::discovery::group(client, group).await.ok()?.recommended_kind(kind),
+    }
 }
 
 /// The keys of a ConfigMap's or Secret's data as the cluster holds it (empty for other kinds).
