@@ -235,8 +235,13 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
     assert!(again.status.success(), "{err}");
     assert_eq!(err.matches(" unchanged").count(), 4, "a second apply changes nothing: {err}");
     assert!(!err.contains(" done in "), "{err}");
-    let events: Vec<(String, String)> = json_lines(&again.stdout)
+    // apply --json prints the check's events (`check`) before the steps' (`status`).
+    let lines = json_lines(&again.stdout);
+    let summary = lines.iter().find(|e| e["check"] == "summary").expect("the check's summary event");
+    assert_eq!(summary["errors"], 0, "{summary}");
+    let events: Vec<(String, String)> = lines
         .iter()
+        .filter(|e| e.get("status").is_some())
         .map(|e| (e["step"].as_str().unwrap().to_string(), e["status"].as_str().unwrap().to_string()))
         .collect();
     let unchanged: Vec<(String, String)> =
