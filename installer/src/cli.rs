@@ -61,12 +61,17 @@ pub struct Render {
 #[command(after_help = "Examples:
   airgap install plan --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml \\
       --registry https://registry.site.local:5000 --ca-file site-ca.pem
-  airgap install plan --site site.yaml --plan manifests/sample/plan.yaml --registry http://127.0.0.1:5000 --json")]
+  airgap install plan --site site.yaml --plan manifests/sample/plan.yaml --registry http://127.0.0.1:5000 --json
+  airgap install plan ... --manifests rendered      # every object, a file per step")]
 pub struct PlanArgs {
     #[command(flatten)]
     pub target: Target,
     #[command(flatten)]
     pub render: Render,
+    /// Also write every object each step would send, post-rendered and hooks included, to
+    /// DIR/<cluster>/<NNN>-<step>.yaml (DIR must not exist or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
 }
 
 /// Apply the plan: preflight, render, leak-check and check every step (as `plan` does; nothing is

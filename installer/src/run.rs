@@ -16,6 +16,7 @@ use crate::cluster::Cluster;
 use crate::cluster_values::{self, Values};
 use crate::helm::{Helm, ReleaseInput};
 use crate::hooks::{self, Operation, Phase};
+use crate::manifests_dir;
 use crate::plan::{self, Carried, Plan};
 use crate::postrender;
 use crate::registry::Registry;
@@ -175,6 +176,7 @@ fn print_step(n: usize, r: &Rendered<'_>) {
 pub fn plan(a: PlanArgs) -> Result<()> {
     let l = load(&a.target)?;
     let accepted = check::accepted(&l.site)?;
+    let manifests = a.manifests.as_deref().map(manifests_dir::prepare).transpose()?;
     runtime()?.block_on(async {
         let tools = Tools::new(&l, &a.render).await?;
         let mut all = Vec::new();
@@ -187,6 +189,9 @@ pub fn plan(a: PlanArgs) -> Result<()> {
             renderer.api_versions = target.apis.helm_api_versions();
             let rendered =
                 render_cluster(&renderer, &l.plan.clusters[name]).await.with_context(|| format!("cluster {name}"))?;
+            if let Some(out) = &manifests {
+                manifests_dir::write_cluster(out, name, &rendered)?;
+            }
             let report = if a.render.no_check {
                 None
             } else {
@@ -217,6 +222,10 @@ pub fn plan(a: PlanArgs) -> Result<()> {
         }
         if a.target.json {
             println!("{}", serde_json::to_string_pretty(&json!({"clusters": all}))?);
+        }
+        // Kept whatever the check found: the files show what it found it in.
+        if let Some(out) = manifests {
+            out.keep();
         }
         if errors > 0 {
             bail!("the check found {errors} problem(s): see above");
