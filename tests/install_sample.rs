@@ -301,12 +301,30 @@ fn apply_installs_resumes_after_a_kill_refuses_a_second_installer_and_then_chang
 /// (`${secret:…}`, `${configmap:…}`), site material kept in the cluster (`generate`) and objects
 /// written in the plan (`manifest`). `token` is the Secret's value, `days` the keystore's.
 fn cluster_state_steps(token: &str, days: u32) -> String {
-    format!(
-        "      - id: made-earlier\n        after: [ns-hello]\n        secret: {{name: made-earlier, namespace: hello, data: {{token: '{token}'}}}}\n\
-      - id: replica-count\n        after: [ns-hello]\n        configmap: {{name: replica-count, namespace: hello, data: {{count: '3'}}}}\n\
-      - id: signing\n        after: [ns-hello]\n        generate:\n          namespace: hello\n          signing_keystore: {{subject: 'O=airgap,CN=airgap test signer', days: {days}, alias: Signer,\n            configmap: {{name: signing, ca_cert: ca.crt, cert: signer.crt, keystore: signer.p12}}, password: {{secret: signing-password, key: password}}}}\n\
-      - id: written-here\n        after: [ns-hello]\n        manifest:\n          - {{apiVersion: v1, kind: ConfigMap, metadata: {{name: written-here, namespace: hello}}, data: {{installation: '${{site.installation_name}}'}}}}\n"
-    )
+    [
+        "      - id: made-earlier",
+        "        after: [ns-hello]",
+        &format!("        secret: {{name: made-earlier, namespace: hello, data: {{token: '{token}'}}}}"),
+        "      - id: replica-count",
+        "        after: [ns-hello]",
+        "        configmap: {name: replica-count, namespace: hello, data: {count: '3'}}",
+        "      - id: signing",
+        "        after: [ns-hello]",
+        "        generate:",
+        "          namespace: hello",
+        &format!(
+            "          signing_keystore: {{subject: 'O=airgap,CN=airgap test signer', days: {days}, alias: Signer,"
+        ),
+        "            configmap: {name: signing, ca_cert: ca.crt, cert: signer.crt, keystore: signer.p12},",
+        "            password: {secret: signing-password, key: password}}",
+        "      - id: written-here",
+        "        after: [ns-hello]",
+        "        manifest:",
+        "          - {apiVersion: v1, kind: ConfigMap, metadata: {name: written-here, namespace: hello},",
+        "             data: {installation: '${site.installation_name}'}}",
+        "",
+    ]
+    .join("\n")
 }
 
 /// The sample plan with [`cluster_state_steps`], and the release taking its replica count from
