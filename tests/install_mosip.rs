@@ -442,13 +442,15 @@ fn check_mosip_site_work(kube: &KubeControlPlane, served: &Served) {
     // reCAPTCHA and SafetyNet off through the config server's overrides.
     let config_server = kubectl_json(kube, &["-n", "config-server", "get", "deployment", "config-server"]);
     let env = config_server["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap().clone();
-    let value = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+    // The API server leaves out an empty value.
+    let value =
+        |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].as_str().unwrap_or("").to_string());
     assert_eq!(
-        value("SPRING_CLOUD_CONFIG_SERVER_OVERRIDES_MOSIP_PREREGISTRATION_CAPTCHA_ENABLE"),
-        Some("false".into())
+        value("SPRING_CLOUD_CONFIG_SERVER_OVERRIDES_MOSIP_PREREGISTRATION_CAPTCHA_ENABLE").as_deref(),
+        Some("false")
     );
-    assert_eq!(value("SPRING_CLOUD_CONFIG_SERVER_OVERRIDES_MOSIP_RESIDENT_CAPTCHA_ENABLE"), Some("false".into()));
-    assert_eq!(value("SPRING_CLOUD_CONFIG_SERVER_OVERRIDES_SAFETYNET_API_URL"), Some("".into()));
+    assert_eq!(value("SPRING_CLOUD_CONFIG_SERVER_OVERRIDES_MOSIP_RESIDENT_CAPTCHA_ENABLE").as_deref(), Some("false"));
+    assert_eq!(value("SPRING_CLOUD_CONFIG_SERVER_OVERRIDES_SAFETYNET_API_URL").as_deref(), Some(""));
 
     // Storage, the EnvoyFilters, pmp-ui's host.
     let gp2 = kubectl_json(kube, &["get", "storageclass", "gp2"]);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{Discovery, Scope};
@@ -19,6 +20,8 @@ use crate::plan::{Copy, CopyKind};
 
 /// How long a deleted object may take to go (its finalizers run).
 const DELETE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the API server may take to serve a new CRD's kind.
+const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Field manager of every object the installer applies.
 pub const MANAGER: &str = "airgap";
@@ -30,6 +33,25 @@ pub struct Cluster {
     /// Per API group: an aggregated API whose server is down (prometheus-adapter starting) fails
     /// the discovery of its own group only, as with kubectl.
     discovery: Mutex<BTreeMap<String, Discovery>>,
+}
+
+/// The cluster's API discovery without the aggregated groups whose server does not answer
+/// (prometheus-adapter's custom.metrics.k8s.io while it starts), as kubectl leaves them out: one
+/// such group would otherwise fail the discovery of every group.
+pub async fn discovery(client: &Client) -> Result<Discovery> {
+    let groups = client.list_api_groups().await.context("API discovery")?;
+    let mut answering = vec![String::new()];
+    for g in groups.groups {
+        let mut answers = true;
+        for v in &g.versions {
+            answers &= client.list_api_group_resources(&v.group_version).await.is_ok();
+        }
+        if answers {
+            answering.push(g.name);
+        }
+    }
+    let names: Vec<&str> = answering.iter().map(String::as_str).collect();
+    Discovery::new(client.clone()).filter(&names).run().await.context("API discovery")
 }
 
 pub struct NodeCounts {
@@ -152,6 +174,26 @@ impl Cluster {
             }
         }
         bail!("the cluster does not serve {}/{} {}", gvk.group, gvk.version, gvk.kind)
+    }
+
+    /// Returns once every named CustomResourceDefinition is Established (its kind served).
+    pub async fn wait_established(&self, names: &[&str]) -> Result<()> {
+        let api = Api::<CustomResourceDefinition>::all(self.client.clone());
+        let deadline = tokio::time::Instant::now() + ESTABLISH_TIMEOUT;
+        for name in names {
+            loop {
+                let crd = api.get_opt(name).await.with_context(|| format!("reading CRD {name}"))?;
+                let conditions = crd.as_ref().and_then(|c| c.status.as_ref()).and_then(|s| s.conditions.as_ref());
+                if conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True")) {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!("CRD {name} is not established {} s after it was applied", ESTABLISH_TIMEOUT.as_secs());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok(())
     }
 
     /// Copies a configmap or secret between namespaces, as the upstream scripts do with

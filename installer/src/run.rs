@@ -439,6 +439,11 @@ async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>
         Action::Http(prepared) => crate::http_step::apply(cluster, renderer, &r.step.id, prepared).await?,
         Action::Nothing => {}
     }
+    // A chart that a later step installs may check for these kinds (rancher-logging's
+    // validate-install-crd): they are served only once established.
+    let crds: Vec<&str> =
+        r.objects.iter().filter(|o| o.kind == "CustomResourceDefinition").map(|o| o.name.as_str()).collect();
+    cluster.wait_established(&crds).await?;
     for w in &r.step.wait {
         wait::wait(&cluster.client, w).await?;
     }

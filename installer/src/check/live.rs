@@ -35,7 +35,7 @@ pub fn default_annotation(kind: &str) -> Option<&'static str> {
 
 impl Live {
     pub async fn new(client: Client) -> Result<Live> {
-        let discovery = Discovery::new(client.clone()).run().await.context("API discovery")?;
+        let discovery = crate::cluster::discovery(&client).await?;
         Ok(Live { client, discovery, objects: Mutex::new(HashMap::new()) })
     }
 
