@@ -206,6 +206,42 @@ istio() {
   rm -rf "$out"
 }
 
+# Rancher's local-path-provisioner, built from its module with one thing more: the provisioner
+# names in $LOCAL_PATH_ADDITIONAL_PROVISIONER_NAMES (comma-separated) are its too, through
+# sig-storage-lib-external-provisioner's AdditionalProvisionerNames, as a CSI driver serves the
+# classes of the in-tree plugin it replaces under CSI migration (EKS's gp2 names kubernetes.io/aws-ebs,
+# whose claims the controller manager hands to ebs.csi.aws.com).
+local_path() {
+  local src
+  src=$(go mod download -json "github.com/rancher/local-path-provisioner@$LOCAL_PATH" | jq -r .Dir)
+  rm -rf "$WORK/local-path-src"
+  cp -r "$src" "$WORK/local-path-src"
+  chmod -R u+w "$WORK/local-path-src"
+  cd "$WORK/local-path-src"
+  rm -rf vendor
+  sed -i 's/^\t\tpvController.LeaderElection(false),$/&\n\t\tpvController.AdditionalProvisionerNames(additionalProvisionerNames()),/' main.go
+  grep -q 'AdditionalProvisionerNames(additionalProvisionerNames())' main.go
+  cat >additional_names.go <<'GO'
+package main
+
+import (
+	"os"
+	"strings"
+)
+
+func additionalProvisionerNames() []string {
+	names := os.Getenv("LOCAL_PATH_ADDITIONAL_PROVISIONER_NAMES")
+	if names == "" {
+		return nil
+	}
+	return strings.Split(names, ",")
+}
+GO
+  go build -mod=mod -ldflags "-s -w" -o "$BIN/local-path-provisioner" .
+  cd "$ROOT"
+  rm -rf "$WORK/local-path-src"
+}
+
 # The stand-in program of the real-node tests (tests/tools/standin), static like every Go build here.
 standin() {
   (cd "$ROOT/tests/tools/standin" && go build -ldflags "-s -w" -o "$BIN/standin" .)
@@ -249,7 +285,7 @@ EOF
   chmod +x "$BIN/validate-cyclonedx"
 }
 
-standin_key=$(cat "$ROOT/tests/tools/standin/go.mod" "$ROOT/tests/tools/standin/main.go" | sha256sum | cut -c1-12)
+standin_key=$(cat "$ROOT/tests/tools/standin/go.mod" "$ROOT"/tests/tools/standin/*.go | sha256sum | cut -c1-12)
 k8s_key=$K8S-$(cat "$ROOT/tests/tools/k8s/go.mod" "$ROOT/tests/tools/k8s/go.sum" 2>/dev/null | sha256sum | cut -c1-12)
 
 STARTED=$SECONDS
@@ -268,8 +304,7 @@ step_bg python "spdx-$SPDX_TOOLS-cdx-$CYCLONEDX_LIB-js-$JSONSCHEMA" required pyt
 step_bg oras "$ORAS" required go_install oras "oras.land/oras/cmd/oras@$ORAS"
 step_bg crane "$CRANE" required go_install crane "github.com/google/go-containerregistry/cmd/crane@$CRANE"
 step_bg conformance "$CONFORMANCE" required conformance
-step_bg local-path "$LOCAL_PATH" required go_install local-path-provisioner \
-  "github.com/rancher/local-path-provisioner@$LOCAL_PATH"
+step_bg local-path "$LOCAL_PATH-additional-names" required local_path
 step_bg standin "$standin_key" required standin
 step_bg old-git "$OLD_GIT" required old_git
 step_bg alertmanager "$ALERTMANAGER" required alertmanager

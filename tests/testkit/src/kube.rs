@@ -153,7 +153,13 @@ impl KubeControlPlane {
 
         let mut apiserver_cmd = Command::new(tool("kube-apiserver"));
         if options.reachable_from_pods {
-            apiserver_cmd.args(["--bind-address=0.0.0.0", "--enable-aggregator-routing=true"]);
+            // A node is reached by its address, never by its name: looking a node's name up
+            // (the default's first choice) would ask DNS, outside the test's namespace.
+            apiserver_cmd.args([
+                "--bind-address=0.0.0.0",
+                "--enable-aggregator-routing=true",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]);
         } else {
             apiserver_cmd.arg("--bind-address=127.0.0.1");
         }

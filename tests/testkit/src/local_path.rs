@@ -29,7 +29,7 @@ pub const HELPER_IMAGE: &str = "testkit.invalid/local-path-helper:busybox";
 const NAMESPACE: &str = "local-path-storage";
 const BUSYBOX: &str = "/bin/busybox";
 
-/// A storage class the provisioner backs.
+/// A storage class the provisioner makes and backs.
 pub struct StorageClass<'a> {
     pub name: &'a str,
     /// ReadWriteMany: every claim in one directory all nodes share.
@@ -40,6 +40,14 @@ pub struct StorageClass<'a> {
     pub default: bool,
 }
 
+/// A storage class the provisioner backs that something else makes (the cluster as it comes, or
+/// the install under test), under whatever provisioner name that class gives.
+pub struct Served<'a> {
+    pub name: &'a str,
+    /// ReadWriteMany: every claim in one directory all nodes share.
+    pub shared: bool,
+}
+
 pub struct LocalPathProvisioner {
     _proc: Proc,
     dir: TempDir,
@@ -48,6 +56,44 @@ pub struct LocalPathProvisioner {
 impl LocalPathProvisioner {
     /// Makes `classes` in the cluster and starts the provisioner for them.
     pub fn start(plane: &KubeControlPlane, classes: &[StorageClass<'_>]) -> Result<LocalPathProvisioner> {
+        let mut objects = Vec::new();
+        for c in classes {
+            let annotations =
+                if c.default { json!({"storageclass.kubernetes.io/is-default-class": "true"}) } else { json!({}) };
+            objects.push(json!({
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": c.name, "annotations": annotations},
+                "provisioner": PROVISIONER,
+                "reclaimPolicy": c.reclaim,
+                "volumeBindingMode": "WaitForFirstConsumer",
+            }));
+        }
+        let served: Vec<Served> = classes.iter().map(|c| Served { name: c.name, shared: c.shared }).collect();
+        Self::run(plane, PROVISIONER, &[], &served, objects)
+    }
+
+    /// Starts a provisioner answering to the name `provisioner` for `classes`, which it does not
+    /// make: a cluster's storage add-on standing in for the one a site's classes name. Classes
+    /// naming a provisioner in `migrated` are served too, as a CSI driver serves those of the
+    /// in-tree plugin it replaces under CSI migration: the Kubernetes controller manager hands
+    /// the claims of EKS's `gp2` (`kubernetes.io/aws-ebs`) to `ebs.csi.aws.com`. Several run side
+    /// by side in one cluster, one per name.
+    pub fn serve(
+        plane: &KubeControlPlane,
+        provisioner: &str,
+        migrated: &[&str],
+        classes: &[Served<'_>],
+    ) -> Result<LocalPathProvisioner> {
+        Self::run(plane, provisioner, migrated, classes, Vec::new())
+    }
+
+    fn run(
+        plane: &KubeControlPlane,
+        provisioner: &str,
+        migrated: &[&str],
+        classes: &[Served<'_>],
+        mut objects: Vec<serde_json::Value>,
+    ) -> Result<LocalPathProvisioner> {
         let dir = tempfile::Builder::new().prefix("testkit-local-path-").tempdir()?;
         let (local, shared) = (dir.path().join("local"), dir.path().join("shared"));
         fs::create_dir_all(&local)?;
@@ -68,34 +114,24 @@ impl LocalPathProvisioner {
         let helper = format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: helper-pod\nspec:\n  containers:\n  - name: helper-pod\n    image: {HELPER_IMAGE}\n    imagePullPolicy: Never\n"
         );
-        let mut objects = vec![
+        let configmap = format!("local-path-config-{}", provisioner.replace(['/', '.'], "-"));
+        objects.extend([
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
             json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "local-path-provisioner", "namespace": NAMESPACE}}),
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "local-path-config", "namespace": NAMESPACE},
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": configmap, "namespace": NAMESPACE},
             "data": {
                 "config.json": config.to_string(),
                 "setup": "#!/bin/sh\nset -eu\nmkdir -m 0777 -p \"$VOL_DIR\"\n",
                 "teardown": "#!/bin/sh\nset -eu\nrm -rf \"$VOL_DIR\"\n",
                 "helperPod.yaml": helper,
             }}),
-        ];
-        for c in classes {
-            let annotations =
-                if c.default { json!({"storageclass.kubernetes.io/is-default-class": "true"}) } else { json!({}) };
-            objects.push(json!({
-                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-                "metadata": {"name": c.name, "annotations": annotations},
-                "provisioner": PROVISIONER,
-                "reclaimPolicy": c.reclaim,
-                "volumeBindingMode": "WaitForFirstConsumer",
-            }));
-        }
+        ]);
         let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
         run_with_input(
             Command::new(tool("kubectl")).arg("--kubeconfig").arg(plane.kubeconfig()).args(["apply", "-f", "-"]),
             Some(list.to_string().as_bytes()),
         )
-        .context("making the local-path provisioner's namespace, configuration and storage classes")?;
+        .with_context(|| format!("making the local-path provisioner's namespace and configuration ({provisioner})"))?;
         let proc = Proc::spawn(
             "local-path-provisioner",
             Command::new(tool("local-path-provisioner"))
@@ -103,9 +139,11 @@ impl LocalPathProvisioner {
                 .arg("start")
                 .arg("--kubeconfig")
                 .arg(plane.kubeconfig())
-                .args(["--namespace", NAMESPACE, "--configmap-name", "local-path-config"])
+                .args(["--namespace", NAMESPACE, "--configmap-name", &configmap])
                 .args(["--service-account-name", "local-path-provisioner", "--helper-image", HELPER_IMAGE])
-                .args(["--provisioner-name", PROVISIONER]),
+                .args(["--provisioner-name", provisioner])
+                // Read by the build of `tests/tools/install.sh local-path`.
+                .env("LOCAL_PATH_ADDITIONAL_PROVISIONER_NAMES", migrated.join(",")),
             dir.path(),
         )?;
         Ok(LocalPathProvisioner { _proc: proc, dir })

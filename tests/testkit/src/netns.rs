@@ -8,8 +8,11 @@
 //! and puts that destination in a set with a counter. A DNS lookup counts too: the nameservers of
 //! `/etc/resolv.conf` are such destinations.
 //!
-//! The test re-runs itself as a child process under `unshare --net` (util-linux), so the
-//! namespace, and everything the test starts in it, disappears with the child:
+//! The test re-runs itself as a child process under `unshare --net --mount` (util-linux), so the
+//! namespace, and everything the test starts and mounts in it, disappears with the child. Its
+//! mount namespace lets a test give names to addresses without DNS ([`LeakCounter::resolve_locally`]),
+//! and its root is made a shared mount there, as a node's is, so that the kubelet can mount host
+//! paths into containers with `HostToContainer` propagation:
 //!
 //! ```ignore
 //! #[test]
@@ -50,7 +53,7 @@ pub fn isolated(test: &str) -> Option<LeakCounter> {
     let started = dir.path().join("started");
     let exe = std::env::current_exe().expect("the test binary's path");
     let status = Command::new("unshare")
-        .arg("--net")
+        .args(["--net", "--mount"])
         .arg("--")
         .arg(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
@@ -65,6 +68,8 @@ pub fn isolated(test: &str) -> Option<LeakCounter> {
 /// The nftables counter of the namespace.
 pub struct LeakCounter {
     nameservers: BTreeSet<String>,
+    /// The hosts files [`LeakCounter::resolve_locally`] mounted over /etc/hosts, each over the last.
+    hosts: Vec<tempfile::TempDir>,
 }
 
 /// What tried to leave: each destination once, and the number of packets dropped.
@@ -100,6 +105,8 @@ impl LeakCounter {
         if namespace("self".into()) == namespace(std::os::unix::process::parent_id().to_string()) {
             bail!("{INSIDE} is set but this process shares its parent's network namespace");
         }
+        // unshare leaves every mount private to the namespace; shared again, but only within it.
+        run(Command::new("mount").args(["--make-rshared", "/"]))?;
         for args in [
             &["link", "set", "lo", "up"][..],
             &["link", "add", NOWHERE, "type", "bridge"],
@@ -132,7 +139,21 @@ impl LeakCounter {
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let nameservers =
             resolv.lines().filter_map(|l| l.trim().strip_prefix("nameserver")).map(|s| s.trim().to_string()).collect();
-        Ok(LeakCounter { nameservers })
+        Ok(LeakCounter { nameservers, hosts: Vec::new() })
+    }
+
+    /// Makes `names` resolve to `address` inside the namespace, through `/etc/hosts` as a site's
+    /// own name service would answer them (the machine's file is copied, the names added, and the
+    /// copy mounted over it in this mount namespace only): a lookup of them never reaches DNS.
+    pub fn resolve_locally(&mut self, names: &[&str], address: &str) -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("hosts");
+        let mut text = std::fs::read_to_string("/etc/hosts").context("reading /etc/hosts")?;
+        text.push_str(&format!("{address} {}\n", names.join(" ")));
+        std::fs::write(&file, text)?;
+        run(Command::new("mount").arg("--bind").arg(&file).arg("/etc/hosts")).context("mounting a hosts file")?;
+        self.hosts.push(dir);
+        Ok(())
     }
 
     /// Every destination counted so far.

@@ -38,11 +38,14 @@ pub struct NodeOptions {
     /// The node's name; empty (the default) is `real-node-N` for the process's `N`th node. kwok's
     /// nodes are `kwok-node-N`.
     pub name: String,
+    /// The kubelet's `maxPods` (the kubelet's default, 110, when None); at most 250, what the
+    /// node's /24 holds.
+    pub max_pods: Option<u8>,
 }
 
 impl Default for NodeOptions {
     fn default() -> Self {
-        NodeOptions { hosts_dir: PathBuf::new(), name: String::new() }
+        NodeOptions { hosts_dir: PathBuf::new(), name: String::new(), max_pods: None }
     }
 }
 
@@ -100,7 +103,7 @@ impl RealNode {
         wait_until("containerd's socket", Duration::from_secs(30), &mut [&mut containerd], || socket.exists())?;
         node.containerd = Some(containerd);
 
-        let kubelet_config = node.write_kubelet_config()?;
+        let kubelet_config = node.write_kubelet_config(opts.max_pods)?;
         node.kubelet = Some(Proc::spawn(
             "kubelet",
             Command::new(tool("kubelet"))
@@ -217,6 +220,9 @@ impl RealNode {
         // restrict_oom_score_adj: this container lacks CAP_SYS_RESOURCE, so runc cannot lower a
         // sandbox's oom_score_adj to -998 ("can't get final child's PID from pipe: EOF").
         // netns_mounts_under_state_dir keeps the pods' network namespaces out of /run/netns.
+        // enable_unprivileged_ports (containerd 2's default): a pod's non-root user may bind ports
+        // below 1024, as the real images' binaries may through file capabilities (ingress-nginx's
+        // controller, user 101, on 80 and 443), which a stand-in's program does not carry.
         let text = format!(
             r#"version = 2
 root = "{root}/containerd-root"
@@ -228,6 +234,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{SANDBOX_IMAGE}"
   restrict_oom_score_adj = true
+  enable_unprivileged_ports = true
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -263,7 +270,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         Ok(())
     }
 
-    fn write_kubelet_config(&self) -> Result<PathBuf> {
+    fn write_kubelet_config(&self, max_pods: Option<u8>) -> Result<PathBuf> {
+        if let Some(n) = max_pods.filter(|n| *n > 250) {
+            bail!("NodeOptions::max_pods {n}: a node's pod subnet is a /24, so at most 250");
+        }
         // Eviction and image GC thresholds are loosened: the test machine's disk may be fuller
         // than a node's, and a node under DiskPressure would refuse the test's pods. Without
         // kube-proxy the kubelet's iptables chains serve nothing, and they would outlive it.
@@ -280,7 +290,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
              authorization: {{mode: AlwaysAllow}}\n\
              evictionHard: {{memory.available: 1Mi, nodefs.available: 1%, imagefs.available: 1%}}\n\
              imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 99\n\
-             serializeImagePulls: false\nresolvConf: {resolv}\nmakeIPTablesUtilChains: false\n",
+             serializeImagePulls: false\nresolvConf: {resolv}\nmakeIPTablesUtilChains: false\n{max_pods}",
+            max_pods = max_pods.map(|n| format!("maxPods: {n}\n")).unwrap_or_default(),
             cgroup_root = self.cgroup_root,
             resolv = resolv.display(),
             port = free_port(),

@@ -1,20 +1,32 @@
 // The stand-in program of airgap's real-node tests: one small static binary carried under every
 // image name a bundle names, so that a pod on a real kubelet starts, listens and answers where its
-// manifests say the real image would. What it serves is baked into each image's config by the test
-// (testkit::standin), derived from the rendered manifests:
+// manifests say the real image would. What it does is baked into each image's config by the test
+// (testkit::standin), derived from the rendered manifests, per invocation: {"args": [...],
+// "env": {"NAME": "value"}}, the arguments after the program's name as the pod spec writes them,
+// and the variables that tell apart containers of one image with the same arguments (unset is
+// ""); "$(VAR)" in a pattern stands for whatever the kubelet expands it to.
 //
-//	STANDIN_SERVE  JSON {"<port>": ["/probe/path", ...], ...}: listen on each port; answer 200 on
-//	               the listed paths and 404 on any other (a tcpSocket probe only needs the port).
-//	               Absent: the image is only run to completion (Jobs, init containers): exit 0.
-//	STANDIN_TLS    JSON [port, ...]: of those ports, the ones whose probes say HTTPS: served with a
-//	               certificate made at start (the kubelet does not verify it).
-//	STANDIN_EXIT   JSON [["arg", ...], ...]: invocations (the arguments after the program's name, as
-//	               the pod spec writes them) that are run to completion although the image also
-//	               serves elsewhere, such as an init container of a serving image. "$(VAR)" in
-//	               a pattern matches any one argument (the kubelet expands it).
+//	STANDIN_SERVE  JSON [{"args": [...], "env": {...}, "ports": {"<port>": ["/probe/path", ...]},
+//	               "tls": [port, ...], "webhooks": {"<port>": "/cert/dir"}}, ...]: the services this
+//	               image runs as. The first whose args match is run: it listens on each port and
+//	               answers 200 on the listed paths, 404 on any other (a tcpSocket probe only needs
+//	               the port). A port in tls is served with a certificate made at start (the kubelet
+//	               does not verify it). A port in webhooks is an admission webhook's: served with
+//	               the certificate kube-webhook-certgen wrote in that directory (cert, key), which
+//	               the API server verifies, and any POST of an AdmissionReview is allowed.
+//	STANDIN_EXIT   JSON [{"args": [...], "env": {...}}, ...]: invocations that run to completion
+//	               (Jobs, init containers): exit 0.
+//	STANDIN_CERTGEN  set: the image is kube-webhook-certgen, and its `create` and `patch`
+//	               invocations do what that tool does (certgen.go).
+//	STANDIN_HOST_PID  set: a pod that shares the host's process namespace runs it, where it is
+//	               not PID 1 and is always the service (the test derives no exec probe for it).
 //
-// Run as anything but PID 1 of its container it is an exec probe or a lifecycle hook calling one
-// of the commands the image carries (the test puts this binary at each such path): it exits 0.
+// An invocation that matches nothing fails, naming its arguments: the stand-in does only what the
+// manifests were found to ask.
+//
+// Run as anything but PID 1 of its container (but under STANDIN_HOST_PID) it is an exec probe or
+// a lifecycle hook calling one of the commands the image carries (the test puts this binary at
+// each such path): it exits 0.
 //
 // As Istio's sidecar it also does what pilot-agent does for the probes Istio rewrote: with
 // ISTIO_KUBE_APP_PROBERS set (the injector sets it on istio-proxy), port 15020 answers
@@ -37,30 +49,86 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
 
+// How a container runs the program (see above).
+type invocation struct {
+	Args []string          `json:"args"`
+	Env  map[string]string `json:"env"`
+}
+
+// One service an image runs as (see STANDIN_SERVE).
+type service struct {
+	invocation
+	Ports    map[string][]string `json:"ports"`
+	TLS      []int               `json:"tls"`
+	Webhooks map[string]string   `json:"webhooks"`
+}
+
 func main() {
-	if os.Getpid() != 1 {
+	if os.Getpid() != 1 && os.Getenv("STANDIN_HOST_PID") == "" {
 		return
 	}
-	serve, err := servePorts(os.Getenv("STANDIN_SERVE"))
-	if err != nil {
+	args := os.Args[1:]
+	name := filepath.Base(os.Args[0])
+	if os.Getenv("STANDIN_CERTGEN") != "" && len(args) > 0 && (args[0] == "create" || args[0] == "patch") {
+		if err := certgen(args); err != nil {
+			fail(fmt.Errorf("kube-webhook-certgen %v: %v", args, err))
+		}
+		fmt.Printf("airgap stand-in %s: kube-webhook-certgen %s done\n", name, args[0])
+		return
+	}
+	var exits []invocation
+	if err := decode("STANDIN_EXIT", &exits); err != nil {
 		fail(err)
 	}
-	if serve == nil || runToCompletion(os.Getenv("STANDIN_EXIT"), os.Args[1:]) {
-		fmt.Printf("airgap stand-in %s: run to completion\n", filepath.Base(os.Args[0]))
-		return
-	}
-	var secure []int
-	if text := os.Getenv("STANDIN_TLS"); text != "" {
-		if err := json.Unmarshal([]byte(text), &secure); err != nil {
-			fail(fmt.Errorf("STANDIN_TLS %q: %v", text, err))
+	for _, e := range exits {
+		if e.matches(args) {
+			fmt.Printf("airgap stand-in %s: run to completion\n", name)
+			return
 		}
 	}
-	for port, paths := range serve {
-		go listen(port, answer(paths), contains(secure, port))
+	var services []service
+	if err := decode("STANDIN_SERVE", &services); err != nil {
+		fail(err)
+	}
+	for _, s := range services {
+		if s.matches(args) {
+			run(name, s)
+			return
+		}
+	}
+	fail(fmt.Errorf("no invocation the manifests make of this image has the arguments %q (and variables %q)", args, os.Environ()))
+}
+
+func decode(variable string, into any) error {
+	text := os.Getenv(variable)
+	if text == "" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(text), into); err != nil {
+		return fmt.Errorf("%s %q: %v", variable, text, err)
+	}
+	return nil
+}
+
+func run(name string, s service) {
+	for p, paths := range s.Ports {
+		port, err := strconv.Atoi(p)
+		if err != nil || port < 1 || port > 65535 {
+			fail(fmt.Errorf("STANDIN_SERVE: %q is not a port", p))
+		}
+		switch dir, webhook := s.Webhooks[p]; {
+		case webhook:
+			go listenWebhook(port, answer(paths), dir)
+		case contains(s.TLS, port):
+			go listen(port, answer(paths), true)
+		default:
+			go listen(port, answer(paths), false)
+		}
 	}
 	if probers := os.Getenv("ISTIO_KUBE_APP_PROBERS"); probers != "" {
 		handler, err := appProbes(probers)
@@ -69,7 +137,7 @@ func main() {
 		}
 		go listen(15020, handler, false)
 	}
-	fmt.Printf("airgap stand-in %s: serving %v\n", filepath.Base(os.Args[0]), serve)
+	fmt.Printf("airgap stand-in %s: serving %v\n", name, s.Ports)
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	<-stop
@@ -80,51 +148,33 @@ func fail(err error) {
 	os.Exit(2)
 }
 
-func servePorts(text string) (map[int][]string, error) {
-	if text == "" {
-		return nil, nil
-	}
-	var raw map[string][]string
-	if err := json.Unmarshal([]byte(text), &raw); err != nil {
-		return nil, fmt.Errorf("STANDIN_SERVE %q: %v", text, err)
-	}
-	ports := map[int][]string{}
-	for p, paths := range raw {
-		port, err := strconv.Atoi(p)
-		if err != nil || port < 1 || port > 65535 {
-			return nil, fmt.Errorf("STANDIN_SERVE: %q is not a port", p)
-		}
-		ports[port] = paths
-	}
-	return ports, nil
-}
+var variable = regexp.MustCompile(`\$\([A-Za-z_][A-Za-z0-9_]*\)`)
 
-var variable = regexp.MustCompile(`^\$\([A-Za-z_][A-Za-z0-9_]*\)$`)
-
-func runToCompletion(text string, args []string) bool {
-	if text == "" {
+// Whether this process is that invocation: its arguments, and its variables' values.
+func (i invocation) matches(args []string) bool {
+	if len(i.Args) != len(args) {
 		return false
 	}
-	var patterns [][]string
-	if err := json.Unmarshal([]byte(text), &patterns); err != nil {
-		fail(fmt.Errorf("STANDIN_EXIT %q: %v", text, err))
-	}
-	for _, p := range patterns {
-		if len(p) != len(args) {
-			continue
-		}
-		same := true
-		for i := range p {
-			if p[i] != args[i] && !variable.MatchString(p[i]) {
-				same = false
-				break
-			}
-		}
-		if same {
-			return true
+	for n, p := range i.Args {
+		if !like(p, args[n]) {
+			return false
 		}
 	}
-	return false
+	for name, p := range i.Env {
+		if !like(p, os.Getenv(name)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Whether text is the pattern, each "$(VAR)" in it standing for any text.
+func like(pattern, text string) bool {
+	literal := variable.Split(pattern, -1)
+	for j := range literal {
+		literal[j] = regexp.QuoteMeta(literal[j])
+	}
+	return regexp.MustCompile("^" + strings.Join(literal, ".*") + "$").MatchString(text)
 }
 
 func answer(paths []string) http.Handler {
