@@ -213,7 +213,8 @@ fn a_pinned_digest_is_fetched_by_digest_after_its_tag_moved() {
 }
 
 /// An upstream that answers every manifest request, whatever the digest, with one manifest (and
-/// serves that manifest's config honestly): a pinned digest it does not have is refused.
+/// serves that manifest's config honestly): a pinned digest it does not have is refused by lock
+/// and by create, which leaves no bundle.
 #[test]
 fn a_lying_upstream_is_refused_for_a_pinned_digest() {
     let t = tempfile::tempdir().unwrap();
@@ -272,6 +273,12 @@ fn a_lying_upstream_is_refused_for_a_pinned_digest() {
         "{err}"
     );
     assert!(!t.path().join("pin.json").exists());
+    let err = format!(
+        "{:#}",
+        bundler::create(create_args(&spec, &t.path().join("bundle"), &t.path().join("cache"))).unwrap_err()
+    );
+    assert!(err.contains(&format!("hashes to sha256:{served}")), "create: {err}");
+    assert!(!t.path().join("bundle").exists());
 }
 
 #[test]
