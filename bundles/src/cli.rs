@@ -222,47 +222,50 @@ pub fn artifacts(bundle: &Bundle) -> Result<Vec<Artifact>> {
 
 pub fn run_inspect(args: InspectArgs) -> Result<()> {
     let bundle = Bundle::open(&args.bundle)?;
-    let footprint = crate::footprint::of(&bundle)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &footprint)?;
+        serde_json::to_writer_pretty(&mut out, &crate::footprint::of(&bundle)?)?;
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "{:<6} {:<70} {:<20} {:>10}  PLATFORM", "KIND", "REFERENCE", "DIGEST", "SIZE")?;
-    // Names come from the bundle: escape codes in them are shown, not acted on.
+    out.write_all(inspect_table(&bundle)?.as_bytes())?;
+    Ok(())
+}
+
+/// What `inspect` prints for people. Names come from the bundle: escape codes in them are shown,
+/// not acted on.
+pub fn inspect_table(bundle: &Bundle) -> Result<String> {
+    let footprint = crate::footprint::of(bundle)?;
+    let mut out = format!("{:<6} {:<70} {:<20} {:>10}  PLATFORM\n", "KIND", "REFERENCE", "DIGEST", "SIZE");
     for s in &footprint.artifacts {
         let a = &s.artifact;
-        writeln!(
-            out,
-            "{:<6} {:<70} {:<20} {:>10}  {}",
+        out.push_str(&format!(
+            "{:<6} {:<70} {:<20} {:>10}  {}\n",
             a.kind.to_string(),
             printable(&a.reference),
             printable(&a.digest.chars().take(19).collect::<String>()),
             human(s.carried_size),
             printable(&a.platforms.join(",")),
-        )?;
+        ));
     }
     let total =
         format!("{} artifacts, {} blobs (a shared blob counted once)", footprint.artifacts.len(), footprint.blobs);
-    writeln!(out, "{:<6} {:<91} {:>10}", "TOTAL", total, human(footprint.total_size))?;
+    out.push_str(&format!("{:<6} {:<91} {:>10}\n", "TOTAL", total, human(footprint.total_size)));
     let parts = footprint.on_media.iter().filter(|f| crate::parts::is_part_name(&f.name)).count();
-    writeln!(
-        out,
-        "on media: {} ({} bytes) in {} files, {parts} of them parts",
+    out.push_str(&format!(
+        "on media: {} ({} bytes) in {} files, {parts} of them parts\n",
         human(footprint.on_media_size),
         footprint.on_media_size,
         footprint.on_media.len(),
-    )?;
+    ));
     if let Some(base) = &bundle.meta().base {
-        writeln!(
-            out,
-            "\ndelta over the bundle whose lock has sha256 {}; {} of the total is in that base",
+        out.push_str(&format!(
+            "\ndelta over the bundle whose lock has sha256 {}; {} of the total is in that base\n",
             printable(&base.lock_sha256),
             human(footprint.in_base.unwrap_or(0)),
-        )?;
+        ));
     }
-    Ok(())
+    Ok(out)
 }
 
 pub fn run_extract(args: ExtractArgs) -> Result<()> {

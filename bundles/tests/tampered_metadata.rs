@@ -95,7 +95,7 @@ fn an_sbom_naming_other_content_fails() {
     );
 }
 
-/// A reference with a terminal escape in it: named, shown escaped.
+/// A reference with a terminal escape in it: named by verify and listed by inspect, shown escaped.
 #[test]
 fn names_from_the_bundle_are_printed_with_their_escape_codes_shown() {
     let tmp = tempfile::tempdir().unwrap();
@@ -107,4 +107,6 @@ fn names_from_the_bundle_are_printed_with_their_escape_codes_shown() {
     assert!(lines.iter().any(|l| l.contains("app:1.0\\u{1b}[2J\\u{1b}[1;1HOK")), "{lines:?}");
     let report = verify(&bundle, &VerifyOptions { key: None, bases: vec![] });
     assert!(!report.to_text().contains('\u{1b}'));
+    let table = bundles::cli::inspect_table(&bundles::Bundle::open(&bundle).unwrap()).unwrap();
+    assert!(!table.contains('\u{1b}') && table.contains("app:1.0\\u{1b}[2J\\u{1b}[1;1HOK"), "{table}");
 }
