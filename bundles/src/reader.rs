@@ -1,9 +1,11 @@
 //! A bundle opened in place: any member, any blob, read straight from the parts by seeking to
-//! the zstd frames that hold it. Memory per reader is one frame, whatever the blob's size.
+//! the zstd frames that hold it. Memory per reader is one frame, whatever the blob's size; the
+//! bundle keeps a few more (16 MiB at most) for the small members read whole.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use oci_spec::image::ImageIndex;
 
@@ -15,6 +17,9 @@ use crate::meta::{BundleMeta, META_FILE};
 use crate::pack::INNER_DIR;
 use crate::parts::PartSet;
 use crate::seekable::{SeekTable, DEFAULT_FRAME_SIZE, MAX_FRAME_SIZE};
+
+/// What a bundle keeps of the frames it decompressed for members read whole.
+const RECENT_FRAMES_BYTES: usize = 16 << 20;
 
 /// The most a member read whole may hold; the metadata members of the largest bundle are a
 /// fraction of it.
@@ -36,6 +41,10 @@ struct Inner {
     /// Indexes into `meta.members`, sorted by path: found by binary search, without a second
     /// copy of every path.
     members: Vec<u32>,
+    /// Frames last decompressed for members read whole, most recent first, up to
+    /// [`RECENT_FRAMES_BYTES`]: manifests and configs sit many to a frame, and a walk over every
+    /// artifact reads them in another order than the archive's.
+    recent: Mutex<VecDeque<(usize, Arc<Vec<u8>>)>>,
 }
 
 /// The largest frame this bundle's reader decompresses: what its writer recorded, within what any
@@ -125,7 +134,8 @@ impl Bundle {
             return Err(bad("seek table does not match the parts (parts from different bundles?)".into()));
         }
         let members = member_index(&meta, u, &dir.join(META_FILE))?;
-        Ok(Bundle { inner: Arc::new(Inner { dir: dir.to_path_buf(), meta, parts, ustarts, cstarts, members }) })
+        let inner = Inner { dir: dir.to_path_buf(), meta, parts, ustarts, cstarts, members, recent: Mutex::default() };
+        Ok(Bundle { inner: Arc::new(inner) })
     }
 
     pub fn dir(&self) -> &Path {
@@ -177,9 +187,42 @@ impl Bundle {
                 format!("{} bytes is too large to read whole (at most {MAX_WHOLE_MEMBER})", reader.len()),
             ));
         }
-        let mut out = Vec::with_capacity(reader.len() as usize);
-        reader.read_to_end(&mut out).map_err(|e| Error::io(self.inner.dir.join(path), e))?;
+        let failed = |e| Error::io(self.inner.dir.join(path), e);
+        let (start, len) = (reader.start, reader.len);
+        let ustarts = &self.inner.ustarts;
+        let i = ustarts.partition_point(|&s| s <= start).saturating_sub(1);
+        if len > 0 && i + 1 < ustarts.len() && start + len <= ustarts[i + 1] {
+            let frame = self.recent_frame(i).map_err(failed)?;
+            let within = (start - ustarts[i]) as usize;
+            return Ok(frame[within..within + len as usize].to_vec());
+        }
+        let mut out = Vec::with_capacity(len as usize);
+        reader.read_to_end(&mut out).map_err(failed)?;
         Ok(out)
+    }
+
+    /// Frame `i` whole: one kept, or decompressed now and kept (the oldest let go beyond the
+    /// budget, the newest always kept).
+    fn recent_frame(&self, i: usize) -> io::Result<Arc<Vec<u8>>> {
+        let kept = || self.inner.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        {
+            let mut recent = kept();
+            if let Some(at) = recent.iter().position(|(j, _)| *j == i) {
+                let hit = recent.remove(at).expect("a position found");
+                recent.push_front(hit.clone());
+                return Ok(hit.1);
+            }
+        }
+        let mut scratch = Scratch { dctx: zstd::bulk::Decompressor::new()?, compressed: Vec::new() };
+        let mut data = Vec::new();
+        self.frame(i, &mut scratch, &mut data)?;
+        let frame = Arc::new(data);
+        let mut recent = kept();
+        recent.push_front((i, frame.clone()));
+        while recent.len() > 1 && recent.iter().map(|(_, f)| f.len()).sum::<usize>() > RECENT_FRAMES_BYTES {
+            recent.pop_back();
+        }
+        Ok(frame)
     }
 
     pub fn index(&self) -> Result<ImageIndex> {
@@ -230,6 +273,10 @@ impl BlobStore for Bundle {
 
     fn open_blob(&self, d: &Digest) -> Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(self.open_member(&blob_path(d))?))
+    }
+
+    fn read_whole(&self, d: &Digest) -> Result<Vec<u8>> {
+        self.read_member(&blob_path(d))
     }
 }
 

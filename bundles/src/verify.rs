@@ -389,12 +389,19 @@ impl BlobStore for Layered<'_> {
     }
 
     fn open_blob(&self, d: &Digest) -> crate::Result<Box<dyn Read + Send + '_>> {
-        for b in &self.layers {
-            if b.has_blob(d) {
-                return b.open_blob(d);
-            }
-        }
-        Err(crate::Error::invalid(crate::digest::blob_path(d), "blob is missing"))
+        self.holder(d)?.open_blob(d)
+    }
+
+    fn read_whole(&self, d: &Digest) -> crate::Result<Vec<u8>> {
+        self.holder(d)?.read_whole(d)
+    }
+}
+
+impl Layered<'_> {
+    /// The first layer that holds the blob.
+    fn holder(&self, d: &Digest) -> crate::Result<&Bundle> {
+        let found = self.layers.iter().find(|b| b.has_blob(d)).copied();
+        found.ok_or_else(|| crate::Error::invalid(crate::digest::blob_path(d), "blob is missing"))
     }
 }
 
