@@ -96,17 +96,17 @@ wrk_summary() {
 mixed() { # PORT: the mixed load beside 200 slow sockets
   python3 "$work/slow.py" "$1" & local slow=$!
   sleep 2
-  ACCEPT="$accept" PATHS="$work/paths" wrk -c64 -t2 -d"${secs}s" --latency -s "$work/mixed.lua" "http://127.0.0.1:$1" | wrk_summary
+  ACCEPT="$accept" PATHS="$work/paths" wrk -c64 -t2 -d"${secs}s" --timeout 10s --latency -s "$work/mixed.lua" "http://127.0.0.1:$1" | wrk_summary
   kill $slow; wait $slow 2>/dev/null || true
 }
 auth_latency() { # PORT [bad]: a right password's latency, alone or beside 32 connections with a wrong one
   local bad=
   if [ -n "${2:-}" ]; then
-    wrk -c32 -t1 -d"$(( secs + 4 ))s" -H "Authorization: Basic $(printf bench:wrong-password | base64)" \
+    wrk -c32 -t1 -d"$(( secs + 4 ))s" --timeout 10s -H "Authorization: Basic $(printf bench:wrong-password | base64)" \
       "http://127.0.0.1:$1/v2/" >/dev/null & bad=$!
     sleep 2
   fi
-  wrk -c4 -t1 -d"${secs}s" --latency -H "Authorization: Basic $(printf bench:right-password | base64)" \
+  wrk -c4 -t1 -d"${secs}s" --timeout 10s --latency -H "Authorization: Basic $(printf bench:right-password | base64)" \
     "http://127.0.0.1:$1/v2/" | wrk_summary
   [ -z "$bad" ] || { kill $bad 2>/dev/null; wait $bad 2>/dev/null || true; }
 }
@@ -144,7 +144,7 @@ into distribution with \`airgap registry push\`; both are checked to give the sa
 **Mixed load**: \`wrk -c64 -t2 --latency\` for ${secs} s over every image's manifest (by tag), config and
 layers up to 2 MiB ($(wc -l < "$work/paths") paths in turn), while 200 other connections send a request head one
 byte a second (reopened whenever the server closes them). Times in ms; errors are non-2xx answers and
-socket errors of the 64 clients.
+socket errors of the 64 clients (wrk gives up on an answer after 10 s).
 
 | load | server | p50 | p75 | p90 | p99 | req/s | errors |
 |---|---|---|---|---|---|---|---|

@@ -65,7 +65,7 @@ quiet() { for _ in $(seq $(( ${WAIT:-180} / 10 ))); do awk '{exit !($1 < 2)}' /p
 reset_hwm() { echo 5 > "/proc/$1/clear_refs"; }
 hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 wrk_rps() { # URL [lua]: requests/s; fails on any non-2xx answer or socket error
-  local out; out=$(ACCEPT="$accept" IMAGES=$images wrk -c64 -t2 -d"${secs}s" ${2:+-s "$2"} "$1")
+  local out; out=$(ACCEPT="$accept" IMAGES=$images wrk -c64 -t2 -d"${secs}s" --timeout 10s ${2:+-s "$2"} "$1")
   if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then echo "$out" >&2; exit 1; fi
   awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out"
 }
