@@ -3,6 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bundles::artifact::{
+    DOCKER_LIST_MEDIA_TYPE as DOCKER_LIST, DOCKER_MANIFEST_MEDIA_TYPE as DOCKER_MANIFEST,
+    OCI_INDEX_MEDIA_TYPE as OCI_INDEX, OCI_MANIFEST_MEDIA_TYPE as OCI_MANIFEST,
+};
 use bundles::digest::Digest;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -16,11 +20,6 @@ use crate::names::{check_name, hash_reader, parse_digest, valid_name, ManifestRe
 use crate::routes::{blob_response, header_str, ok_builder, BlobSlice};
 use crate::server::State;
 use crate::storage::{referrer_descriptor, NewManifest};
-
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 pub(crate) enum Target {
     Catalog,
@@ -75,39 +74,62 @@ pub(crate) async fn route(state: &Arc<State>, rest: &str, req: Request<Incoming>
         }
     };
     let method = req.method().clone();
+    let head = method == Method::HEAD;
     match (target, &method) {
-        (Target::Catalog, &Method::GET) => catalog(state, &query),
-        (Target::Tags(n), &Method::GET) => tags(state, &named(n)?, &query),
+        (Target::Catalog, &Method::GET) => blocking(state, move |s| catalog(s, &query)).await,
+        (Target::Tags(n), &Method::GET) => {
+            let name = named(n)?;
+            blocking(state, move |s| tags(s, &name, &query)).await
+        }
         (Target::Manifest(n, r), &Method::GET | &Method::HEAD) => {
-            get_manifest(state, &named(n)?, &r, req.headers(), method == Method::HEAD)
+            let (name, headers) = (named(n)?, req.headers().clone());
+            blocking(state, move |s| get_manifest(s, &name, &r, &headers, head)).await
         }
         (Target::Manifest(n, r), &Method::PUT) => put_manifest(state, &named(n)?, &r, req).await,
-        (Target::Manifest(n, r), &Method::DELETE) => delete_manifest(state, &named(n)?, &r),
+        (Target::Manifest(n, r), &Method::DELETE) => {
+            let name = named(n)?;
+            blocking(state, move |s| delete_manifest(s, &name, &r)).await
+        }
         (Target::Blob(n, d), &Method::GET | &Method::HEAD) => {
             let (name, d) = (named(n)?, parse_digest(&d)?);
-            let len = state
-                .stores
-                .blob_len(&name, &d)?
+            let (repo, digest) = (name.clone(), d.clone());
+            let len = blocking(state, move |s| s.stores.blob_len(&repo, &digest))
+                .await?
                 .ok_or_else(|| ApiError::new(Code::BlobUnknown, format!("blob {d} is not in {name}")))?;
             let slice = BlobSlice { repo: &name, digest: &d, base: 0, len, content_type: "application/octet-stream" };
-            blob_response(state, slice, req.headers(), method == Method::HEAD).await
+            blob_response(state, slice, req.headers(), head).await
         }
-        (Target::Blob(n, d), &Method::DELETE) => delete_blob(state, &named(n)?, &d),
+        (Target::Blob(n, d), &Method::DELETE) => {
+            let name = named(n)?;
+            blocking(state, move |s| delete_blob(s, &name, &d)).await
+        }
         (Target::Uploads(n), &Method::POST) => start_upload(state, &named(n)?, &query, req).await,
-        (Target::Upload(n, id), &Method::GET) => upload_status(state, &named(n)?, &id),
+        (Target::Upload(n, id), &Method::GET) => {
+            let name = named(n)?;
+            blocking(state, move |s| upload_status(s, &name, &id)).await
+        }
         (Target::Upload(n, id), &Method::PATCH) => patch_upload(state, &named(n)?, &id, req).await,
         (Target::Upload(n, id), &Method::PUT) => finish_upload(state, &named(n)?, &id, &query, req).await,
         (Target::Upload(n, id), &Method::DELETE) => {
             let name = named(n)?;
-            if state.stores.writer_or_refuse()?.cancel_upload(&name, &id)? {
-                Ok(no_content(204))
-            } else {
-                Err(ApiError::new(Code::BlobUploadUnknown, format!("no upload {id} in progress for {name}")))
-            }
+            blocking(state, move |s| cancel_upload(s, &name, &id)).await
         }
-        (Target::Referrers(n, d), &Method::GET) => referrers(state, &named(n)?, &d, &query),
+        (Target::Referrers(n, d), &Method::GET) => {
+            let name = named(n)?;
+            blocking(state, move |s| referrers(s, &name, &d, &query)).await
+        }
         (_, m) => Err(ApiError::new(Code::Unsupported, format!("{m} is not supported on /v2/{rest}"))),
     }
+}
+
+/// Runs a handler's storage work on the blocking pool: every backend may block on a disk or on
+/// the network, and the async workers must not.
+async fn blocking<T: Send + 'static>(
+    state: &Arc<State>,
+    work: impl FnOnce(&State) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let state = state.clone();
+    body::blocking(move || work(&state)).await
 }
 
 fn no_content(status: u16) -> Response<Body> {
@@ -238,7 +260,7 @@ fn manifest_media_type(content_type: Option<&str>, manifest: &Value) -> ApiResul
         (None, Some(d)) => d,
         (None, None) => OCI_MANIFEST,
     };
-    if ![OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].contains(&media_type) {
+    if !bundles::artifact::MANIFEST_MEDIA_TYPES.contains(&media_type) {
         return Err(invalid(format!("unsupported manifest media type {media_type}")));
     }
     Ok(media_type.to_string())
@@ -293,7 +315,7 @@ async fn put_manifest(
     reference: &str,
     req: Request<Incoming>,
 ) -> ApiResult<Response<Body>> {
-    let writer = state.stores.writer_or_refuse()?;
+    state.stores.writer_or_refuse()?;
     let reference = ManifestRef::parse(reference)?;
     let max = state.max_manifest_bytes;
     let too_large = || {
@@ -337,7 +359,6 @@ async fn put_manifest(
             return Err(ApiError::new(Code::DigestInvalid, format!("manifest hashes to {digest}, not {d}")));
         }
     }
-    check_references(state, name, &manifest, &media_type)?;
     let referrer = referrer_descriptor(&manifest, &digest, bytes.len() as u64, &media_type);
     let subject = referrer.as_ref().map(|(s, _)| s.to_string());
     let mut tags: Vec<String> = match &reference {
@@ -345,26 +366,14 @@ async fn put_manifest(
         ManifestRef::Digest(_) => Vec::new(),
     };
     tags.extend(tag_params);
-    if !state.allow_overwrite {
-        for t in &tags {
-            match state.stores.carried_tag(name, t)? {
-                Some(carried) if carried != digest => {
-                    return Err(ApiError::new(
-                        Code::Denied,
-                        format!(
-                            "{name}:{t} is carried by the bundle as {carried}; a push may not change what it serves \
-                             (the registry's operator can allow it with --allow-overwrite)"
-                        ),
-                    ))
-                }
-                _ => {}
-            }
-        }
-    }
-    writer.put_manifest(
-        name,
-        NewManifest { digest: &digest, bytes: &bytes, media_type: &media_type, tags: &tags, referrer },
-    )?;
+    let (n, d, t) = (name.to_string(), digest.clone(), tags.clone());
+    blocking(state, move |s| {
+        check_references(s, &n, &manifest, &media_type)?;
+        check_carried_tags(s, &n, &t, &d)?;
+        let m = NewManifest { digest: &d, bytes: &bytes, media_type: &media_type, tags: &t, referrer };
+        s.stores.writer_or_refuse()?.put_manifest(&n, m)
+    })
+    .await?;
     let mut b = ok_builder(201)
         .header(LOCATION, format!("/v2/{name}/manifests/{digest}"))
         .header("Docker-Content-Digest", digest.to_string())
@@ -376,6 +385,28 @@ async fn put_manifest(
         b = b.header("OCI-Tag", t);
     }
     Ok(b.body(body::empty()).expect("valid response"))
+}
+
+/// Unless the operator allows it, a push may not move a tag the bundles carry.
+fn check_carried_tags(state: &State, name: &str, tags: &[String], digest: &Digest) -> ApiResult<()> {
+    if state.allow_overwrite {
+        return Ok(());
+    }
+    for t in tags {
+        match state.stores.carried_tag(name, t)? {
+            Some(carried) if &carried != digest => {
+                return Err(ApiError::new(
+                    Code::Denied,
+                    format!(
+                        "{name}:{t} is carried by the bundle as {carried}; a push may not change what it serves \
+                         (the registry's operator can allow it with --allow-overwrite)"
+                    ),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn check_delete(state: &State) -> ApiResult<()> {
@@ -427,12 +458,14 @@ fn blob_created(name: &str, d: &Digest) -> Response<Body> {
         .expect("valid response")
 }
 
-async fn start_upload(
-    state: &Arc<State>,
-    name: &str,
-    query: &HashMap<String, String>,
-    req: Request<Incoming>,
-) -> ApiResult<Response<Body>> {
+/// What a POST to the uploads begins with.
+enum Begun {
+    Mounted(Digest),
+    /// A session, and the digest of the blob sent whole with the POST, if it was.
+    Session(String, Option<Digest>),
+}
+
+fn begin_upload(state: &State, name: &str, query: &HashMap<String, String>) -> ApiResult<Begun> {
     let writer = state.stores.writer_or_refuse()?;
     if let Some(mount) = query.get("mount") {
         let d = parse_digest(mount)?;
@@ -443,16 +476,28 @@ async fn start_upload(
             None => true,
         };
         if visible && writer.mount_blob(name, &d)? {
-            return Ok(blob_created(name, &d));
+            return Ok(Begun::Mounted(d));
         }
     }
     let digest = query.get("digest").map(|d| parse_digest(d)).transpose()?;
-    let id = writer.start_upload(name)?;
-    let Some(d) = digest else {
-        return Ok(upload_response(202, name, &id, 0));
-    };
-    receive(state, name, &id, None, Then::Finish(d.clone()), req).await?;
-    Ok(blob_created(name, &d))
+    Ok(Begun::Session(writer.start_upload(name)?, digest))
+}
+
+async fn start_upload(
+    state: &Arc<State>,
+    name: &str,
+    query: &HashMap<String, String>,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    let (n, q) = (name.to_string(), query.clone());
+    match blocking(state, move |s| begin_upload(s, &n, &q)).await? {
+        Begun::Mounted(d) => Ok(blob_created(name, &d)),
+        Begun::Session(id, None) => Ok(upload_response(202, name, &id, 0)),
+        Begun::Session(id, Some(d)) => {
+            receive(state, name, &id, None, Then::Finish(d.clone()), req).await?;
+            Ok(blob_created(name, &d))
+        }
+    }
 }
 
 /// What follows a request body appended to a session.
@@ -528,6 +573,20 @@ fn upload_status(state: &State, name: &str, id: &str) -> ApiResult<Response<Body
     Ok(upload_response(204, name, id, upload_len(state, name, id)?))
 }
 
+/// [`upload_len`] on the blocking pool.
+async fn session_len(state: &Arc<State>, name: &str, id: &str) -> ApiResult<u64> {
+    let (n, i) = (name.to_string(), id.to_string());
+    blocking(state, move |s| upload_len(s, &n, &i)).await
+}
+
+fn cancel_upload(state: &State, name: &str, id: &str) -> ApiResult<Response<Body>> {
+    if state.stores.writer_or_refuse()?.cancel_upload(name, id)? {
+        Ok(no_content(204))
+    } else {
+        Err(ApiError::new(Code::BlobUploadUnknown, format!("no upload {id} in progress for {name}")))
+    }
+}
+
 /// `<start>-<end>` (also with a `bytes ` or `bytes=` prefix and a `/<total>` suffix), inclusive,
 /// `start <= end`.
 pub(crate) fn parse_content_range(text: &str) -> Option<(u64, u64)> {
@@ -558,7 +617,7 @@ fn out_of_order(name: &str, id: &str, current: u64) -> Response<Body> {
 }
 
 async fn patch_upload(state: &Arc<State>, name: &str, id: &str, req: Request<Incoming>) -> ApiResult<Response<Body>> {
-    let current = upload_len(state, name, id)?;
+    let current = session_len(state, name, id).await?;
     let range = content_range(&req)?;
     if range.is_some_and(|(start, _)| start != current) {
         return Ok(out_of_order(name, id, current));
@@ -574,7 +633,7 @@ async fn finish_upload(
     query: &HashMap<String, String>,
     req: Request<Incoming>,
 ) -> ApiResult<Response<Body>> {
-    let current = upload_len(state, name, id)?;
+    let current = session_len(state, name, id).await?;
     if let Ok(Some((start, _))) = content_range(&req) {
         if start != current {
             return Ok(out_of_order(name, id, current));

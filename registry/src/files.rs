@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hyper::{HeaderMap, Response};
 
 use crate::artifacts::{described_blob_len, manifest_json, percent_decode, single_layer};
-use crate::body::Body;
+use crate::body::{self, Body};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{split_route, valid_tag};
 use crate::routes::{blob_response, BlobSlice};
@@ -24,10 +24,17 @@ pub(crate) async fn route(
         return Err(ApiError::new(Code::NotFound, format!("{rest}: '{tag}' is not a tag; expected {usage}")));
     }
     let title = percent_decode(title);
-    let not_here = || ApiError::new(Code::NotFound, format!("{repo}:{tag} has no file named {title}"));
-    let (_, manifest) = manifest_json(&state.stores, repo, tag)?.ok_or_else(not_here)?;
-    let layer = single_layer(&manifest).filter(|l| l.title.as_deref() == Some(title.as_str())).ok_or_else(not_here)?;
-    let len = described_blob_len(&state.stores, repo, &layer.digest, layer.size)?;
+    let missing = format!("{repo}:{tag} has no file named {title}");
+    let not_here = move || ApiError::new(Code::NotFound, missing.clone());
+    let (stores, r, t, wanted) = (state.stores.clone(), repo.to_string(), tag.to_string(), title);
+    let (layer, len) = body::blocking(move || {
+        let (_, manifest) = manifest_json(&stores, &r, &t)?.ok_or_else(&not_here)?;
+        let layer =
+            single_layer(&manifest).filter(|l| l.title.as_deref() == Some(wanted.as_str())).ok_or_else(not_here)?;
+        let len = described_blob_len(&stores, &r, &layer.digest, layer.size)?;
+        Ok((layer, len))
+    })
+    .await?;
     let slice = BlobSlice { repo, digest: &layer.digest, base: 0, len, content_type: "application/octet-stream" };
     blob_response(state, slice, headers, head).await
 }

@@ -22,7 +22,7 @@ use crate::auth::Auth;
 use crate::body::{self, Body};
 use crate::connections::{connections_that_fit, AcceptErrors, Admitted, Connections, Limits, Watched};
 use crate::contents_page::ContentsPage;
-use crate::storage::{BundleStore, DirStore, S3Location, S3Store, Storage, Stores};
+use crate::storage::{BundleStore, LayoutStore, S3Location, Storage, Stores};
 use crate::tls::{server_config, TlsConfig};
 
 /// Where pushed content is kept.
@@ -108,8 +108,8 @@ impl Server {
         let stores = tokio::task::spawn_blocking(move || -> anyhow::Result<Stores> {
             let mut layers: Vec<Arc<dyn Storage>> = Vec::new();
             match storage {
-                Some(StorageConfig::Dir(dir)) => layers.push(Arc::new(DirStore::open(&dir)?)),
-                Some(StorageConfig::S3(location)) => layers.push(Arc::new(S3Store::open(&location)?)),
+                Some(StorageConfig::Dir(dir)) => layers.push(Arc::new(LayoutStore::dir(&dir)?)),
+                Some(StorageConfig::S3(location)) => layers.push(Arc::new(LayoutStore::s3(&location)?)),
                 None => {}
             }
             if !bundle_dirs.is_empty() {

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use registry::storage::{S3Store, Storage, WritableStorage};
+use registry::storage::{LayoutStore, Storage, WritableStorage};
 use registry::{ServeConfig, Server, StorageConfig};
 use reqwest::blocking::Client;
 use serde_json::Value;
@@ -165,7 +165,7 @@ fn a_killed_server_leaves_no_blob_and_the_upload_resumes_elsewhere() {
     )
     .unwrap();
     conn.write_all(&blob[..10 << 20]).unwrap();
-    let store = S3Store::open(&location).unwrap();
+    let store = LayoutStore::s3(&location).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.upload_len("k", &id).unwrap() != Some(8 << 20) {
         assert!(Instant::now() < deadline, "the first piece never reached the bucket");
@@ -177,7 +177,7 @@ fn a_killed_server_leaves_no_blob_and_the_upload_resumes_elsewhere() {
 
     let listed = run(s3.mc().args(["ls", "--recursive", "testkit/kill/reg/"])).unwrap();
     assert!(!listed.contains("blobs/"), "no blob after the kill: {listed}");
-    let d = registry::storage::S3Store::open(&location).unwrap();
+    let d = LayoutStore::s3(&location).unwrap();
     assert_eq!(d.blob_len("k", &digest.parse().unwrap()).unwrap(), None);
 
     // Another replica picks the upload up where the bucket says it stopped.
@@ -195,7 +195,7 @@ fn a_killed_server_leaves_no_blob_and_the_upload_resumes_elsewhere() {
     let got = c.get(other.url(&format!("/v2/k/blobs/{digest}"))).send().unwrap().bytes().unwrap();
     assert!(got[..] == blob[..], "the resumed blob is whole");
     let listed = run(s3.mc().args(["ls", "--recursive", "testkit/kill/reg/"])).unwrap();
-    assert!(!listed.contains("_uploads/"), "the finished session is gone: {listed}");
+    assert!(!listed.contains("uploads/"), "the finished session is gone: {listed}");
 }
 
 fn start_error(cfg: ServeConfig) -> String {

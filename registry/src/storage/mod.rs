@@ -1,6 +1,7 @@
 //! Where the registry's content lives. The server sees one [`Stores`]: an optional writable
-//! store (a directory or an S3-compatible bucket) layered over the
-//! read-only bundles served in place.
+//! store layered over the read-only bundles served in place. The writable store is one
+//! [`LayoutStore`], which writes the registry's layout over an [`ObjectStore`] driver: a
+//! directory or an S3-compatible bucket.
 //!
 //! The traits are blocking: a directory, a bundle's parts and an S3 client all do blocking
 //! reads, and the server calls them on tokio's blocking pool. Blobs come back as readers over a
@@ -8,6 +9,8 @@
 
 mod bundle;
 mod dir;
+mod layout;
+mod objects;
 mod s3;
 mod verified;
 
@@ -20,8 +23,10 @@ use serde_json::Value;
 use crate::error::{ApiError, ApiResult, Code};
 
 pub use bundle::BundleStore;
-pub use dir::DirStore;
-pub use s3::{S3Location, S3Store};
+pub use dir::DirObjects;
+pub use layout::LayoutStore;
+pub use objects::{Entry, ObjectStore, ObjectWriter};
+pub use s3::{S3Location, S3Objects};
 
 pub struct StoredManifest {
     pub bytes: Vec<u8>,

@@ -1,41 +1,22 @@
-//! An S3-compatible bucket that accepts pushes (AWS S3, MinIO, Ceph RGW), addressed path-style.
-//!
-//! ```text
-//! PREFIX/blobs/sha256/<hex>                          content, put only after its digest is checked
-//! PREFIX/_uploads/<id>/session                       the repository an upload session is for
-//! PREFIX/_uploads/<id>/<offset, 20 digits>           the bytes received so far, in pieces
-//! PREFIX/repositories/<name>/_blobs/<hex>            the blobs a repository may serve (holds the size)
-//! PREFIX/repositories/<name>/_manifests/<hex>        its manifests (holds the media type)
-//! PREFIX/repositories/<name>/_tags/<tag>             tag → digest
-//! PREFIX/repositories/<name>/_referrers/<subject>/<hex>  descriptor JSON, for the referrers API
-//! ```
-//!
-//! Everything a request needs is in the bucket, so replicas behind a load balancer can serve one
-//! bucket: an upload started on one may be continued and finished on another. S3 cannot append,
-//! so each chunk is stored as pieces of its own; finishing streams the pieces through the hash
-//! into a multipart upload of the blob's key that is completed only when the digest matches.
-//! An incomplete multipart upload is invisible, so a server killed at any point leaves no
-//! partial blob, and two clients finishing the same blob write the same bytes to the same key.
+//! The S3 driver: a key is an object of a bucket (AWS S3, MinIO, Ceph RGW), addressed
+//! path-style, below an optional prefix. A streamed object is a multipart upload, invisible
+//! until it is completed, so a server killed at any point leaves no partial object.
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bundles::digest::{blob_path, Digest};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::{StatusCode, Url};
 use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
-use serde_json::Value;
 
-use super::dir::random_id;
-use super::{subject_of, NewManifest, Storage, StoredManifest, WritableStorage};
+use super::objects::{Entry, ObjectStore, ObjectWriter};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::names::{hash_reader, parse_digest};
 
-/// A PATCH body is stored in pieces of at most this size, and a blob is put in parts of this size:
-/// it bounds the memory of one upload, and is above S3's 5 MiB minimum part.
-const PIECE: usize = 8 << 20;
+/// A streamed object is put in parts of this size: it bounds the memory of one writer, and is
+/// above S3's 5 MiB minimum part.
+const PART: usize = 8 << 20;
 /// How long a presigned request stays valid; each is sent as soon as it is signed.
 const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
 
@@ -96,35 +77,13 @@ impl std::fmt::Display for S3Location {
     }
 }
 
-pub struct S3Store {
+pub struct S3Objects {
     bucket: Bucket,
     credentials: Credentials,
     client: Client,
     prefix: String,
     /// "bucket B at URL", for messages.
     name: String,
-}
-
-/// One page-joined listing: objects (key relative to the prefix, size) and, with a delimiter,
-/// the "directories" below.
-#[derive(Default)]
-struct Listing {
-    objects: Vec<(String, u64)>,
-    dirs: Vec<String>,
-    /// The latest modification time (RFC 3339, UTC, so the greatest string is the latest).
-    newest: Option<String>,
-}
-
-/// A whole answer: small objects, listings and the results of writes.
-struct Answer {
-    headers: reqwest::header::HeaderMap,
-    body: bytes::Bytes,
-}
-
-impl Answer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
 }
 
 /// The `<Code>` and `<Message>` of an S3 error body, for messages people read.
@@ -177,13 +136,13 @@ fn credentials(loc: &S3Location) -> anyhow::Result<Credentials> {
     })
 }
 
-impl S3Store {
+impl S3Objects {
     /// Connects and checks that the bucket is there and the credentials are accepted, so a
     /// mistake shows at start-up rather than on the first push.
-    pub fn open(loc: &S3Location) -> anyhow::Result<S3Store> {
+    pub fn open(loc: &S3Location) -> anyhow::Result<S3Objects> {
         let bucket = Bucket::new(loc.endpoint.clone(), UrlStyle::Path, loc.bucket.clone(), loc.region.clone())
             .map_err(|e| anyhow::anyhow!("S3 {loc}: {e}"))?;
-        let store = S3Store {
+        let store = S3Objects {
             bucket,
             credentials: credentials(loc)?,
             client: crate::tls::https_client(loc.ca_file.as_deref())?,
@@ -213,8 +172,8 @@ impl S3Store {
         Ok(store)
     }
 
-    fn key(&self, rel: &str) -> String {
-        format!("{}{rel}", self.prefix)
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 
     fn err(&self, what: &str, detail: impl std::fmt::Display) -> ApiError {
@@ -235,201 +194,118 @@ impl S3Store {
         }
     }
 
-    /// [`S3Store::send`] and the whole body. The server calls some storage methods on its async
-    /// workers (the directory store's file operations are short enough there), where a blocking
-    /// HTTP client must not run: there it runs in `block_in_place`.
-    fn call(&self, what: &str, req: RequestBuilder) -> ApiResult<Option<Answer>> {
-        let run = || {
-            let Some(resp) = self.send(what, req)? else { return Ok(None) };
-            let headers = resp.headers().clone();
-            let body = resp.bytes().map_err(|e| self.err(what, e))?;
-            Ok(Some(Answer { headers, body }))
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(run)
-            }
-            _ => run(),
-        }
+    /// [`S3Objects::send`] and the whole body, where 404 is an error too.
+    fn call(&self, what: &str, req: RequestBuilder) -> ApiResult<(reqwest::header::HeaderMap, bytes::Bytes)> {
+        let resp = self.send(what, req)?.ok_or_else(|| self.err(what, "404 Not Found"))?;
+        let headers = resp.headers().clone();
+        Ok((headers, resp.bytes().map_err(|e| self.err(what, e))?))
     }
+}
 
-    /// [`S3Store::call`] where 404 is an error too.
-    fn call_found(&self, what: &str, req: RequestBuilder) -> ApiResult<Answer> {
-        self.call(what, req)?.ok_or_else(|| self.err(what, "404 Not Found"))
-    }
-
-    fn get(&self, rel: &str) -> ApiResult<Option<Vec<u8>>> {
-        let key = self.key(rel);
+impl ObjectStore for S3Objects {
+    fn get(&self, key: &str) -> ApiResult<Option<Vec<u8>>> {
+        let key = self.key(key);
+        let what = format!("GET {key}");
         let url = self.bucket.get_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
-        Ok(self.call(&format!("GET {key}"), self.client.get(url))?.map(|a| a.body.to_vec()))
+        let Some(resp) = self.send(&what, self.client.get(url))? else { return Ok(None) };
+        Ok(Some(resp.bytes().map_err(|e| self.err(&what, e))?.to_vec()))
     }
 
-    fn get_text(&self, rel: &str) -> ApiResult<Option<String>> {
-        Ok(self.get(rel)?.map(|b| String::from_utf8_lossy(&b).trim().to_string()))
-    }
-
-    /// The size of an object, `None` when it is not there.
-    fn head(&self, rel: &str) -> ApiResult<Option<u64>> {
-        let key = self.key(rel);
-        let url = self.bucket.head_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
-        let Some(resp) = self.call(&format!("HEAD {key}"), self.client.head(url))? else { return Ok(None) };
-        let len = resp.headers.get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-        len.map(Some).ok_or_else(|| self.err(&format!("HEAD {key}"), "no Content-Length"))
-    }
-
-    fn put(&self, rel: &str, bytes: Vec<u8>) -> ApiResult<()> {
-        let key = self.key(rel);
-        let url = self.bucket.put_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
-        self.call_found(&format!("PUT {key}"), self.client.put(url).body(bytes)).map(|_| ())
-    }
-
-    fn remove(&self, rel: &str) -> ApiResult<()> {
-        let key = self.key(rel);
-        let url = self.bucket.delete_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
-        self.call(&format!("DELETE {key}"), self.client.delete(url)).map(|_| ())
-    }
-
-    /// Deletes an object; `false` when it was not there (S3 itself does not say).
-    fn delete(&self, rel: &str) -> ApiResult<bool> {
-        let found = self.head(rel)?.is_some();
-        if found {
-            self.remove(rel)?;
+    fn read(&self, key: &str, start: u64, len: u64) -> ApiResult<Box<dyn Read + Send>> {
+        if len == 0 {
+            return Ok(Box::new(io::empty()));
         }
-        Ok(found)
+        let key = self.key(key);
+        let what = format!("GET {key}");
+        let url = self.bucket.get_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
+        let range = format!("bytes={start}-{}", start + len - 1);
+        let resp = self.send(&what, self.client.get(url).header(reqwest::header::RANGE, range))?;
+        let resp = resp.ok_or_else(|| self.err(&what, "the object is missing from the bucket"))?;
+        if resp.status() != StatusCode::PARTIAL_CONTENT && start != 0 {
+            return Err(self.err(&what, format!("answered {} to a range request", resp.status())));
+        }
+        Ok(Box::new(resp.take(len)))
     }
 
-    /// Everything under `rel_prefix`, sorted by key; with `dirs`, only one level, the rest as
-    /// directory names (relative, ending in `/`).
-    fn list(&self, rel_prefix: &str, dirs: bool) -> ApiResult<Listing> {
-        let prefix = self.key(rel_prefix);
-        let what = format!("listing {prefix}");
-        let mut out = Listing::default();
+    fn head(&self, key: &str) -> ApiResult<Option<u64>> {
+        let key = self.key(key);
+        let what = format!("HEAD {key}");
+        let url = self.bucket.head_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
+        let Some(resp) = self.send(&what, self.client.head(url))? else { return Ok(None) };
+        let len = resp.headers().get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+        len.map(Some).ok_or_else(|| self.err(&what, "no Content-Length"))
+    }
+
+    fn list(&self, prefix: &str) -> ApiResult<Vec<Entry>> {
+        let full = self.key(prefix);
+        let what = format!("listing {full}");
+        let strip = |k: &str| k.strip_prefix(self.prefix.as_str()).unwrap_or(k).to_string();
+        let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
-            action.with_prefix(prefix.as_str());
-            if dirs {
-                action.with_delimiter("/");
-            }
+            action.with_prefix(full.as_str());
+            action.with_delimiter("/");
             if let Some(t) = &token {
                 action.with_continuation_token(t.as_str());
             }
-            let resp = self.call_found(&what, self.client.get(action.sign(SIGNED_FOR)))?;
-            let page = ListObjectsV2::parse_response(&resp.text()).map_err(|e| self.err(&what, e))?;
-            let strip = |k: &str| k.strip_prefix(self.prefix.as_str()).unwrap_or(k).to_string();
-            out.objects.extend(page.contents.iter().map(|o| (strip(&o.key), o.size.unwrap_or(0))));
-            out.dirs.extend(page.common_prefixes.iter().map(|p| strip(&p.prefix)));
-            out.newest = page.contents.iter().filter_map(|o| o.last_modified.clone()).chain(out.newest).max();
+            let (_, body) = self.call(&what, self.client.get(action.sign(SIGNED_FOR)))?;
+            let page =
+                ListObjectsV2::parse_response(&String::from_utf8_lossy(&body)).map_err(|e| self.err(&what, e))?;
+            out.extend(page.contents.iter().map(|o| Entry {
+                key: strip(&o.key),
+                dir: false,
+                size: o.size.unwrap_or(0),
+                modified: o.last_modified.as_deref().and_then(|t| humantime::parse_rfc3339_weak(t).ok()),
+            }));
+            out.extend(page.common_prefixes.iter().map(|p| Entry {
+                key: strip(&p.prefix),
+                dir: true,
+                size: 0,
+                modified: None,
+            }));
             match page.next_continuation_token {
                 Some(t) => token = Some(t),
                 None => break,
             }
         }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
-    fn repo(repo: &str) -> String {
-        format!("repositories/{repo}/")
+    fn put(&self, key: &str, bytes: &[u8]) -> ApiResult<()> {
+        let key = self.key(key);
+        let url = self.bucket.put_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
+        self.call(&format!("PUT {key}"), self.client.put(url).body(bytes.to_vec())).map(|_| ())
     }
 
-    fn linked(repo: &str, kind: &str, d: &Digest) -> String {
-        format!("repositories/{repo}/{kind}/{}", d.digest())
-    }
-
-    fn collect_repos(&self, dir: &str, name: &str, out: &mut Vec<String>) -> ApiResult<()> {
-        for sub in self.list(dir, true)?.dirs {
-            let child = sub[dir.len()..].trim_end_matches('/');
-            if child == "_manifests" && !name.is_empty() {
-                out.push(name.to_string());
-            } else if !child.starts_with('_') {
-                let full = if name.is_empty() { child.to_string() } else { format!("{name}/{child}") };
-                self.collect_repos(&sub, &full, out)?;
-            }
+    /// S3 does not say whether there was an object, so this asks first.
+    fn delete(&self, key: &str) -> ApiResult<bool> {
+        if self.head(key)?.is_none() {
+            return Ok(false);
         }
-        Ok(())
+        let key = self.key(key);
+        let url = self.bucket.delete_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
+        self.send(&format!("DELETE {key}"), self.client.delete(url))?;
+        Ok(true)
     }
 
-    fn check_upload_id(id: &str) -> ApiResult<()> {
-        if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Ok(())
-        } else {
-            Err(ApiError::new(Code::BlobUploadUnknown, format!("'{id}' is not an upload session")))
-        }
-    }
-
-    fn unknown_upload(repo: &str, id: &str) -> ApiError {
-        ApiError::new(Code::BlobUploadUnknown, format!("no upload {id} in progress for {repo}"))
-    }
-
-    /// The session's pieces (key, size) in order, after checking that it belongs to `repo`.
-    fn pieces(&self, repo: &str, id: &str) -> ApiResult<Option<Vec<(String, u64)>>> {
-        Self::check_upload_id(id)?;
-        if self.get_text(&format!("_uploads/{id}/session"))?.as_deref() != Some(repo) {
-            return Ok(None);
-        }
-        let mut objects = self.list(&format!("_uploads/{id}/"), false)?.objects;
-        objects.retain(|(k, _)| !k.ends_with("/session"));
-        Ok(Some(objects))
-    }
-
-    fn end_session(&self, id: &str) -> ApiResult<()> {
-        for (key, _) in self.list(&format!("_uploads/{id}/"), false)?.objects {
-            self.remove(&key)?;
-        }
-        Ok(())
-    }
-
-    /// Streams the pieces in order through `sink`, returning their digest under `algorithm`.
-    fn hash_pieces(&self, pieces: &[(String, u64)], algorithm: &str, sink: &mut dyn Write) -> ApiResult<Digest> {
-        let mut reader = PiecesReader { store: self, pieces: pieces.iter(), current: None };
-        let mut tee = Tee { inner: &mut reader, sink };
-        hash_reader(algorithm, &mut tee).map_err(|e| self.err("reading an upload back", e))
+    fn writer<'a>(&'a self, key: &str) -> ApiResult<Box<dyn ObjectWriter + 'a>> {
+        Ok(Box::new(S3Writer {
+            store: self,
+            rel: key.to_string(),
+            key: self.key(key),
+            buf: Vec::new(),
+            upload_id: None,
+            etags: Vec::new(),
+        }))
     }
 }
 
-/// The pieces of an upload, read one after the other as a single stream.
-struct PiecesReader<'a> {
-    store: &'a S3Store,
-    pieces: std::slice::Iter<'a, (String, u64)>,
-    current: Option<Response>,
-}
-
-impl Read for PiecesReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if let Some(r) = &mut self.current {
-                match r.read(buf)? {
-                    0 => self.current = None,
-                    n => return Ok(n),
-                }
-            }
-            let Some((key, _)) = self.pieces.next() else { return Ok(0) };
-            let full = self.store.key(key);
-            let url = self.store.bucket.get_object(Some(&self.store.credentials), &full).sign(SIGNED_FOR);
-            let resp = self.store.send(&format!("GET {full}"), self.store.client.get(url)).map_err(io::Error::other)?;
-            self.current = Some(resp.ok_or_else(|| io::Error::other(format!("{full} vanished")))?);
-        }
-    }
-}
-
-/// Copies what is read into `sink` as well.
-struct Tee<'a> {
-    inner: &'a mut dyn Read,
-    sink: &'a mut dyn Write,
-}
-
-impl Read for Tee<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sink.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
-
-/// Writes one object: a single put when it fits in [`PIECE`], else a multipart upload that is
-/// completed only by [`ObjectWriter::finish`] (and aborted by [`ObjectWriter::abort`]).
-struct ObjectWriter<'a> {
-    store: &'a S3Store,
+/// One put when the object fits in a [`PART`], else a multipart upload that only
+/// [`ObjectWriter::commit`] completes.
+struct S3Writer<'a> {
+    store: &'a S3Objects,
     rel: String,
     key: String,
     buf: Vec<u8>,
@@ -437,18 +313,7 @@ struct ObjectWriter<'a> {
     etags: Vec<String>,
 }
 
-impl<'a> ObjectWriter<'a> {
-    fn new(store: &'a S3Store, rel: &str) -> ObjectWriter<'a> {
-        ObjectWriter {
-            store,
-            rel: rel.to_string(),
-            key: store.key(rel),
-            buf: Vec::new(),
-            upload_id: None,
-            etags: Vec::new(),
-        }
-    }
-
+impl S3Writer<'_> {
     fn upload_part(&mut self, part: Vec<u8>) -> ApiResult<()> {
         let s = self.store;
         let what = format!("multipart upload of {}", self.key);
@@ -456,25 +321,43 @@ impl<'a> ObjectWriter<'a> {
             Some(id) => id.clone(),
             None => {
                 let url = s.bucket.create_multipart_upload(Some(&s.credentials), &self.key).sign(SIGNED_FOR);
-                let text = s.call_found(&what, s.client.post(url))?.text();
-                let id =
-                    CreateMultipartUpload::parse_response(&text).map_err(|e| s.err(&what, e))?.upload_id().to_owned();
+                let (_, body) = s.call(&what, s.client.post(url))?;
+                let parsed = CreateMultipartUpload::parse_response(&String::from_utf8_lossy(&body));
+                let id = parsed.map_err(|e| s.err(&what, e))?.upload_id().to_owned();
                 self.upload_id = Some(id.clone());
                 id
             }
         };
         let number = u16::try_from(self.etags.len() + 1).map_err(|_| s.err(&what, "more than 65535 parts"))?;
         let url = s.bucket.upload_part(Some(&s.credentials), &self.key, number, &upload_id).sign(SIGNED_FOR);
-        let resp = s.call_found(&what, s.client.put(url).body(part))?;
-        let etag = resp.headers.get(reqwest::header::ETAG).and_then(|v| v.to_str().ok());
+        let (headers, _) = s.call(&what, s.client.put(url).body(part))?;
+        let etag = headers.get(reqwest::header::ETAG).and_then(|v| v.to_str().ok());
         self.etags.push(etag.ok_or_else(|| s.err(&what, "a part without an ETag"))?.to_string());
         Ok(())
     }
+}
 
-    fn finish(mut self) -> ApiResult<()> {
+impl Write for S3Writer<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        while self.buf.len() >= PART {
+            let rest = self.buf.split_off(PART);
+            let part = std::mem::replace(&mut self.buf, rest);
+            self.upload_part(part).map_err(io::Error::other)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ObjectWriter for S3Writer<'_> {
+    fn commit(mut self: Box<Self>) -> ApiResult<()> {
         let s = self.store;
         let Some(upload_id) = self.upload_id.clone() else {
-            return s.put(&self.rel, std::mem::take(&mut self.buf));
+            return s.put(&self.rel, &self.buf);
         };
         if !self.buf.is_empty() {
             let last = std::mem::take(&mut self.buf);
@@ -489,277 +372,25 @@ impl<'a> ObjectWriter<'a> {
         );
         let url = action.sign(SIGNED_FOR);
         // S3 may report a failed completion with 200 and an error document.
-        let text = s.call_found(&what, s.client.post(url).body(action.body()))?.text();
+        let (_, body) = s.call(&what, s.client.post(url).body(action.body()))?;
+        let text = String::from_utf8_lossy(&body);
         if text.contains("<Error>") {
             return Err(s.err(&what, s3_error_text(&text)));
         }
+        self.upload_id = None;
         Ok(())
     }
 
-    fn abort(self) {
+    fn abort(self: Box<Self>) {}
+}
+
+impl Drop for S3Writer<'_> {
+    fn drop(&mut self) {
         if let Some(id) = &self.upload_id {
             let s = self.store;
             let url = s.bucket.abort_multipart_upload(Some(&s.credentials), &self.key, id).sign(SIGNED_FOR);
-            let _ = s.call("aborting a multipart upload", s.client.delete(url));
+            let _ = s.send("aborting a multipart upload", s.client.delete(url));
         }
-    }
-}
-
-impl Write for ObjectWriter<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        while self.buf.len() >= PIECE {
-            let rest = self.buf.split_off(PIECE);
-            let part = std::mem::replace(&mut self.buf, rest);
-            self.upload_part(part).map_err(io::Error::other)?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Fills `buf` from `r` up to its capacity, stopping early only at the end of the stream.
-fn read_piece(r: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<()> {
-    buf.clear();
-    let mut chunk = vec![0u8; 256 << 10];
-    while buf.len() < PIECE {
-        let want = chunk.len().min(PIECE - buf.len());
-        match r.read(&mut chunk[..want]) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-impl Storage for S3Store {
-    fn repositories(&self) -> ApiResult<Vec<String>> {
-        let mut out = Vec::new();
-        self.collect_repos("repositories/", "", &mut out)?;
-        out.sort();
-        Ok(out)
-    }
-
-    fn tags(&self, repo: &str) -> ApiResult<Option<Vec<String>>> {
-        let base = Self::repo(repo);
-        let dirs = self.list(&base, true)?.dirs;
-        if !dirs.iter().any(|d| d.ends_with("/_manifests/") || d.ends_with("/_tags/")) {
-            return Ok(None);
-        }
-        let tags = format!("{base}_tags/");
-        let mut names: Vec<String> =
-            self.list(&tags, false)?.objects.into_iter().map(|(k, _)| k[tags.len()..].to_string()).collect();
-        names.sort();
-        Ok(Some(names))
-    }
-
-    fn resolve_tag(&self, repo: &str, tag: &str) -> ApiResult<Option<Digest>> {
-        let rel = format!("{}_tags/{tag}", Self::repo(repo));
-        match self.get_text(&rel)? {
-            None => Ok(None),
-            Some(text) => parse_digest(&text).map(Some).map_err(|e| self.err(&rel, e.message)),
-        }
-    }
-
-    fn manifest(&self, repo: &str, d: &Digest) -> ApiResult<Option<StoredManifest>> {
-        let Some(media_type) = self.get_text(&Self::linked(repo, "_manifests", d))? else { return Ok(None) };
-        let bytes =
-            self.get(&blob_path(d))?.ok_or_else(|| self.err(&blob_path(d), "the manifest's blob is missing"))?;
-        Ok(Some(StoredManifest { bytes, media_type }))
-    }
-
-    fn blob_len(&self, repo: &str, d: &Digest) -> ApiResult<Option<u64>> {
-        let rel = Self::linked(repo, "_blobs", d);
-        match self.get_text(&rel)? {
-            None => Ok(None),
-            Some(size) => size.parse().map(Some).map_err(|_| self.err(&rel, format!("'{size}' is not a size"))),
-        }
-    }
-
-    fn open_blob(&self, _repo: &str, d: &Digest, start: u64, len: u64) -> ApiResult<Box<dyn Read + Send>> {
-        if len == 0 {
-            return Ok(Box::new(io::empty()));
-        }
-        let key = self.key(&blob_path(d));
-        let what = format!("GET {key}");
-        let url = self.bucket.get_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
-        let range = format!("bytes={start}-{}", start + len - 1);
-        let resp = self.send(&what, self.client.get(url).header(reqwest::header::RANGE, range))?;
-        let resp = resp.ok_or_else(|| self.err(&what, "the blob is missing from the bucket"))?;
-        if resp.status() != StatusCode::PARTIAL_CONTENT && start != 0 {
-            return Err(self.err(&what, format!("answered {} to a range request", resp.status())));
-        }
-        Ok(Box::new(resp.take(len)))
-    }
-
-    fn referrers(&self, repo: &str, d: &Digest) -> ApiResult<Vec<Value>> {
-        let dir = format!("{}_referrers/{}/", Self::repo(repo), d.digest());
-        let mut out = Vec::new();
-        for (key, _) in self.list(&dir, false)?.objects {
-            if let Some(bytes) = self.get(&key)? {
-                out.push(serde_json::from_slice(&bytes).map_err(|e| self.err(&key, e))?);
-            }
-        }
-        Ok(out)
-    }
-
-    fn writable(&self) -> Option<&dyn WritableStorage> {
-        Some(self)
-    }
-}
-
-impl WritableStorage for S3Store {
-    fn start_upload(&self, repo: &str) -> ApiResult<String> {
-        let id = random_id();
-        self.put(&format!("_uploads/{id}/session"), repo.as_bytes().to_vec())?;
-        Ok(id)
-    }
-
-    fn upload_len(&self, repo: &str, id: &str) -> ApiResult<Option<u64>> {
-        Ok(self.pieces(repo, id)?.map(|p| p.iter().map(|(_, size)| size).sum()))
-    }
-
-    fn append_upload(&self, repo: &str, id: &str, offset: u64, data: &mut dyn Read) -> ApiResult<u64> {
-        let len = self.upload_len(repo, id)?.ok_or_else(|| Self::unknown_upload(repo, id))?;
-        if offset != len {
-            return Err(ApiError::new(
-                Code::RangeInvalid,
-                format!("upload {id} has {len} bytes; a chunk starting at {offset} does not follow on"),
-            ));
-        }
-        let mut at = len;
-        let mut put = Vec::new();
-        let mut buf = Vec::with_capacity(PIECE);
-        let copied = loop {
-            if let Err(e) = read_piece(data, &mut buf) {
-                break Err(ApiError::request_body(format!("upload {id}"), e));
-            }
-            if buf.is_empty() {
-                break Ok(at);
-            }
-            let n = buf.len() as u64;
-            // Zero-padded offsets list in order.
-            let key = format!("_uploads/{id}/{at:020}");
-            if let Err(e) = self.put(&key, std::mem::take(&mut buf)) {
-                break Err(e);
-            }
-            put.push(key);
-            at += n;
-            buf.reserve(PIECE);
-        };
-        if copied.is_err() {
-            // A chunk is kept whole or not at all, so the session's length stays true.
-            for key in &put {
-                self.remove(key)?;
-            }
-        }
-        copied
-    }
-
-    fn expire_uploads(&self, idle_for: Duration) -> ApiResult<usize> {
-        let mut ended = 0;
-        for session in self.list("_uploads/", true)?.dirs {
-            let newest = self.list(&session, false)?.newest;
-            let idle = newest.and_then(|t| humantime::parse_rfc3339(&t).ok()).and_then(|t| t.elapsed().ok());
-            if idle.is_some_and(|a| a > idle_for) {
-                self.end_session(session.trim_start_matches("_uploads/").trim_end_matches('/'))?;
-                ended += 1;
-            }
-        }
-        Ok(ended)
-    }
-
-    fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> ApiResult<()> {
-        let pieces = self.pieces(repo, id)?.ok_or_else(|| Self::unknown_upload(repo, id))?;
-        let result = (|| {
-            let size: u64 = pieces.iter().map(|(_, s)| s).sum();
-            let dest = blob_path(digest);
-            let algorithm = digest.algorithm().as_ref().to_string();
-            let mismatch =
-                |got: Digest| ApiError::new(Code::DigestInvalid, format!("upload {id} hashes to {got}, not {digest}"));
-            if self.head(&dest)?.is_some() {
-                // Already stored by another push: check this upload all the same.
-                let got = self.hash_pieces(&pieces, &algorithm, &mut io::sink())?;
-                if &got != digest {
-                    return Err(mismatch(got));
-                }
-            } else {
-                let mut writer = ObjectWriter::new(self, &dest);
-                let got = match self.hash_pieces(&pieces, &algorithm, &mut writer) {
-                    Ok(got) => got,
-                    Err(e) => {
-                        writer.abort();
-                        return Err(e);
-                    }
-                };
-                if &got != digest {
-                    writer.abort();
-                    return Err(mismatch(got));
-                }
-                writer.finish()?;
-            }
-            self.put(&Self::linked(repo, "_blobs", digest), size.to_string().into_bytes())
-        })();
-        self.end_session(id)?;
-        result
-    }
-
-    fn cancel_upload(&self, repo: &str, id: &str) -> ApiResult<bool> {
-        if self.pieces(repo, id)?.is_none() {
-            return Ok(false);
-        }
-        self.end_session(id)?;
-        Ok(true)
-    }
-
-    fn mount_blob(&self, repo: &str, d: &Digest) -> ApiResult<bool> {
-        let Some(size) = self.head(&blob_path(d))? else { return Ok(false) };
-        self.put(&Self::linked(repo, "_blobs", d), size.to_string().into_bytes())?;
-        Ok(true)
-    }
-
-    fn put_manifest(&self, repo: &str, m: NewManifest<'_>) -> ApiResult<()> {
-        let dest = blob_path(m.digest);
-        if self.head(&dest)?.is_none() {
-            self.put(&dest, m.bytes.to_vec())?;
-        }
-        // The manifest is also a blob of the repository, as distribution serves it.
-        self.put(&Self::linked(repo, "_blobs", m.digest), m.bytes.len().to_string().into_bytes())?;
-        self.put(&Self::linked(repo, "_manifests", m.digest), m.media_type.as_bytes().to_vec())?;
-        if let Some((subject, desc)) = &m.referrer {
-            let rel = format!("{}_referrers/{}/{}", Self::repo(repo), subject.digest(), m.digest.digest());
-            self.put(&rel, serde_json::to_vec(desc).expect("a descriptor serializes"))?;
-        }
-        for tag in m.tags {
-            self.put(&format!("{}_tags/{tag}", Self::repo(repo)), m.digest.to_string().into_bytes())?;
-        }
-        Ok(())
-    }
-
-    fn delete_manifest(&self, repo: &str, d: &Digest) -> ApiResult<bool> {
-        let Some(m) = self.manifest(repo, d)? else { return Ok(false) };
-        for tag in self.tags(repo)?.unwrap_or_default() {
-            if self.resolve_tag(repo, &tag)?.as_ref() == Some(d) {
-                self.delete(&format!("{}_tags/{tag}", Self::repo(repo)))?;
-            }
-        }
-        if let Some(s) = subject_of(&m.bytes) {
-            self.delete(&format!("{}_referrers/{}/{}", Self::repo(repo), s.digest(), d.digest()))?;
-        }
-        self.delete(&Self::linked(repo, "_manifests", d))
-    }
-
-    fn delete_tag(&self, repo: &str, tag: &str) -> ApiResult<bool> {
-        self.delete(&format!("{}_tags/{tag}", Self::repo(repo)))
-    }
-
-    fn delete_blob(&self, repo: &str, d: &Digest) -> ApiResult<bool> {
-        self.delete(&Self::linked(repo, "_blobs", d))
     }
 }
 
