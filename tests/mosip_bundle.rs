@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use bundles::naming;
 use serde_json::Value;
 use testkit::mosip_upstream::{canonical_image, create_bundle, mosip_spec, MosipUpstream};
 use testkit::run;
@@ -22,35 +23,33 @@ fn field<'a>(entry: &'a serde_yaml_ng::Value, key: &str) -> &'a str {
 }
 
 /// Every artifact the spec names, as (kind, the reference a bundle gives it, the source it must
-/// record), following the bundler's naming: images by Docker's rules; charts as
-/// `<repo host>/<repo path>/<name>:<version>` with `+` as `_`; files as
-/// `files.airgap.local/<name>:<version>[-<os>-<arch>]`; git as `<host>/<path>:<ref>`.
+/// record): images by Docker's rules, the rest by [`bundles::naming`].
 fn expected(spec: &Path) -> Vec<(&'static str, String, Option<String>)> {
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(spec).unwrap()).unwrap();
     let list = |key: &str| doc.get(key).and_then(|v| v.as_sequence()).cloned().unwrap_or_default();
+    let optional =
+        |entry: &serde_yaml_ng::Value, key: &str| entry.get(key).and_then(|v| v.as_str()).map(str::to_string);
     let mut out = Vec::new();
     for i in list("images") {
         let r = i.as_str().map(str::to_string).unwrap_or_else(|| field(&i, "ref").to_string());
         out.push(("image", canonical_image(&r), None));
     }
     for c in list("charts") {
-        let repo = field(&c, "repo").split_once("://").unwrap().1.trim_end_matches('/').to_string();
-        out.push(("chart", format!("{repo}/{}:{}", field(&c, "name"), field(&c, "version").replace('+', "_")), None));
+        out.push(("chart", naming::chart_reference(field(&c, "repo"), field(&c, "name"), field(&c, "version")), None));
     }
     for f in list("files") {
-        let url = field(&f, "url");
-        let name = f.get("name").and_then(|n| n.as_str()).map(str::to_string).unwrap_or_else(|| {
-            f.get("extract").and_then(|e| e.as_str()).unwrap_or(url).rsplit('/').next().unwrap().to_string()
-        });
-        let mut tag = field(&f, "version").replace('+', "_");
-        if let Some(p) = f.get("platform").and_then(|p| p.as_str()) {
-            tag += &format!("-{}", p.replace('/', "-"));
-        }
-        out.push(("file", format!("files.airgap.local/{}:{tag}", name.to_lowercase()), Some(url.to_string())));
+        let (name, extract, platform) = (optional(&f, "name"), optional(&f, "extract"), optional(&f, "platform"));
+        let file = naming::FileEntry {
+            url: field(&f, "url"),
+            name: name.as_deref(),
+            extract: extract.as_deref(),
+            version: field(&f, "version"),
+            platform: platform.as_deref(),
+        };
+        out.push(("file", file.reference().unwrap(), Some(file.url.to_string())));
     }
     for g in list("git") {
-        let path = field(&g, "url").split_once("://").unwrap().1.trim_end_matches(".git").to_lowercase();
-        out.push(("git", format!("{path}:{}", field(&g, "ref")), None));
+        out.push(("git", naming::git_reference(field(&g, "url"), field(&g, "ref")).unwrap(), None));
     }
     out
 }

@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bundles::artifact::{Kind, HELM_CONFIG_MEDIA_TYPE};
+use bundles::artifact::{Kind, HELM_CHART_LAYER_MEDIA_TYPE, HELM_CONFIG_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE};
 use bundles::digest::{parse_sha256, Digest};
 use bundles::layout_writer::{descriptor, Stored};
 use oci_spec::image::Descriptor;
@@ -17,8 +17,6 @@ use crate::oci::Client;
 use crate::progress::Progress;
 use crate::spec::ChartEntry;
 
-pub const HELM_CHART_LAYER_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
-const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// A repository's `index.yaml` lists every version of every chart in it; the largest public ones
 /// are tens of MiB.
 const MAX_CHART_INDEX: u64 = 64 << 20;
@@ -35,10 +33,9 @@ pub struct ResolvedChart {
     pub blobs: Vec<Digest>,
 }
 
-/// `<repo host>/<repo path>/<name>:<version>`, with `+` (not allowed in tags) as `_`, as Helm does.
+/// The chart's reference in the bundle (see [`bundles::naming`]).
 pub fn reference(entry: &ChartEntry) -> String {
-    let repo = entry.repo.split_once("://").map_or(entry.repo.as_str(), |(_, r)| r).trim_end_matches('/');
-    format!("{repo}/{}:{}", entry.name, entry.version.replace('+', "_"))
+    bundles::naming::chart_reference(&entry.repo, &entry.name, &entry.version)
 }
 
 pub async fn resolve(
@@ -136,13 +133,13 @@ fn store_chart(cache: &Cache, tgz: &Digest) -> Result<(Descriptor, Digest)> {
     let tgz_size = std::fs::metadata(cache.blob_path(tgz))?.len();
     let manifest = json!({
         "schemaVersion": 2,
-        "mediaType": MANIFEST_MEDIA_TYPE,
+        "mediaType": OCI_MANIFEST_MEDIA_TYPE,
         "config": {"mediaType": HELM_CONFIG_MEDIA_TYPE, "digest": config_digest.to_string(), "size": config.len()},
         "layers": [{"mediaType": HELM_CHART_LAYER_MEDIA_TYPE, "digest": tgz.to_string(), "size": tgz_size}],
     });
     let bytes = serde_json::to_vec(&manifest)?;
     let digest = cache.put_bytes(&bytes, None)?;
-    Ok((descriptor(MANIFEST_MEDIA_TYPE, &Stored { digest, size: bytes.len() as u64 }), config_digest))
+    Ok((descriptor(OCI_MANIFEST_MEDIA_TYPE, &Stored { digest, size: bytes.len() as u64 }), config_digest))
 }
 
 /// The chart's own Chart.yaml (`<chart>/Chart.yaml`), not a subchart's.
@@ -159,22 +156,4 @@ fn read_chart_yaml(tgz: &[u8]) -> Result<String> {
         }
     }
     bail!("no Chart.yaml in the chart archive")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chart_references() {
-        let e = ChartEntry {
-            repo: "https://mosip.github.io/mosip-helm/".into(),
-            name: "config-server".into(),
-            version: "12.0.1-B2".into(),
-            values: vec![],
-            set: Default::default(),
-            discover: Default::default(),
-        };
-        assert_eq!(reference(&e), "mosip.github.io/mosip-helm/config-server:12.0.1-B2");
-    }
 }

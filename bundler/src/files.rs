@@ -1,9 +1,7 @@
 //! Files and tool binaries fetched over HTTP and checked against their published SHA-256, given
 //! in the spec or read from the checksums file it names (`sha256_from`, see [`crate::published`]).
 //!
-//! Reference convention: `files.airgap.local/<name>:<version>`, with `-<os>-<arch>` appended to
-//! the tag when the entry names a platform (`files.airgap.local/helm:v3.8.2-linux-amd64`). The
-//! layer's title is the file name, so the registry serves it at
+//! Named by [`bundles::naming`]: the layer's title is the file name, so the registry serves it at
 //! `/files/files.airgap.local/<name>/<tag>/<name>` and `oras pull` writes it under that name.
 
 use std::fs::File;
@@ -12,8 +10,8 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bundles::artifact::{
-    Artifact, Kind, Published, ANNOTATION_PUBLISHED_DIGEST, ANNOTATION_PUBLISHED_SHA256_FROM,
-    ANNOTATION_PUBLISHED_SHA256_FROM_DIGEST, ANNOTATION_SOURCE,
+    Artifact, Kind, Published, ANNOTATION_EXECUTABLE, ANNOTATION_FILE_PLATFORM, ANNOTATION_PUBLISHED_DIGEST,
+    ANNOTATION_PUBLISHED_SHA256_FROM, ANNOTATION_PUBLISHED_SHA256_FROM_DIGEST, ANNOTATION_SOURCE,
 };
 use bundles::digest::{parse_sha256, Digest};
 use bundles::layout_writer::LayoutWriter;
@@ -24,49 +22,23 @@ use crate::progress::Progress;
 use crate::published;
 use crate::spec::FileEntry;
 
-pub const FILES_HOST: &str = "files.airgap.local";
-/// On the root descriptor: the file should be made executable when written out.
-pub const ANNOTATION_EXECUTABLE: &str = "io.airgap.file.executable";
-/// On the root descriptor: the `os/arch` a tool binary is for.
-pub const ANNOTATION_FILE_PLATFORM: &str = "io.airgap.file.platform";
+/// What the entry's name depends on, for [`bundles::naming`].
+fn naming(entry: &FileEntry) -> bundles::naming::FileEntry<'_> {
+    bundles::naming::FileEntry {
+        url: &entry.url,
+        name: entry.name.as_deref(),
+        extract: entry.extract.as_deref(),
+        version: &entry.version,
+        platform: entry.platform.as_deref(),
+    }
+}
 
 pub fn title(entry: &FileEntry) -> String {
-    if let Some(n) = &entry.name {
-        return n.clone();
-    }
-    match &entry.extract {
-        Some(member) => last_segment(member),
-        None => url_file_name(&entry.url),
-    }
-    .to_string()
-}
-
-/// The file name a URL downloads: its last path segment.
-pub fn url_file_name(url: &str) -> &str {
-    last_segment(url.split(['?', '#']).next().unwrap_or_default())
-}
-
-fn last_segment(path: &str) -> &str {
-    path.trim_end_matches('/').rsplit('/').next().unwrap_or_default()
+    naming(entry).title()
 }
 
 pub fn reference(entry: &FileEntry) -> Result<String> {
-    let name = title(entry).to_ascii_lowercase();
-    let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !valid_name {
-        bail!(
-            "files: {}: '{name}' cannot be a repository name; set name: to lowercase letters, digits, '.', '_' or '-'",
-            entry.url
-        );
-    }
-    let mut tag = entry.version.replace('+', "_");
-    if let Some(p) = &entry.platform {
-        tag += &format!("-{}", p.replace('/', "-"));
-    }
-    if tag.is_empty() || tag.len() > 128 || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
-        bail!("files: {}: version '{}' cannot be a tag", entry.url, entry.version);
-    }
-    Ok(format!("{FILES_HOST}/{name}:{tag}"))
+    Ok(naming(entry).reference()?)
 }
 
 /// What a file's download must hash to, and the checksums file that said so when the spec names

@@ -3,8 +3,7 @@
 //! has the repository at its root (`HEAD`, `objects/`, `refs/`…), sorted, with mtime 0 and
 //! owner 0, so the same commit gives the same bytes.
 //!
-//! Reference convention: `<host>/<path>:<ref>` from the URL (`.git` dropped, lowercased), the
-//! ref made tag-safe. The source is recorded as SPDX writes VCS locations:
+//! Named by [`bundles::naming`]. The source is recorded as SPDX writes VCS locations:
 //! `git+<url>@<commit>`, which is also how a lock pins the commit.
 
 use std::fs;
@@ -23,19 +22,7 @@ pub struct Prepared {
 }
 
 pub fn reference(entry: &GitEntry) -> Result<String> {
-    let rest = entry.url.split_once("://").map_or(entry.url.as_str(), |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let path = rest.trim_end_matches('/').trim_end_matches(".git").to_ascii_lowercase();
-    if path.is_empty() || !path.contains('/') {
-        bail!("git: {}: cannot name a repository from this URL", entry.url);
-    }
-    let tag: String = entry
-        .git_ref
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
-        .take(128)
-        .collect();
-    Ok(format!("{}:{tag}", path.trim_start_matches('/')))
+    Ok(bundles::naming::git_reference(&entry.url, &entry.git_ref)?)
 }
 
 pub fn source(entry: &GitEntry, commit: &str) -> String {
@@ -190,9 +177,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn git_references() {
+    fn pinned_commits() {
         let e = GitEntry { url: "https://github.com/mosip/mosip-config.git".into(), git_ref: "release/1.2".into() };
-        assert_eq!(reference(&e).unwrap(), "github.com/mosip/mosip-config:release-1.2");
         let c = "a".repeat(40);
         assert_eq!(pinned_commit(&source(&e, &c)), Some(c.as_str()));
     }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
+use bundles::artifact::{manifest_accept, OCI_MANIFEST_MEDIA_TYPE};
 use bundles::digest::{sha256_digest, Digest};
 use reqwest::header::{ACCEPT, AUTHORIZATION, RANGE, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
@@ -12,11 +13,6 @@ use sha2::{Digest as _, Sha256};
 
 use crate::auth::{basic_header, parse_challenge, Challenge, CredentialStore};
 use crate::http::{backoff, error_chain, read_limited, retryable_status, Mirrors, ATTEMPTS};
-
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, \
-application/vnd.docker.distribution.manifest.v2+json";
 
 /// Manifests are read whole; the distribution spec lets registries refuse more than 4 MiB.
 const MAX_MANIFEST: u64 = 16 << 20;
@@ -151,7 +147,8 @@ impl Client {
     /// Fetches a manifest by tag or digest; a digest asked for is checked against the bytes.
     pub async fn manifest(&self, registry: &str, repository: &str, reference: &str) -> Result<Manifest> {
         let what = format!("{registry}/{repository}{}{reference}", if reference.contains(':') { "@" } else { ":" });
-        let resp = self.get(registry, repository, &format!("manifests/{reference}"), Some(MANIFEST_ACCEPT), 0).await?;
+        let resp =
+            self.get(registry, repository, &format!("manifests/{reference}"), Some(&manifest_accept()), 0).await?;
         match resp.status() {
             s if s.is_success() => {}
             StatusCode::NOT_FOUND => bail!("{what}: not found upstream (manifest unknown)"),
@@ -174,7 +171,7 @@ impl Client {
             .map(str::to_string)
             .or(content_type.map(|c| c.split(';').next().unwrap_or_default().trim().to_string()))
             .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_string());
+            .unwrap_or_else(|| OCI_MANIFEST_MEDIA_TYPE.to_string());
         Ok(Manifest { bytes, media_type, digest, json })
     }
 

@@ -6,8 +6,8 @@
 use anyhow::{anyhow, bail, Context, Result};
 use bundles::artifact::Published;
 use bundles::digest::sha256_hex;
+use bundles::naming::url_file_name;
 
-use crate::files::url_file_name;
 use crate::http::{get_bytes, Mirrors};
 use crate::spec::is_sha256_hex;
 

@@ -25,7 +25,24 @@ pub const ANNOTATION_PUBLISHED_DIGEST: &str = "io.airgap.published.digest";
 pub const ANNOTATION_PUBLISHED_SHA256_FROM: &str = "io.airgap.published.sha256-from";
 pub const ANNOTATION_PUBLISHED_SHA256_FROM_DIGEST: &str = "io.airgap.published.sha256-from.digest";
 
+/// On a file artifact: the file should be made executable when written out.
+pub const ANNOTATION_EXECUTABLE: &str = "io.airgap.file.executable";
+/// On a file artifact: the `os/arch` a tool binary is for.
+pub const ANNOTATION_FILE_PLATFORM: &str = "io.airgap.file.platform";
+
+pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Every manifest type airgap reads, indexes first: what a client puts in `Accept` (see
+/// [`manifest_accept`]) and what a registry stores as a manifest.
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] =
+    [OCI_INDEX_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE, DOCKER_LIST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE];
+pub const OCI_IMAGE_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_GZIP_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
+/// A Helm chart's single layer: the chart's `.tgz` as `helm package` wrote it.
+pub const HELM_CHART_LAYER_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 pub const FILE_ARTIFACT_TYPE: &str = "application/vnd.airgap.file.v1";
 pub const GIT_ARTIFACT_TYPE: &str = "application/vnd.airgap.git.v1";
 /// A file artifact's single layer: the file's bytes as they are, named by its title annotation
@@ -35,6 +52,11 @@ pub const FILE_LAYER_MEDIA_TYPE: &str = "application/octet-stream";
 /// dumb HTTP protocol (`git update-server-info` run, objects packed).
 pub const GIT_LAYER_MEDIA_TYPE: &str = "application/vnd.airgap.git.repository.v1.tar";
 pub const EMPTY_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+
+/// The `Accept` header of a manifest request: every type of [`MANIFEST_MEDIA_TYPES`].
+pub fn manifest_accept() -> String {
+    MANIFEST_MEDIA_TYPES.join(", ")
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -13,6 +13,9 @@ pub enum Error {
     Invalid { path: PathBuf, message: String },
     #[error("{0}")]
     Usage(String),
+    /// An artifact the bundle cannot name: `what` says which (`files: <url>`, `git: <url>`).
+    #[error("{what}: {message}")]
+    Name { what: String, message: String },
 }
 
 impl Error {

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::artifact::{
     Kind, ANNOTATION_KIND, ANNOTATION_REF, ANNOTATION_SOURCE, ANNOTATION_TITLE, EMPTY_CONFIG_MEDIA_TYPE,
-    FILE_ARTIFACT_TYPE, FILE_LAYER_MEDIA_TYPE, GIT_ARTIFACT_TYPE, GIT_LAYER_MEDIA_TYPE,
+    FILE_ARTIFACT_TYPE, FILE_LAYER_MEDIA_TYPE, GIT_ARTIFACT_TYPE, GIT_LAYER_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE,
+    OCI_MANIFEST_MEDIA_TYPE,
 };
 use crate::digest::{blob_path, sha256_digest, Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result};
@@ -121,7 +122,7 @@ impl LayoutWriter {
         let empty = self.put_bytes(b"{}")?;
         let manifest = json!({
             "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "mediaType": OCI_MANIFEST_MEDIA_TYPE,
             "artifactType": artifact_type,
             "config": {"mediaType": EMPTY_CONFIG_MEDIA_TYPE, "digest": empty.digest.to_string(), "size": empty.size},
             "layers": [{
@@ -131,7 +132,7 @@ impl LayoutWriter {
                 "annotations": {ANNOTATION_TITLE: title},
             }],
         });
-        let desc = self.put_manifest("application/vnd.oci.image.manifest.v1+json", &manifest)?;
+        let desc = self.put_manifest(OCI_MANIFEST_MEDIA_TYPE, &manifest)?;
         let extra: Vec<(&str, &str)> = source.map(|s| vec![(ANNOTATION_SOURCE, s)]).unwrap_or_default();
         self.add(reference, kind, desc.clone(), &extra);
         Ok(desc)
@@ -143,7 +144,7 @@ impl LayoutWriter {
         self.manifests.sort_by_key(key);
         let index = json!({
             "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "mediaType": OCI_INDEX_MEDIA_TYPE,
             "manifests": self.manifests,
         });
         write_atomic(&self.root, INDEX_FILE, &serde_json::to_vec(&index).expect("index serializes"))

@@ -21,6 +21,7 @@ pub mod layout;
 pub mod layout_writer;
 pub mod lock;
 pub mod meta;
+pub mod naming;
 pub mod outdir;
 pub mod pack;
 pub mod parts;

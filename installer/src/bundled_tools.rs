@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use bundles::digest::sha256_reader;
+use bundles::naming::FILES_HOST;
 
 use crate::plan::Carried;
 use crate::registry::Registry;
@@ -17,7 +18,7 @@ pub fn host_platform() -> String {
 
 /// The bundle's reference for `name` on this platform (`files.airgap.local/helm:3.8.2-linux-amd64`).
 pub fn reference_for(carried: &Carried, name: &str) -> Result<String> {
-    let prefix = format!("files.airgap.local/{name}:");
+    let prefix = format!("{FILES_HOST}/{name}:");
     let platform = host_platform();
     let mut candidates = carried.files.iter().filter(|f| f.starts_with(&prefix));
     let all: Vec<&String> = candidates.clone().collect();

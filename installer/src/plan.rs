@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use bundles::naming;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -114,7 +115,7 @@ pub struct Source {
     /// ships for a hook Job to apply (rancher-monitoring-crd's CRDs).
     pub chart: Option<String>,
     pub path: Option<String>,
-    /// A file of the bundle, `files.airgap.local/<name>:<version>`.
+    /// A file of the bundle, `files.airgap.local/<name>:<version>` (see [`bundles::naming`]).
     pub file: Option<String>,
     pub namespace: Option<String>,
 }
@@ -259,34 +260,32 @@ struct SpecFile {
     platform: Option<String>,
 }
 
-fn host_path(url: &str) -> &str {
-    url.split_once("://").map_or(url, |(_, rest)| rest).trim_end_matches('/')
-}
-
 impl Carried {
-    /// Reads the references a bundle spec gives its artifacts, by the rules of
-    /// `manifests/sample/bundle.yaml`.
+    /// Reads the references a bundle spec gives its artifacts, named as the bundler names them
+    /// (see [`bundles::naming`]).
     pub fn from_spec(path: &Path) -> Result<Carried> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let spec: SpecView = serde_yaml_ng::from_str(&text).with_context(|| path.display().to_string())?;
-        let charts =
-            spec.charts.iter().map(|c| format!("{}/{}:{}", host_path(&c.repo), c.name, c.version.replace('+', "_")));
-        let git = spec.git.iter().map(|g| {
-            let repo = host_path(&g.url).trim_end_matches(".git").to_lowercase();
-            let tag: String = g
-                .git_ref
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
-                .collect();
-            format!("{repo}:{tag}")
-        });
-        let files = spec.files.iter().map(|f| {
-            let from_url = f.extract.as_deref().unwrap_or(&f.url).rsplit('/').next().unwrap_or_default();
-            let name = f.name.as_deref().unwrap_or(from_url);
-            let suffix = f.platform.as_deref().map(|p| format!("-{}", p.replace('/', "-"))).unwrap_or_default();
-            format!("files.airgap.local/{name}:{}{suffix}", f.version)
-        });
-        Ok(Carried { charts: charts.collect(), git: git.collect(), files: files.collect() })
+        let named = || -> bundles::Result<Carried> {
+            let charts = spec.charts.iter().map(|c| naming::chart_reference(&c.repo, &c.name, &c.version));
+            let git = spec.git.iter().map(|g| naming::git_reference(&g.url, &g.git_ref));
+            let files = spec.files.iter().map(|f| {
+                naming::FileEntry {
+                    url: &f.url,
+                    name: f.name.as_deref(),
+                    extract: f.extract.as_deref(),
+                    version: &f.version,
+                    platform: f.platform.as_deref(),
+                }
+                .reference()
+            });
+            Ok(Carried {
+                charts: charts.collect(),
+                git: git.collect::<Result<_, _>>()?,
+                files: files.collect::<Result<_, _>>()?,
+            })
+        };
+        named().with_context(|| path.display().to_string())
     }
 }
 

@@ -8,13 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bundles::artifact::Reference;
+use bundles::artifact::{manifest_accept, Reference};
 use reqwest::header::ACCEPT;
 use reqwest::StatusCode;
 use sha2::{Digest as _, Sha256};
-
-const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 #[derive(Clone)]
 pub struct Registry {
@@ -72,7 +69,7 @@ impl Registry {
         let res = self
             .http
             .head(&url)
-            .header(ACCEPT, MANIFEST_TYPES)
+            .header(ACCEPT, manifest_accept())
             .send()
             .await
             .with_context(|| format!("asking the registry for {key}"))?;
@@ -96,7 +93,7 @@ impl Registry {
         let r = Reference::parse(reference).map_err(|e| anyhow!(e))?;
         let tag = r.digest.clone().or(r.tag.clone()).unwrap_or_else(|| "latest".into());
         let url = format!("{}/v2/{}/manifests/{tag}", self.base, r.name());
-        let res = self.http.get(&url).header(ACCEPT, MANIFEST_TYPES).send().await?;
+        let res = self.http.get(&url).header(ACCEPT, manifest_accept()).send().await?;
         if res.status() == StatusCode::NOT_FOUND {
             bail!("{reference} is not in the site registry ({url}): is it in the bundle?");
         }

@@ -9,17 +9,13 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use bundles::artifact::{Content, ANNOTATION_KIND, ANNOTATION_REF};
+use bundles::artifact::{Content, ANNOTATION_EXECUTABLE, ANNOTATION_FILE_PLATFORM, ANNOTATION_KIND, ANNOTATION_REF};
 use bundles::digest::{blob_path, parse_sha256, HashingWriter};
+use bundles::naming::FILES_HOST;
 use bundles::safe_path::check_member_name;
 use bundles::Bundle;
 use clap::Args;
 use serde::Serialize;
-
-/// The bundler's annotations on a file artifact (`bundler::files`, which keeps them private).
-const ANNOTATION_EXECUTABLE: &str = "io.airgap.file.executable";
-const ANNOTATION_FILE_PLATFORM: &str = "io.airgap.file.platform";
-const FILES_PREFIX: &str = "files.airgap.local/";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Extracted {
@@ -85,7 +81,11 @@ pub fn extract(bundle: &Bundle, dir: &Path, platform: &str) -> Result<Vec<Extrac
     for desc in bundle.index()?.manifests() {
         let Some(ann) = desc.annotations() else { continue };
         let get = |k: &str| ann.get(k).map(String::as_str);
-        let Some(reference) = get(ANNOTATION_REF).filter(|r| r.starts_with(FILES_PREFIX)) else { continue };
+        let Some(reference) =
+            get(ANNOTATION_REF).filter(|r| r.strip_prefix(FILES_HOST).is_some_and(|p| p.starts_with('/')))
+        else {
+            continue;
+        };
         if get(ANNOTATION_KIND) != Some("file") || get(ANNOTATION_EXECUTABLE) != Some("true") {
             continue;
         }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bundles::artifact::HELM_CONFIG_MEDIA_TYPE;
+use bundles::artifact::{HELM_CHART_LAYER_MEDIA_TYPE, HELM_CONFIG_MEDIA_TYPE};
 use bundles::digest::Digest;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{HeaderMap, Response};
@@ -19,7 +19,6 @@ use crate::routes::{blob_response, ok_builder, BlobSlice};
 use crate::server::State;
 use crate::storage::Stores;
 
-const CHART_LAYER_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 /// Fixed so the index is the same on every request and every replica.
 const CREATED: &str = "1970-01-01T00:00:00Z";
 
@@ -48,7 +47,7 @@ fn charts(stores: &Stores, prefix: &str) -> ApiResult<Vec<Chart>> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .find(|l| l["mediaType"].as_str() == Some(CHART_LAYER_MEDIA_TYPE));
+                .find(|l| l["mediaType"].as_str() == Some(HELM_CHART_LAYER_MEDIA_TYPE));
             let (Some(layer), Some(config_digest)) = (layer, config["digest"].as_str()) else { continue };
             let parse = |s: Option<&str>| s.and_then(|s| bundles::digest::parse_sha256(s).ok());
             let (Some(config_digest), Some(layer_digest), Some(size)) =

@@ -7,12 +7,12 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use bundles::artifact::{Kind, HELM_CONFIG_MEDIA_TYPE};
+use bundles::artifact::{
+    Kind, HELM_CHART_LAYER_MEDIA_TYPE, HELM_CONFIG_MEDIA_TYPE, OCI_IMAGE_CONFIG_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE,
+    OCI_LAYER_GZIP_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
+};
 use bundles::layout_writer::{descriptor, LayoutWriter, Stored};
 use serde_json::json;
-
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const HELM_CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 
 /// What the sample spec's `files` entry downloads, as served by the demo's upstream.
 pub const TOOL_REFERENCE: &str = "downloads.airgap.example/tools:v1";
@@ -57,11 +57,11 @@ fn image(w: &LayoutWriter, platform: &str, message: &str) -> Result<Stored> {
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     }))?)?;
     let manifest = json!({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest.to_string(), "size": config.size},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer.digest.to_string(), "size": layer.size}],
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": OCI_IMAGE_CONFIG_MEDIA_TYPE, "digest": config.digest.to_string(), "size": config.size},
+        "layers": [{"mediaType": OCI_LAYER_GZIP_MEDIA_TYPE, "digest": layer.digest.to_string(), "size": layer.size}],
     });
-    let d = w.put_manifest(MANIFEST, &manifest)?;
+    let d = w.put_manifest(OCI_MANIFEST_MEDIA_TYPE, &manifest)?;
     Ok(Stored { digest: d.digest().clone(), size: d.size() })
 }
 
@@ -71,15 +71,15 @@ fn images(w: &mut LayoutWriter) -> Result<()> {
     for p in platforms {
         let m = image(w, p, "hello from the air-gapped side")?;
         let (os, arch) = p.split_once('/').expect("os/arch");
-        entries.push(json!({"mediaType": MANIFEST, "digest": m.digest.to_string(), "size": m.size, "platform": {"os": os, "architecture": arch}}));
+        entries.push(json!({"mediaType": OCI_MANIFEST_MEDIA_TYPE, "digest": m.digest.to_string(), "size": m.size, "platform": {"os": os, "architecture": arch}}));
     }
     let index = w.put_manifest(
-        "application/vnd.oci.image.index.v1+json",
-        &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}),
+        OCI_INDEX_MEDIA_TYPE,
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX_MEDIA_TYPE, "manifests": entries}),
     )?;
     w.add("docker.io/airgap/hello:1.0", Kind::Image, index, &[]);
     let toolbox = image(w, "linux/amd64", "toolbox")?;
-    w.add("quay.io/airgap/toolbox:2.1", Kind::Image, descriptor(MANIFEST, &toolbox), &[]);
+    w.add("quay.io/airgap/toolbox:2.1", Kind::Image, descriptor(OCI_MANIFEST_MEDIA_TYPE, &toolbox), &[]);
     Ok(())
 }
 
@@ -106,11 +106,11 @@ fn chart(w: &mut LayoutWriter) -> Result<()> {
         "description": "The airgap demo's chart", "type": "application",
     }))?)?;
     let manifest = w.put_manifest(
-        MANIFEST,
+        OCI_MANIFEST_MEDIA_TYPE,
         &json!({
-            "schemaVersion": 2, "mediaType": MANIFEST,
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST_MEDIA_TYPE,
             "config": {"mediaType": HELM_CONFIG_MEDIA_TYPE, "digest": config.digest.to_string(), "size": config.size},
-            "layers": [{"mediaType": HELM_CHART_LAYER, "digest": layer.digest.to_string(), "size": layer.size}],
+            "layers": [{"mediaType": HELM_CHART_LAYER_MEDIA_TYPE, "digest": layer.digest.to_string(), "size": layer.size}],
         }),
     )?;
     w.add("charts.airgap.example/stable/hello:0.1.0", Kind::Chart, manifest, &[]);

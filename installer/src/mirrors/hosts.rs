@@ -6,12 +6,11 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use bundles::artifact::{Kind, Reference};
+use bundles::naming::FILES_HOST;
 use bundles::Bundle;
 use reqwest::header::LINK;
 use reqwest::Url;
 
-/// The host of file artifacts, which nodes never pull as images.
-const FILES_HOST: &str = "files.airgap.local";
 /// Repositories asked for per catalog request.
 pub const CATALOG_PAGE: usize = 1000;
 
@@ -64,6 +63,7 @@ pub fn from_catalog(registry: &str, ca_file: Option<&Path>, page: usize) -> Resu
         };
         for name in names.iter().filter_map(|n| n.as_str()) {
             if let Some((first, _)) = name.split_once('/') {
+                // File artifacts, which nodes never pull as images, are not a host to mirror.
                 if first != FILES_HOST && is_host(first) {
                     hosts.insert(first.to_string());
                 }
