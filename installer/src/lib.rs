@@ -27,6 +27,7 @@ pub mod preflight;
 pub mod registry;
 pub mod render;
 pub mod run;
+pub mod service_proxy;
 pub mod site;
 pub mod site_ca;
 pub mod state;

@@ -17,6 +17,7 @@ use super::json_match::holds;
 use super::{with_values, Idempotent, ObjectField, Prepared, PreparedRequest, Scheme};
 use crate::cluster::Cluster;
 use crate::render::Renderer;
+use crate::service_proxy::{self, ServicePort};
 
 /// Between two tries of a value or a request.
 const POLL: Duration = Duration::from_secs(2);
@@ -67,7 +68,14 @@ async fn send_one(
 ) -> Result<()> {
     let headers =
         r.headers.iter().map(|(k, v)| Ok((k.clone(), with_values(v, values)?))).collect::<Result<Vec<_>>>()?;
-    let proxy = Proxy { cluster: source, base: proxy_base(p), headers: &headers, deadline };
+    let port = p.service.port.to_string();
+    let service = ServicePort {
+        namespace: &p.service.namespace,
+        name: &p.service.name,
+        port: &port,
+        https: p.service.scheme == Scheme::Https,
+    };
+    let proxy = Proxy { cluster: source, service, headers: &headers, deadline };
     if let Some(Idempotent::Compare(c)) = &r.idempotent {
         let get = with_values(c.get.as_deref().unwrap_or(path), values)?;
         let (status, answer) = proxy.send("GET", &get, &[], None).await?;
@@ -112,19 +120,9 @@ async fn send_one(
     Ok(())
 }
 
-/// `/api/v1/namespaces/<ns>/services/<scheme>:<name>:<port>/proxy`.
-fn proxy_base(p: &Prepared) -> String {
-    let s = &p.service;
-    let scheme = match s.scheme {
-        Scheme::Http => "http",
-        Scheme::Https => "https",
-    };
-    format!("/api/v1/namespaces/{}/services/{scheme}:{}:{}/proxy", s.namespace, s.name, s.port)
-}
-
 struct Proxy<'a> {
     cluster: &'a Cluster,
-    base: String,
+    service: ServicePort<'a>,
     headers: &'a [(String, String)],
     deadline: Instant,
 }
@@ -133,32 +131,27 @@ impl Proxy<'_> {
     /// The status and body of the service's answer; tried again until the deadline while the
     /// service does not answer.
     async fn send(&self, method: &str, path: &str, body: &[u8], content_type: Option<&str>) -> Result<(u16, Vec<u8>)> {
+        let mut headers = self.headers.to_vec();
+        if let Some(t) = content_type {
+            headers.push((http::header::CONTENT_TYPE.to_string(), t.to_string()));
+        }
         let mut said = Instant::now() - Duration::from_secs(3600);
         loop {
-            let mut req = http::Request::builder().method(method).uri(format!("{}{path}", self.base));
-            for (k, v) in self.headers {
-                req = req.header(k, v);
-            }
-            if let Some(t) = content_type {
-                req = req.header(http::header::CONTENT_TYPE, t);
-            }
-            let req = req.body(kube::client::Body::from(body.to_vec())).context("building the request")?;
-            let problem = match self.cluster.client.send(req).await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let bytes = resp.into_body().collect_bytes().await?.to_vec();
-                    if !NOT_ANSWERING.contains(&status) {
-                        return Ok((status, bytes));
-                    }
-                    format!("{status} {}", String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>())
-                }
+            let request = self.service.request(&service_proxy::Request { method, path, headers: &headers, body })?;
+            let problem = match service_proxy::exchange(&self.cluster.client, request).await {
+                Ok(answer) if !NOT_ANSWERING.contains(&answer.status) => return Ok((answer.status, answer.body)),
+                Ok(answer) => format!(
+                    "{} {}",
+                    answer.status,
+                    String::from_utf8_lossy(&answer.body).chars().take(300).collect::<String>()
+                ),
                 Err(e) => format!("{e:#}"),
             };
             if Instant::now() > self.deadline {
-                bail!("service {} does not answer (cluster {}): {problem}", self.base, self.cluster.name);
+                bail!("service {} does not answer (cluster {}): {problem}", self.service.base(), self.cluster.name);
             }
             if said.elapsed() > Duration::from_secs(15) {
-                eprintln!("waiting for {}{path} to answer: {problem}", self.base);
+                eprintln!("waiting for {}{path} to answer: {problem}", self.service.base());
                 said = Instant::now();
             }
             tokio::time::sleep(POLL).await;

@@ -1,36 +1,14 @@
-//! HTTP requests from inside the cluster, through the API server's service proxy: the API server
-//! connects to a ready endpoint of the Service, so a request tests the Service, its endpoints and
-//! the pod behind them, and needs no pod, image or port of our own. The `Host` header is passed
-//! through untouched (the proxy keeps the client's), so an ingress controller or gateway routes
-//! the request as it routes one from the load balancer.
+//! Checks made by HTTP requests from inside the cluster, through the API server's service proxy
+//! ([`crate::service_proxy`]): a request tests the Service, its endpoints and the pod behind them.
 
 use std::time::Duration;
 
-use kube::client::Body;
 use kube::Client;
 
 use super::check::Checks;
+use crate::service_proxy::{self, Answer, ServicePort};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-pub struct Answer {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-impl Answer {
-    /// The first line of the body, shortened, for messages.
-    pub fn excerpt(&self) -> String {
-        let text = String::from_utf8_lossy(&self.body);
-        let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-        let short: String = line.chars().take(120).collect();
-        if short.is_empty() {
-            "an empty body".into()
-        } else {
-            format!("{short:?}")
-        }
-    }
-}
 
 /// Where a request goes: `scheme:service:port` in a namespace, and the path on it.
 pub struct Target {
@@ -95,34 +73,15 @@ pub async fn run_all(client: &Client, probes: Vec<Probe>, c: &mut Checks) {
 /// GET through the service proxy. Err when the request never reached the pod: the API server's
 /// own refusal (no endpoint, connection refused) or no answer in time.
 pub async fn get(client: &Client, t: &Target) -> Result<Answer, String> {
-    let scheme = if t.https { "https" } else { "http" };
-    let path = if t.path.starts_with('/') { t.path.clone() } else { format!("/{}", t.path) };
-    let uri = format!("/api/v1/namespaces/{}/services/{scheme}:{}:{}/proxy{path}", t.namespace, t.service, t.port);
-    let mut request = http::Request::get(&uri);
-    if let Some(host) = &t.host {
-        request = request.header(http::header::HOST, host);
-    }
-    let request = request.body(Body::empty()).map_err(|e| format!("{uri}: {e}"))?;
-    let exchange = async {
-        let response = client.send(request).await.map_err(|e| format!("the API server did not proxy it: {e}"))?;
-        let status = response.status().as_u16();
-        let body = response.into_body().collect_bytes().await.map_err(|e| format!("reading the answer: {e}"))?;
-        Ok::<_, String>(Answer { status, body: body.to_vec() })
-    };
-    let answer = tokio::time::timeout(TIMEOUT, exchange)
+    let service = ServicePort { namespace: &t.namespace, name: &t.service, port: &t.port, https: t.https };
+    let headers: Vec<_> = t.host.iter().map(|h| (http::header::HOST.to_string(), h.clone())).collect();
+    let request = service_proxy::Request { method: "GET", path: &t.path, headers: &headers, body: &[] };
+    let answer = tokio::time::timeout(TIMEOUT, service_proxy::send(client, &service, &request))
         .await
-        .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))??;
-    match refusal(&answer) {
+        .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))?
+        .map_err(|e| format!("{e:#}"))?;
+    match answer.refusal() {
         Some(message) => Err(format!("the API server could not reach it: {message}")),
         None => Ok(answer),
     }
-}
-
-/// The API server answers for itself, with a v1 Status, when it cannot reach a pod.
-fn refusal(a: &Answer) -> Option<String> {
-    if a.status < 500 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&a.body).ok()?;
-    (v["kind"] == "Status" && v["apiVersion"] == "v1").then(|| v["message"].as_str().unwrap_or("").to_string())
 }
