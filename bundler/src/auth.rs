@@ -1,5 +1,5 @@
-//! Registry credentials (a docker `config.json`, environment variables named in the spec) and
-//! the `WWW-Authenticate` challenges that decide how they are used.
+//! Registry credentials: a docker `config.json` and environment variables named in the spec.
+//! How a registry's challenge decides their use is `clientcore`'s.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -84,101 +84,9 @@ impl DockerAuth {
     }
 }
 
-pub fn basic_header(login: &Login) -> String {
-    let raw = format!("{}:{}", login.username, login.password);
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Challenge {
-    Basic,
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
-}
-
-/// Parses `Bearer realm="…",service="…",scope="repository:x:pull"` (quoted values may hold
-/// commas) or `Basic realm="…"`.
-pub fn parse_challenge(header: &str) -> Option<Challenge> {
-    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
-    if scheme.eq_ignore_ascii_case("basic") {
-        return Some(Challenge::Basic);
-    }
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let mut params = HashMap::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.is_empty() {
-            break;
-        }
-        let value: String = if chars.peek() == Some(&'"') {
-            chars.next();
-            let mut v = String::new();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => v.extend(chars.next()),
-                    '"' => break,
-                    c => v.push(c),
-                }
-            }
-            v
-        } else {
-            chars.by_ref().take_while(|c| *c != ',').collect()
-        };
-        params.insert(key.trim().to_ascii_lowercase(), value);
-    }
-    Some(Challenge::Bearer {
-        realm: params.remove("realm")?,
-        service: params.remove("service"),
-        scope: params.remove("scope"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn docker_hub_challenge() {
-        let c = parse_challenge(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull,push""#,
-        );
-        assert_eq!(
-            c,
-            Some(Challenge::Bearer {
-                realm: "https://auth.docker.io/token".into(),
-                service: Some("registry.docker.io".into()),
-                scope: Some("repository:library/nginx:pull,push".into()),
-            })
-        );
-        assert_eq!(parse_challenge(r#"Basic realm="testkit""#), Some(Challenge::Basic));
-    }
-
-    proptest::proptest! {
-        /// Any header a registry sends parses or is refused; a bearer challenge reads back
-        /// what was written into it, quoted commas and escapes included.
-        #[test]
-        fn any_challenge_parses_or_is_refused(
-            header in ".{0,120}",
-            realm in "[^\"\\\\]{1,30}",
-            service in proptest::option::of("[^\"\\\\]{0,20}"),
-            scope in proptest::option::of("[^\"\\\\]{0,30}"),
-        ) {
-            let _ = parse_challenge(&header);
-            let mut text = format!("Bearer realm=\"{realm}\"");
-            if let Some(s) = &service {
-                text += &format!(",service=\"{s}\"");
-            }
-            if let Some(s) = &scope {
-                text += &format!(", scope=\"{s}\"");
-            }
-            proptest::prop_assert_eq!(parse_challenge(&text), Some(Challenge::Bearer { realm, service, scope }));
-        }
-    }
 
     #[test]
     fn docker_config_entries() {

@@ -2,41 +2,18 @@
 //! map, and the retry policy.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use bundles::size::human;
 use reqwest::StatusCode;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 
 pub const ATTEMPTS: u32 = 5;
 
 pub fn client(ca_certs: &[PathBuf]) -> Result<reqwest::Client> {
-    let mut roots = rustls::RootCertStore::empty();
-    // A machine without system roots still works with the spec's CAs alone.
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    for path in ca_certs {
-        let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(path)
-            .and_then(|it| it.collect::<Result<_, _>>())
-            .map_err(|e| anyhow!("ca_certs: {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            anyhow::bail!("ca_certs: {}: no PEM certificate in it", path.display());
-        }
-        for c in certs {
-            roots.add(c).with_context(|| format!("ca_certs: {}", path.display()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS setup")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let ca_files: Vec<&Path> = ca_certs.iter().map(PathBuf::as_path).collect();
+    let tls = clientcore::tls_config(&ca_files).context("ca_certs")?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .user_agent(concat!("airgap-bundler/", env!("CARGO_PKG_VERSION")))

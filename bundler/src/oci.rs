@@ -11,7 +11,9 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, RANGE, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::{basic_header, parse_challenge, Challenge, CredentialStore};
+use clientcore::{basic_authorization, bearer_authorization, parse_challenge, Challenge};
+
+use crate::auth::CredentialStore;
 use crate::http::{backoff, error_chain, read_limited, retryable_status, Mirrors, ATTEMPTS};
 
 /// Manifests are read whole; the distribution spec lets registries refuse more than 4 MiB.
@@ -112,7 +114,7 @@ impl Client {
                 let login = login.ok_or_else(|| {
                     anyhow!("{host} requires a login and no credentials are configured for it (spec: credentials.docker_config or credentials.env)")
                 })?;
-                Ok(basic_header(login))
+                Ok(basic_authorization(&login.username, &login.password))
             }
             Some(Challenge::Bearer { realm, service, scope }) => {
                 let scope = scope.unwrap_or_else(|| format!("repository:{repository}:pull"));
@@ -131,14 +133,7 @@ impl Client {
                     bail!("authentication to {host} failed: the token service {realm} answered {}", resp.status());
                 }
                 let raw = read_limited(resp, MAX_TOKEN_ANSWER, &format!("token from {realm}")).await?;
-                let body: serde_json::Value =
-                    serde_json::from_slice(&raw).with_context(|| format!("token from {realm}"))?;
-                let token = body
-                    .get("token")
-                    .or_else(|| body.get("access_token"))
-                    .and_then(|t| t.as_str())
-                    .ok_or_else(|| anyhow!("token from {realm}: no token in the answer"))?;
-                Ok(format!("Bearer {token}"))
+                bearer_authorization(&raw).ok_or_else(|| anyhow!("token from {realm}: no token in the answer"))
             }
             None => bail!("{host} answered 401 with an unsupported challenge '{challenge}'"),
         }

@@ -23,6 +23,18 @@ fn a_yaml_error_names_file_line_and_column() {
     assert!(text.contains("bundle.yaml:3:1:") && text.contains("imagez"), "{text}");
 }
 
+#[test]
+fn an_empty_ca_file_is_named_before_anything_is_fetched() {
+    let t = tempfile::tempdir().unwrap();
+    let ca = t.path().join("site-ca.pem");
+    std::fs::write(&ca, "").unwrap();
+    let spec = write_spec(t.path(), &format!("images:\n  - busybox:1.36\nca_certs: [{}]\n", ca.display()));
+    let err = bundler::create(create_args(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains(&format!("ca_certs: CA file {}: no usable PEM certificate in it", ca.display())), "{text}");
+    assert!(!t.path().join("b").exists(), "no bundle folder left behind");
+}
+
 /// A 2 MiB tmpfs as the cache; a 3 MB file cannot fit. Needs root (mount), as the test machine is.
 #[test]
 fn a_full_disk_fails_cleanly_and_keeps_the_cache() {

@@ -17,7 +17,6 @@ pub mod generated;
 pub mod helm;
 pub mod hooks;
 pub mod http_step;
-pub mod https;
 pub mod manifests_dir;
 pub mod mirrors;
 pub mod mounted_files;

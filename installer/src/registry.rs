@@ -29,7 +29,7 @@ impl Registry {
         if !base.starts_with("http://") && !base.starts_with("https://") {
             bail!("--registry {url}: give a URL, e.g. https://registry.example.internal:5000");
         }
-        let tls = crate::https::tls_config(ca_file)?;
+        let tls = clientcore::tls_config(ca_file.as_slice())?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .user_agent(concat!("airgap-installer/", env!("CARGO_PKG_VERSION")))

@@ -12,10 +12,10 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
-use base64::Engine;
 use bundles::artifact::{Reference, ANNOTATION_REF};
 use bundles::digest::{blob_path, parse_sha256, Digest};
 use bundles::Bundle;
+use clientcore::{basic_authorization, bearer_authorization, parse_challenge, Challenge};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -219,44 +219,31 @@ impl Pusher {
     }
 
     fn answer(&self, challenge: &str, repo: &str) -> anyhow::Result<String> {
-        let basic = |(u, p): &(String, String)| {
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
-        };
-        if challenge.to_ascii_lowercase().starts_with("basic") {
-            let creds = self
-                .credentials
-                .as_ref()
-                .ok_or_else(|| anyhow!("{} wants credentials and none were given", self.base))?;
-            return Ok(basic(creds));
+        let basic = |(u, p): &(String, String)| basic_authorization(u, p);
+        match parse_challenge(challenge) {
+            Some(Challenge::Basic) => {
+                let creds = self
+                    .credentials
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("{} wants credentials and none were given", self.base))?;
+                Ok(basic(creds))
+            }
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let mut query = form_urlencoded::Serializer::new(String::new());
+                query.append_pair("scope", &format!("repository:{repo}:pull,push"));
+                if let Some(service) = service {
+                    query.append_pair("service", &service);
+                }
+                let sep = if realm.contains('?') { '&' } else { '?' };
+                let mut req = self.client.get(format!("{realm}{sep}{}", query.finish()));
+                if let Some(c) = &self.credentials {
+                    req = req.header("Authorization", basic(c));
+                }
+                let answer = expect(req.send()?, &[StatusCode::OK], "token request")?.bytes()?;
+                bearer_authorization(&answer).ok_or_else(|| anyhow!("token response from {realm} has no token"))
+            }
+            None => bail!("unsupported authentication challenge '{challenge}'"),
         }
-        let params = challenge
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| anyhow!("unsupported authentication challenge '{challenge}'"))?;
-        let field = |k: &str| {
-            params.split(',').find_map(|kv| {
-                let (key, v) = kv.trim().split_once('=')?;
-                (key == k).then(|| v.trim_matches('"').to_string())
-            })
-        };
-        let realm = field("realm").ok_or_else(|| anyhow!("bearer challenge without a realm"))?;
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        query.append_pair("scope", &format!("repository:{repo}:pull,push"));
-        if let Some(service) = field("service") {
-            query.append_pair("service", &service);
-        }
-        let sep = if realm.contains('?') { '&' } else { '?' };
-        let mut req = self.client.get(format!("{realm}{sep}{}", query.finish()));
-        if let Some(c) = &self.credentials {
-            req = req.header("Authorization", basic(c));
-        }
-        let body: Value = serde_json::from_slice(&expect(req.send()?, &[StatusCode::OK], "token request")?.bytes()?)
-            .context("token response is not JSON")?;
-        let token = body
-            .get("token")
-            .or_else(|| body.get("access_token"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| anyhow!("token response has no token"))?;
-        Ok(format!("Bearer {token}"))
     }
 }
 

@@ -50,23 +50,9 @@ pub fn server_config(tls: &TlsConfig) -> anyhow::Result<Arc<rustls::ServerConfig
 }
 
 /// A client of other HTTPS servers (registries, S3 endpoints) that trusts the system's CAs and
-/// `ca_file`, with ring as the crypto provider like the server.
+/// `ca_file` (see `clientcore`).
 pub(crate) fn https_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::blocking::Client> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(ca) = ca_file {
-        for cert in
-            CertificateDer::pem_file_iter(ca).with_context(|| format!("cannot read CA file {}", ca.display()))?
-        {
-            roots.add(cert.with_context(|| format!("CA file {}", ca.display()))?)?;
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = clientcore::tls_config(ca_file.as_slice())?;
     Ok(reqwest::blocking::Client::builder().tls_backend_preconfigured(tls).timeout(None).build()?)
 }
 
@@ -148,5 +134,14 @@ mod tests {
         assert_ne!(fs::read(dir.path().join(SERVER_FILE)).unwrap(), first);
         let none = TlsConfig::Generate { dir: dir.path().into(), hostnames: vec![] };
         assert!(server_config(&none).is_err());
+    }
+
+    #[test]
+    fn an_empty_ca_file_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("ca.pem");
+        fs::write(&empty, "").unwrap();
+        let err = https_client(Some(&empty)).unwrap_err().to_string();
+        assert_eq!(err, format!("CA file {}: no usable PEM certificate in it", empty.display()));
     }
 }

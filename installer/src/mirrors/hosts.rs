@@ -87,7 +87,7 @@ fn next_page(page: &Url, link: Option<&str>) -> Result<Option<Url>> {
 }
 
 fn client(ca_file: Option<&Path>) -> Result<reqwest::blocking::Client> {
-    let tls = crate::https::tls_config(ca_file)?;
+    let tls = clientcore::tls_config(ca_file.as_slice())?;
     Ok(reqwest::blocking::Client::builder().tls_backend_preconfigured(tls).build()?)
 }
 
