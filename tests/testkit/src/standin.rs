@@ -117,6 +117,9 @@ pub fn behaviours(docs: &[Value], real: &[&str]) -> Result<BTreeMap<String, Beha
                 let b = out.entry(image.to_string()).or_default();
                 let argv = roles.invocation(image, c);
                 commands(c, &mut b.commands);
+                let interpreters =
+                    script_interpreters(docs, doc, spec, c).with_context(|| format!("{what}: container {name}"))?;
+                b.commands.extend(interpreters);
                 if init || runs_to_completion {
                     b.exit.insert(argv);
                     continue;
@@ -291,6 +294,57 @@ fn commands(c: &Value, into: &mut BTreeSet<String>) {
             into.insert(if first.starts_with('/') { first } else { format!("/bin/{first}") });
         }
     }
+}
+
+/// The interpreters of the scripts a container runs that a ConfigMap volume mounts over the
+/// image's files (a chart's `command: [/scripts/setup.sh]`): the kernel runs the one the script's
+/// `#!` line names, so that path must be the program too. Fails naming the ConfigMap when it is in
+/// no manifest, and the file when it is no script.
+fn script_interpreters(docs: &[Value], doc: &Value, spec: &Value, c: &Value) -> Result<BTreeSet<String>> {
+    let namespace = doc["metadata"]["namespace"].as_str();
+    let mut out = BTreeSet::new();
+    for command in std::iter::once(&c["command"]).chain(exec_commands(c)) {
+        let Some(path) = strings(command).into_iter().next().filter(|p| p.starts_with('/')) else { continue };
+        for m in c["volumeMounts"].as_array().into_iter().flatten() {
+            let mount = m["mountPath"].as_str().unwrap_or_default().trim_end_matches('/');
+            let file = match m["subPath"].as_str().filter(|s| !s.is_empty()) {
+                Some(sub) if path == mount => sub.to_string(),
+                None => match path.strip_prefix(mount).and_then(|r| r.strip_prefix('/')) {
+                    Some(rest) => rest.to_string(),
+                    None => continue,
+                },
+                Some(_) => continue,
+            };
+            let volume = spec["volumes"].as_array().into_iter().flatten().find(|v| v["name"] == m["name"]);
+            let Some(configmap) = volume.map(|v| &v["configMap"]).filter(|c| c.is_object()) else { continue };
+            let cm_name = configmap["name"].as_str().unwrap_or_default();
+            // `items` maps keys to other file names.
+            let key = configmap["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| i["path"] == file.as_str())
+                .and_then(|i| i["key"].as_str())
+                .unwrap_or(&file);
+            let found = docs.iter().find(|d| {
+                d["kind"] == "ConfigMap"
+                    && d["metadata"]["name"] == cm_name
+                    && d["metadata"]["namespace"].as_str().is_none_or(|n| Some(n) == namespace)
+            });
+            let text = found
+                .ok_or_else(|| anyhow!("it runs {path} from ConfigMap {cm_name}, which is in no manifest"))?["data"]
+                [key]
+                .as_str()
+                .ok_or_else(|| anyhow!("it runs {path} from ConfigMap {cm_name}, which has no key {key}"))?;
+            let interpreter = text
+                .strip_prefix("#!")
+                .and_then(|l| l.lines().next())
+                .and_then(|l| l.split_whitespace().next())
+                .ok_or_else(|| anyhow!("it runs {path} from ConfigMap {cm_name} key {key}, which is no script"))?;
+            out.insert(interpreter.to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// The ports a container declares, by name.
@@ -664,6 +718,39 @@ spec:
         let elsewhere = webhook.replace("targetPort: webhook", "targetPort: 9443");
         let err = format!("{:#}", behaviours(&docs(&elsewhere), &[]).unwrap_err());
         assert!(err.contains("declares its target port 9443"), "{err}");
+    }
+
+    #[test]
+    fn a_script_a_configmap_mounts_over_the_command_brings_its_interpreter() {
+        let pod = r##"
+kind: StatefulSet
+metadata: {name: kafka, namespace: kafka}
+spec:
+  template:
+    spec:
+      volumes: [{name: scripts, configMap: {name: kafka-scripts, defaultMode: 0755}}]
+      containers:
+        - name: kafka
+          image: "kafka:2"
+          command: [/scripts/setup.sh]
+          volumeMounts: [{name: scripts, mountPath: /scripts/setup.sh, subPath: setup.sh}]
+---
+kind: ConfigMap
+metadata: {name: kafka-scripts, namespace: kafka}
+data: {setup.sh: "#!/bin/bash -e\nexec kafka-server-start.sh\n"}
+"##;
+        let found = behaviours(&docs(pod), &[]).unwrap();
+        let commands: Vec<&str> = found["kafka:2"].commands.iter().map(String::as_str).collect();
+        assert_eq!(commands, ["/bin/bash", "/scripts/setup.sh"]);
+        let missing = pod.replace("name: kafka-scripts, namespace", "name: other, namespace");
+        let err = format!("{:#}", behaviours(&docs(&missing), &[]).unwrap_err());
+        assert!(
+            err.contains("StatefulSet kafka/kafka: container kafka") && err.contains("ConfigMap kafka-scripts"),
+            "{err}"
+        );
+        let binary = pod.replace("#!/bin/bash -e", "ELF");
+        let err = format!("{:#}", behaviours(&docs(&binary), &[]).unwrap_err());
+        assert!(err.contains("key setup.sh, which is no script"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,8 @@
 //	               not PID 1 and is always the service (the test derives no exec probe for it).
 //
 // An invocation that matches nothing fails, naming its arguments: the stand-in does only what the
-// manifests were found to ask.
+// manifests were found to ask. Run as the interpreter of a script mounted over the command (the
+// test puts the program at the path of the script's "#!" line), the script's path is not counted.
 //
 // Run as anything but PID 1 of its container (but under STANDIN_HOST_PID) it is an exec probe or
 // a lifecycle hook calling one of the commands the image carries (the test puts this binary at
@@ -73,6 +74,7 @@ func main() {
 		return
 	}
 	args := os.Args[1:]
+	script := withoutScript(args)
 	name := filepath.Base(os.Args[0])
 	if os.Getenv("STANDIN_CERTGEN") != "" && len(args) > 0 && (args[0] == "create" || args[0] == "patch") {
 		if err := certgen(args); err != nil {
@@ -86,7 +88,7 @@ func main() {
 		fail(err)
 	}
 	for _, e := range exits {
-		if e.matches(args) {
+		if e.matches(args) || e.matches(script) {
 			fmt.Printf("airgap stand-in %s: run to completion\n", name)
 			return
 		}
@@ -96,12 +98,41 @@ func main() {
 		fail(err)
 	}
 	for _, s := range services {
-		if s.matches(args) {
+		if s.matches(args) || s.matches(script) {
 			run(name, s)
 			return
 		}
 	}
 	fail(fmt.Errorf("no invocation the manifests make of this image has the arguments %q (and variables %q)", args, os.Environ()))
+}
+
+// The arguments as the pod spec writes them when its command is a script mounted over the image's
+// file (a ConfigMap's, with its own "#!" line): the kernel runs the script's interpreter, which the
+// test makes this program, with the script's path first ("/usr/bin/env" adds the interpreter's
+// name before it), and that path is no argument of the invocation. (A pod that names the
+// interpreter and passes it the script is matched as it is.)
+func withoutScript(args []string) []string {
+	for i, a := range args {
+		if i > 1 || i == 1 && filepath.Base(os.Args[0]) != "env" {
+			break
+		}
+		if isScript(a) {
+			return args[i+1:]
+		}
+	}
+	return args
+}
+
+// Whether path is a file that starts with "#!".
+func isScript(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	start := make([]byte, 2)
+	n, _ := f.Read(start)
+	return n == 2 && string(start) == "#!"
 }
 
 func decode(variable string, into any) error {
