@@ -5,7 +5,9 @@
 //! and answers as Elasticsearch's ILM API, Kibana's saved-objects import and Rancher's
 //! registration-manifest endpoint do: none of the three runs on this machine (Rancher and Kibana
 //! need their upstream builds; Elasticsearch's ILM is an x-pack feature missing from the builds
-//! on Maven Central). The test also plays the part of Rancher's controllers: it serves Rancher's
+//! on Maven Central). The `saml` step's Rancher side is checked the same way: the double serves
+//! Keycloak's IdP metadata (whose import of the client installer/tests/saml.rs runs against a
+//! real Keycloak), and the test reads the AuthConfig and Secret the step writes for Rancher. The test also plays the part of Rancher's controllers: it serves Rancher's
 //! CRDs and, once the plan registered the cluster, gives it a cluster id and a registration
 //! token, as Rancher 2.6.9 does (`pkg/controllers/provisioningv2/cluster`,
 //! `pkg/controllers/dashboard/clusterregistrationtoken`).
@@ -35,6 +37,12 @@ const DASHBOARD: &str = "files.airgap.local/01-logstash.ndjson:v1.2.0.1-B1";
 /// What Rancher's controllers would give the registered cluster.
 const CLUSTER_ID: &str = "c-m-4x7kq2vb";
 const TOKEN: &str = "r7tqk9v2l5xw8mzd4bcn6hjp3sgf";
+const CLIENT: &str = "files.airgap.local/keycloak_client.json:v1.2.0.1-B1";
+const IDP_METADATA_PATH: &str = "/auth/realms/master/protocol/saml/descriptor";
+/// The shape of Keycloak 16's realm descriptor, cut short (the real one is checked in saml.rs).
+const IDP_METADATA: &str = "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" \
+     entityID=\"https://keycloak.site.test/auth/realms/master\"><md:IDPSSODescriptor \
+     protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"/></md:EntityDescriptor>";
 
 #[derive(Debug, Clone)]
 struct Recorded {
@@ -172,6 +180,7 @@ fn answer(r: &Recorded, state: &mut DoubleState) -> (u16, &'static str, String) 
             };
             (200, "text/plain", agent_manifest(&image))
         }
+        ("GET", IDP_METADATA_PATH) => (200, "application/xml", IDP_METADATA.into()),
         _ => (404, "text/plain", "404 page not found".into()),
     }
 }
@@ -223,14 +232,19 @@ fn registry(dir: &Path, dashboard: &Path) -> Registry {
     let files = Files::from([("etc/agent".to_string(), b"rancher agent stand-in\n".to_vec())]);
     write_layout(&layout, &[ImageSpec { reference: AGENT, platforms: &["linux/amd64"], shared_layers: &[files] }]);
     push_plain(&layout, AGENT, &format!("{address}/{AGENT}")).unwrap();
+    push_file(&address, DASHBOARD, dashboard);
+    Registry { child, address }
+}
+
+/// A file of the bundle, pushed as `bundle create` stores one.
+fn push_file(address: &str, reference: &str, file: &Path) {
     let pushed = Command::new(tool("oras"))
-        .current_dir(dashboard.parent().unwrap())
-        .args(["push", "--plain-http", &format!("{address}/{DASHBOARD}")])
-        .arg(dashboard.file_name().unwrap())
+        .current_dir(file.parent().unwrap())
+        .args(["push", "--plain-http", &format!("{address}/{reference}")])
+        .arg(file.file_name().unwrap())
         .output()
         .unwrap();
     assert!(pushed.status.success(), "oras push: {}", String::from_utf8_lossy(&pushed.stderr));
-    Registry { child, address }
 }
 
 /// What a chart makes for an API, pointed at the double: its Services, and a pod behind them
@@ -540,5 +554,206 @@ fn http_steps_reach_apis_through_the_service_proxy_stay_idempotent_and_carry_ran
     let marker =
         mosip.kubectl(&["-n", "cattle-system", "get", "configmap", "import-marker", "-o", "jsonpath={.data.image}"]);
     assert!(!marker.unwrap().contains("not-carried"), "nothing of the refused manifest was applied");
+    leaks.assert_none();
+}
+
+fn saml_plan(dir: &Path) -> PathBuf {
+    std::fs::write(
+        dir.join("bundle.yaml"),
+        "files:\n  - {url: 'https://example.invalid/keycloak_client.json', name: keycloak_client.json, version: v1.2.0.1-B1}\n",
+    )
+    .unwrap();
+    let plan = format!(
+        r#"version: 1
+bundle: bundle.yaml
+clusters:
+  observation:
+    steps:
+      - id: rancher-saml
+        component: saml
+        saml:
+          keycloak:
+            namespace: keycloak
+            service: keycloak
+            port: 80
+            path: /auth
+            realm: master
+            image: {AGENT}
+            kcadm: /opt/bitnami/keycloak/bin/kcadm.sh
+            admin_user: {{name: keycloak-env-vars, key: KEYCLOAK_ADMIN_USER}}
+            admin_password: {{name: keycloak, key: admin-password}}
+          client: {{file: "{CLIENT}"}}
+          replace: {{"https://rancher2.mosip.net": "https://${{site.domains.rancher}}"}}
+          rancher:
+            auth_config: keycloak
+            type: keyCloakConfig
+            fields:
+              displayNameField: givenName
+              userNameField: email
+              uidField: username
+              groupsField: member
+              entityID: https://${{site.domains.rancher}}/v1-saml/keycloak/saml/metadata
+              rancherApiHost: https://${{site.domains.rancher}}
+              accessMode: unrestricted
+"#
+    );
+    let path = dir.join("plan.yaml");
+    std::fs::write(&path, plan).unwrap();
+    path
+}
+
+/// The AuthConfig kind Rancher serves (cluster-scoped), and the namespace of its secrets.
+fn serve_rancher_auth_configs(kube: &KubeControlPlane) {
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "authconfigs.management.cattle.io"},
+        "spec": {"group": "management.cattle.io", "scope": "Cluster",
+            "names": {"kind": "AuthConfig", "plural": "authconfigs", "singular": "authconfig"},
+            "versions": [{"name": "v3", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+    });
+    kubectl_apply(kube, &crd);
+    kube.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
+    kube.kubectl(&["create", "namespace", "cattle-global-data"]).unwrap();
+}
+
+fn json_of(kube: &KubeControlPlane, args: &[&str]) -> Json {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&kube.kubectl(&all).unwrap()).unwrap()
+}
+
+#[test]
+fn the_saml_step_writes_rancher_s_auth_config_with_keycloak_s_metadata_and_a_job_that_imports_the_client() {
+    let name = "the_saml_step_writes_rancher_s_auth_config_with_keycloak_s_metadata_and_a_job_that_imports_the_client";
+    let Some(mut leaks) = testkit::netns::isolated(name) else { return }; // the run inside passed
+                                                                          // The site's Rancher domain, which preflight looks up, as the site's name service answers it.
+    leaks.resolve_locally(&["rancher.site.test"], "127.0.0.1").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let observation = KubeControlPlane::start().expect("a control plane with kwok nodes");
+    let dashboard = dir.path().join("01-logstash.ndjson");
+    std::fs::write(&dashboard, "{}\n").unwrap();
+    let reg = registry(dir.path(), &dashboard);
+    // k8s-infra's rancher/keycloak/keycloak_client.json, the verbatim copy in shared/reference.
+    let client =
+        testkit::shared_fixtures().join("../reference/k8s-infra-v1.2.0.1-B1/rancher/keycloak/keycloak_client.json");
+    push_file(&reg.address, CLIENT, &client);
+    let double = Double::start(&reg.address);
+    serve_rancher_auth_configs(&observation);
+    services_of_the_double(&observation, "keycloak", &[("keycloak", 80)], double.port);
+    // What the Keycloak chart makes beside Keycloak, which the Job reads the admin's name and
+    // password from.
+    observation
+        .kubectl(&[
+            "-n",
+            "keycloak",
+            "create",
+            "configmap",
+            "keycloak-env-vars",
+            "--from-literal=KEYCLOAK_ADMIN_USER=admin",
+        ])
+        .unwrap();
+    observation
+        .kubectl(&[
+            "-n",
+            "keycloak",
+            "create",
+            "secret",
+            "generic",
+            "keycloak",
+            "--from-literal=admin-password=chart-made",
+        ])
+        .unwrap();
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=rancher.site.test"])
+        .args(["-keyout", "sp.key", "-out", "sp.crt"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let plan = saml_plan(dir.path());
+    let site = dir.path().join("site.yaml");
+    std::fs::write(
+        &site,
+        format!(
+            "registry: {{address: '{}'}}\nclusters:\n  observation: {{kubeconfig: '{}'}}\n\
+             domains:\n  rancher: {{host: rancher.site.test, lb: internal}}\ncomponents: {{saml: true}}\n\
+             saml: {{sp_cert: sp.crt, sp_key: sp.key}}\n",
+            reg.address,
+            observation.kubeconfig().display()
+        ),
+    )
+    .unwrap();
+
+    succeeded(&apply(&site, &plan, &reg.address, "observation"), "apply");
+    let seen: Vec<String> = double.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(seen, [format!("GET {IDP_METADATA_PATH}")], "Keycloak's metadata read through its Service");
+
+    let config = json_of(&observation, &["get", "authconfigs.management.cattle.io", "keycloak"]);
+    let cert = std::fs::read_to_string(dir.path().join("sp.crt")).unwrap();
+    for (field, wanted) in [
+        ("type", "keyCloakConfig"),
+        ("idpMetadataContent", IDP_METADATA),
+        ("spCert", cert.as_str()),
+        ("spKey", "cattle-global-data:keycloakconfig-spkey"),
+        ("entityID", "https://rancher.site.test/v1-saml/keycloak/saml/metadata"),
+        ("rancherApiHost", "https://rancher.site.test"),
+        ("displayNameField", "givenName"),
+        ("userNameField", "email"),
+        ("uidField", "username"),
+        ("groupsField", "member"),
+        ("accessMode", "unrestricted"),
+    ] {
+        assert_eq!(config[field], wanted, "AuthConfig {field}");
+    }
+    assert_eq!(config["enabled"], true);
+    let spkey = observation.kubectl(&[
+        "-n",
+        "cattle-global-data",
+        "get",
+        "secret",
+        "keycloakconfig-spkey",
+        "-o",
+        "go-template={{.data.spkey | base64decode}}",
+    ]);
+    let key = std::fs::read_to_string(dir.path().join("sp.key")).unwrap();
+    assert_eq!(spkey.unwrap().trim(), key.trim(), "the SP key where the AuthConfig names it");
+
+    let jobs = json_of(&observation, &["-n", "keycloak", "get", "jobs"]);
+    let jobs = jobs["items"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = &jobs[0];
+    assert!(job["metadata"]["name"].as_str().unwrap().starts_with("rancher-saml-"));
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    let image = container["image"].as_str().unwrap();
+    assert!(image.starts_with(&format!("{}/{AGENT}@sha256:", reg.address)), "the Job's image pinned: {image}");
+    let env = container["env"].to_string();
+    assert!(env.contains("https://rancher.site.test/v1-saml/keycloak/saml/metadata"), "{env}");
+    assert!(env.contains("secretKeyRef") && env.contains("admin-password"), "the password stays in the cluster: {env}");
+    let import = json_of(&observation, &["-n", "keycloak", "get", "configmap", "rancher-saml"]);
+    let import = import["data"]["import.json"].as_str().unwrap();
+    assert!(import.contains("https://rancher.site.test/v1-saml/keycloak/saml/acs"), "{import}");
+    assert!(!import.contains("rancher2.mosip.net"), "the upstream host is replaced: {import}");
+
+    let version = |kube: &KubeControlPlane, args: &[&str]| json_of(kube, args)["metadata"]["resourceVersion"].clone();
+    let config_version = version(&observation, &["get", "authconfigs.management.cattle.io", "keycloak"]);
+    let job_name = job["metadata"]["name"].as_str().unwrap().to_string();
+    let job_generation = job["metadata"]["generation"].clone();
+
+    // A re-run changes nothing and asks nothing.
+    let err = succeeded(&apply(&site, &plan, &reg.address, "observation"), "second apply");
+    assert_eq!(steps_that(&err, "unchanged"), ["rancher-saml"], "{err}");
+    assert_eq!(double.requests().len(), 1, "a second apply sends no request");
+
+    // With the record of the install gone the step runs again, and what it writes is what the
+    // cluster holds already.
+    observation.kubectl(&["-n", "airgap-system", "delete", "configmap", "airgap-install-observation"]).unwrap();
+    let err = succeeded(&apply(&site, &plan, &reg.address, "observation"), "apply without the record");
+    assert_eq!(steps_that(&err, "done"), ["rancher-saml"], "{err}");
+    assert_eq!(version(&observation, &["get", "authconfigs.management.cattle.io", "keycloak"]), config_version);
+    // The Job's status moves as its pod runs; its spec does not.
+    let generation =
+        json_of(&observation, &["-n", "keycloak", "get", "job", &job_name])["metadata"]["generation"].clone();
+    assert_eq!(generation, job_generation, "the Job is the same Job");
     leaks.assert_none();
 }

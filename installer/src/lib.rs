@@ -26,6 +26,7 @@ pub mod preflight;
 pub mod registry;
 pub mod render;
 pub mod run;
+pub mod saml;
 pub mod service_proxy;
 pub mod site;
 pub mod site_ca;

@@ -58,6 +58,8 @@ pub struct Step {
     /// rancher-monitoring's Alertmanager configuration with the site's receivers (see
     /// `alertmanager_config`).
     pub alertmanager: Option<crate::alertmanager_config::Alertmanager>,
+    /// Keycloak's SAML client for Rancher and Rancher's SAML configuration (see `saml`).
+    pub saml: Option<crate::saml::Saml>,
     /// Copies of resources from other namespaces, as the upstream scripts make them.
     #[serde(default)]
     pub copy: Vec<Copy>,
@@ -378,11 +380,12 @@ impl Step {
             self.generate.is_some(),
             self.http.is_some(),
             self.alertmanager.is_some(),
+            self.saml.is_some(),
         ];
         let n = actions.iter().filter(|a| **a).count();
         if n > 1 || (n == 0 && self.copy.is_empty() && self.wait.is_empty()) {
             bail!(
-                "a step has one of namespace, configmap, secret, apply, manifest, helm, istio, generate, http, alertmanager (or only copy/wait)"
+                "a step has one of namespace, configmap, secret, apply, manifest, helm, istio, generate, http, alertmanager, saml (or only copy/wait)"
             );
         }
         if let Some(g) = &self.generate {
@@ -393,6 +396,10 @@ impl Step {
         }
         if let Some(a) = &self.alertmanager {
             a.check(carried)?;
+        }
+        if let Some(s) = &self.saml {
+            s.check()?;
+            s.client.check(carried).context("saml.client")?;
         }
         if let Some(a) = &self.apply {
             a.check(carried)?;

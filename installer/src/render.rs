@@ -53,6 +53,9 @@ pub enum Action {
     },
     /// Requests to an HTTP API inside the site (see `http_step`).
     Http(Box<crate::http_step::Prepared>),
+    /// Keycloak's SAML client by a Job, then Rancher's SAML configuration (see `saml`); the Job's
+    /// objects, post-rendered, are the step's `docs`.
+    Saml(Box<crate::saml::Prepared>),
     Nothing,
 }
 
@@ -254,6 +257,21 @@ impl Renderer<'_> {
             let base = String::from_utf8(base).with_context(|| format!("{} is not UTF-8", a.base))?;
             out.summary = format!("alertmanager configuration {}/{} with the site's receivers", a.namespace, a.secret);
             out.action = Action::Objects { docs: vec![a.secret(&base, self.site)?], namespace: None };
+        } else if let Some(saml) = &step.saml {
+            let (what, client) = self.read_source(&saml.client).await?;
+            let prepared = saml.prepare(&step.id, client.as_bytes(), self.site, &sub, out.skipped.is_none());
+            let prepared = prepared.with_context(|| format!("saml (client {what})"))?;
+            let rendered =
+                postrender::post_render(&kubemanifests::to_stream(&prepared.keycloak)?, &self.post, self.registry)
+                    .await
+                    .context("saml")?;
+            out.summary = prepared.summary();
+            out.images = rendered.images;
+            out.objects = rendered.docs.iter().filter_map(postrender::object_ref).collect();
+            out.docs = rendered.docs;
+            hashed.extend(kubemanifests::to_stream(&out.docs)?.as_bytes());
+            hashed.extend(prepared.hash_input()?);
+            out.action = Action::Saml(Box::new(prepared));
         } else if let Some(http) = &step.http {
             let prepared = crate::http_step::prepare(http, self, &sub).await?;
             out.summary = prepared.summary();

@@ -437,6 +437,7 @@ async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>
             eprintln!("{}: {}", r.step.id, if made { "generated" } else { "kept what the cluster holds" });
         }
         Action::Http(prepared) => crate::http_step::apply(cluster, renderer, &r.step.id, prepared).await?,
+        Action::Saml(prepared) => prepared.apply(cluster, &r.docs).await?,
         Action::Nothing => {}
     }
     // A chart that a later step installs may check for these kinds (rancher-logging's

@@ -44,6 +44,9 @@ OLD_GIT_SHA256=ddc8eb5da311dbf0ecfe4bd4da5f539aeecec22865828538b5c86039af2eca8c
 # Alertmanager and amtool at the version rancher-monitoring 100.1.3+up19.0.3 runs (its image
 # rancher/mirrored-prometheus-alertmanager:v0.22.2): the alerting tests validate and deliver with it.
 ALERTMANAGER=v0.22.2
+# What the MOSIP observation cluster runs (bitnami/keycloak 16.1.1): the WildFly distribution from
+# Maven Central, for the saml step's test (installer/tests/saml.rs). Needs java and mvn.
+KEYCLOAK=16.1.1
 SPDX_TOOLS=0.8.5
 CYCLONEDX_LIB=11.12.0
 JSONSCHEMA=4.26.0
@@ -272,6 +275,29 @@ alertmanager() {
   rm -rf "$out"
 }
 
+# keycloak-standalone BASE PASSWORD [ARGS]: a server whose data and configuration live in BASE
+# (made from the distribution's on first use), with the master realm's admin `admin`.
+keycloak() {
+  mvn -q dependency:get "-Dartifact=org.keycloak:keycloak-server-dist:$KEYCLOAK:zip" -Dtransitive=false
+  local zip=$HOME/.m2/repository/org/keycloak/keycloak-server-dist/$KEYCLOAK/keycloak-server-dist-$KEYCLOAK.zip
+  rm -rf "$TOOLS/keycloak-$KEYCLOAK"
+  unzip -q "$zip" -d "$TOOLS"
+  local dist=$TOOLS/keycloak-$KEYCLOAK
+  cat >"$BIN/keycloak-standalone" <<EOF
+#!/bin/sh
+set -e
+base=\$1 password=\$2
+shift 2
+if [ ! -d "\$base" ]; then
+  cp -r "$dist/standalone" "\$base"
+  "$dist/bin/add-user-keycloak.sh" --sc "\$base/configuration" -r master -u admin -p "\$password" >/dev/null
+fi
+exec "$dist/bin/standalone.sh" "-Djboss.server.base.dir=\$base" "\$@"
+EOF
+  printf '#!/bin/sh\nexec "%s/bin/kcadm.sh" "$@"\n' "$dist" >"$BIN/kcadm.sh"
+  chmod +x "$BIN/keycloak-standalone" "$BIN/kcadm.sh"
+}
+
 python_venv() {
   rm -rf "$TOOLS/venv"
   /usr/bin/python3 -m venv "$TOOLS/venv"
@@ -308,6 +334,7 @@ step_bg local-path "$LOCAL_PATH-additional-names" required local_path
 step_bg standin "$standin_key" required standin
 step_bg old-git "$OLD_GIT" required old_git
 step_bg alertmanager "$ALERTMANAGER" required alertmanager
+step_bg keycloak "$KEYCLOAK" required keycloak
 step_bg wireguard-go "$WIREGUARD_GO" optional go_install wireguard-go "golang.zx2c4.com/wireguard@$WIREGUARD_GO"
 wait
 

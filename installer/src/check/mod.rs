@@ -218,7 +218,7 @@ fn placed<'a>(r: &'a Rendered<'_>) -> Vec<Placed<'a>> {
             out.extend(shapes.iter().map(|doc| Placed { doc, namespace: None, phase: Phase::Main }));
             None
         }
-        Action::Http(_) | Action::Nothing => None,
+        Action::Http(_) | Action::Saml(_) | Action::Nothing => None,
     };
     out.extend(r.docs.iter().map(|doc| Placed {
         doc,
