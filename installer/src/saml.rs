@@ -305,12 +305,12 @@ mod tests {
 
     #[test]
     fn the_import_carries_its_digest_and_replaces_the_client() {
-        let (import, digest) = import(json!({"clientId": "x", "attributes": {"saml.encrypt": "false"}})).unwrap();
-        assert_eq!(import["ifResourceExists"], "OVERWRITE");
-        assert_eq!(import["clients"][0]["attributes"][DIGEST_ATTRIBUTE], json!(digest));
-        assert_eq!(import["clients"][0]["attributes"]["saml.encrypt"], "false");
+        let (made, digest) = import(json!({"clientId": "x", "attributes": {"saml.encrypt": "false"}})).unwrap();
+        assert_eq!(made["ifResourceExists"], "OVERWRITE");
+        assert_eq!(made["clients"][0]["attributes"][DIGEST_ATTRIBUTE], json!(digest));
+        assert_eq!(made["clients"][0]["attributes"]["saml.encrypt"], "false");
         let (_, other) = import(json!({"clientId": "y", "attributes": {"saml.encrypt": "false"}})).unwrap();
         assert_ne!(digest, other);
-        assert!(super::import(json!([1])).is_err());
+        assert!(import(json!([1])).is_err());
     }
 }
