@@ -54,7 +54,7 @@ JSONSCHEMA=4.26.0
 APT_PACKAGES=(docker-registry skopeo podman umoci minisign git wrk apache2-utils etcd-server jq zstd openssl
   containerd runc wireguard-tools python3-venv time ca-certificates curl
   containernetworking-plugins iptables nftables iproute2 busybox-static openjdk-17-jdk-headless chromium
-  python3-aiosmtpd)
+  python3-aiosmtpd maven)
 
 export PATH=$BIN:$PATH:/usr/local/go/bin
 # Builds use the machine's Go as it is: never fetch another toolchain.
