@@ -284,17 +284,19 @@ fn services_of_the_double(kube: &KubeControlPlane, namespace: &str, services: &[
     }
 }
 
+/// A plan of `clusters` (YAML, indented under `clusters:`) and its bundle spec, which carries
+/// one file of that name.
+fn write_plan(dir: &Path, carried_file: &str, clusters: &str) -> PathBuf {
+    let file = format!("{{url: 'https://example.invalid/{carried_file}', name: {carried_file}, version: v1.2.0.1-B1}}");
+    std::fs::write(dir.join("bundle.yaml"), format!("files:\n  - {file}\n")).unwrap();
+    let path = dir.join("plan.yaml");
+    std::fs::write(&path, format!("version: 1\nbundle: bundle.yaml\nclusters:\n{clusters}")).unwrap();
+    path
+}
+
 fn plan(dir: &Path) -> PathBuf {
-    std::fs::write(
-        dir.join("bundle.yaml"),
-        "files:\n  - {url: 'https://example.invalid/01-logstash.ndjson', name: 01-logstash.ndjson, version: v1.2.0.1-B1}\n",
-    )
-    .unwrap();
-    let plan = format!(
-        r#"version: 1
-bundle: bundle.yaml
-clusters:
-  observation:
+    let clusters = format!(
+        r#"  observation:
     steps: []
   mosip:
     steps:
@@ -332,9 +334,7 @@ clusters:
             - {{method: GET, path: '/v3/import/${{value.token}}_${{value.cluster}}.yaml', apply: true}}
 "#
     );
-    let path = dir.join("plan.yaml");
-    std::fs::write(&path, plan).unwrap();
-    path
+    write_plan(dir, "01-logstash.ndjson", &clusters)
 }
 
 fn site(dir: &Path, registry: &str, clusters: [(&str, &Path); 2], retention_days: u32) -> PathBuf {
@@ -558,16 +558,8 @@ fn http_steps_reach_apis_through_the_service_proxy_stay_idempotent_and_carry_ran
 }
 
 fn saml_plan(dir: &Path) -> PathBuf {
-    std::fs::write(
-        dir.join("bundle.yaml"),
-        "files:\n  - {url: 'https://example.invalid/keycloak_client.json', name: keycloak_client.json, version: v1.2.0.1-B1}\n",
-    )
-    .unwrap();
-    let plan = format!(
-        r#"version: 1
-bundle: bundle.yaml
-clusters:
-  observation:
+    let clusters = format!(
+        r#"  observation:
     steps:
       - id: rancher-saml
         component: saml
@@ -597,9 +589,7 @@ clusters:
               accessMode: unrestricted
 "#
     );
-    let path = dir.join("plan.yaml");
-    std::fs::write(&path, plan).unwrap();
-    path
+    write_plan(dir, "keycloak_client.json", &clusters)
 }
 
 /// The AuthConfig kind Rancher serves (cluster-scoped), and the namespace of its secrets.
