@@ -9,7 +9,8 @@
 //! cluster), and sends the file through Keycloak's partial import, which replaces the client with
 //! the file's (its mappers included). The import's SHA-256 is kept as a client attribute: a Job
 //! that finds it there changes nothing. The Job's name holds the same digest, so a changed file
-//! or host runs a new Job (Jobs cannot be changed), and finished Jobs go after an hour.
+//! or host runs a new Job (Jobs cannot be changed). The Job is kept once finished, as the
+//! step's other objects are: `install verify` looks for it.
 //!
 //! Rancher's side is its `AuthConfig` of the provider, applied as Rancher's own API stores it:
 //! the site's SP certificate, the SP key in a Secret of `cattle-global-data` that the AuthConfig
@@ -36,8 +37,6 @@ use crate::site::Site;
 const RANCHER_SECRETS: &str = "cattle-global-data";
 /// The client attribute that holds the digest of the import that made the client.
 const DIGEST_ATTRIBUTE: &str = "airgap.import.sha256";
-/// Seconds a finished Job is kept.
-const JOB_TTL: u32 = 3600;
 /// The Job's program, run by `sh`; its inputs come from the environment (`KCADM` and
 /// `KCADM_CONFIG` may be set to run it elsewhere than in the image).
 const SCRIPT: &str = r#"set -eu
@@ -179,7 +178,6 @@ impl Saml {
             "metadata": {"name": format!("{step_id}-{}", &digest[..10]), "namespace": k.namespace},
             "spec": {
                 "backoffLimit": 3,
-                "ttlSecondsAfterFinished": JOB_TTL,
                 "template": {
                     "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}},
                     "spec": {
