@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod cli_docs;
+mod closed_stdout;
 mod demo;
 mod verbosity;
 
@@ -112,6 +113,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if closed_stdout::reader_left(&e) => ExitCode::SUCCESS,
         Err(e) => {
             errors.print(&e);
             ExitCode::FAILURE
