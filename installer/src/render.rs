@@ -16,7 +16,7 @@ use crate::hooks::{self, Hook};
 use crate::mounted_files::Mounts;
 use crate::plan::{Cluster, ConfigMap, Istio, Source, Step};
 use crate::postrender::{self, ImageMode, ObjectRef};
-use crate::registry::Registry;
+use crate::registry_client::RegistryClient;
 use crate::site::Site;
 use crate::site_ca::SiteCa;
 
@@ -26,7 +26,7 @@ const ISTIO_NAMESPACE: &str = "istio-system";
 pub struct Renderer<'a> {
     pub plan_dir: &'a Path,
     pub site: &'a Site,
-    pub registry: &'a Registry,
+    pub registry: &'a RegistryClient,
     pub post: postrender::Config,
     pub helm: Option<Helm>,
     pub istioctl: Option<PathBuf>,
@@ -258,8 +258,14 @@ impl Renderer<'_> {
             out.summary = format!("alertmanager configuration {}/{} with the site's receivers", a.namespace, a.secret);
             out.action = Action::Objects { docs: vec![a.secret(&base, self.site)?], namespace: None };
         } else if let Some(saml) = &step.saml {
-            let (what, client) = self.read_source(&saml.client).await?;
-            let prepared = saml.prepare(&step.id, client.as_bytes(), self.site, &sub, out.skipped.is_none());
+            let (what, client) = match &saml.client.file {
+                Some(file) => (file.clone(), self.carried_file(file).await?.1),
+                None => {
+                    let path = self.checkout(&saml.client)?;
+                    (path.display().to_string(), std::fs::read(&path).with_context(|| path.display().to_string())?)
+                }
+            };
+            let prepared = saml.prepare(&step.id, &client, self.site, &sub, out.skipped.is_none());
             let prepared = prepared.with_context(|| format!("saml (client {what})"))?;
             let rendered =
                 postrender::post_render(&kubemanifests::to_stream(&prepared.keycloak)?, &self.post, self.registry)
