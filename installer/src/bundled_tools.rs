@@ -9,7 +9,7 @@ use bundles::digest::sha256_reader;
 use bundles::naming::FILES_HOST;
 
 use crate::plan::Carried;
-use crate::registry::Registry;
+use crate::registry_client::RegistryClient;
 
 /// `linux-amd64` for this machine, as the bundle tags platform-specific files.
 pub fn host_platform() -> String {
@@ -30,7 +30,7 @@ pub fn reference_for(carried: &Carried, name: &str) -> Result<String> {
 }
 
 /// The tool's path in `cache`, named by digest: fetched only when the cache does not hold it.
-pub async fn fetch(registry: &Registry, carried: &Carried, name: &str, cache: &Path) -> Result<PathBuf> {
+pub async fn fetch(registry: &RegistryClient, carried: &Carried, name: &str, cache: &Path) -> Result<PathBuf> {
     let reference = reference_for(carried, name)?;
     let digest = registry.layer_digest(&reference).await.with_context(|| format!("resolving {name}"))?;
     let dir = cache.join(digest.replace(':', "-"));

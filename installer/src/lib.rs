@@ -23,7 +23,7 @@ pub mod mounted_files;
 pub mod plan;
 pub mod postrender;
 mod preflight;
-mod registry;
+mod registry_client;
 mod render;
 pub mod run;
 pub mod saml;

@@ -14,7 +14,7 @@ use bundles::artifact::Reference;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
-use crate::registry::Registry;
+use crate::registry_client::RegistryClient;
 
 pub const ENV: &str = "AIRGAP_POST_RENDER";
 
@@ -76,7 +76,7 @@ impl std::fmt::Display for ObjectRef {
 }
 
 /// Post-renders a YAML stream; fails, naming every missing image, when one is not carried.
-pub async fn post_render(yaml: &str, cfg: &Config, registry: &Registry) -> Result<Rendered> {
+pub async fn post_render(yaml: &str, cfg: &Config, registry: &RegistryClient) -> Result<Rendered> {
     let mut docs = kubemanifests::parse_stream(yaml)?;
     let mut named = BTreeSet::new();
     docs.iter().for_each(|d| kubemanifests::images(d, &mut named));
@@ -126,7 +126,7 @@ pub async fn post_render(yaml: &str, cfg: &Config, registry: &Registry) -> Resul
 /// The reference to write for `image`, or None when the registry does not carry it. An image
 /// already pointed at the site registry (Istio's hub, a re-render) is checked for what it names
 /// and, when rewriting, pinned like any other.
-pub async fn target(image: &str, cfg: &Config, registry: &Registry) -> Result<Option<String>> {
+pub async fn target(image: &str, cfg: &Config, registry: &RegistryClient) -> Result<Option<String>> {
     let Some(named) = image.strip_prefix(&format!("{}/", cfg.registry_address)) else {
         return upstream_target(image, cfg, registry).await;
     };
@@ -136,7 +136,7 @@ pub async fn target(image: &str, cfg: &Config, registry: &Registry) -> Result<Op
     }))
 }
 
-async fn upstream_target(image: &str, cfg: &Config, registry: &Registry) -> Result<Option<String>> {
+async fn upstream_target(image: &str, cfg: &Config, registry: &RegistryClient) -> Result<Option<String>> {
     let mut r = Reference::parse(image).map_err(|e| anyhow!("image {e}"))?;
     if r.tag.is_none() && r.digest.is_none() {
         r.tag = Some("latest".into());
@@ -210,7 +210,7 @@ pub fn write_config(cfg: &Config, path: &Path) -> Result<()> {
 pub fn run_as_helm_post_renderer(config: &Path) -> Result<()> {
     let cfg: Config = serde_json::from_slice(&std::fs::read(config).with_context(|| config.display().to_string())?)
         .with_context(|| format!("{ENV}={}", config.display()))?;
-    let registry = Registry::new(&cfg.registry_url, cfg.ca_file.as_deref())?;
+    let registry = RegistryClient::new(&cfg.registry_url, cfg.ca_file.as_deref())?;
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use serde::Deserialize;
 
 use crate::cluster::Cluster;
-use crate::registry::Registry;
+use crate::registry_client::RegistryClient;
 use crate::site::Site;
 
 #[derive(Deserialize, Default)]
@@ -16,7 +16,7 @@ struct SiteDomains {
 }
 
 /// Returns the cluster's version.
-pub async fn run(cluster: &Cluster, site: &Site, registry: &Registry) -> Result<String> {
+pub async fn run(cluster: &Cluster, site: &Site, registry: &RegistryClient) -> Result<String> {
     let name = &cluster.name;
     let version = cluster.version().await?;
     let nodes = cluster.nodes().await?;

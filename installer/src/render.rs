@@ -16,7 +16,7 @@ use crate::hooks::{self, Hook};
 use crate::mounted_files::Mounts;
 use crate::plan::{Cluster, ConfigMap, Istio, Source, Step};
 use crate::postrender::{self, ImageMode, ObjectRef};
-use crate::registry::Registry;
+use crate::registry_client::RegistryClient;
 use crate::site::Site;
 use crate::site_ca::SiteCa;
 
@@ -26,7 +26,7 @@ const ISTIO_NAMESPACE: &str = "istio-system";
 pub struct Renderer<'a> {
     pub plan_dir: &'a Path,
     pub site: &'a Site,
-    pub registry: &'a Registry,
+    pub registry: &'a RegistryClient,
     pub post: postrender::Config,
     pub helm: Option<Helm>,
     pub istioctl: Option<PathBuf>,

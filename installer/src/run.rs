@@ -19,7 +19,7 @@ use crate::hooks::{self, Operation, Phase};
 use crate::manifests_dir;
 use crate::plan::{self, Carried, Plan};
 use crate::postrender;
-use crate::registry::Registry;
+use crate::registry_client::RegistryClient;
 use crate::render::{Action, ClusterContext, HelmAction, Rendered, Renderer};
 use crate::site::Site;
 use crate::state::{self, Live, Lock, State, StepState};
@@ -71,7 +71,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub(crate) struct Tools {
-    pub(crate) registry: Registry,
+    pub(crate) registry: RegistryClient,
     /// Fetched once per run, whatever the number of clusters.
     helm: PathBuf,
     /// Only when a step installs Istio.
@@ -81,7 +81,7 @@ pub(crate) struct Tools {
 
 impl Tools {
     pub(crate) async fn new(l: &Loaded, r: &Render) -> Result<Tools> {
-        let registry = Registry::new(&r.registry, r.ca_file.as_deref())?;
+        let registry = RegistryClient::new(&r.registry, r.ca_file.as_deref())?;
         registry.ping().await?;
         let carried = Carried::from_spec(&l.plan_dir.join(&l.plan.bundle))?;
         let bundled = |name: &'static str| {

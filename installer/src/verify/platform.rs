@@ -19,7 +19,7 @@ use super::live::{find, has_labels, Snapshot};
 use super::objects::Object;
 use super::proxy::{self, Judge, Probe, Target};
 use crate::plan::Carried;
-use crate::registry::Registry;
+use crate::registry_client::RegistryClient;
 
 const REALM_PROBE: &str = "/realms/master";
 const CONFIG_GIT_URI: &str = "SPRING_CLOUD_CONFIG_SERVER_GIT_URI";
@@ -59,7 +59,7 @@ pub async fn check(
     client: &Client,
     objects: &[Object<'_>],
     live: &Snapshot,
-    registry: &Registry,
+    registry: &RegistryClient,
     carried: &Carried,
     work: &Path,
 ) -> Result<()> {
@@ -211,7 +211,7 @@ fn config_servers(
     c: &mut Checks,
     objects: &[Object<'_>],
     live: &Snapshot,
-    registry: &Registry,
+    registry: &RegistryClient,
     carried: &Carried,
     work: &Path,
     probes: &mut Vec<Probe>,

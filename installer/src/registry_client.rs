@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use sha2::{Digest as _, Sha256};
 
 #[derive(Clone)]
-pub struct Registry {
+pub struct RegistryClient {
     /// `https://host:port` as the installer reaches it.
     base: String,
     ca_file: Option<PathBuf>,
@@ -23,8 +23,8 @@ pub struct Registry {
     resolved: Arc<Mutex<HashMap<String, Option<String>>>>,
 }
 
-impl Registry {
-    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Registry> {
+impl RegistryClient {
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<RegistryClient> {
         let base = url.trim_end_matches('/').to_string();
         if !base.starts_with("http://") && !base.starts_with("https://") {
             bail!("--registry {url}: give a URL, e.g. https://registry.example.internal:5000");
@@ -36,7 +36,7 @@ impl Registry {
             .connect_timeout(Duration::from_secs(15))
             .read_timeout(Duration::from_secs(120))
             .build()?;
-        Ok(Registry { base, ca_file: ca_file.map(Path::to_path_buf), http, resolved: Default::default() })
+        Ok(RegistryClient { base, ca_file: ca_file.map(Path::to_path_buf), http, resolved: Default::default() })
     }
 
     pub fn base(&self) -> &str {
