@@ -54,6 +54,7 @@ impl FetchArgs {
     }
 }
 
+/// What `airgap bundle lock` is given.
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  airgap bundle lock manifests/sample/bundle.yaml -o bundle.lock.json")]
 pub struct LockArgs {
@@ -62,6 +63,7 @@ pub struct LockArgs {
     /// Where to write the lock (JSON).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Where and how to fetch.
     #[command(flatten)]
     pub fetch: FetchArgs,
 }
@@ -70,6 +72,7 @@ pub struct LockArgs {
 #[command(
     after_help = "Examples:\n  airgap bundle create manifests/sample/bundle.yaml -o /media/usb/bundle\n  airgap bundle create spec.yaml --lock bundle.lock.json --base /media/usb/previous -o delta --sign-key airgap.key"
 )]
+/// What `airgap bundle create` is given.
 pub struct CreateArgs {
     /// The bundle spec (YAML).
     pub spec: PathBuf,
@@ -82,13 +85,16 @@ pub struct CreateArgs {
     /// A previous bundle directory or its lock: only blobs it lacks are carried.
     #[arg(long)]
     pub base: Option<PathBuf>,
+    /// The largest part, in bytes.
     #[arg(long, value_parser = parse_size, default_value_t = FAT32_MAX, help = MAX_PART_SIZE_HELP)]
     pub max_part_size: u64,
     /// A minisign secret key; the bundle's SHA256SUMS is signed with it.
     #[arg(long)]
     pub sign_key: Option<PathBuf>,
+    /// The airgap binary carried beside the parts.
     #[arg(long, value_name = "FILE", help = AIRGAP_BINARY_HELP)]
     pub airgap_binary: Option<PathBuf>,
+    /// Where and how to fetch.
     #[command(flatten)]
     pub fetch: FetchArgs,
 }
@@ -97,6 +103,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
+/// Resolves the spec to digests and writes the lock, without downloading layers.
 pub fn lock(args: LockArgs) -> Result<()> {
     let progress = Progress::new(args.fetch.json);
     progress.outcome(write_lock(args, &progress))
@@ -124,6 +131,7 @@ fn write_lock(args: LockArgs, progress: &Progress) -> Result<()> {
     Ok(())
 }
 
+/// Fetches everything the spec (or its lock) names and writes the bundle.
 pub fn create(args: CreateArgs) -> Result<()> {
     let progress = Progress::new(args.fetch.json);
     progress.outcome(write_bundle(args, &progress))

@@ -34,12 +34,14 @@ fn bars(target: ProgressDrawTarget) -> Mode {
     Mode::Bars { bytes, artifacts, multi }
 }
 
+/// How a run reports as it goes: bars on a terminal, lines otherwise, JSON events with `--json`.
 pub struct Progress {
     mode: Mode,
     stdout: Mutex<()>,
 }
 
 impl Progress {
+    /// JSON events on stdout when `json`, else bars on a terminal or plain lines on stderr.
     pub fn new(json: bool) -> Progress {
         let mode = if json {
             Mode::Json(Mutex::new(Box::new(std::io::stdout())))
@@ -86,12 +88,14 @@ impl Progress {
         }
     }
 
+    /// `n` more artifacts are to be fetched.
     pub fn plan_artifacts(&self, n: u64) {
         if let Mode::Bars { artifacts, .. } = &self.mode {
             artifacts.inc_length(n);
         }
     }
 
+    /// `n` more bytes have been downloaded.
     pub fn bytes(&self, n: u64) {
         if let Mode::Bars { bytes, .. } = &self.mode {
             // Manifests, configs, charts and files arrive before the layers are planned: the
@@ -105,6 +109,7 @@ impl Progress {
         }
     }
 
+    /// A blob is in the cache, fetched for the artifact `what`.
     pub fn blob_done(&self, digest: &str, size: u64, what: &str) {
         match &self.mode {
             Mode::Bars { .. } | Mode::Quiet => {}
@@ -113,6 +118,7 @@ impl Progress {
         }
     }
 
+    /// An artifact is resolved and all its blobs are in the cache.
     pub fn artifact_done(&self, kind: &str, reference: &str, digest: &str) {
         match &self.mode {
             Mode::Bars { artifacts, .. } => {
@@ -139,6 +145,7 @@ impl Progress {
         }
     }
 
+    /// Rendering `chart` found `image`; `carried` says whether the bundle will hold it.
     pub fn discovered(&self, chart: &str, image: &str, carried: bool) {
         match &self.mode {
             Mode::Json(_) => {
@@ -148,6 +155,7 @@ impl Progress {
         }
     }
 
+    /// Something the operator should know that does not stop the run.
     pub fn warn(&self, message: &str) {
         match &self.mode {
             Mode::Json(_) => self.emit(json!({"event": "warning", "message": message})),
@@ -164,6 +172,7 @@ impl Progress {
         result
     }
 
+    /// The run succeeded: clears the bars and, in `--json` mode, ends with a `done` event carrying `summary`.
     pub fn done(&self, summary: Value) {
         match &self.mode {
             Mode::Bars { bytes, artifacts, .. } => {

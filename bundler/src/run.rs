@@ -27,12 +27,17 @@ use crate::oci::Client;
 use crate::progress::Progress;
 use crate::spec::{Discover, FileEntry, GitEntry, Spec, DEFAULT_PLATFORM};
 
+/// What a run of `lock` or `create` fetches, and where it keeps it.
 pub struct Options {
+    /// The bundle spec.
     pub spec: PathBuf,
+    /// The download cache, shared between runs.
     pub cache: PathBuf,
+    /// Downloads at a time.
     pub jobs: usize,
     /// Overrides the spec's platforms when not empty.
     pub platforms: Vec<String>,
+    /// The helm that renders charts for discovery, over the spec's.
     pub helm: Option<PathBuf>,
     /// Fetch exactly what this lock names.
     pub lock: Option<Lock>,
@@ -40,19 +45,27 @@ pub struct Options {
     pub fetch_layers: bool,
 }
 
+/// An image that rendering a chart found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovery {
+    /// The reference of the chart that was rendered.
     pub chart: String,
+    /// The image its manifests name.
     pub image: String,
+    /// Whether the bundle carries it (a `report` discovery carries nothing).
     pub carried: bool,
 }
 
+/// Everything the spec names, resolved and laid out as an OCI layout in a staging folder.
 pub struct Staged {
+    /// The folder, removed when this is dropped.
     pub staging: Staging,
+    /// The images chart rendering found.
     pub discovered: Vec<Discovery>,
 }
 
 impl Staged {
+    /// The OCI layout to pack.
     pub fn layout(&self) -> &Path {
         self.staging.dir()
     }
@@ -113,6 +126,7 @@ impl<'a> Pins<'a> {
 
 type Repo<'a> = (String, &'a GitEntry, gitrepo::Prepared);
 
+/// Resolves every entry of the spec and fetches what it needs into the cache, then lays the artifacts out.
 pub async fn stage(opts: &Options, progress: &Progress) -> Result<Staged> {
     let spec = Spec::read(&opts.spec)?;
     let cache = Cache::open(&opts.cache)?;

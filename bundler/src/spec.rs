@@ -7,20 +7,26 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+/// The platform carried for images when neither the spec nor the command line names one.
 pub const DEFAULT_PLATFORM: &str = "linux/amd64";
 
+/// A bundle spec: what a bundle carries and where it is fetched from (`manifests/sample/bundle.yaml` documents it).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
     /// Platforms for images that do not name their own; the command line overrides it.
     #[serde(default)]
     pub platforms: Vec<String>,
+    /// Container images.
     #[serde(default)]
     pub images: Vec<ImageEntry>,
+    /// Helm charts.
     #[serde(default)]
     pub charts: Vec<ChartEntry>,
+    /// Files and tool binaries fetched over HTTP.
     #[serde(default)]
     pub files: Vec<FileEntry>,
+    /// Git repositories, one ref each.
     #[serde(default)]
     pub git: Vec<GitEntry>,
     /// Published lists of images (Rancher's `rancher-images.txt`), carried like `images`.
@@ -29,6 +35,7 @@ pub struct Spec {
     /// Upstream host (`docker.io`, `mosip.github.io`, `127.0.0.1:5000`) → base URL to use instead.
     #[serde(default)]
     pub mirrors: BTreeMap<String, String>,
+    /// Logins for registries that want one.
     #[serde(default)]
     pub credentials: Credentials,
     /// Extra PEM CA certificates trusted besides the system's.
@@ -44,7 +51,9 @@ pub struct Spec {
 /// it is, with its line, not as "no variant matched".
 #[derive(Debug, Clone)]
 pub enum ImageEntry {
+    /// A reference alone.
     Plain(String),
+    /// A reference with its own platforms.
     Detailed(ImageDetail),
 }
 
@@ -70,16 +79,20 @@ impl<'de> Deserialize<'de> for ImageEntry {
     }
 }
 
+/// An image entry written as a map.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageDetail {
+    /// The image reference (`ref:`).
     #[serde(rename = "ref")]
     pub reference: String,
+    /// The platforms to carry, over the spec's.
     #[serde(default)]
     pub platforms: Vec<String>,
 }
 
 impl ImageEntry {
+    /// The image reference as the spec writes it.
     pub fn reference(&self) -> &str {
         match self {
             ImageEntry::Plain(r) => r,
@@ -87,6 +100,7 @@ impl ImageEntry {
         }
     }
 
+    /// The platforms the entry names itself (none for a plain reference).
     pub fn platforms(&self) -> &[String] {
         match self {
             ImageEntry::Plain(_) => &[],
@@ -95,6 +109,7 @@ impl ImageEntry {
     }
 }
 
+/// A published list of images to carry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageListEntry {
@@ -107,6 +122,7 @@ pub struct ImageListEntry {
     pub exclude: Vec<String>,
 }
 
+/// What rendering a chart does with the images it finds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Discover {
@@ -121,12 +137,15 @@ pub enum Discover {
     Strict,
 }
 
+/// A Helm chart to carry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChartEntry {
     /// `https://host/path` (a classic repository with `index.yaml`) or `oci://host/path`.
     pub repo: String,
+    /// The chart's name in the repository.
     pub name: String,
+    /// The chart version, exactly as the repository lists it.
     pub version: String,
     /// Values files (relative to the spec) used when rendering for image discovery.
     #[serde(default)]
@@ -134,21 +153,27 @@ pub struct ChartEntry {
     /// Inline values, applied after the files.
     #[serde(default)]
     pub set: BTreeMap<String, String>,
+    /// Whether rendering the chart adds the images it uses.
     #[serde(default)]
     pub discover: Discover,
 }
 
+/// A file or tool binary to carry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
+    /// Where the file is downloaded from.
     pub url: String,
     /// SHA-256 (hex) of what `url` serves: the published checksum of the download.
     pub sha256: Option<String>,
     /// Instead of `sha256`: the URL of the checksums file the project publishes, which lists the
     /// download's SHA-256 under the last segment of `url`. `bundle lock` reads it.
     pub sha256_from: Option<String>,
+    /// The name to carry it under, when not the one its URL (or `extract`) gives.
     pub name: Option<String>,
+    /// The file's version: its reference's tag.
     pub version: String,
+    /// Written out executable (`airgap tools`).
     #[serde(default)]
     pub executable: bool,
     /// A member of a `.tar.gz` download to carry instead of the archive.
@@ -157,15 +182,18 @@ pub struct FileEntry {
     pub platform: Option<String>,
 }
 
+/// A git repository to carry, at one ref.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitEntry {
+    /// The URL to clone.
     pub url: String,
     /// A branch, a tag or a full commit id.
     #[serde(rename = "ref")]
     pub git_ref: String,
 }
 
+/// Where registry logins come from.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
@@ -176,14 +204,18 @@ pub struct Credentials {
     pub env: BTreeMap<String, EnvCredentials>,
 }
 
+/// The environment variables holding one registry login.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvCredentials {
+    /// The variable holding the user name.
     pub username: String,
+    /// The variable holding the password.
     pub password: String,
 }
 
 impl Spec {
+    /// Reads a spec, its relative paths taken from its folder (and `~` from `$HOME`).
     pub fn read(path: &Path) -> Result<Spec> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the spec {}", path.display()))?;
         let mut spec = Spec::parse(&text, path)?;
@@ -200,6 +232,7 @@ impl Spec {
         Ok(spec)
     }
 
+    /// Parses a spec; errors name `source` with the line and column.
     pub fn parse(text: &str, source: &Path) -> Result<Spec> {
         let spec: Spec = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
             Some(l) => anyhow::anyhow!("{}:{}:{}: {e}", source.display(), l.line(), l.column()),

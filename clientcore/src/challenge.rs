@@ -8,8 +8,17 @@ use base64::Engine as _;
 /// What a registry asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Challenge {
+    /// HTTP Basic: the user and password with every request.
     Basic,
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    /// A token from the `realm` service, asked for with `service` and `scope` when given.
+    Bearer {
+        /// The token service's URL.
+        realm: String,
+        /// The name of the registry, as the token service knows it.
+        service: Option<String>,
+        /// What the token should allow (`repository:<name>:pull`).
+        scope: Option<String>,
+    },
 }
 
 /// Parses `Bearer realm="…",service="…",scope="repository:x:pull"` (quoted values may hold

@@ -10,8 +10,15 @@ use rustls::pki_types::CertificateDer;
 /// A CA file that cannot be trusted, or a TLS setup that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A CA file that cannot be read or holds no usable certificate.
     #[error("CA file {}: {message}", path.display())]
-    CaFile { path: PathBuf, message: String },
+    CaFile {
+        /// The file as it was given.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// rustls refused the configuration.
     #[error("TLS setup: {0}")]
     Tls(#[from] rustls::Error),
 }

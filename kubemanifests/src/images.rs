@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use anyhow::Result;
 use serde_yaml_ng::Value;
 
+/// Adds every image `doc` names, by the rules above, to `found`.
 pub fn images(doc: &Value, found: &mut BTreeSet<String>) {
     match doc {
         Value::Mapping(m) => {
