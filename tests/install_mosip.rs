@@ -58,26 +58,39 @@ fn serve(bundle: &Path) -> Served {
 }
 
 /// site.example.yaml with the registry, a site CA and a CA of the domains made here, and a
-/// kubeconfig for each cluster of this test.
-fn site(dir: &Path, address: &str, kubeconfigs: [(&str, &Path); 2]) -> PathBuf {
+/// kubeconfig for each cluster of this test. With `operating`, the components of the steps that
+/// operate both clusters are on, SAML too (with an SP key pair made here), as `install plan`
+/// renders and checks them; without, they are off, as `install apply` runs here.
+fn site(dir: &Path, address: &str, kubeconfigs: [(&str, &Path); 2], operating: bool) -> PathBuf {
     let example = workspace_root().join("manifests/mosip-1.2.0.1-B2/site.example.yaml");
     let mut site: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
     site["registry"]["address"] = address.into();
     for (key, name) in [("registry", "site CA"), ("tls", "domains CA")] {
         let ca = dir.join(format!("{}.pem", name.replace(' ', "-")));
-        std::fs::write(&ca, testkit::TestCa::new(name).unwrap().cert_pem()).unwrap();
+        // Made once: every site file of the test names the same CAs.
+        if !ca.exists() {
+            std::fs::write(&ca, testkit::TestCa::new(name).unwrap().cert_pem()).unwrap();
+        }
         site[key]["ca_cert"] = ca.display().to_string().into();
     }
     for (cluster, kubeconfig) in kubeconfigs {
         site["clusters"][cluster]["kubeconfig"] = kubeconfig.display().to_string().into();
     }
     // The http steps reach Elasticsearch, Kibana and Rancher through the API server's service
-    // proxy, which dials their pods' addresses: a kwok pod's answers nothing. They are tested
-    // against test doubles in tests/install_http_steps.rs.
-    for component in ["logging_setup", "rancher_import"] {
-        site["components"][component] = false.into();
+    // proxy, which dials their pods' addresses: a kwok pod's answers nothing, and so does the saml
+    // step's read of Keycloak's metadata. They are tested against test doubles in
+    // tests/install_http_steps.rs, and the saml step's import against a real Keycloak in
+    // installer/tests/saml.rs.
+    for component in ["logging_setup", "rancher_import", "saml"] {
+        site["components"][component] = operating.into();
     }
-    let path = dir.join("site.yaml");
+    if operating {
+        let sp = testkit::TestCa::new("Rancher SP").unwrap().issue("rancher.xyz.net", &["rancher.xyz.net"], None);
+        sp.unwrap().write(dir, "rancher-sp").unwrap();
+        site["saml"]["sp_cert"] = dir.join("rancher-sp.crt").display().to_string().into();
+        site["saml"]["sp_key"] = dir.join("rancher-sp.key").display().to_string().into();
+    }
+    let path = dir.join(if operating { "site-operating.yaml" } else { "site.yaml" });
     std::fs::write(&path, serde_yaml_ng::to_string(&site).unwrap()).unwrap();
     path
 }
@@ -530,11 +543,13 @@ fn the_mosip_plan_renders_then_applies_both_clusters_and_a_second_apply_changes_
     });
     eprintln!("bundle and control planes ready: {:.1?}", started.elapsed());
     let served = serve(&bundle);
-    let site =
-        site(dir.path(), &served.address, [("observation", &observation.kubeconfig()), ("mosip", &mosip.kubeconfig())]);
+    let kubeconfigs = [("observation", &observation.kubeconfig()), ("mosip", &mosip.kubeconfig())];
+    let site_with =
+        |operating| site(dir.path(), &served.address, kubeconfigs.map(|(n, k)| (n, k.as_path())), operating);
+    let site = site_with(false);
 
     let plan = plan_path();
-    let (rendered, problems) = check_plan(&site, &plan, &served, &[]);
+    let (rendered, problems) = check_plan(&site_with(true), &plan, &served, &[]);
     assert!(problems == MOSIP_CHECK_PROBLEMS, "the check's problems in the MOSIP plan are now:\n{problems:#?}");
     let rendered_cluster = |name: &str| rendered.iter().find(|c| c["cluster"] == name).unwrap().clone();
 
@@ -589,7 +604,7 @@ fn plan_benchmark() {
     testkit::mosip_upstream::create_bundle(Path::new(AIRGAP), &bundle).expect("the MOSIP bundle");
     let served = serve(&bundle);
     let unused = dir.path().join("no-cluster.kubeconfig");
-    let site = site(dir.path(), &served.address, [("observation", &unused), ("mosip", &unused)]);
+    let site = site(dir.path(), &served.address, [("observation", &unused), ("mosip", &unused)], true);
     for _ in 0..runs {
         check_plan(&site, &plan_path(), &served, &[]);
         check_plan(&site, &plan_path(), &served, &["--no-check"]);
