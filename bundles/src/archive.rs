@@ -12,11 +12,15 @@ const BLOCK: u64 = 512;
 /// Where a member's data starts in the uncompressed tar stream, so readers can jump to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
+    /// The member's path in the archive.
     pub path: String,
+    /// Where its data starts in the uncompressed stream.
     pub offset: u64,
+    /// Its length in bytes.
     pub size: u64,
 }
 
+/// Writes a tar stream with sorted members, fixed owners and times, recording where each member's data lands.
 pub struct TarWriter<W: Write> {
     inner: W,
     pos: u64,
@@ -25,6 +29,7 @@ pub struct TarWriter<W: Write> {
 }
 
 impl<W: Write> TarWriter<W> {
+    /// A writer into `inner`.
     pub fn new(inner: W) -> Self {
         TarWriter { inner, pos: 0, members: Vec::new(), buf: vec![0; 1 << 20] }
     }

@@ -12,8 +12,11 @@ use crate::digest::{blob_path, Digest};
 use crate::error::{Error, Result};
 use crate::layout::{carried_platforms, descriptor_digest, image_platform, BlobStore, Walk};
 
+/// The reference an artifact was carried under, on its descriptor in `index.json`.
 pub const ANNOTATION_REF: &str = "org.opencontainers.image.ref.name";
+/// A layer's file name, as `oras` names it.
 pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+/// The artifact's [`Kind`].
 pub const ANNOTATION_KIND: &str = "io.airgap.kind";
 /// Where the artifact came from when that is not its reference: a chart repository, a URL.
 pub const ANNOTATION_SOURCE: &str = "io.airgap.source";
@@ -22,7 +25,9 @@ pub const ANNOTATION_PLATFORMS: &str = "io.airgap.platforms";
 /// On a file whose published checksum was read from a checksums file: the download's digest,
 /// that file's URL and the checksums file's own digest (see [`Published`]).
 pub const ANNOTATION_PUBLISHED_DIGEST: &str = "io.airgap.published.digest";
+/// The URL of the checksums file a file's checksum was read from.
 pub const ANNOTATION_PUBLISHED_SHA256_FROM: &str = "io.airgap.published.sha256-from";
+/// The digest of that checksums file.
 pub const ANNOTATION_PUBLISHED_SHA256_FROM_DIGEST: &str = "io.airgap.published.sha256-from.digest";
 
 /// On a file artifact: the file should be made executable when written out.
@@ -30,20 +35,29 @@ pub const ANNOTATION_EXECUTABLE: &str = "io.airgap.file.executable";
 /// On a file artifact: the `os/arch` a tool binary is for.
 pub const ANNOTATION_FILE_PLATFORM: &str = "io.airgap.file.platform";
 
+/// An OCI image manifest.
 pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// An OCI image index.
 pub const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// A Docker schema 2 manifest.
 pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// A Docker schema 2 manifest list.
 pub const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Every manifest type airgap reads, indexes first: what a client puts in `Accept` (see
 /// [`manifest_accept`]) and what a registry stores as a manifest.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] =
     [OCI_INDEX_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE, DOCKER_LIST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE];
+/// An OCI image config.
 pub const OCI_IMAGE_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+/// An OCI gzip-compressed layer.
 pub const OCI_LAYER_GZIP_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// A Helm chart's config (Chart.yaml as JSON), as `helm push` writes it.
 pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
 /// A Helm chart's single layer: the chart's `.tgz` as `helm package` wrote it.
 pub const HELM_CHART_LAYER_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+/// The `artifactType` of a file artifact.
 pub const FILE_ARTIFACT_TYPE: &str = "application/vnd.airgap.file.v1";
+/// The `artifactType` of a git repository artifact.
 pub const GIT_ARTIFACT_TYPE: &str = "application/vnd.airgap.git.v1";
 /// A file artifact's single layer: the file's bytes as they are, named by its title annotation
 /// (the layout `oras push` writes, so `oras pull` gets the file back under its name).
@@ -51,6 +65,7 @@ pub const FILE_LAYER_MEDIA_TYPE: &str = "application/octet-stream";
 /// A git artifact's single layer: an uncompressed tar of a bare repository prepared for git's
 /// dumb HTTP protocol (`git update-server-info` run, objects packed).
 pub const GIT_LAYER_MEDIA_TYPE: &str = "application/vnd.airgap.git.repository.v1.tar";
+/// The empty config of an artifact that needs none.
 pub const EMPTY_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 
 /// The `Accept` header of a manifest request: every type of [`MANIFEST_MEDIA_TYPES`].
@@ -58,12 +73,17 @@ pub fn manifest_accept() -> String {
     MANIFEST_MEDIA_TYPES.join(", ")
 }
 
+/// What an artifact is, and so how it is stored and served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// A container image (manifest or index).
     Image,
+    /// A Helm chart.
     Chart,
+    /// A file or tool binary.
     File,
+    /// A git repository.
     Git,
 }
 
@@ -91,16 +111,24 @@ impl FromStr for Kind {
     }
 }
 
+/// One thing a bundle carries, as its lock lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Artifact {
+    /// What it is.
     pub kind: Kind,
+    /// The reference it is carried under (see [`crate::naming`]).
     pub reference: String,
+    /// The digest of its root manifest or index.
     pub digest: String,
+    /// The media type of its root.
     pub media_type: String,
+    /// The size of its root.
     pub size: u64,
+    /// The platforms carried of a multi-platform image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<String>,
+    /// Where it came from when that is not its reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// For files and repositories: the carried content itself (the single layer), which is what
@@ -112,10 +140,14 @@ pub struct Artifact {
     pub published: Option<Published>,
 }
 
+/// The carried content of a file or repository: its single layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Content {
+    /// The layer's title (the file name).
     pub name: String,
+    /// The layer's digest.
     pub digest: String,
+    /// The layer's size.
     pub size: u64,
 }
 
@@ -223,9 +255,13 @@ pub fn list_artifacts(store: &dyn BlobStore, index: &ImageIndex, walk: &mut Walk
 /// A reference split the way registries see it: `docker.io/mosipid/x:1.2` or `…@sha256:…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
+    /// The registry host (`docker.io`).
     pub registry: String,
+    /// The repository path (`mosipid/x`).
     pub repository: String,
+    /// The tag, when one is given.
     pub tag: Option<String>,
+    /// The digest, when one is given.
     pub digest: Option<String>,
 }
 
@@ -309,6 +345,7 @@ impl fmt::Display for Reference {
     }
 }
 
+/// An artifact's root digest, parsed.
 pub fn digest_of(a: &Artifact) -> Digest {
     crate::digest::parse_sha256(&a.digest).expect("artifact digests are validated when listed")
 }

@@ -13,6 +13,7 @@ use crate::error::{Error, IoContext, Result};
 /// What `pack` is asked to carry.
 #[derive(Debug, Clone)]
 pub struct CarriedBinary {
+    /// Where the binary is.
     pub path: PathBuf,
     /// The binary's version when it is known (the running airgap's); otherwise the SBOMs say
     /// NOASSERTION and its SHA-256 identifies it.
@@ -32,9 +33,13 @@ impl CarriedBinary {
 /// The carried binary as the SBOMs and `SHA256SUMS` name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Described {
+    /// Its name beside the parts (`airgap-linux-amd64`).
     pub file_name: String,
+    /// Its version when known.
     pub version: Option<String>,
+    /// Its SHA-256 (hex).
     pub sha256: String,
+    /// Its size in bytes.
     pub size: u64,
 }
 

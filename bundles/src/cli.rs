@@ -21,12 +21,14 @@ use crate::verify::{verify, VerifyOptions};
 #[command(
     after_help = "Example:\n  skopeo copy docker://docker.io/library/busybox:1.36 oci:layout:docker.io/library/busybox:1.36\n  airgap bundle pack layout -o /media/usb/bundle --sign-key airgap.key"
 )]
+/// What `airgap bundle pack` is given.
 pub struct PackArgs {
     /// An OCI image layout directory (what `skopeo copy ... oci:DIR:REF` writes).
     pub layout: PathBuf,
     /// The bundle directory to write; must not exist or be empty.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// The largest part, in bytes.
     #[arg(long, value_parser = parse_size, default_value_t = FAT32_MAX, help = MAX_PART_SIZE_HELP)]
     pub max_part_size: u64,
     /// A minisign secret key; the bundle's SHA256SUMS is signed with it.
@@ -38,6 +40,7 @@ pub struct PackArgs {
     /// zstd level (1–19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
+    /// The airgap binary carried beside the parts.
     #[arg(long, value_name = "FILE", help = AIRGAP_BINARY_HELP)]
     pub airgap_binary: Option<PathBuf>,
 }
@@ -61,6 +64,7 @@ pub fn warn_about_part_size(max_part_size: u64) {
 #[command(
     after_help = "Example:\n  airgap bundle verify /media/usb/bundle --key airgap.pub --report audit/verify\n\nExit status is 0 only when every check passes; each problem is printed on its own line.\nA signed bundle needs the signer's public key (--key), or --no-signature-check to check\neverything but who signed it; an unsigned bundle verifies without either."
 )]
+/// What `airgap bundle verify` is given.
 pub struct VerifyArgs {
     /// The bundle directory: the parts and the files beside them.
     pub bundle: PathBuf,
@@ -85,6 +89,7 @@ pub struct VerifyArgs {
 #[command(
     after_help = "Each artifact's SIZE is all it carries (manifests, configs, layers); the total counts a blob\nthat several artifacts share once, and the last line is what the bundle takes on the media.\n\nExample:\n  airgap bundle inspect /media/usb/bundle --json | jq '.artifacts[] | select(.kind==\"image\") | .reference'"
 )]
+/// What `airgap bundle inspect` is given.
 pub struct InspectArgs {
     /// The bundle directory: the parts and the files beside them.
     pub bundle: PathBuf,
@@ -97,6 +102,7 @@ pub struct InspectArgs {
 #[command(
     after_help = "Example:\n  airgap bundle extract /media/usb/bundle ./layout && skopeo inspect oci:./layout:docker.io/library/busybox:1.36"
 )]
+/// What `airgap bundle extract` is given.
 pub struct ExtractArgs {
     /// The bundle directory: the parts and the files beside them.
     pub bundle: PathBuf,
@@ -108,6 +114,7 @@ pub struct ExtractArgs {
 #[command(
     after_help = "Example:\n  airgap bundle cat /media/usb/bundle index.json | jq .\n  airgap bundle cat /media/usb/bundle sha256:0123… > blob"
 )]
+/// What `airgap bundle cat` is given.
 pub struct CatArgs {
     /// The bundle directory: the parts and the files beside them.
     pub bundle: PathBuf,
@@ -115,6 +122,7 @@ pub struct CatArgs {
     pub what: String,
 }
 
+/// What `airgap bundle sbom` is given.
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  airgap bundle sbom /media/usb/bundle --format cyclonedx > bundle.cdx.json")]
 pub struct SbomArgs {
@@ -138,6 +146,7 @@ fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
     pb
 }
 
+/// Packs an OCI layout into a bundle.
 pub fn run_pack(args: PackArgs) -> Result<()> {
     warn_about_part_size(args.max_part_size);
     let sign_key = args.sign_key.as_deref().map(crate::sign::load_secret_key).transpose()?;
@@ -163,6 +172,7 @@ pub fn run_pack(args: PackArgs) -> Result<()> {
     Ok(())
 }
 
+/// Verifies a bundle and writes its report; an error when anything failed.
 pub fn run_verify(args: VerifyArgs) -> Result<()> {
     // A key that cannot be read is the key's problem, said before anything of the bundle.
     if let Some(key) = &args.key {
@@ -216,10 +226,12 @@ fn write_report(report: &crate::verify::Report, base: &std::path::Path) -> Resul
     Ok(())
 }
 
+/// Every artifact the bundle carries, from its lock.
 pub fn artifacts(bundle: &Bundle) -> Result<Vec<Artifact>> {
     Ok(bundle.lock()?.artifacts)
 }
 
+/// Prints what a bundle carries and what it takes on the media.
 pub fn run_inspect(args: InspectArgs) -> Result<()> {
     let bundle = Bundle::open(&args.bundle)?;
     let mut out = std::io::stdout().lock();
@@ -268,12 +280,14 @@ pub fn inspect_table(bundle: &Bundle) -> Result<String> {
     Ok(out)
 }
 
+/// Unpacks the archive into a folder.
 pub fn run_extract(args: ExtractArgs) -> Result<()> {
     let done = crate::extract::extract(&args.bundle, &args.dest)?;
     eprintln!("extracted {} files ({}) to {}", done.files, human(done.bytes), args.dest.display());
     Ok(())
 }
 
+/// Writes one of the bundle's SBOMs to stdout.
 pub fn run_sbom(args: SbomArgs) -> Result<()> {
     let bundle = Bundle::open(&args.bundle)?;
     let name = format!("{}/{}", crate::pack::INNER_DIR, args.format.file_name());

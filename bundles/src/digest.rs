@@ -27,10 +27,12 @@ pub fn from_blob_path(path: &str) -> Option<Digest> {
     parse_sha256(&format!("sha256:{hex}")).ok()
 }
 
+/// The digest of a SHA-256 hex string this crate computed.
 pub fn sha256_digest(hex: &str) -> Digest {
     parse_sha256(&format!("sha256:{hex}")).expect("a SHA-256 hex string from our own hasher")
 }
 
+/// The SHA-256 of `bytes`, in hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -59,10 +61,12 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// A writer into `inner` that hashes what passes.
     pub fn new(inner: W) -> Self {
         HashingWriter { inner, hasher: Sha256::new(), written: 0 }
     }
 
+    /// The inner writer, the SHA-256 (hex) and the length of what was written.
     pub fn finish(self) -> (W, String, u64) {
         (self.inner, hex::encode(self.hasher.finalize()), self.written)
     }

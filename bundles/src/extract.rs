@@ -18,12 +18,16 @@ use crate::pack::{INNER_DIR, SUMS_FILE};
 use crate::reader::{Bundle, MAX_WHOLE_MEMBER};
 use crate::safe_path::check_bundle_member;
 
+/// What extraction wrote.
 #[derive(Debug)]
 pub struct Extracted {
+    /// Files written.
     pub files: usize,
+    /// Bytes written.
     pub bytes: u64,
 }
 
+/// Unpacks the bundle in `dir` into `dest` (see [`extract_stream`]).
 pub fn extract(dir: &Path, dest: &Path) -> Result<Extracted> {
     let bundle = Bundle::open(dir)?;
     extract_stream(bundle.open_range(0, bundle.uncompressed_len()), &dir.join("bundle.tar.zst.*"), dest)

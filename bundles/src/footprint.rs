@@ -12,36 +12,46 @@ use crate::error::{IoContext, Result};
 use crate::layout::Walk;
 use crate::reader::Bundle;
 
+/// An artifact and the size of everything it needs.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SizedArtifact {
+    /// The artifact as the lock lists it.
     #[serde(flatten)]
     pub artifact: Artifact,
     /// Every blob the artifact needs, its manifests included.
     pub carried_size: u64,
 }
 
+/// A file of the bundle directory.
 #[derive(Debug, Clone, Serialize)]
 pub struct MediaFile {
+    /// Its name.
     pub name: String,
+    /// Its size in bytes.
     pub size: u64,
 }
 
+/// What a bundle carries and what it takes on the media.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Footprint {
+    /// Every artifact with its size.
     pub artifacts: Vec<SizedArtifact>,
     /// The artifacts' blobs, each counted once however many artifacts share it.
     pub total_size: u64,
+    /// How many distinct blobs the artifacts need.
     pub blobs: usize,
     /// For a delta: the part of `total_size` its base carries instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_base: Option<u64>,
     /// Every file of the bundle directory: parts, metadata, signature, the airgap binary.
     pub on_media: Vec<MediaFile>,
+    /// The size of `on_media`.
     pub on_media_size: u64,
 }
 
+/// Measures a bundle.
 pub fn of(bundle: &Bundle) -> Result<Footprint> {
     let lock = bundle.lock()?;
     let index = bundle.index()?;

@@ -13,8 +13,11 @@ use crate::artifact::ANNOTATION_PLATFORMS;
 use crate::digest::{blob_path, parse_sha256, Digest};
 use crate::error::{Error, IoContext, Result};
 
+/// The layout's index of artifacts.
 pub const INDEX_FILE: &str = "index.json";
+/// The file that marks a directory as an OCI layout.
 pub const LAYOUT_FILE: &str = "oci-layout";
+/// What the layout marker holds.
 pub const LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// Manifests and configs are read whole; nothing legitimate is larger than this.
@@ -24,8 +27,10 @@ pub const MAX_JSON_BLOB: u64 = 16 << 20;
 pub trait BlobStore: Sync {
     /// The blob's size, or `None` when the store does not have it.
     fn blob_len(&self, d: &Digest) -> Result<Option<u64>>;
+    /// A reader over the blob.
     fn open_blob(&self, d: &Digest) -> Result<Box<dyn Read + Send + '_>>;
 
+    /// A manifest or config read whole, refused when it is larger than [`MAX_JSON_BLOB`].
     fn read_json_blob(&self, d: &Digest) -> Result<Vec<u8>> {
         let len = self.blob_len(d)?.ok_or_else(|| Error::invalid(blob_path(d), "blob is missing"))?;
         if len > MAX_JSON_BLOB {
@@ -44,6 +49,7 @@ pub trait BlobStore: Sync {
     }
 }
 
+/// An OCI image layout on disk.
 pub struct LayoutDir {
     root: PathBuf,
 }
@@ -64,6 +70,7 @@ impl LayoutDir {
         Ok((LayoutDir { root: root.to_path_buf() }, index, raw))
     }
 
+    /// Where the blob is (or would be) on disk.
     pub fn blob_file(&self, d: &Digest) -> PathBuf {
         self.root.join(blob_path(d))
     }
@@ -86,10 +93,12 @@ impl BlobStore for LayoutDir {
     }
 }
 
+/// Parses `index.json`; errors name `source`.
 pub fn parse_index(raw: &[u8], source: &Path) -> Result<ImageIndex> {
     serde_json::from_slice(raw).map_err(|e| Error::invalid(source, format!("not an OCI image index: {e}")))
 }
 
+/// A descriptor's digest, checked to be SHA-256; errors name `context`.
 pub fn descriptor_digest(desc: &Descriptor, context: &str) -> Result<Digest> {
     parse_sha256(desc.digest().as_ref()).map_err(|e| Error::invalid(context, e))
 }
@@ -113,18 +122,23 @@ pub fn carried_platforms(desc: &Descriptor) -> Option<Vec<String>> {
 /// descriptor declares. Children of an index for platforms the artifact does not carry may
 /// be absent; anything else that is absent is an error naming the artifact and the blob.
 pub struct Walk<'a> {
+    /// Where blobs are read.
     pub store: &'a dyn BlobStore,
     /// Blobs that live elsewhere (a delta's base): known, but not read.
     pub elsewhere: &'a dyn Fn(&Digest) -> bool,
+    /// Every blob found: digest → size.
     pub blobs: BTreeMap<String, u64>,
+    /// The platforms found under each root index: digest → platforms.
     pub platforms: BTreeMap<String, Vec<String>>,
 }
 
 impl<'a> Walk<'a> {
+    /// A walk over `store`, not reading what `elsewhere` has.
     pub fn new(store: &'a dyn BlobStore, elsewhere: &'a dyn Fn(&Digest) -> bool) -> Self {
         Walk { store, elsewhere, blobs: BTreeMap::new(), platforms: BTreeMap::new() }
     }
 
+    /// Walks the artifact rooted at `root`, named `name` in errors.
     pub fn artifact(&mut self, root: &Descriptor, name: &str) -> Result<()> {
         let carried = carried_platforms(root);
         self.node(root, name, carried.as_deref(), true)

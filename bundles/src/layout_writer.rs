@@ -19,6 +19,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::layout::{LayoutDir, INDEX_FILE, LAYOUT_CONTENT, LAYOUT_FILE};
 use crate::outdir::write_atomic;
 
+/// Writes an OCI image layout: blobs by digest, and artifacts under their references.
 pub struct LayoutWriter {
     root: PathBuf,
     manifests: Vec<Descriptor>,
@@ -27,7 +28,9 @@ pub struct LayoutWriter {
 /// What a blob was stored as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
+    /// The blob's digest.
     pub digest: Digest,
+    /// The blob's size.
     pub size: u64,
 }
 
@@ -44,14 +47,17 @@ impl LayoutWriter {
         Ok(LayoutWriter { root: root.to_path_buf(), manifests })
     }
 
+    /// The layout's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// Whether the layout holds the blob.
     pub fn has_blob(&self, d: &Digest) -> bool {
         self.root.join(blob_path(d)).is_file()
     }
 
+    /// Stores `bytes` as a blob.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Stored> {
         self.put_reader(bytes, None)
     }
@@ -151,6 +157,7 @@ impl LayoutWriter {
     }
 }
 
+/// A descriptor of a stored blob.
 pub fn descriptor(media_type: &str, stored: &Stored) -> Descriptor {
     DescriptorBuilder::default()
         .media_type(MediaType::from(media_type))

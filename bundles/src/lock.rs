@@ -10,31 +10,42 @@ use crate::artifact::Artifact;
 use crate::error::{Error, Result};
 use crate::meta::{check_schema, BaseRef};
 
+/// The lock's file name, beside the parts and inside the archive.
 pub const LOCK_FILE: &str = "bundle.lock.json";
 
+/// Every artifact and blob a bundle carries, by digest: what `create --lock` fetches again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lock {
+    /// The schema version that wrote it.
     pub schema_version: String,
+    /// Every artifact.
     pub artifacts: Vec<Artifact>,
+    /// Every blob, once.
     pub blobs: Vec<LockedBlob>,
+    /// The bundle a delta is laid over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<BaseRef>,
 }
 
+/// One blob a bundle carries.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LockedBlob {
+    /// Its digest.
     pub digest: String,
+    /// Its size in bytes.
     pub size: u64,
 }
 
 impl Lock {
+    /// The lock as written: pretty JSON ending in a newline.
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).expect("a lock serializes");
         v.push(b'\n');
         v
     }
 
+    /// Parses a lock; errors name `source`.
     pub fn from_json(raw: &[u8], source: &Path) -> Result<Lock> {
         check_schema(raw, source, "a lock file")?;
         serde_json::from_slice(raw).map_err(|e| Error::invalid(source, e.to_string()))
@@ -47,10 +58,12 @@ impl Lock {
         Lock::from_json(&raw, &file)
     }
 
+    /// The digests of every blob.
     pub fn blob_set(&self) -> BTreeSet<String> {
         self.blobs.iter().map(|b| b.digest.clone()).collect()
     }
 
+    /// The SHA-256 of the lock as written, which names it as a base.
     pub fn sha256(&self) -> String {
         crate::digest::sha256_hex(&self.to_json())
     }

@@ -7,28 +7,38 @@ use serde::{Deserialize, Serialize};
 use crate::archive::Member;
 use crate::error::{Error, Result};
 
+/// The metadata file beside the parts.
 pub const META_FILE: &str = "bundle.json";
 /// About 400,000 members; a platform's bundle has a few thousand. Beyond this a `bundle.json`
 /// is damaged or hostile, and is refused before it is parsed.
 pub const MAX_META_SIZE: u64 = 64 << 20;
 
+/// What a reader needs before it opens the archive: its parts, its members and its schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BundleMeta {
+    /// The schema version that wrote it.
     pub schema_version: String,
+    /// The airgap that wrote it.
     pub generator: String,
+    /// The archive's parts and sizes.
     pub archive: ArchiveMeta,
     /// The bundle this one is a delta over, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<BaseRef>,
+    /// Every member of the archive and where its data is.
     pub members: Vec<Member>,
 }
 
+/// The archive as it is cut into parts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArchiveMeta {
+    /// The parts, in order.
     pub parts: Vec<PartMeta>,
+    /// The largest a part may be.
     pub max_part_size: u64,
+    /// The size of the uncompressed tar stream.
     pub uncompressed_size: u64,
     /// The uncompressed size at which the writer cut frames: no frame of the archive is larger,
     /// so a reader never decompresses more than this at once. Absent before schema 1.2, whose
@@ -37,9 +47,12 @@ pub struct ArchiveMeta {
     pub frame_size: Option<u64>,
 }
 
+/// One part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartMeta {
+    /// Its file name.
     pub name: String,
+    /// Its size in bytes.
     pub size: u64,
 }
 
@@ -47,7 +60,9 @@ pub struct PartMeta {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BaseRef {
+    /// The SHA-256 of the base's lock.
     pub lock_sha256: String,
+    /// What the base is, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -81,6 +96,7 @@ pub fn check_schema(raw: &[u8], source: &Path, what: &str) -> Result<()> {
 }
 
 impl BundleMeta {
+    /// Reads the metadata of the bundle in `dir`, refusing an unknown major schema.
     pub fn read(dir: &Path) -> Result<BundleMeta> {
         let path = dir.join(META_FILE);
         let text = crate::regular_file::read_bounded(&path, MAX_META_SIZE, META_FILE)?;
@@ -88,6 +104,7 @@ impl BundleMeta {
         serde_json::from_slice(&text).map_err(|e| Error::invalid(&path, e.to_string()))
     }
 
+    /// (name, size) of every part.
     pub fn part_list(&self) -> Vec<(String, u64)> {
         self.archive.parts.iter().map(|p| (p.name.clone(), p.size)).collect()
     }

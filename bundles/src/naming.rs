@@ -23,11 +23,13 @@ pub fn chart_reference(repo: &str, name: &str, version: &str) -> String {
 /// What a bundle spec says of a file entry that its name depends on.
 #[derive(Debug, Clone, Copy)]
 pub struct FileEntry<'a> {
+    /// Where the file is downloaded from.
     pub url: &'a str,
     /// The name to carry it under, when not the one its URL (or `extract`) gives.
     pub name: Option<&'a str>,
     /// The member of a `.tar.gz` download carried instead of the archive.
     pub extract: Option<&'a str>,
+    /// The version the spec gives.
     pub version: &'a str,
     /// `os/arch`.
     pub platform: Option<&'a str>,

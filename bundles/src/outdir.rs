@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 
+/// A new or empty folder being written: what was written is removed again unless [`OutDir::keep`] is called.
 pub struct OutDir {
     dir: PathBuf,
     created: bool,
@@ -30,10 +31,12 @@ impl OutDir {
         }
     }
 
+    /// The folder.
     pub fn path(&self) -> &Path {
         &self.dir
     }
 
+    /// The folder is complete: it stays.
     pub fn keep(mut self) {
         self.done = true;
     }

@@ -23,15 +23,22 @@ use crate::seekable::{FrameWriter, DEFAULT_FRAME_SIZE};
 use crate::sign::{self, SIGNATURE_SUFFIX};
 use crate::size::FAT32_MAX;
 
+/// The checksums file beside the parts.
 pub const SUMS_FILE: &str = "SHA256SUMS";
 /// Inside the archive, airgap's own files sit apart from the layout.
 pub const INNER_DIR: &str = "airgap";
 
+/// How `pack` writes a bundle.
 pub struct PackOptions<'a> {
+    /// The largest part, in bytes.
     pub max_part_size: u64,
+    /// The zstd level.
     pub level: i32,
+    /// The uncompressed size of each zstd frame.
     pub frame_size: usize,
+    /// Compression threads.
     pub threads: usize,
+    /// Signs `SHA256SUMS` when given.
     pub sign_key: Option<minisign::SecretKey>,
     /// Blobs the base has are left out; the bundle names the base.
     pub base: Option<Lock>,
@@ -65,16 +72,23 @@ pub fn created_from_env() -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
 }
 
+/// What `pack` wrote.
 #[derive(Debug)]
 pub struct Packed {
+    /// The parts.
     pub parts: Vec<WrittenPart>,
+    /// The lock written into the bundle.
     pub lock: Lock,
+    /// How many blobs the bundle carries (a delta leaves out its base's).
     pub carried_blobs: usize,
+    /// The size of the uncompressed tar stream.
     pub uncompressed_size: u64,
+    /// The airgap binary beside the parts.
     pub binary: Option<Described>,
 }
 
 impl Packed {
+    /// The size of all parts together.
     pub fn archive_size(&self) -> u64 {
         self.parts.iter().map(|p| p.size).sum()
     }
@@ -141,6 +155,7 @@ enum Source<'a> {
     Blob(String),
 }
 
+/// Writes the bundle for the layout in `layout_dir` into `out`.
 pub fn pack(layout_dir: &Path, out: &Path, opts: &PackOptions<'_>) -> Result<Packed> {
     let (layout, index, _) = LayoutDir::open(layout_dir)?;
     let base_blobs = opts.base.as_ref().map(Lock::blob_set).unwrap_or_default();

@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, IoContext, Result};
 
+/// Part file names: this, then a three-digit number.
 pub const PART_PREFIX: &str = "bundle.tar.zst.";
 const PARTIAL: &str = ".partial";
 const MAX_PARTS: usize = 1000;
@@ -17,6 +18,7 @@ const PIECE: usize = 256 << 10;
 /// How much of a part is written between two requests to start its writeback.
 const WRITEBACK_STEP: u64 = 32 << 20;
 
+/// The file name of part `i`.
 pub fn part_name(i: usize) -> String {
     format!("{PART_PREFIX}{i:03}")
 }
@@ -26,10 +28,14 @@ pub fn is_part_name(name: &str) -> bool {
     name.strip_prefix(PART_PREFIX).is_some_and(|n| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// A part as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenPart {
+    /// Its file name.
     pub name: String,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its SHA-256 (hex).
     pub sha256: String,
 }
 
@@ -85,6 +91,7 @@ fn start_writeback(file: &File, from: u64, len: u64) {
 fn start_writeback(_file: &File, _from: u64, _len: u64) {}
 
 impl PartWriter {
+    /// Parts of at most `max` bytes, written into `dir`.
     pub fn new(dir: &Path, max: u64) -> Self {
         PartWriter { dir: dir.to_path_buf(), max, current: None, done: Vec::new(), finished: false }
     }
@@ -105,6 +112,7 @@ impl PartWriter {
         Ok(())
     }
 
+    /// Closes the last part; returns every part written.
     pub fn finish(mut self) -> Result<Vec<WrittenPart>> {
         self.close_current().at(&self.dir)?;
         for i in 0..self.done.len() {
@@ -191,10 +199,12 @@ impl PartSet {
         Ok(PartSet { files, starts, total })
     }
 
+    /// The bytes of all parts together.
     pub fn len(&self) -> u64 {
         self.total
     }
 
+    /// Whether the parts hold nothing.
     pub fn is_empty(&self) -> bool {
         self.total == 0
     }

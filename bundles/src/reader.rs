@@ -25,6 +25,7 @@ const RECENT_FRAMES_BYTES: usize = 16 << 20;
 /// fraction of it.
 pub const MAX_WHOLE_MEMBER: u64 = 64 << 20;
 
+/// A bundle opened in place: members are read straight from the parts.
 #[derive(Clone)]
 pub struct Bundle {
     inner: Arc<Inner>,
@@ -88,6 +89,7 @@ impl std::fmt::Debug for Bundle {
 }
 
 impl Bundle {
+    /// Opens the bundle in `dir`, checking its metadata and that its parts are there with their sizes.
     pub fn open(dir: &Path) -> Result<Bundle> {
         let meta = BundleMeta::read(dir)?;
         let parts = PartSet::open(dir, &meta.part_list())?;
@@ -138,18 +140,22 @@ impl Bundle {
         Ok(Bundle { inner: Arc::new(inner) })
     }
 
+    /// The bundle's directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
 
+    /// Its metadata.
     pub fn meta(&self) -> &BundleMeta {
         &self.inner.meta
     }
 
+    /// The size of the uncompressed tar stream.
     pub fn uncompressed_len(&self) -> u64 {
         *self.inner.ustarts.last().expect("one past the end")
     }
 
+    /// Where a member's data is: (offset, size) in the uncompressed stream.
     pub fn member(&self, path: &str) -> Option<(u64, u64)> {
         let all = &self.inner.meta.members;
         let i = self.inner.members.binary_search_by(|&i| all[i as usize].path.as_str().cmp(path)).ok()?;
@@ -171,6 +177,7 @@ impl Bundle {
         }
     }
 
+    /// A reader over one member of the archive.
     pub fn open_member(&self, path: &str) -> Result<RangeReader> {
         let (offset, size) =
             self.member(path).ok_or_else(|| Error::invalid(self.inner.dir.join(path), "not in this bundle"))?;
@@ -225,6 +232,7 @@ impl Bundle {
         Ok(frame)
     }
 
+    /// The layout's `index.json`.
     pub fn index(&self) -> Result<ImageIndex> {
         parse_index(&self.read_member(INDEX_FILE)?, &self.inner.dir.join(INDEX_FILE))
     }
@@ -235,6 +243,7 @@ impl Bundle {
         Lock::from_json(&self.read_member(&name)?, &self.inner.dir.join(name))
     }
 
+    /// Whether the bundle carries the blob.
     pub fn has_blob(&self, d: &Digest) -> bool {
         self.member(&blob_path(d)).is_some()
     }
@@ -301,10 +310,12 @@ struct Scratch {
 }
 
 impl RangeReader {
+    /// The bytes the reader covers.
     pub fn len(&self) -> u64 {
         self.len
     }
 
+    /// Whether it covers nothing.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -7,16 +7,22 @@ use serde_json::{json, Value};
 use crate::artifact::{Artifact, Kind, Reference};
 use crate::carried_binary::Described;
 
+/// The SPDX SBOM's file name.
 pub const SPDX_FILE: &str = "sbom.spdx.json";
+/// The CycloneDX SBOM's file name.
 pub const CYCLONEDX_FILE: &str = "sbom.cdx.json";
 /// How the SBOMs mark the airgap binary beside the parts: its SPDX id, and the `airgap:kind`
 /// property of its CycloneDX component.
 pub const BINARY_SPDX_ID: &str = "SPDXRef-airgap-binary";
+/// The `airgap:kind` of the airgap binary.
 pub const BINARY_KIND: &str = "binary";
 
+/// The SBOM formats a bundle carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// SPDX 2.3 JSON.
     Spdx,
+    /// CycloneDX JSON.
     CycloneDx,
 }
 
@@ -32,6 +38,7 @@ impl std::str::FromStr for Format {
 }
 
 impl Format {
+    /// The file the format is written to.
     pub fn file_name(self) -> &'static str {
         match self {
             Format::Spdx => SPDX_FILE,
@@ -120,6 +127,7 @@ fn binary_comment(b: &Described) -> String {
     format!("the airgap binary beside the parts, {} ({} bytes)", b.file_name, b.size)
 }
 
+/// The SPDX document for `artifacts` (and the binary beside the parts).
 pub fn spdx(artifacts: &[Artifact], binary: Option<&Described>, document_id: &str, created: &str) -> Value {
     let mut packages = Vec::new();
     let mut relationships = Vec::new();
@@ -218,6 +226,7 @@ fn uuid_from(document_id: &str) -> String {
     format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
 }
 
+/// The CycloneDX document for `artifacts` (and the binary beside the parts).
 pub fn cyclonedx(artifacts: &[Artifact], binary: Option<&Described>, document_id: &str, created: &str) -> Value {
     let carried_binary = binary.map(|b| {
         let mut c = json!({
@@ -288,6 +297,7 @@ pub fn cyclonedx(artifacts: &[Artifact], binary: Option<&Described>, document_id
     })
 }
 
+/// A document as written: pretty JSON ending in a newline.
 pub fn to_bytes(v: &Value) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(v).expect("JSON serializes");
     out.push(b'\n');

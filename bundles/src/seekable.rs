@@ -22,14 +22,19 @@ pub const DEFAULT_FRAME_SIZE: usize = 2 << 20;
 /// in memory, whatever the archive claims.
 pub const MAX_FRAME_SIZE: u64 = 64 << 20;
 
+/// One frame of the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameEntry {
+    /// Its compressed size.
     pub compressed: u32,
+    /// Its uncompressed size.
     pub decompressed: u32,
 }
 
+/// The seek table of zstd's seekable format: every frame's sizes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeekTable {
+    /// The frames, in order.
     pub frames: Vec<FrameEntry>,
 }
 
@@ -69,6 +74,7 @@ impl SeekTable {
         Ok(8 + n * entry + FOOTER_LEN)
     }
 
+    /// Reads a seek table from its skippable frame.
     pub fn parse(frame: &[u8]) -> Result<SeekTable, String> {
         let footer_start = frame.len().checked_sub(FOOTER_LEN).ok_or("seek table too short")?;
         if frame.len() != Self::frame_len_from_footer(&frame[footer_start..])? {
@@ -130,6 +136,7 @@ pub struct FrameWriter<W: Write + Send + 'static> {
 }
 
 impl<W: Write + Send + 'static> FrameWriter<W> {
+    /// Compresses into `sink` at `level`, cutting a frame every `frame_size` bytes, on `threads` threads.
     pub fn new(sink: W, level: i32, frame_size: usize, threads: usize) -> Self {
         let threads = threads.max(1);
         let in_flight = threads * 2;

@@ -8,10 +8,12 @@ use minisign::{PublicKey, PublicKeyBox, SecretKey, SecretKeyBox, SignatureBox};
 
 use crate::error::{Error, IoContext, Result};
 
+/// The signature file's suffix, as minisign names it.
 pub const SIGNATURE_SUFFIX: &str = ".minisig";
 /// Where a password for an encrypted secret key comes from; unencrypted keys need none.
 pub const PASSWORD_ENV: &str = "AIRGAP_MINISIGN_PASSWORD";
 
+/// Reads a minisign secret key, with the password from [`PASSWORD_ENV`] when it is encrypted.
 pub fn load_secret_key(path: &Path) -> Result<SecretKey> {
     let text = std::fs::read_to_string(path).at(path)?;
     let not_a_key = |e: String| Error::invalid(path, format!("not a minisign secret key: {e}"));
@@ -29,6 +31,7 @@ pub fn load_secret_key(path: &Path) -> Result<SecretKey> {
         .map_err(|e| Error::invalid(path, format!("cannot open the secret key: {e}")))
 }
 
+/// Reads a minisign public key.
 pub fn load_public_key(path: &Path) -> Result<PublicKey> {
     let text = std::fs::read_to_string(path).at(path)?;
     // Accept both the two-line `.pub` file and the bare base64 key that `minisign -P` takes.
@@ -46,6 +49,7 @@ pub fn sign(data: &[u8], key: &SecretKey, trusted_comment: &str) -> Result<Strin
     Ok(sig.into_string())
 }
 
+/// Checks `signature` over `data` with `key`; returns the trusted comment.
 pub fn verify(data: &[u8], signature: &str, key: &PublicKey, sig_path: &Path) -> Result<String> {
     let sig = SignatureBox::from_string(signature)
         .map_err(|e| Error::invalid(sig_path, format!("not a minisign signature: {e}")))?;

@@ -13,6 +13,7 @@ pub fn part_size_warning(max_part_size: u64) -> Option<String> {
     })
 }
 
+/// Reads a size: bytes, or with a unit (`4GiB`, `50MiB`, `1GB`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -39,6 +40,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// A size for people (`1.2 GiB`).
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;

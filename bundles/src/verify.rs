@@ -31,23 +31,34 @@ use crate::text::printable;
 const MAX_SUMS_SIZE: u64 = 1 << 20;
 const MAX_SIGNATURE_SIZE: u64 = 64 << 10;
 
+/// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// It holds.
     Ok,
+    /// It does not.
     Failed,
+    /// It could not be made (no key given, say).
     Skipped,
 }
 
+/// One check of a verification.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// What is checked.
     pub check: &'static str,
+    /// What it is checked on: a part, file or member.
     pub subject: String,
+    /// How it ended.
     pub status: Status,
+    /// What was expected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
+    /// What was found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actual: Option<String>,
+    /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -77,16 +88,25 @@ impl Check {
     }
 }
 
+/// Everything verification checked, for people (text) and machines (JSON).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The airgap that verified.
     pub generator: String,
+    /// The bundle's directory.
     pub bundle: String,
+    /// When verification started.
     pub started: String,
+    /// When it finished.
     pub finished: String,
+    /// The public key the signature was checked with.
     pub public_key: Option<String>,
+    /// Whether every check held.
     pub ok: bool,
+    /// Checks per status.
     pub counts: BTreeMap<String, usize>,
+    /// Every check.
     pub checks: Vec<Check>,
 }
 
@@ -122,6 +142,7 @@ impl Report {
         self.recount();
     }
 
+    /// The checks that failed.
     pub fn problems(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| c.status == Status::Failed)
     }
@@ -140,6 +161,7 @@ impl Report {
             .collect()
     }
 
+    /// The report for people.
     pub fn to_text(&self) -> String {
         let mut out = format!(
             "airgap bundle verification report\n\nbundle:     {}\nverified by: {}\nstarted:    {}\nfinished:   {}\npublic key: {}\nresult:     {}\n\n",
@@ -178,7 +200,9 @@ impl Report {
     }
 }
 
+/// How to verify.
 pub struct VerifyOptions {
+    /// The minisign public key to check the signature with.
     pub key: Option<PathBuf>,
     /// Bundles a delta is laid over: blobs they hold count as present.
     pub bases: Vec<Bundle>,
@@ -188,6 +212,7 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
+/// Checks the bundle in `dir`: parts, checksums, signature, metadata, every member and blob.
 pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
     let started = now();
     let mut checks = Vec::new();
@@ -375,6 +400,7 @@ fn archive_checks(dir: &Path, opts: &VerifyOptions, outer_sums: &[(String, Strin
 
 /// Several bundles read as one store: a delta first, then its bases.
 pub struct Layered<'a> {
+    /// The bundles, the delta first.
     pub layers: Vec<&'a Bundle>,
 }
 
