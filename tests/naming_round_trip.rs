@@ -11,8 +11,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use bundler::cli::FetchArgs;
-use bundler::CreateArgs;
 use bundles::artifact::Kind;
 use installer::plan::{Carried, Plan};
 use sha2::Digest as _;
@@ -107,18 +105,18 @@ mirrors:
     )
     .unwrap();
     let out = t.path().join("bundle");
-    let fetch = FetchArgs { cache: Some(t.path().join("cache")), jobs: 2, platform: vec![], helm: None, json: false };
-    let create = CreateArgs {
-        spec: spec.clone(),
-        output: out.clone(),
-        lock: None,
-        base: None,
-        max_part_size: 1 << 20,
-        sign_key: None,
-        airgap_binary: None,
-        fetch,
-    };
-    bundler::create(create).unwrap();
+    let created = Command::new(env!("CARGO_BIN_EXE_airgap"))
+        .args(["bundle", "create"])
+        .arg(&spec)
+        .arg("-o")
+        .arg(&out)
+        .arg("--cache")
+        .arg(t.path().join("cache"))
+        // Any executable will do; the airgap being built beside this test may change under it.
+        .args(["--airgap-binary", "/bin/true"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
 
     let lock = bundles::Bundle::open(&out).unwrap().lock().unwrap();
     let in_bundle = |kind: Kind| -> BTreeSet<String> {
