@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 
 use crate::cluster::Cluster;
-use crate::plan::Step;
+use crate::plan::{Step, StepAction};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -63,10 +63,10 @@ fn parse(text: &str) -> Result<Vec<(usize, usize, Ref)>> {
 /// Every reference a step makes, checked for form.
 pub fn of_step(step: &Step) -> Result<BTreeSet<Ref>> {
     let mut texts: Vec<&String> = Vec::new();
-    if let Some(h) = &step.helm {
+    if let Some(h) = step.helm() {
         texts.extend(h.set.values().chain(h.env.values()).chain(h.files.values()));
     }
-    for data in [&step.configmap, &step.secret].into_iter().flatten() {
+    if let StepAction::ConfigMap(data) | StepAction::Secret(data) = &step.action {
         texts.extend(data.data.values());
     }
     let mut refs = BTreeSet::new();

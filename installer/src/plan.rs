@@ -32,43 +32,125 @@ pub struct Cluster {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "StepFile")]
 pub struct Step {
     pub id: String,
-    #[serde(default)]
     pub title: String,
     /// Steps of the same cluster that must be done first.
-    #[serde(default)]
     pub after: Vec<String>,
     /// The site's `components.<name>` that must be true for the step to run.
     pub component: Option<String>,
-    pub namespace: Option<Namespace>,
-    pub configmap: Option<ConfigMap>,
-    /// Same shape as a configmap; the values (site inputs) become the secret's data.
-    pub secret: Option<ConfigMap>,
-    pub apply: Option<Source>,
-    /// Objects written in the plan; `${site.path}` is replaced in every string of them.
-    pub manifest: Option<Vec<serde_yaml_ng::Value>>,
-    pub helm: Option<Release>,
-    pub istio: Option<Istio>,
-    /// Site material made once and kept in the cluster (see `generated`).
-    pub generate: Option<crate::generated::Generate>,
-    /// Requests to an HTTP API inside the site (see `http_step`).
-    pub http: Option<crate::http_step::Http>,
-    /// rancher-monitoring's Alertmanager configuration with the site's receivers (see
-    /// `alertmanager_config`).
-    pub alertmanager: Option<crate::alertmanager_config::Alertmanager>,
-    /// Keycloak's SAML client for Rancher and Rancher's SAML configuration (see `saml`).
-    pub saml: Option<crate::saml::Saml>,
+    pub action: StepAction,
     /// Copies of resources from other namespaces, as the upstream scripts make them.
-    #[serde(default)]
     pub copy: Vec<Copy>,
-    #[serde(default)]
     pub wait: Vec<Wait>,
     /// Objects the step makes without rendering them (a Secret a chart's Job writes), which
     /// `install plan`'s check counts as there once the step is done.
-    #[serde(default)]
     pub provides: Vec<Provided>,
+}
+
+/// What a step does: the one action key it has, or only its copies and waits.
+#[derive(Debug)]
+pub enum StepAction {
+    Namespace(Namespace),
+    ConfigMap(ConfigMap),
+    /// Same shape as a configmap; the values (site inputs) become the secret's data.
+    Secret(ConfigMap),
+    Apply(Source),
+    /// Objects written in the plan; `${site.path}` is replaced in every string of them.
+    Manifest(Vec<serde_yaml_ng::Value>),
+    Helm(Release),
+    Istio(Istio),
+    /// Site material made once and kept in the cluster (see `generated`).
+    Generate(crate::generated::Generate),
+    /// Requests to an HTTP API inside the site (see `http_step`).
+    Http(crate::http_step::Http),
+    /// rancher-monitoring's Alertmanager configuration with the site's receivers (see
+    /// `alertmanager_config`).
+    Alertmanager(crate::alertmanager_config::Alertmanager),
+    /// Keycloak's SAML client for Rancher and Rancher's SAML configuration (see `saml`).
+    Saml(crate::saml::Saml),
+    CopyAndWait,
+}
+
+impl Step {
+    /// The step's release, when it is a helm step.
+    pub fn helm(&self) -> Option<&Release> {
+        match &self.action {
+            StepAction::Helm(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// A step as the plan file writes it: each action under its own key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepFile {
+    id: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    after: Vec<String>,
+    component: Option<String>,
+    namespace: Option<Namespace>,
+    configmap: Option<ConfigMap>,
+    secret: Option<ConfigMap>,
+    apply: Option<Source>,
+    manifest: Option<Vec<serde_yaml_ng::Value>>,
+    helm: Option<Release>,
+    istio: Option<Istio>,
+    generate: Option<crate::generated::Generate>,
+    http: Option<crate::http_step::Http>,
+    alertmanager: Option<crate::alertmanager_config::Alertmanager>,
+    saml: Option<crate::saml::Saml>,
+    #[serde(default)]
+    copy: Vec<Copy>,
+    #[serde(default)]
+    wait: Vec<Wait>,
+    #[serde(default)]
+    provides: Vec<Provided>,
+}
+
+impl TryFrom<StepFile> for Step {
+    type Error = String;
+
+    fn try_from(f: StepFile) -> Result<Step, String> {
+        let actions = [
+            f.namespace.map(StepAction::Namespace),
+            f.configmap.map(StepAction::ConfigMap),
+            f.secret.map(StepAction::Secret),
+            f.apply.map(StepAction::Apply),
+            f.manifest.map(StepAction::Manifest),
+            f.helm.map(StepAction::Helm),
+            f.istio.map(StepAction::Istio),
+            f.generate.map(StepAction::Generate),
+            f.http.map(StepAction::Http),
+            f.alertmanager.map(StepAction::Alertmanager),
+            f.saml.map(StepAction::Saml),
+        ];
+        let mut given = actions.into_iter().flatten();
+        let action = match (given.next(), given.next()) {
+            (Some(action), None) => action,
+            (None, None) if !f.copy.is_empty() || !f.wait.is_empty() => StepAction::CopyAndWait,
+            _ => {
+                return Err(format!(
+                    "step {}: a step has one of namespace, configmap, secret, apply, manifest, helm, istio, generate, http, alertmanager, saml (or only copy/wait)",
+                    f.id
+                ))
+            }
+        };
+        Ok(Step {
+            id: f.id,
+            title: f.title,
+            after: f.after,
+            component: f.component,
+            action,
+            copy: f.copy,
+            wait: f.wait,
+            provides: f.provides,
+        })
+    }
 }
 
 /// An object a step's controller or Job makes (see `check`); without a name, a kind it makes
@@ -312,8 +394,9 @@ impl Plan {
         for (name, cluster) in &self.clusters {
             cluster.check(dir, carried).with_context(|| format!("cluster {name}"))?;
             for step in &cluster.steps {
-                if let Some(h) = &step.http {
-                    h.check_cluster(self.clusters.keys()).with_context(|| format!("cluster {name}: step {}", step.id))?;
+                if let StepAction::Http(h) = &step.action {
+                    h.check_cluster(self.clusters.keys())
+                        .with_context(|| format!("cluster {name}: step {}", step.id))?;
                 }
             }
         }
@@ -369,59 +452,40 @@ impl Step {
                 bail!("after: no step {a} in this cluster");
             }
         }
-        let actions = [
-            self.namespace.is_some(),
-            self.configmap.is_some(),
-            self.secret.is_some(),
-            self.apply.is_some(),
-            self.manifest.is_some(),
-            self.helm.is_some(),
-            self.istio.is_some(),
-            self.generate.is_some(),
-            self.http.is_some(),
-            self.alertmanager.is_some(),
-            self.saml.is_some(),
-        ];
-        let n = actions.iter().filter(|a| **a).count();
-        if n > 1 || (n == 0 && self.copy.is_empty() && self.wait.is_empty()) {
-            bail!(
-                "a step has one of namespace, configmap, secret, apply, manifest, helm, istio, generate, http, alertmanager, saml (or only copy/wait)"
-            );
-        }
-        if let Some(g) = &self.generate {
-            g.check()?;
-        }
-        if let Some(h) = &self.http {
-            h.check(carried)?;
-        }
-        if let Some(a) = &self.alertmanager {
-            a.check(carried)?;
-        }
-        if let Some(s) = &self.saml {
-            s.check()?;
-            s.client.check(carried).context("saml.client")?;
-        }
-        if let Some(a) = &self.apply {
-            a.check(carried)?;
-        }
-        if let Some(i) = &self.istio {
-            i.operator.check(carried)?;
-        }
-        if let Some(h) = &self.helm {
-            match (&h.chart, &h.local_chart) {
-                (Some(c), None) if carried.charts.contains(c) => {}
-                (Some(c), None) => bail!("chart {c} is not in the bundle spec"),
-                (None, Some(local)) => local.check(carried)?,
-                _ => bail!("helm: give one of chart and local_chart"),
+        match &self.action {
+            StepAction::Generate(g) => g.check(),
+            StepAction::Http(h) => h.check(carried),
+            StepAction::Alertmanager(a) => a.check(carried),
+            StepAction::Saml(s) => {
+                s.check()?;
+                s.client.check(carried).context("saml.client")
             }
-            for v in &h.values {
-                if !dir.join(v).is_file() {
-                    bail!("values file {} does not exist", v.display());
-                }
-            }
-            crate::mounted_files::check(&h.files)?;
+            StepAction::Apply(a) => a.check(carried),
+            StepAction::Istio(i) => i.operator.check(carried),
+            StepAction::Helm(h) => h.check(dir, carried),
+            StepAction::Namespace(_)
+            | StepAction::ConfigMap(_)
+            | StepAction::Secret(_)
+            | StepAction::Manifest(_)
+            | StepAction::CopyAndWait => Ok(()),
         }
-        Ok(())
+    }
+}
+
+impl Release {
+    fn check(&self, dir: &Path, carried: &Carried) -> Result<()> {
+        match (&self.chart, &self.local_chart) {
+            (Some(c), None) if carried.charts.contains(c) => {}
+            (Some(c), None) => bail!("chart {c} is not in the bundle spec"),
+            (None, Some(local)) => local.check(carried)?,
+            _ => bail!("helm: give one of chart and local_chart"),
+        }
+        for v in &self.values {
+            if !dir.join(v).is_file() {
+                bail!("values file {} does not exist", v.display());
+            }
+        }
+        crate::mounted_files::check(&self.files)
     }
 }
 
@@ -488,8 +552,12 @@ mod tests {
     fn manifests_generated_material_and_mounted_files_are_checked_on_load() {
         let carried = Carried { charts: BTreeSet::from(["x/y:1".to_string()]), ..Carried::default() };
         let check = |yaml: &str| cluster(yaml).check(Path::new("."), &carried).map_err(|e| format!("{e:#}"));
-        let two = check("steps:\n- {id: a, namespace: {name: a}, manifest: [{kind: ConfigMap}]}\n").unwrap_err();
-        assert!(two.contains("a step has one of"), "{two}");
+        let two = serde_yaml_ng::from_str::<Cluster>(
+            "steps:\n- {id: a, namespace: {name: a}, manifest: [{kind: ConfigMap}]}\n",
+        );
+        let two = two.unwrap_err();
+        assert!(two.to_string().contains("step a: a step has one of"), "{two}");
+        assert_eq!(two.location().map(|l| l.line()), Some(2), "{two}");
         let relative =
             check("steps:\n- {id: a, helm: {release: r, namespace: n, chart: 'x/y:1', files: {etc/x: y}}}\n");
         assert!(relative.unwrap_err().contains("etc/x"));
@@ -501,6 +569,6 @@ mod tests {
         let c = cluster(
             "site_ca: true\nsteps:\n- {id: a, helm: {release: r, namespace: n, chart: 'x/y:1', site_ca: false}}\n",
         );
-        assert!(c.site_ca && c.steps[0].helm.as_ref().unwrap().site_ca == Some(false));
+        assert!(c.site_ca && c.steps[0].helm().unwrap().site_ca == Some(false));
     }
 }

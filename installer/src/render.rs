@@ -10,13 +10,16 @@ use serde_json::json;
 use serde_yaml_ng::Value;
 use sha2::{Digest as _, Sha256};
 
+use crate::alertmanager_config::Alertmanager;
 use crate::cluster_values::{self, Values};
+use crate::generated::Generate;
 use crate::helm::{Helm, ReleaseInput};
 use crate::hooks::{self, Hook};
 use crate::mounted_files::Mounts;
-use crate::plan::{Cluster, ConfigMap, Istio, Source, Step};
+use crate::plan::{Cluster, ConfigMap, Istio, Namespace, Release, Source, Step, StepAction};
 use crate::postrender::{self, ImageMode, ObjectRef};
 use crate::registry_client::RegistryClient;
+use crate::saml::Saml;
 use crate::site::Site;
 use crate::site_ca::SiteCa;
 
@@ -102,7 +105,15 @@ impl Renderer<'_> {
     /// `${site.configmap.<key>}`.
     pub fn global_configmap(&self, cluster: &Cluster) -> Result<BTreeMap<String, String>> {
         let empty = BTreeMap::new();
-        let Some(cm) = cluster.steps.iter().filter_map(|s| s.configmap.as_ref()).find(|c| c.name == "global") else {
+        let Some(cm) = cluster
+            .steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                StepAction::ConfigMap(cm) => Some(cm),
+                _ => None,
+            })
+            .find(|c| c.name == "global")
+        else {
             return Ok(empty);
         };
         cm.data.iter().map(|(k, v)| Ok((k.clone(), self.site.substitute(v, &empty)?))).collect()
@@ -119,7 +130,6 @@ impl Renderer<'_> {
 
     /// A step with the values it takes from the cluster (see `cluster_values`).
     pub async fn render_with<'p>(&self, step: &'p Step, ctx: &ClusterContext, values: &Values) -> Result<Rendered<'p>> {
-        let configmap = &ctx.configmap;
         let mut out = Rendered {
             step,
             action: Action::Nothing,
@@ -135,161 +145,41 @@ impl Renderer<'_> {
                 out.skipped = Some(format!("components.{c} is off in the site file"));
             }
         }
-        let sub = |s: &str| values.substitute(&self.site.substitute(s, configmap)?);
+        let sub = |s: &str| values.substitute(&self.site.substitute(s, &ctx.configmap)?);
         let mut hashed = serde_json::to_vec(&json!({
             "copy": step.copy.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>(),
         }))?;
-        if let Some(ns) = &step.namespace {
-            let doc =
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name, "labels": ns.labels}});
-            out.summary = format!("namespace {}", ns.name);
-            out.action = Action::Objects { docs: vec![serde_yaml_ng::to_value(doc)?], namespace: None };
-        } else if let Some(cm) = &step.configmap {
-            out.summary = format!("configmap {}/{}", cm.namespace, cm.name);
-            out.action = Action::Objects { docs: vec![data_object("ConfigMap", "data", cm, &sub)?], namespace: None };
-        } else if let Some(s) = &step.secret {
-            out.summary = format!("secret {}/{}", s.namespace, s.name);
-            out.action = Action::Objects { docs: vec![data_object("Secret", "stringData", s, &sub)?], namespace: None };
-        } else if let Some(src) = &step.apply {
-            let (what, yaml) = self.read_source(src).await?;
-            let rendered = postrender::post_render(&yaml, &self.post, self.registry).await.context(what.clone())?;
-            out.summary = format!("apply {what}");
-            out.images = rendered.images;
-            out.action = Action::Objects { docs: rendered.docs, namespace: src.namespace.clone() };
-        } else if let Some(objects) = &step.manifest {
-            let docs = objects.iter().map(|o| substitute_strings(o, &sub)).collect::<Result<Vec<_>>>()?;
-            let rendered = postrender::post_render(&kubemanifests::to_stream(&docs)?, &self.post, self.registry)
-                .await
-                .context("manifest")?;
-            out.summary = format!("apply {} object(s) of the plan", rendered.docs.len());
-            out.images = rendered.images;
-            out.action = Action::Objects { docs: rendered.docs, namespace: None };
-        } else if let Some(g) = &step.generate {
-            out.summary =
-                format!("generate a signing keystore in namespace {} unless the cluster holds it", g.namespace);
-            out.objects = g.objects();
-            hashed.extend(format!("{g:?}").as_bytes());
-            out.action = Action::Generate { shapes: g.shapes()? };
-        } else if let Some(h) = &step.helm {
-            let (chart, what) = match (&h.chart, &h.local_chart) {
-                (Some(c), _) => (self.fetch_chart(c).await?, c.clone()),
-                (None, Some(local)) => (
-                    self.checkout(local)?,
-                    format!("{}/{}", local.git.as_deref().unwrap_or(""), local.path.as_deref().unwrap_or("")),
-                ),
-                (None, None) => bail!("release {} names no chart", h.release),
-            };
-            let values: Vec<PathBuf> = h.values.iter().map(|v| self.plan_dir.join(v)).collect();
-            let (from_cluster, plain): (BTreeMap<_, _>, BTreeMap<_, _>) =
-                h.set.iter().partition(|(_, v)| cluster_values::takes_values(v));
-            let set = plain.into_iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
-            let set_dir = self.work.join("set-files").join(&step.id);
-            let set_files = from_cluster
-                .into_iter()
-                .map(|(k, v)| Ok((k.clone(), write_private(&set_dir, k, &sub(v)?)?)))
-                .collect::<Result<BTreeMap<_, _>>>()?;
-            let env = h.env.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
-            let files = h.files.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
-            let mounts = Mounts::of(&h.release, &files);
-            let with_ca = h.site_ca.unwrap_or(ctx.site_ca);
-            let post = postrender::Config { env, site_ca: with_ca, files: mounts.clone(), ..self.post.clone() };
-            let input = ReleaseInput {
-                release: &h.release,
-                namespace: &h.namespace,
-                chart: &chart,
-                values: &values,
-                set: &set,
-                set_files: &set_files,
-            };
-            // A chart whose kubeVersion excludes the cluster is left unrendered (helm would refuse
-            // it): `check` reports it, with the rest of the plan's problems.
-            let refused = match &self.kube_version {
-                Some(v) => crate::check::chart::ChartMeta::read(&chart)?.refused_by_helm(v)?,
-                None => None,
-            };
-            let rendered = match refused {
-                Some(_) => postrender::Rendered::default(),
-                None => self
-                    .template(&input, &post, hooks::Operation::Install)
-                    .await
-                    .with_context(|| format!("release {} (chart {what})", h.release))?,
-            };
-            out.summary = format!(
-                "helm release {}/{} from {what}{}",
-                h.namespace,
-                h.release,
-                if h.reinstall { " (reinstalled)" } else { "" }
-            );
-            out.images = rendered.images;
-            out.objects = rendered.objects;
-            out.docs = rendered.docs.clone();
-            let site_ca = match with_ca && crate::site_ca::mounted_in(&rendered.docs) {
-                true => Some(SiteCa::from_site(self.site)?),
-                false => None,
-            };
-            let mut before = Vec::new();
-            if let Some(ca) = &site_ca {
-                before.push(ca.configmap(&h.namespace)?);
+        match &step.action {
+            StepAction::Namespace(ns) => namespace(ns, &mut out)?,
+            StepAction::ConfigMap(cm) => {
+                out.summary = format!("configmap {}/{}", cm.namespace, cm.name);
+                out.action =
+                    Action::Objects { docs: vec![data_object("ConfigMap", "data", cm, &sub)?], namespace: None };
             }
-            if let Some(m) = &mounts {
-                before.push(m.configmap(&h.namespace, &files)?);
+            StepAction::Secret(s) => {
+                out.summary = format!("secret {}/{}", s.namespace, s.name);
+                out.action =
+                    Action::Objects { docs: vec![data_object("Secret", "stringData", s, &sub)?], namespace: None };
             }
-            out.objects.extend(before.iter().filter_map(postrender::object_ref));
-            // The release's inputs, not its rendered text: charts that generate passwords
-            // (`randAlphaNum`) render differently every time, so a re-run would upgrade them.
-            let values_text = values
-                .iter()
-                .map(|v| std::fs::read_to_string(v).with_context(|| v.display().to_string()))
-                .collect::<Result<Vec<_>>>()?;
-            let chart_bytes = if chart.is_file() { std::fs::read(&chart)? } else { Vec::new() };
-            hashed.extend(serde_json::to_vec(&json!({
-                "chart": hex::encode(Sha256::digest(&chart_bytes)),
-                "values": values_text, "set": set, "env": post.env, "images": out.images,
-                "request_scale": post.request_scale,
-                "set_files": set_files.keys().map(|k| sub(&h.set[k])).collect::<Result<Vec<_>>>()?,
-                "objects": out.objects.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "site_ca": site_ca.as_ref().map(|ca| &ca.pem), "files": files,
-            }))?);
-            let hooks = hooks::hooks(rendered.docs);
-            out.action = Action::Helm(Box::new(HelmAction { chart, values, set, set_files, post, hooks, before }));
-        } else if let Some(a) = &step.alertmanager {
-            let (_, base) = self.carried_file(&a.base).await?;
-            let base = String::from_utf8(base).with_context(|| format!("{} is not UTF-8", a.base))?;
-            out.summary = format!("alertmanager configuration {}/{} with the site's receivers", a.namespace, a.secret);
-            out.action = Action::Objects { docs: vec![a.secret(&base, self.site)?], namespace: None };
-        } else if let Some(saml) = &step.saml {
-            let (what, client) = match &saml.client.file {
-                Some(file) => (file.clone(), self.carried_file(file).await?.1),
-                None => {
-                    let path = self.checkout(&saml.client)?;
-                    (path.display().to_string(), std::fs::read(&path).with_context(|| path.display().to_string())?)
-                }
-            };
-            let prepared = saml.prepare(&step.id, &client, self.site, &sub, out.skipped.is_none());
-            let prepared = prepared.with_context(|| format!("saml (client {what})"))?;
-            let rendered =
-                postrender::post_render(&kubemanifests::to_stream(&prepared.keycloak)?, &self.post, self.registry)
-                    .await
-                    .context("saml")?;
-            out.summary = prepared.summary();
-            out.images = rendered.images;
-            out.objects = rendered.docs.iter().filter_map(postrender::object_ref).collect();
-            out.docs = rendered.docs;
-            hashed.extend(kubemanifests::to_stream(&out.docs)?.as_bytes());
-            hashed.extend(prepared.hash_input()?);
-            out.action = Action::Saml(Box::new(prepared));
-        } else if let Some(http) = &step.http {
-            let prepared = crate::http_step::prepare(http, self, &sub).await?;
-            out.summary = prepared.summary();
-            hashed.extend(prepared.hash_input()?);
-            out.action = Action::Http(Box::new(prepared));
-        } else if let Some(istio) = &step.istio {
-            let (what, docs, images) = self.render_istio(istio, &sub).await?;
-            out.summary = format!("istio from {what}");
-            out.images = images;
-            out.action = Action::Objects { docs, namespace: Some(ISTIO_NAMESPACE.into()) };
-        } else {
-            out.summary = "copy and wait".into();
+            StepAction::Apply(src) => self.apply(src, &mut out).await?,
+            StepAction::Manifest(objects) => self.manifest(objects, &sub, &mut out).await?,
+            StepAction::Generate(g) => generate(g, &mut out, &mut hashed)?,
+            StepAction::Helm(h) => self.helm_release(step, h, ctx, &sub, &mut out, &mut hashed).await?,
+            StepAction::Alertmanager(a) => self.alertmanager(a, &mut out).await?,
+            StepAction::Saml(saml) => self.saml(step, saml, &sub, &mut out, &mut hashed).await?,
+            StepAction::Http(http) => {
+                let prepared = crate::http_step::prepare(http, self, &sub).await?;
+                out.summary = prepared.summary();
+                hashed.extend(prepared.hash_input()?);
+                out.action = Action::Http(Box::new(prepared));
+            }
+            StepAction::Istio(istio) => {
+                let (what, docs, images) = self.render_istio(istio, &sub).await?;
+                out.summary = format!("istio from {what}");
+                out.images = images;
+                out.action = Action::Objects { docs, namespace: Some(ISTIO_NAMESPACE.into()) };
+            }
+            StepAction::CopyAndWait => out.summary = "copy and wait".into(),
         }
         if let Action::Objects { docs, .. } = &out.action {
             out.objects = docs.iter().filter_map(postrender::object_ref).collect();
@@ -299,6 +189,165 @@ impl Renderer<'_> {
         hashed.extend(out.summary.as_bytes());
         out.hash = hex::encode(Sha256::digest(&hashed));
         Ok(out)
+    }
+
+    /// `apply`: a file, or a folder of a git repository or chart, of the bundle.
+    async fn apply(&self, src: &Source, out: &mut Rendered<'_>) -> Result<()> {
+        let (what, yaml) = self.read_source(src).await?;
+        let rendered = postrender::post_render(&yaml, &self.post, self.registry).await.context(what.clone())?;
+        out.summary = format!("apply {what}");
+        out.images = rendered.images;
+        out.action = Action::Objects { docs: rendered.docs, namespace: src.namespace.clone() };
+        Ok(())
+    }
+
+    /// `manifest`: objects written in the plan.
+    async fn manifest(
+        &self,
+        objects: &[Value],
+        sub: &dyn Fn(&str) -> Result<String>,
+        out: &mut Rendered<'_>,
+    ) -> Result<()> {
+        let docs = objects.iter().map(|o| substitute_strings(o, sub)).collect::<Result<Vec<_>>>()?;
+        let rendered = postrender::post_render(&kubemanifests::to_stream(&docs)?, &self.post, self.registry)
+            .await
+            .context("manifest")?;
+        out.summary = format!("apply {} object(s) of the plan", rendered.docs.len());
+        out.images = rendered.images;
+        out.action = Action::Objects { docs: rendered.docs, namespace: None };
+        Ok(())
+    }
+
+    async fn helm_release(
+        &self,
+        step: &Step,
+        h: &Release,
+        ctx: &ClusterContext,
+        sub: &dyn Fn(&str) -> Result<String>,
+        out: &mut Rendered<'_>,
+        hashed: &mut Vec<u8>,
+    ) -> Result<()> {
+        let (chart, what) = match (&h.chart, &h.local_chart) {
+            (Some(c), _) => (self.fetch_chart(c).await?, c.clone()),
+            (None, Some(local)) => (
+                self.checkout(local)?,
+                format!("{}/{}", local.git.as_deref().unwrap_or(""), local.path.as_deref().unwrap_or("")),
+            ),
+            (None, None) => bail!("release {} names no chart", h.release),
+        };
+        let values: Vec<PathBuf> = h.values.iter().map(|v| self.plan_dir.join(v)).collect();
+        let (from_cluster, plain): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            h.set.iter().partition(|(_, v)| cluster_values::takes_values(v));
+        let set = plain.into_iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
+        let set_dir = self.work.join("set-files").join(&step.id);
+        let set_files = from_cluster
+            .into_iter()
+            .map(|(k, v)| Ok((k.clone(), write_private(&set_dir, k, &sub(v)?)?)))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        let env = h.env.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
+        let files = h.files.iter().map(|(k, v)| Ok((k.clone(), sub(v)?))).collect::<Result<BTreeMap<_, _>>>()?;
+        let mounts = Mounts::of(&h.release, &files);
+        let with_ca = h.site_ca.unwrap_or(ctx.site_ca);
+        let post = postrender::Config { env, site_ca: with_ca, files: mounts.clone(), ..self.post.clone() };
+        let input = ReleaseInput {
+            release: &h.release,
+            namespace: &h.namespace,
+            chart: &chart,
+            values: &values,
+            set: &set,
+            set_files: &set_files,
+        };
+        // A chart whose kubeVersion excludes the cluster is left unrendered (helm would refuse
+        // it): `check` reports it, with the rest of the plan's problems.
+        let refused = match &self.kube_version {
+            Some(v) => crate::check::chart::ChartMeta::read(&chart)?.refused_by_helm(v)?,
+            None => None,
+        };
+        let rendered = match refused {
+            Some(_) => postrender::Rendered::default(),
+            None => self
+                .template(&input, &post, hooks::Operation::Install)
+                .await
+                .with_context(|| format!("release {} (chart {what})", h.release))?,
+        };
+        out.summary = format!(
+            "helm release {}/{} from {what}{}",
+            h.namespace,
+            h.release,
+            if h.reinstall { " (reinstalled)" } else { "" }
+        );
+        out.images = rendered.images;
+        out.objects = rendered.objects;
+        out.docs = rendered.docs.clone();
+        let site_ca = match with_ca && crate::site_ca::mounted_in(&rendered.docs) {
+            true => Some(SiteCa::from_site(self.site)?),
+            false => None,
+        };
+        let mut before = Vec::new();
+        if let Some(ca) = &site_ca {
+            before.push(ca.configmap(&h.namespace)?);
+        }
+        if let Some(m) = &mounts {
+            before.push(m.configmap(&h.namespace, &files)?);
+        }
+        out.objects.extend(before.iter().filter_map(postrender::object_ref));
+        // The release's inputs, not its rendered text: charts that generate passwords
+        // (`randAlphaNum`) render differently every time, so a re-run would upgrade them.
+        let values_text = values
+            .iter()
+            .map(|v| std::fs::read_to_string(v).with_context(|| v.display().to_string()))
+            .collect::<Result<Vec<_>>>()?;
+        let chart_bytes = if chart.is_file() { std::fs::read(&chart)? } else { Vec::new() };
+        hashed.extend(serde_json::to_vec(&json!({
+            "chart": hex::encode(Sha256::digest(&chart_bytes)),
+            "values": values_text, "set": set, "env": post.env, "images": out.images,
+            "request_scale": post.request_scale,
+            "set_files": set_files.keys().map(|k| sub(&h.set[k])).collect::<Result<Vec<_>>>()?,
+            "objects": out.objects.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "site_ca": site_ca.as_ref().map(|ca| &ca.pem), "files": files,
+        }))?);
+        let hooks = hooks::hooks(rendered.docs);
+        out.action = Action::Helm(Box::new(HelmAction { chart, values, set, set_files, post, hooks, before }));
+        Ok(())
+    }
+
+    async fn alertmanager(&self, a: &Alertmanager, out: &mut Rendered<'_>) -> Result<()> {
+        let (_, base) = self.carried_file(&a.base).await?;
+        let base = String::from_utf8(base).with_context(|| format!("{} is not UTF-8", a.base))?;
+        out.summary = format!("alertmanager configuration {}/{} with the site's receivers", a.namespace, a.secret);
+        out.action = Action::Objects { docs: vec![a.secret(&base, self.site)?], namespace: None };
+        Ok(())
+    }
+
+    async fn saml(
+        &self,
+        step: &Step,
+        saml: &Saml,
+        sub: &dyn Fn(&str) -> Result<String>,
+        out: &mut Rendered<'_>,
+        hashed: &mut Vec<u8>,
+    ) -> Result<()> {
+        let (what, client) = match &saml.client.file {
+            Some(file) => (file.clone(), self.carried_file(file).await?.1),
+            None => {
+                let path = self.checkout(&saml.client)?;
+                (path.display().to_string(), std::fs::read(&path).with_context(|| path.display().to_string())?)
+            }
+        };
+        let prepared = saml.prepare(&step.id, &client, self.site, &sub, out.skipped.is_none());
+        let prepared = prepared.with_context(|| format!("saml (client {what})"))?;
+        let rendered =
+            postrender::post_render(&kubemanifests::to_stream(&prepared.keycloak)?, &self.post, self.registry)
+                .await
+                .context("saml")?;
+        out.summary = prepared.summary();
+        out.images = rendered.images;
+        out.objects = rendered.docs.iter().filter_map(postrender::object_ref).collect();
+        out.docs = rendered.docs;
+        hashed.extend(kubemanifests::to_stream(&out.docs)?.as_bytes());
+        hashed.extend(prepared.hash_input()?);
+        out.action = Action::Saml(Box::new(prepared));
+        Ok(())
     }
 
     /// `helm template` of a release as an install or an upgrade, post-rendered.
@@ -484,6 +533,21 @@ fn write_private(dir: &Path, key: &str, value: &str) -> Result<PathBuf> {
         .with_context(|| file.display().to_string())?;
     f.write_all(value.as_bytes())?;
     Ok(file)
+}
+
+fn namespace(ns: &Namespace, out: &mut Rendered<'_>) -> Result<()> {
+    let doc = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name, "labels": ns.labels}});
+    out.summary = format!("namespace {}", ns.name);
+    out.action = Action::Objects { docs: vec![serde_yaml_ng::to_value(doc)?], namespace: None };
+    Ok(())
+}
+
+fn generate(g: &Generate, out: &mut Rendered<'_>, hashed: &mut Vec<u8>) -> Result<()> {
+    out.summary = format!("generate a signing keystore in namespace {} unless the cluster holds it", g.namespace);
+    out.objects = g.objects();
+    hashed.extend(format!("{g:?}").as_bytes());
+    out.action = Action::Generate { shapes: g.shapes()? };
+    Ok(())
 }
 
 fn data_object(kind: &str, field: &str, cm: &ConfigMap, sub: &dyn Fn(&str) -> Result<String>) -> Result<Value> {

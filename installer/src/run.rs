@@ -17,7 +17,7 @@ use crate::cluster_values::{self, Values};
 use crate::helm::{Helm, ReleaseInput};
 use crate::hooks::{self, Operation, Phase};
 use crate::manifests_dir;
-use crate::plan::{self, Carried, Plan};
+use crate::plan::{self, Carried, Plan, StepAction};
 use crate::postrender;
 use crate::registry_client::RegistryClient;
 use crate::render::{Action, ClusterContext, HelmAction, Rendered, Renderer};
@@ -95,7 +95,8 @@ impl Tools {
                  helm in the bundle under files:",
             )?,
         };
-        let needs_istio = l.clusters.iter().any(|c| l.plan.clusters[c].steps.iter().any(|s| s.istio.is_some()));
+        let istio_step = |s: &plan::Step| matches!(s.action, StepAction::Istio(_));
+        let needs_istio = l.clusters.iter().any(|c| l.plan.clusters[c].steps.iter().any(istio_step));
         let istioctl = match &r.istioctl {
             Some(p) => Some(p.clone()),
             None if needs_istio => Some(bundled("istioctl").await?),
@@ -432,7 +433,9 @@ async fn apply_step(cluster: &Cluster, renderer: &Renderer<'_>, r: &Rendered<'_>
         Action::Objects { docs, namespace } => cluster.apply(docs, namespace.as_deref()).await?,
         Action::Helm(action) => apply_release(cluster, renderer, r, action).await?,
         Action::Generate { .. } => {
-            let g = r.step.generate.as_ref().expect("a generate action comes from a generate step");
+            let StepAction::Generate(g) = &r.step.action else {
+                unreachable!("a generate action comes from a generate step")
+            };
             let made = g.ensure(cluster).await?;
             eprintln!("{}: {}", r.step.id, if made { "generated" } else { "kept what the cluster holds" });
         }
@@ -461,7 +464,7 @@ async fn apply_release(
     action: &HelmAction,
 ) -> Result<()> {
     let HelmAction { chart, values, set, set_files, post, hooks, before } = action;
-    let h = r.step.helm.as_ref().expect("a helm action comes from a helm step");
+    let h = r.step.helm().expect("a helm action comes from a helm step");
     let helm = renderer.helm.as_ref().ok_or_else(|| anyhow!("no helm"))?;
     let kc = &cluster.kubeconfig;
     helm.recover(&h.release, &h.namespace, kc)?;

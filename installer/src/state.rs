@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cluster::MANAGER;
-use crate::plan::Step;
+use crate::plan::{Step, StepAction};
 use crate::wait;
 
 pub const NAMESPACE: &str = "airgap-system";
@@ -113,14 +113,18 @@ impl std::fmt::Display for Live {
 
 pub async fn live_health(client: &Client, step: &Step) -> Result<Live> {
     let mut seen = Vec::new();
-    if let Some(ns) = &step.namespace {
+    if let StepAction::Namespace(ns) = &step.action {
         if Api::<Namespace>::all(client.clone()).get_opt(&ns.name).await?.is_none() {
             return Ok(Live::Unhealthy(format!("namespace {} does not exist", ns.name)));
         }
         seen.push(format!("namespace {}", ns.name));
     }
-    let data = [("ConfigMap", &step.configmap), ("Secret", &step.secret)];
-    for (kind, made) in data.into_iter().filter_map(|(k, m)| m.as_ref().map(|m| (k, m))) {
+    let data = match &step.action {
+        StepAction::ConfigMap(made) => Some(("ConfigMap", made)),
+        StepAction::Secret(made) => Some(("Secret", made)),
+        _ => None,
+    };
+    if let Some((kind, made)) = data {
         let keys: Option<Vec<String>> = match kind {
             "ConfigMap" => Api::<ConfigMap>::namespaced(client.clone(), &made.namespace)
                 .get_opt(&made.name)

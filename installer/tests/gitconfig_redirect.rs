@@ -101,7 +101,7 @@ fn serve(bundle: &Path, tls: &Path) -> (tokio::runtime::Runtime, std::net::Socke
 fn mounted_gitconfig(address: &str) -> String {
     let plan = Plan::load(&workspace_root().join("manifests/mosip-1.2.0.1-B2/plan.yaml")).unwrap();
     let step = plan.clusters["mosip"].steps.iter().find(|s| s.id == "masterdata-loader").unwrap();
-    let helm = step.helm.as_ref().unwrap();
+    let helm = step.helm().unwrap();
     let site = Site::parse(Path::new("site.yaml"), &format!("registry: {{address: '{address}'}}\n")).unwrap();
     let files: BTreeMap<String, String> = helm
         .files

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use installer::plan::Plan;
+use installer::plan::{Plan, StepAction};
 use installer::saml::Prepared;
 use installer::site::Site;
 use serde_json::Value as Json;
@@ -84,10 +84,17 @@ fn start_keycloak(dir: &Path) -> (Killed, u16) {
 
 fn mosip_step(site: &Site, client: &[u8]) -> Prepared {
     let plan = Plan::load(&testkit::workspace_root().join("manifests/mosip-1.2.0.1-B2/plan.yaml")).unwrap();
-    let step = plan.clusters["observation"].steps.iter().find(|s| s.saml.is_some()).expect("the plan's saml step");
+    let (step, saml) = plan.clusters["observation"]
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            StepAction::Saml(saml) => Some((s, saml)),
+            _ => None,
+        })
+        .expect("the plan's saml step");
     assert_eq!(step.component.as_deref(), Some("saml"), "the step is an optional component");
     let sub = |s: &str| site.substitute(s, &BTreeMap::new());
-    step.saml.as_ref().unwrap().prepare(&step.id, client, site, &sub, false).unwrap()
+    saml.prepare(&step.id, client, site, &sub, false).unwrap()
 }
 
 /// Runs the Job's program here with the Job's environment, pointed at the local Keycloak.

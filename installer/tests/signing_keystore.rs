@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use base64::Engine as _;
 use installer::generated::Generate;
-use installer::plan::Plan;
+use installer::plan::{Plan, StepAction};
 use testkit::workspace_root;
 
 fn run(cmd: &mut Command) -> Output {
@@ -28,7 +28,9 @@ fn ok(cmd: &mut Command) -> String {
 fn the_plans_keystore() -> Generate {
     let plan = Plan::load(&workspace_root().join("manifests/mosip-1.2.0.1-B2/plan.yaml")).unwrap();
     let mut steps = plan.clusters.into_values().flat_map(|c| c.steps);
-    steps.find(|s| s.id == "regclient-signing").and_then(|s| s.generate).expect("the plan's regclient-signing step")
+    let step = steps.find(|s| s.id == "regclient-signing").map(|s| s.action);
+    let Some(StepAction::Generate(g)) = step else { panic!("the plan's regclient-signing step generates") };
+    g
 }
 
 /// The ConfigMap's and Secret's keys as files, as the chart's projected volume and envFrom give

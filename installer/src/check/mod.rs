@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use crate::cluster::Cluster;
-use crate::plan::{CopyKind, Provided, Step};
+use crate::plan::{CopyKind, Provided, Step, StepAction};
 use crate::postrender::ObjectRef;
 use crate::render::{Action, Rendered};
 use crate::site::Site;
@@ -170,11 +170,12 @@ fn provided(p: &Provided, step: &Step, scopes: &Apis) -> Result<Option<Id>> {
             .ok_or_else(|| anyhow!("kind {} is not one kind of the cluster's APIs: give its apiVersion", p.kind))?,
     };
     let namespaced = scopes.namespaced(&group, &p.kind).unwrap_or(true);
-    let step_ns = [step.helm.as_ref().map(|h| &h.namespace), step.apply.as_ref().and_then(|a| a.namespace.as_ref())]
-        .into_iter()
-        .chain([step.configmap.as_ref(), step.secret.as_ref()].map(|c| c.map(|c| &c.namespace)))
-        .flatten()
-        .next();
+    let step_ns = match &step.action {
+        StepAction::Helm(h) => Some(&h.namespace),
+        StepAction::Apply(a) => a.namespace.as_ref(),
+        StepAction::ConfigMap(c) | StepAction::Secret(c) => Some(&c.namespace),
+        _ => None,
+    };
     let ns = match (namespaced, &p.namespace) {
         (false, _) => None,
         (true, Some(ns)) => Some(ns),
@@ -206,7 +207,7 @@ struct Placed<'a> {
 /// What the renderer made of a step, as the check reads it: every object it sends to the
 /// cluster, what a release applies before itself, and the shapes of generated material.
 fn placed<'a>(r: &'a Rendered<'_>) -> Vec<Placed<'a>> {
-    let release_ns = r.step.helm.as_ref().map(|h| h.namespace.as_str());
+    let release_ns = r.step.helm().map(|h| h.namespace.as_str());
     let mut out = Vec::new();
     let namespace = match &r.action {
         Action::Objects { namespace, .. } => namespace.as_deref(),
@@ -363,7 +364,7 @@ impl Checker<'_> {
         self.problems.push(Problem {
             cluster: self.cluster.to_string(),
             step: r.step.id.clone(),
-            release: r.step.helm.as_ref().map(|h| h.release.clone()).filter(|rel| *rel != r.step.id),
+            release: r.step.helm().map(|h| h.release.clone()).filter(|rel| *rel != r.step.id),
             object,
             field: field.to_string(),
             message,

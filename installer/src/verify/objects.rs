@@ -40,7 +40,7 @@ impl Object<'_> {
 pub fn of_steps<'a>(rendered: &'a [Rendered<'a>], done: &dyn Fn(&str) -> bool) -> Vec<Object<'a>> {
     let mut out = Vec::new();
     for r in rendered.iter().filter(|r| r.skipped.is_none() && done(&r.step.id)) {
-        let default_ns = match (&r.action, &r.step.helm) {
+        let default_ns = match (&r.action, r.step.helm()) {
             (Action::Helm(_), Some(h)) => h.namespace.as_str(),
             (Action::Objects { namespace: Some(ns), .. }, _) => ns.as_str(),
             _ => "default",
