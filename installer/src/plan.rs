@@ -52,14 +52,19 @@ pub struct Step {
 /// What a step does: the one action key it has, or only its copies and waits.
 #[derive(Debug)]
 pub enum StepAction {
+    /// A namespace with its labels.
     Namespace(Namespace),
+    /// A ConfigMap whose values are substituted from the site file.
     ConfigMap(ConfigMap),
     /// Same shape as a configmap; the values (site inputs) become the secret's data.
     Secret(ConfigMap),
+    /// Objects of a file, or of a folder of a git repository or chart, of the bundle.
     Apply(Source),
     /// Objects written in the plan; `${site.path}` is replaced in every string of them.
     Manifest(Vec<serde_yaml_ng::Value>),
+    /// A Helm release of a chart of the bundle.
     Helm(Release),
+    /// Istio's control plane, rendered by the bundled istioctl.
     Istio(Istio),
     /// Site material made once and kept in the cluster (see `generated`).
     Generate(crate::generated::Generate),
@@ -70,6 +75,7 @@ pub enum StepAction {
     Alertmanager(crate::alertmanager_config::Alertmanager),
     /// Keycloak's SAML client for Rancher and Rancher's SAML configuration (see `saml`).
     Saml(crate::saml::Saml),
+    /// Nothing but the step's copies and waits.
     CopyAndWait,
 }
 
