@@ -75,8 +75,9 @@ async fn verify_cluster(
     let client = &cluster.client;
     let live = live::Snapshot::read(client).await?;
     workloads::api_services(c, &live);
-    // An aggregated API that does not answer fails discovery: the plan is then rendered as for a
-    // cluster that cannot be asked, and the rest is still checked.
+    // A cluster whose discovery fails all the same (aggregated APIs that do not answer are left
+    // out of it) has the plan rendered as for a cluster that cannot be asked; the rest is still
+    // checked.
     let renderer = match run::renderer_for(tools, l, &a.render, &cluster, &version).await {
         Ok((renderer, _)) => renderer,
         Err(e) => {
