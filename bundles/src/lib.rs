@@ -10,9 +10,9 @@
 pub mod archive;
 pub mod artifact;
 pub mod carried_binary;
-pub mod delta;
 pub mod checksums;
 pub mod cli;
+pub mod delta;
 pub mod digest;
 mod error;
 pub mod extract;

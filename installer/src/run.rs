@@ -135,7 +135,10 @@ impl Tools {
     }
 }
 
-pub(crate) async fn render_cluster<'p>(renderer: &Renderer<'_>, cluster: &'p plan::Cluster) -> Result<Vec<Rendered<'p>>> {
+pub(crate) async fn render_cluster<'p>(
+    renderer: &Renderer<'_>,
+    cluster: &'p plan::Cluster,
+) -> Result<Vec<Rendered<'p>>> {
     let ctx = renderer.context(cluster)?;
     let mut out = Vec::new();
     for step in cluster.order()? {
@@ -248,7 +251,8 @@ pub fn status(a: StatusArgs) -> Result<()> {
                 steps.push((s.id.clone(), recorded.get(&s.id).cloned(), live));
             }
             if a.target.json {
-                let steps: Vec<_> = steps.iter().map(|(id, s, live)| json!({"id": id, "state": s, "live": live})).collect();
+                let steps: Vec<_> =
+                    steps.iter().map(|(id, s, live)| json!({"id": id, "state": s, "live": live})).collect();
                 all.push(json!({"cluster": name, "steps": steps}));
                 continue;
             }
