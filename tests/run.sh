@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Every test, on a fresh machine or a warm one: installs and caches the real peers
 # (tests/tools/install.sh), then checks formatting, runs clippy (warnings are errors) and the whole
-# workspace's tests,
-# end-to-end tier included.
+# workspace's tests, end-to-end tier included.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 export PATH="$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
