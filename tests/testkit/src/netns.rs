@@ -56,7 +56,7 @@ pub fn isolated(test: &str) -> Option<LeakCounter> {
         .args(["--net", "--mount"])
         .arg("--")
         .arg(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .args([test, "--exact", "--include-ignored", "--nocapture", "--test-threads=1"])
         .env(INSIDE, &started)
         .status()
         .unwrap_or_else(|e| panic!("cannot run unshare (util-linux): {e}"));
