@@ -14,7 +14,7 @@ use std::process::Command;
 use bundles::artifact::Kind;
 use installer::plan::{Carried, Plan};
 use sha2::Digest as _;
-use testkit::{shared_fixtures, FileServer};
+use testkit::{shared_fixtures, tool, FileServer};
 
 const CHART_VERSION: &str = "1.0.0+up2";
 
@@ -114,6 +114,9 @@ mirrors:
         .arg(t.path().join("cache"))
         // Any executable will do; the airgap being built beside this test may change under it.
         .args(["--airgap-binary", "/bin/true"])
+        // The chart's images are found by rendering it.
+        .arg("--helm")
+        .arg(tool("helm-3.8.2"))
         .output()
         .unwrap();
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
