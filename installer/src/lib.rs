@@ -21,6 +21,7 @@ mod manifests_dir;
 pub mod mirrors;
 pub mod mounted_files;
 pub mod plan;
+mod pod_volume;
 pub mod postrender;
 mod preflight;
 mod registry_client;

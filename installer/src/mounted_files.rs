@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use serde_yaml_ng::{Mapping, Value};
+use serde_yaml_ng::Value;
 
 const VOLUME: &str = "airgap-files";
 
@@ -60,25 +60,16 @@ impl Mounts {
 
     /// Mounts every file into every container of a pod spec; a second call changes nothing.
     pub fn mount(&self, pod_spec: &mut Value) -> Result<()> {
-        let Some(spec) = pod_spec.as_mapping_mut() else { bail!("a pod spec that is not a mapping") };
-        let volume =
-            serde_yaml_ng::to_value(serde_json::json!({"name": VOLUME, "configMap": {"name": self.configmap}}))?;
-        let volumes = sequence(spec, "volumes")?;
-        volumes.retain(|v| v.get("name").and_then(Value::as_str) != Some(VOLUME));
-        volumes.push(volume);
-        for list in ["initContainers", "containers"] {
-            let Some(containers) = spec.get_mut(list).and_then(Value::as_sequence_mut) else { continue };
-            for c in containers.iter_mut().filter_map(Value::as_mapping_mut) {
-                let mounts = sequence(c, "volumeMounts")?;
-                mounts.retain(|m| m.get("name").and_then(Value::as_str) != Some(VOLUME));
-                for (path, key) in &self.files {
-                    mounts.push(serde_yaml_ng::to_value(serde_json::json!({
-                        "name": VOLUME, "mountPath": path, "subPath": key, "readOnly": true,
-                    }))?);
-                }
-            }
-        }
-        Ok(())
+        let mounts = self
+            .files
+            .iter()
+            .map(|(path, key)| {
+                serde_yaml_ng::to_value(serde_json::json!({
+                    "name": VOLUME, "mountPath": path, "subPath": key, "readOnly": true,
+                }))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::pod_volume::mount_configmap(pod_spec, VOLUME, &self.configmap, &mounts, |_| Ok(()))
     }
 }
 
@@ -88,15 +79,6 @@ fn key_of(path: &str) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "-.".contains(c) { c } else { '_' })
         .collect()
-}
-
-/// The list under `key`, made when absent.
-fn sequence<'a>(map: &'a mut Mapping, key: &str) -> Result<&'a mut Vec<Value>> {
-    let entry = map.entry(key.into()).or_insert(Value::Sequence(Vec::new()));
-    if entry.is_null() {
-        *entry = Value::Sequence(Vec::new());
-    }
-    entry.as_sequence_mut().with_context(|| format!("{key} is not a list"))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use p12_keystore::{Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-use serde_yaml_ng::{Mapping, Value};
+use serde_yaml_ng::Value;
 
 pub const CONFIGMAP: &str = "airgap-site-ca";
 pub const MOUNT: &str = "/etc/airgap/site-ca";
@@ -120,33 +120,23 @@ pub fn variables() -> BTreeMap<&'static str, String> {
 /// Mounts the CA's ConfigMap into every container of a pod spec and sets [`variables`]; options
 /// the chart already gives the JVM are kept ahead of ours.
 pub fn mount(pod_spec: &mut Value) -> Result<()> {
-    let Some(spec) = pod_spec.as_mapping_mut() else { bail!("a pod spec that is not a mapping") };
-    let volume = yaml(serde_json::json!({"name": VOLUME, "configMap": {"name": CONFIGMAP}}))?;
-    let volumes = sequence(spec, "volumes")?;
-    volumes.retain(|v| v.get("name").and_then(Value::as_str) != Some(VOLUME));
-    volumes.push(volume);
+    let mount = yaml(serde_json::json!({"name": VOLUME, "mountPath": MOUNT, "readOnly": true}))?;
     let variables = variables();
-    for list in ["initContainers", "containers"] {
-        let Some(containers) = spec.get_mut(list).and_then(Value::as_sequence_mut) else { continue };
-        for c in containers.iter_mut().filter_map(Value::as_mapping_mut) {
-            let mounts = sequence(c, "volumeMounts")?;
-            mounts.retain(|m| m.get("name").and_then(Value::as_str) != Some(VOLUME));
-            mounts.push(yaml(serde_json::json!({"name": VOLUME, "mountPath": MOUNT, "readOnly": true}))?);
-            let env = sequence(c, "env")?;
-            for (name, value) in &variables {
-                let at = env.iter().position(|v| v.get("name").and_then(Value::as_str) == Some(name));
-                let old = at.map(|i| env.remove(i));
-                let kept = old.as_ref().filter(|_| *name == JAVA_VARIABLE).and_then(|v| v.get("value")?.as_str());
-                let value = match kept {
-                    Some(k) if k.contains(value.as_str()) => k.to_string(),
-                    Some(k) => format!("{k} {value}"),
-                    None => value.clone(),
-                };
-                env.push(yaml(serde_json::json!({"name": name, "value": value}))?);
-            }
+    crate::pod_volume::mount_configmap(pod_spec, VOLUME, CONFIGMAP, &[mount], |c| {
+        let env = crate::pod_volume::sequence(c, "env")?;
+        for (name, value) in &variables {
+            let at = env.iter().position(|v| v.get("name").and_then(Value::as_str) == Some(name));
+            let old = at.map(|i| env.remove(i));
+            let kept = old.as_ref().filter(|_| *name == JAVA_VARIABLE).and_then(|v| v.get("value")?.as_str());
+            let value = match kept {
+                Some(k) if k.contains(value.as_str()) => k.to_string(),
+                Some(k) => format!("{k} {value}"),
+                None => value.clone(),
+            };
+            env.push(yaml(serde_json::json!({"name": name, "value": value}))?);
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Whether any of `docs` mounts the CA: a release that runs no container needs no ConfigMap.
@@ -166,15 +156,6 @@ pub fn mounted_in(docs: &[Value]) -> bool {
 
 fn yaml(v: serde_json::Value) -> Result<Value> {
     Ok(serde_yaml_ng::to_value(v)?)
-}
-
-/// The list under `key`, made when absent.
-fn sequence<'a>(map: &'a mut Mapping, key: &str) -> Result<&'a mut Vec<Value>> {
-    let entry = map.entry(key.into()).or_insert(Value::Sequence(Vec::new()));
-    if entry.is_null() {
-        *entry = Value::Sequence(Vec::new());
-    }
-    entry.as_sequence_mut().with_context(|| format!("{key} is not a list"))
 }
 
 #[cfg(test)]
