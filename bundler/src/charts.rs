@@ -76,7 +76,6 @@ pub async fn resolve(
     let tgz = match found.get("digest").and_then(|d| d.as_str()) {
         Some(hex) => {
             let d = parse_sha256(&format!("sha256:{hex}"))
-                .map_err(anyhow::Error::msg)
                 .with_context(|| index_url.clone())?;
             cache.download(&d, None, &url, progress, async |offset| get_with_retry(http, &fetch, offset).await).await?;
             d
@@ -96,7 +95,7 @@ pub async fn resolve(
             bail!("{reference}: {url} now gives {} but the lock says {p}", descriptor.digest());
         }
     }
-    let blobs = vec![parse_sha256(descriptor.digest().as_ref()).map_err(anyhow::Error::msg)?, config, tgz.clone()];
+    let blobs = vec![parse_sha256(descriptor.digest().as_ref())?, config, tgz.clone()];
     Ok(ResolvedChart { reference, source: Some(url), tgz, descriptor, blobs })
 }
 

@@ -70,12 +70,12 @@ pub async fn expected(
             ),
         },
     };
-    let download = parse_sha256(&published.digest).map_err(anyhow::Error::msg)?;
+    let download = parse_sha256(&published.digest)?;
     Ok(Expected { download, published: Some(published) })
 }
 
 fn sha256_of_hex(hex: &str) -> Result<Digest> {
-    parse_sha256(&format!("sha256:{}", hex.to_ascii_lowercase())).map_err(anyhow::Error::msg)
+    Ok(parse_sha256(&format!("sha256:{}", hex.to_ascii_lowercase()))?)
 }
 
 /// Downloads what the entry's URL serves into the cache, checked against `expected`.

@@ -37,7 +37,7 @@ pub struct ResolvedImage {
 /// The name a bundle records: host and path, then the tag, or the digest when no tag was given.
 /// A digest given with a tag is kept in the returned reference (see [`pinned`]), not in the name.
 pub fn canonical(reference: &str) -> Result<(Reference, String)> {
-    let mut r = Reference::parse(reference).map_err(anyhow::Error::msg)?;
+    let mut r = Reference::parse(reference)?;
     if r.tag.is_none() && r.digest.is_none() {
         r.tag = Some("latest".to_string());
     }
@@ -52,7 +52,7 @@ pub fn canonical(reference: &str) -> Result<(Reference, String)> {
 /// The digest a reference pins (`name:tag@sha256:…`): what is fetched, by digest, whatever the
 /// tag now points at.
 pub fn pinned(r: &Reference) -> Result<Option<Digest>> {
-    r.digest.as_deref().map(|d| parse_sha256(d).map_err(anyhow::Error::msg)).transpose()
+    Ok(r.digest.as_deref().map(parse_sha256).transpose()?)
 }
 
 fn platform_of(v: &Value) -> Option<String> {
@@ -134,7 +134,7 @@ pub async fn resolve(
 
 fn child_digest(child: &Value, name: &str) -> Result<Digest> {
     let text = child.get("digest").and_then(Value::as_str).unwrap_or_default();
-    parse_sha256(text).map_err(anyhow::Error::msg).with_context(|| format!("{name}: bad index entry"))
+    parse_sha256(text).with_context(|| format!("{name}: bad index entry"))
 }
 
 /// Fetches the config (small, and it names the platform) and lists the layers.

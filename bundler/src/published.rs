@@ -36,7 +36,7 @@ pub fn find(text: &str, url: &str, from: &str) -> Result<String> {
         return Ok(bare.to_ascii_lowercase());
     }
     let name = url_file_name(url);
-    let lines = bundles::checksums::parse(text, from).map_err(anyhow::Error::msg)?;
+    let lines = bundles::checksums::parse(text, from)?;
     let mut found: Vec<String> = lines
         .into_iter()
         .filter(|(listed, _)| listed == name || listed.ends_with(&format!("/{name}")))

@@ -120,7 +120,7 @@ impl<'a> Pins<'a> {
     }
 
     fn digest(&self, reference: &str) -> Result<Option<Digest>> {
-        self.artifact(reference)?.map(|a| parse_sha256(&a.digest).map_err(anyhow::Error::msg)).transpose()
+        Ok(self.artifact(reference)?.map(|a| parse_sha256(&a.digest)).transpose()?)
     }
 }
 
@@ -278,7 +278,7 @@ fn locked_image_jobs(cx: &Ctx<'_>, lock: &Lock, pins: &Pins<'_>) -> Result<Vec<I
             Ok(ImageJob {
                 origin: format!("lock: {}", a.reference),
                 reference: a.reference.clone(),
-                pin: Some(parse_sha256(&a.digest).map_err(anyhow::Error::msg)?),
+                pin: Some(parse_sha256(&a.digest)?),
                 platforms: (!a.platforms.is_empty()).then(|| a.platforms.clone()),
             })
         })

@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use crate::error::{Error, Result};
+
 /// One `<hex>  <name>` line per file, in the order given (callers sort).
 pub fn render(entries: &[(String, String)]) -> String {
     let mut out = String::new();
@@ -12,13 +14,15 @@ pub fn render(entries: &[(String, String)]) -> String {
 }
 
 /// Parses a checksum file; `source` names it in errors, with the line number.
-pub fn parse(text: &str, source: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse(text: &str, source: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.is_empty() {
             continue;
         }
-        let bad = || format!("{source} line {}: expected '<sha256 hex>  <file name>', found '{line}'", i + 1);
+        let bad = || {
+            Error::invalid(source, format!("line {}: expected '<sha256 hex>  <file name>', found '{line}'", i + 1))
+        };
         let (hex, rest) = line.split_once(' ').ok_or_else(bad)?;
         // coreutils writes two spaces in text mode and ' *' in binary mode.
         let name = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*')).ok_or_else(bad)?;
@@ -46,7 +50,7 @@ mod tests {
     #[test]
     fn names_the_line() {
         let err = parse(&format!("{}  ok\nnonsense\n", "0".repeat(64)), "SHA256SUMS").unwrap_err();
-        assert!(err.contains("SHA256SUMS line 2"), "{err}");
+        assert!(err.to_string().starts_with("SHA256SUMS: line 2: "), "{err}");
         assert!(parse(&format!("{}  x", "A".repeat(64)), "S").is_err());
     }
 }

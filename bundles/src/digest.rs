@@ -5,13 +5,15 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
+use crate::error::{Error, Result};
+
 pub use oci_spec::image::Digest;
 
 /// Parses an OCI digest and insists on SHA-256, the only algorithm bundles carry.
-pub fn parse_sha256(text: &str) -> Result<Digest, String> {
-    let d = Digest::from_str(text).map_err(|e| format!("'{text}' is not a digest: {e}"))?;
+pub fn parse_sha256(text: &str) -> Result<Digest> {
+    let d = Digest::from_str(text).map_err(|e| Error::malformed(format!("'{text}' is not a digest: {e}")))?;
     if d.algorithm().as_ref() != "sha256" {
-        return Err(format!("'{text}': only sha256 digests are supported"));
+        return Err(Error::malformed(format!("'{text}': only sha256 digests are supported")));
     }
     Ok(d)
 }

@@ -20,6 +20,10 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A value that does not read as what it should be (a digest, a reference, a size, a member
+    /// name): the message quotes the text and says what is wrong with it.
+    #[error("{0}")]
+    Malformed(String),
     /// A request that cannot be met, said as it is.
     #[error("{0}")]
     Usage(String),
@@ -37,6 +41,11 @@ impl Error {
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
+    }
+
+    /// A value that does not parse; `message` quotes it.
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Error::Malformed(message.into())
     }
 
     /// Wrong content in `path`.

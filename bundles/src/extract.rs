@@ -47,7 +47,7 @@ pub fn extract_stream(stream: impl Read, source: &Path, dest: &Path) -> Result<E
         let name = std::str::from_utf8(&entry.path_bytes())
             .map_err(|_| Error::invalid(source, "a member name is not UTF-8"))?
             .to_string();
-        check_bundle_member(&name).map_err(|e| Error::invalid(source, e))?;
+        check_bundle_member(&name).map_err(|e| Error::invalid(source, e.to_string()))?;
         if entry.header().entry_type() != tar::EntryType::Regular {
             return Err(Error::invalid(
                 source,
@@ -93,7 +93,7 @@ fn check_against_sums(hashes: &BTreeMap<String, String>, dir: &Path, source: &Pa
     let raw = crate::regular_file::read_bounded(&sums_path, MAX_WHOLE_MEMBER, "archive SHA256SUMS")?;
     let text = String::from_utf8(raw).map_err(|_| Error::invalid(source, "the archive's SHA256SUMS is not text"))?;
     let expected: BTreeMap<String, String> =
-        checksums::parse(&text, "archive SHA256SUMS").map_err(|e| Error::invalid(source, e))?.into_iter().collect();
+        checksums::parse(&text, "archive SHA256SUMS").map_err(|e| Error::invalid(source, e.to_string()))?.into_iter().collect();
     for (name, got) in hashes.iter().filter(|(n, _)| n.as_str() != SUMS_FILE) {
         match expected.get(name) {
             Some(want) if want == got => {}

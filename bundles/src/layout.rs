@@ -100,7 +100,7 @@ pub fn parse_index(raw: &[u8], source: &Path) -> Result<ImageIndex> {
 
 /// A descriptor's digest, checked to be SHA-256; errors name `context`.
 pub fn descriptor_digest(desc: &Descriptor, context: &str) -> Result<Digest> {
-    parse_sha256(desc.digest().as_ref()).map_err(|e| Error::invalid(context, e))
+    parse_sha256(desc.digest().as_ref()).map_err(|e| Error::invalid(context, e.to_string()))
 }
 
 fn platform_string(v: &Value) -> Option<String> {

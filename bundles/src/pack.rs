@@ -188,7 +188,7 @@ pub fn pack(layout_dir: &Path, out: &Path, opts: &PackOptions<'_>) -> Result<Pac
     let mut carried = 0;
     for (digest, size) in &walk.blobs {
         if !base_blobs.contains(digest) {
-            let d = parse_sha256(digest).map_err(|e| Error::invalid(layout_dir, e))?;
+            let d = parse_sha256(digest).map_err(|e| Error::invalid(layout_dir, e.to_string()))?;
             members.insert(blob_path(&d), (*size, Source::Blob(digest.clone())));
             carried += 1;
         }

@@ -101,13 +101,13 @@ impl Bundle {
         }
         let mut footer = [0u8; 9];
         parts.read_exact_at(&mut footer, total - 9).at(&archive_name)?;
-        let table_len = SeekTable::frame_len_from_footer(&footer).map_err(bad)? as u64;
+        let table_len = SeekTable::frame_len_from_footer(&footer).map_err(|e| bad(e.to_string()))? as u64;
         if table_len > total {
             return Err(bad("seek table is longer than the archive".into()));
         }
         let mut raw = vec![0u8; table_len as usize];
         parts.read_exact_at(&mut raw, total - table_len).at(&archive_name)?;
-        let table = SeekTable::parse(&raw).map_err(bad)?;
+        let table = SeekTable::parse(&raw).map_err(|e| bad(e.to_string()))?;
         let frame_limit = frame_limit(&meta, dir)?;
         let (mut u, mut c) = (0u64, 0u64);
         let mut ustarts = Vec::with_capacity(table.frames.len() + 1);

@@ -4,23 +4,28 @@
 use std::path::{Component, Path};
 
 use crate::digest::from_blob_path;
+use crate::error::{Error, Result};
 use crate::layout::{INDEX_FILE, LAYOUT_FILE};
 use crate::pack::{INNER_DIR, SUMS_FILE};
 
 /// Checks an archive member name before anything is written for it.
-pub fn check_member_name(name: &str) -> Result<(), String> {
+pub fn check_member_name(name: &str) -> Result<()> {
     if name.is_empty() {
-        return Err("empty member name".into());
+        return Err(Error::malformed("empty member name"));
     }
     if name.contains('\0') || name.contains('\\') {
-        return Err(format!("member '{name}' has a forbidden character"));
+        return Err(Error::malformed(format!("member '{name}' has a forbidden character")));
     }
     let p = Path::new(name);
     for c in p.components() {
         match c {
             Component::Normal(_) | Component::CurDir => {}
-            Component::ParentDir => return Err(format!("member '{name}' climbs out of the destination with '..'")),
-            Component::RootDir | Component::Prefix(_) => return Err(format!("member '{name}' is an absolute path")),
+            Component::ParentDir => {
+                return Err(Error::malformed(format!("member '{name}' climbs out of the destination with '..'")))
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(Error::malformed(format!("member '{name}' is an absolute path")))
+            }
         }
     }
     Ok(())
@@ -30,7 +35,7 @@ pub fn check_member_name(name: &str) -> Result<(), String> {
 /// (`SHA256SUMS`, `oci-layout`, `index.json`, `airgap/<file>`, `blobs/sha256/<hex>`) written as
 /// pack writes it. Another spelling of a checked name (`./index.json`, `blobs/sha256/./<hex>`,
 /// `a//b`) would land on the same file after the check, so it is refused.
-pub fn check_bundle_member(name: &str) -> Result<(), String> {
+pub fn check_bundle_member(name: &str) -> Result<()> {
     check_member_name(name)?;
     let plain = |s: &str| !s.is_empty() && !s.starts_with('.') && !s.contains('/');
     let known = [SUMS_FILE, LAYOUT_FILE, INDEX_FILE].contains(&name)
@@ -39,10 +44,10 @@ pub fn check_bundle_member(name: &str) -> Result<(), String> {
     if known {
         Ok(())
     } else {
-        Err(format!(
+        Err(Error::malformed(format!(
             "member '{name}' is not a name a bundle holds ({SUMS_FILE}, {LAYOUT_FILE}, {INDEX_FILE}, {INNER_DIR}/<file>, \
              blobs/sha256/<64 hex digits>, each written once and in that spelling)"
-        ))
+        )))
     }
 }
 
@@ -53,9 +58,9 @@ mod tests {
     #[test]
     fn rejects_escapes() {
         assert!(check_member_name("blobs/sha256/abc").is_ok());
-        assert!(check_member_name("../x").unwrap_err().contains(".."));
+        assert!(check_member_name("../x").unwrap_err().to_string().contains(".."));
         assert!(check_member_name("a/../../x").is_err());
-        assert!(check_member_name("/etc/passwd").unwrap_err().contains("absolute"));
+        assert!(check_member_name("/etc/passwd").unwrap_err().to_string().contains("absolute"));
         assert!(check_member_name("").is_err());
     }
 
@@ -78,7 +83,7 @@ mod tests {
             "index.json/".into(),
             "other".into(),
         ] {
-            let err = check_bundle_member(&bad).unwrap_err();
+            let err = check_bundle_member(&bad).unwrap_err().to_string();
             assert!(err.contains(&format!("'{bad}'")), "{err}");
         }
     }

@@ -27,12 +27,12 @@ pub enum Format {
 }
 
 impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
         match s {
             "spdx" => Ok(Format::Spdx),
             "cyclonedx" | "cdx" => Ok(Format::CycloneDx),
-            other => Err(format!("unknown SBOM format '{other}' (spdx or cyclonedx)")),
+            other => Err(crate::Error::malformed(format!("unknown SBOM format '{other}' (spdx or cyclonedx)"))),
         }
     }
 }

@@ -10,6 +10,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use crate::error::{Error, Result};
+
 const SKIPPABLE_MAGIC: u32 = 0x184D_2A5E;
 const SEEKABLE_MAGIC: u32 = 0x8F92_EAB1;
 const FOOTER_LEN: usize = 9;
@@ -57,17 +59,19 @@ impl SeekTable {
     }
 
     /// Length of the table frame, read from the 9-byte footer that ends the stream.
-    pub fn frame_len_from_footer(footer: &[u8]) -> Result<usize, String> {
+    pub fn frame_len_from_footer(footer: &[u8]) -> Result<usize> {
         if footer.len() != FOOTER_LEN {
-            return Err("archive too short for a seek table".into());
+            return Err(Error::malformed("archive too short for a seek table"));
         }
         let magic = u32::from_le_bytes(footer[5..9].try_into().expect("4 bytes"));
         if magic != SEEKABLE_MAGIC {
-            return Err("archive does not end with a zstd seek table (truncated or not a bundle archive)".into());
+            return Err(Error::malformed(
+                "archive does not end with a zstd seek table (truncated or not a bundle archive)",
+            ));
         }
         let descriptor = footer[4];
         if descriptor & 0x7c != 0 {
-            return Err("seek table descriptor has reserved bits set".into());
+            return Err(Error::malformed("seek table descriptor has reserved bits set"));
         }
         let n = u32::from_le_bytes(footer[0..4].try_into().expect("4 bytes")) as usize;
         let entry = if descriptor & 0x80 != 0 { ENTRY_LEN + 4 } else { ENTRY_LEN };
@@ -75,17 +79,18 @@ impl SeekTable {
     }
 
     /// Reads a seek table from its skippable frame.
-    pub fn parse(frame: &[u8]) -> Result<SeekTable, String> {
-        let footer_start = frame.len().checked_sub(FOOTER_LEN).ok_or("seek table too short")?;
+    pub fn parse(frame: &[u8]) -> Result<SeekTable> {
+        let footer_start =
+            frame.len().checked_sub(FOOTER_LEN).ok_or_else(|| Error::malformed("seek table too short"))?;
         if frame.len() != Self::frame_len_from_footer(&frame[footer_start..])? {
-            return Err("seek table length does not match its footer".into());
+            return Err(Error::malformed("seek table length does not match its footer"));
         }
         if u32::from_le_bytes(frame[0..4].try_into().expect("4 bytes")) != SKIPPABLE_MAGIC {
-            return Err("seek table is not in a skippable frame".into());
+            return Err(Error::malformed("seek table is not in a skippable frame"));
         }
         let declared = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes")) as usize;
         if declared != frame.len() - 8 {
-            return Err("seek table frame size does not match its footer".into());
+            return Err(Error::malformed("seek table frame size does not match its footer"));
         }
         let entry = if frame[footer_start + 4] & 0x80 != 0 { ENTRY_LEN + 4 } else { ENTRY_LEN };
         let frames = frame[8..footer_start]
@@ -314,7 +319,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage_footer() {
-        assert!(SeekTable::frame_len_from_footer(&[0u8; 9]).unwrap_err().contains("seek table"));
+        assert!(SeekTable::frame_len_from_footer(&[0u8; 9]).unwrap_err().to_string().contains("seek table"));
         assert!(SeekTable::frame_len_from_footer(&[0u8; 3]).is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! Byte sizes as people write them on the command line: `4GiB`, `50MiB`, `1000000`.
 
+use crate::error::{Error, Result};
+
 /// The largest file FAT32 can hold, the default part size.
 pub const FAT32_MAX: u64 = 4 * 1024 * 1024 * 1024 - 1;
 
@@ -14,11 +16,13 @@ pub fn part_size_warning(max_part_size: u64) -> Option<String> {
 }
 
 /// Reads a size: bytes, or with a unit (`4GiB`, `50MiB`, `1GB`).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("size '{text}': expected a number of bytes, e.g. 4GiB or 50MiB"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| Error::malformed(format!("size '{text}': expected a number of bytes, e.g. 4GiB or 50MiB")))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "K" | "KiB" => 1 << 10,
@@ -30,12 +34,14 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "GB" => 1_000_000_000,
         "TB" => 1_000_000_000_000,
         other => {
-            return Err(format!("size '{text}': unknown unit '{other}' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"))
+            return Err(Error::malformed(format!(
+                "size '{text}': unknown unit '{other}' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"
+            )))
         }
     };
-    let bytes = n.checked_mul(mult).ok_or_else(|| format!("size '{text}' is too large"))?;
+    let bytes = n.checked_mul(mult).ok_or_else(|| Error::malformed(format!("size '{text}' is too large")))?;
     if bytes == 0 {
-        return Err(format!("size '{text}' must be larger than zero"));
+        return Err(Error::malformed(format!("size '{text}' must be larger than zero")));
     }
     Ok(bytes)
 }
@@ -67,7 +73,7 @@ mod tests {
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert_eq!(parse_size("2MB").unwrap(), 2_000_000);
         assert!(parse_size("0").is_err());
-        assert!(parse_size("12XB").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("12XB").unwrap_err().to_string().contains("unknown unit"));
         assert!(parse_size("GiB").is_err());
         assert!(parse_size("99999999999999999999GiB").is_err());
     }

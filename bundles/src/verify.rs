@@ -259,7 +259,7 @@ fn outer_checks(dir: &Path, opts: &VerifyOptions, checks: &mut Vec<Check>) -> Op
     let entries = match checksums::parse(&text, SUMS_FILE) {
         Ok(e) => e,
         Err(e) => {
-            checks.push(Check::failed("checksums", SUMS_FILE, e));
+            checks.push(Check::failed("checksums", SUMS_FILE, e.to_string()));
             return None;
         }
     };
@@ -348,7 +348,7 @@ fn archive_checks(dir: &Path, opts: &VerifyOptions, outer_sums: &[(String, Strin
     // Without the archive's own SHA256SUMS, members are still read, so each damaged one is named.
     let inner_sums = match bundle.read_member(SUMS_FILE).map_err(|e| e.to_string()).and_then(|raw| {
         let text = String::from_utf8(raw).map_err(|_| "SHA256SUMS inside the archive is not text".to_string())?;
-        checksums::parse(&text, "archive SHA256SUMS")
+        checksums::parse(&text, "archive SHA256SUMS").map_err(|e| e.to_string())
     }) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -90,7 +90,7 @@ impl RegistryClient {
 
     /// The digest of the one layer of a single-layer artifact (a chart, a file).
     pub async fn layer_digest(&self, reference: &str) -> Result<String> {
-        let r = Reference::parse(reference).map_err(|e| anyhow!(e))?;
+        let r = Reference::parse(reference)?;
         let tag = r.digest.clone().or(r.tag.clone()).unwrap_or_else(|| "latest".into());
         let url = format!("{}/v2/{}/manifests/{tag}", self.base, r.name());
         let res = self.http.get(&url).header(ACCEPT, manifest_accept()).send().await?;
@@ -109,7 +109,7 @@ impl RegistryClient {
     /// `dest` atomically.
     pub async fn fetch_layer(&self, reference: &str, dest: &Path) -> Result<String> {
         let digest = self.layer_digest(reference).await?;
-        let r = Reference::parse(reference).map_err(|e| anyhow!(e))?;
+        let r = Reference::parse(reference)?;
         let url = format!("{}/v2/{}/blobs/{digest}", self.base, r.name());
         let body = self.http.get(&url).send().await?.error_for_status()?.bytes().await?;
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&body)));

@@ -126,7 +126,7 @@ pub fn extract(bundle: &Bundle, dir: &Path, platform: &str) -> Result<Vec<Extrac
 }
 
 fn write_checked(bundle: &Bundle, content: &Content, dir: &Path, dest: &Path) -> Result<()> {
-    let digest = parse_sha256(&content.digest).map_err(|e| anyhow!(e))?;
+    let digest = parse_sha256(&content.digest)?;
     if !bundle.has_blob(&digest) {
         bail!("its blob {digest} is not in this bundle (a delta carries it in its base: extract from the base)");
     }

@@ -74,13 +74,13 @@ pub fn push_bundle(bundle_dirs: &[PathBuf], target: &str, opts: &PushOptions) ->
         let index = pusher.bundles[i].index().with_context(|| format!("bundle {}", dir.display()))?;
         for desc in index.manifests() {
             let Some(text) = desc.annotations().as_ref().and_then(|a| a.get(ANNOTATION_REF)) else { continue };
-            let r = Reference::parse(text).map_err(|e| anyhow!(e))?;
+            let r = Reference::parse(text)?;
             let name = format!("{}/{}", r.registry.replace(':', "-"), r.repository);
             let repo = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
             if !valid_name(&repo) {
                 bail!("{text} would be pushed as '{repo}', which is not a valid repository name");
             }
-            let digest = parse_sha256(desc.digest().as_ref()).map_err(|e| anyhow!(e))?;
+            let digest = parse_sha256(desc.digest().as_ref())?;
             pusher
                 .manifest(&repo, &digest, desc.media_type().as_ref(), r.tag.as_deref())
                 .with_context(|| format!("pushing {text} to {host}/{repo}"))?;
@@ -132,7 +132,7 @@ impl Pusher {
         let manifest: Value = serde_json::from_slice(&bytes).with_context(|| format!("manifest {d}"))?;
         let media_type = manifest.get("mediaType").and_then(Value::as_str).unwrap_or(media_type).to_string();
         for child in manifest.get("manifests").and_then(Value::as_array).into_iter().flatten() {
-            let cd = parse_sha256(child["digest"].as_str().unwrap_or_default()).map_err(|e| anyhow!(e))?;
+            let cd = parse_sha256(child["digest"].as_str().unwrap_or_default())?;
             // Platforms the bundle chose not to carry are absent; the index still names them.
             if self.bundle_with(&cd).is_some() {
                 self.manifest(repo, &cd, child["mediaType"].as_str().unwrap_or_default(), None)?;
@@ -143,7 +143,7 @@ impl Pusher {
             .into_iter()
             .chain(manifest.get("layers").and_then(Value::as_array).into_iter().flatten());
         for desc in blobs.collect::<Vec<_>>() {
-            let bd = parse_sha256(desc["digest"].as_str().unwrap_or_default()).map_err(|e| anyhow!(e))?;
+            let bd = parse_sha256(desc["digest"].as_str().unwrap_or_default())?;
             self.blob(repo, &bd)?;
         }
         let reference = tag.map_or_else(|| d.to_string(), str::to_string);

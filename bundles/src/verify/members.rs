@@ -37,7 +37,7 @@ pub(super) fn header_checks(bundle: &Bundle) -> Vec<Check> {
             header.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "<unreadable name>".into());
         let size = header.entry_size().unwrap_or(u64::MAX);
         if let Err(e) = check_bundle_member(&name) {
-            checks.push(Check::failed("member-name", format!("archive:{name}"), e));
+            checks.push(Check::failed("member-name", format!("archive:{name}"), e.to_string()));
         }
         if header.entry_type() != tar::EntryType::Regular {
             checks.push(Check::failed(

@@ -70,7 +70,7 @@ pub(super) fn lock_checks(
         let d = match parse_sha256(&b.digest) {
             Ok(d) => d,
             Err(e) => {
-                checks.push(Check::failed("lock", at, e));
+                checks.push(Check::failed("lock", at, e.to_string()));
                 continue;
             }
         };

@@ -50,9 +50,8 @@ impl BundleStore {
             for desc in index.manifests() {
                 let Some(text) = desc.annotations().as_ref().and_then(|a| a.get(ANNOTATION_REF)) else { continue };
                 let reference = Reference::parse(text)
-                    .map_err(anyhow::Error::msg)
                     .with_context(|| format!("bundle {}", dir.display()))?;
-                let digest = parse_sha256(desc.digest().as_ref()).map_err(anyhow::Error::msg)?;
+                let digest = parse_sha256(desc.digest().as_ref())?;
                 roots.push((reference, digest.clone()));
                 store.walk(&digest, desc.media_type().to_string(), text)?;
             }
@@ -91,7 +90,7 @@ impl BundleStore {
             else {
                 continue;
             };
-            let cd = parse_sha256(cd).map_err(anyhow::Error::msg).with_context(|| format!("{reference}: index {d}"))?;
+            let cd = parse_sha256(cd).with_context(|| format!("{reference}: index {d}"))?;
             self.walk(&cd, mt.to_string(), reference)?;
         }
         Ok(())
