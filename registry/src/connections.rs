@@ -106,6 +106,17 @@ impl Conn {
         (idle && since(self.last_io.load(Ordering::Relaxed)) > limits.idle_timeout).then_some("idle")
     }
 
+    /// Since when the connection has done nothing useful. Bytes of a request head that never
+    /// ends are no progress (a slow-header client trickles them to look alive), so a connection
+    /// that never began a request counts from when it was opened: it makes room before a client
+    /// whose request the server has not read yet because it opened later.
+    fn idle_since(&self) -> Instant {
+        if self.started.load(Ordering::Relaxed) == 0 {
+            return self.opened;
+        }
+        self.opened + Duration::from_millis(self.last_io.load(Ordering::Relaxed))
+    }
+
     /// Resolves when the accept loop wants this connection's slot.
     pub async fn evicted(&self) {
         self.close.notified().await
@@ -177,7 +188,7 @@ impl Connections {
         let idlest = open
             .values()
             .filter(|c| c.busy.load(Ordering::Relaxed) == 0 && !c.evicted.load(Ordering::Relaxed))
-            .min_by_key(|c| c.opened + Duration::from_millis(c.last_io.load(Ordering::Relaxed)));
+            .min_by_key(|c| c.idle_since());
         if let Some(c) = idlest {
             c.evicted.store(true, Ordering::Relaxed);
             c.close.notify_one();
@@ -330,5 +341,26 @@ mod tests {
         let c = admitting.await.unwrap();
         assert!(!a.conn.evicted.load(Ordering::Relaxed), "a busy connection is never closed to make room");
         drop(c);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_trickles_a_head_makes_room_before_a_newer_one() {
+        let conns = Connections::new(2);
+        let trickling = conns.admit().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let fresh = conns.admit().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Its last byte came after the other one opened, whose request is not read yet.
+        trickling.conn.saw_io();
+        let admitting = tokio::spawn({
+            let conns = conns.clone();
+            async move { conns.admit().await }
+        });
+        let made_room = tokio::time::timeout(Duration::from_secs(10), trickling.conn.evicted()).await;
+        assert!(made_room.is_ok(), "the connection that never began a request kept its slot");
+        drop(trickling);
+        let next = admitting.await.unwrap();
+        assert!(!fresh.conn.evicted.load(Ordering::Relaxed), "the connection opened later was closed");
+        drop(next);
     }
 }

@@ -36,15 +36,16 @@ fn client() -> reqwest::blocking::Client {
 /// Pulls the fixture's nginx image: its manifest, then every blob, checking each digest.
 fn pull(registry: &ChildRegistry, c: &reqwest::blocking::Client) {
     let repo = "docker.io/library/nginx";
-    let resp = c.get(registry.url(&format!("/v2/{repo}/manifests/1.25"))).send().unwrap();
-    assert_eq!(resp.status(), 200);
-    let manifest: Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
+    let get = |path: String| {
+        let resp = c.get(registry.url(&path)).send().unwrap_or_else(|e| panic!("GET {path}: {e:?}"));
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.bytes().unwrap_or_else(|e| panic!("GET {path}: reading the body: {e:?}"))
+    };
+    let manifest: Value = serde_json::from_slice(&get(format!("/v2/{repo}/manifests/1.25"))).unwrap();
     let layers = manifest["layers"].as_array().unwrap().iter();
     for desc in std::iter::once(&manifest["config"]).chain(layers) {
         let d = desc["digest"].as_str().unwrap();
-        let resp = c.get(registry.url(&format!("/v2/{repo}/blobs/{d}"))).send().unwrap();
-        assert_eq!(resp.status(), 200, "{d}");
-        assert_eq!(sha256(&resp.bytes().unwrap()), d);
+        assert_eq!(sha256(&get(format!("/v2/{repo}/blobs/{d}"))), d);
     }
 }
 
