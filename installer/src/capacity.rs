@@ -11,14 +11,6 @@ use serde_yaml_ng::Value;
 /// The ConfigMap whose `values` (JSON) Istio's injector reads the sidecars' resources from.
 const ISTIO_INJECTOR: &str = "istio-sidecar-injector";
 
-/// Checks a factor read from a site file.
-pub fn check_scale(scale: f64) -> Result<f64> {
-    if !(scale > 0.0 && scale <= 1.0) {
-        bail!("lab.request_scale is {scale}: give a factor above 0 and at most 1");
-    }
-    Ok(scale)
-}
-
 /// Scales the requests of every container of a pod spec (containers and init containers).
 pub fn scale_pod_spec(spec: &mut Value, scale: f64) -> Result<()> {
     for list in ["initContainers", "containers"] {
@@ -183,13 +175,5 @@ mod tests {
             serde_yaml_ng::from_str("kind: ConfigMap\nmetadata: {name: x}\ndata: {values: 'not json'}\n").unwrap();
         scale_istio_injector(&mut other, 0.5).unwrap();
         assert_eq!(other["data"]["values"], "not json");
-    }
-
-    #[test]
-    fn the_factor_is_checked() {
-        assert!(check_scale(0.05).is_ok() && check_scale(1.0).is_ok());
-        for bad in [0.0, -1.0, 1.5, f64::NAN] {
-            assert!(check_scale(bad).is_err(), "{bad}");
-        }
     }
 }

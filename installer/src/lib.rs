@@ -24,6 +24,7 @@ pub mod plan;
 mod pod_volume;
 pub mod postrender;
 mod preflight;
+mod probe_pace;
 mod registry_client;
 mod render;
 pub mod run;

@@ -48,6 +48,10 @@ pub struct Config {
     /// The site's `lab.request_scale`: every container's requests scaled down (see `capacity`).
     #[serde(default)]
     pub request_scale: Option<f64>,
+    /// The site's `lab.probe_delay_scale`: every probe's delay and period shortened (see
+    /// `probe_pace`).
+    #[serde(default)]
+    pub probe_delay_scale: Option<f64>,
 }
 
 /// What a post-rendered stream holds.
@@ -115,6 +119,9 @@ pub async fn post_render(yaml: &str, cfg: &Config, registry: &RegistryClient) ->
                 crate::capacity::scale_pod_spec(spec, scale)?;
             }
             crate::capacity::scale_istio_injector(doc, scale)?;
+        }
+        if let (Some(scale), Some(spec)) = (cfg.probe_delay_scale, pod_spec(doc)) {
+            crate::probe_pace::scale_pod_spec(spec, scale)?;
         }
         if let Some(o) = object_ref(doc) {
             objects.push(o);

@@ -301,7 +301,7 @@ impl Renderer<'_> {
         hashed.extend(serde_json::to_vec(&json!({
             "chart": hex::encode(Sha256::digest(&chart_bytes)),
             "values": values_text, "set": set, "env": post.env, "images": out.images,
-            "request_scale": post.request_scale,
+            "request_scale": post.request_scale, "probe_delay_scale": post.probe_delay_scale,
             "set_files": set_files.keys().map(|k| sub(&h.set[k])).collect::<Result<Vec<_>>>()?,
             "objects": out.objects.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "site_ca": site_ca.as_ref().map(|ca| &ca.pem), "files": files,

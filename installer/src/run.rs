@@ -119,6 +119,7 @@ impl Tools {
             site_ca: false,
             files: None,
             request_scale: l.site.request_scale()?,
+            probe_delay_scale: l.site.probe_delay_scale()?,
         };
         let helm = Helm { binary: self.helm.clone(), home: self.work.path().join("helm") };
         Ok(Renderer {

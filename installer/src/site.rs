@@ -103,9 +103,24 @@ impl Site {
     /// `lab.request_scale`: the factor every container's requests are scaled by on a lab
     /// machine too small for the platform (see `capacity`); absent for a real site.
     pub fn request_scale(&self) -> Result<Option<f64>> {
-        let Some(v) = self.tree.get("lab").and_then(|l| l.get("request_scale")) else { return Ok(None) };
-        let scale = v.as_f64().ok_or_else(|| anyhow!("{}: lab.request_scale is not a number", self.path.display()))?;
-        crate::capacity::check_scale(scale).map(Some).with_context(|| self.path.display().to_string())
+        self.lab_factor("request_scale")
+    }
+
+    /// `lab.probe_delay_scale`: the factor every probe's delay and period are scaled by where
+    /// images start at once (see `probe_pace`); absent for a real site.
+    pub fn probe_delay_scale(&self) -> Result<Option<f64>> {
+        self.lab_factor("probe_delay_scale")
+    }
+
+    /// A factor under `lab`: above 0 and at most 1, since a lab only ever shrinks what a
+    /// platform asks for.
+    fn lab_factor(&self, key: &str) -> Result<Option<f64>> {
+        let Some(v) = self.tree.get("lab").and_then(|l| l.get(key)) else { return Ok(None) };
+        let path = self.path.display();
+        match v.as_f64() {
+            Some(f) if f > 0.0 && f <= 1.0 => Ok(Some(f)),
+            _ => bail!("{path}: lab.{key} is {}: give a factor above 0 and at most 1", serde_json::json!(v)),
+        }
     }
 
     /// Whether `components.<name>` is true (absent is false).
@@ -164,5 +179,17 @@ mod tests {
         }
         assert!(s.view::<Missing>().unwrap_err().to_string().contains("/sites/a/site.yaml"));
         assert!(Site::parse(Path::new("x.yaml"), "- a\n").is_err());
+    }
+
+    #[test]
+    fn lab_factors_are_above_zero_and_at_most_one() {
+        let lab = |text: &str| Site::parse(Path::new("/s/site.yaml"), text).unwrap();
+        let s = lab("lab: {request_scale: 0.05, probe_delay_scale: 1}\n");
+        assert_eq!((s.request_scale().unwrap(), s.probe_delay_scale().unwrap()), (Some(0.05), Some(1.0)));
+        assert_eq!(site().probe_delay_scale().unwrap(), None, "a real site has none");
+        for bad in ["0", "-1", "1.5", "fast", ".nan"] {
+            let err = lab(&format!("lab: {{probe_delay_scale: {bad}}}\n")).probe_delay_scale().unwrap_err().to_string();
+            assert!(err.contains("/s/site.yaml: lab.probe_delay_scale is"), "{bad}: {err}");
+        }
     }
 }
