@@ -95,6 +95,18 @@ fn conformance(o: &dyn ObjectStore) {
     replaced.write_all(b"replaced").unwrap();
     replaced.abort();
     assert_eq!(o.get("t/w/small").unwrap().as_deref(), Some(&b"small"[..]), "an aborted writer changes nothing");
+
+    // A rename moves the whole object, into a new directory or over another object.
+    o.put("t/r/from", b"moved").unwrap();
+    o.rename("t/r/from", "t/r/new/to").unwrap();
+    assert_eq!(o.get("t/r/new/to").unwrap().as_deref(), Some(&b"moved"[..]));
+    assert_eq!(o.head("t/r/from").unwrap(), None, "the source is gone");
+    o.rename("t/w/big", "t/r/new/to").unwrap();
+    assert!(o.get("t/r/new/to").unwrap().unwrap() == big, "a rename replaces what was there");
+    assert_eq!(listed(o, "t/r/new/"), ["t/r/new/to"]);
+    assert_eq!(listed(o, "t/w/"), ["t/w/small"]);
+    assert!(o.rename("t/r/absent", "t/r/elsewhere").is_err(), "a missing source is an error");
+    assert_eq!(o.head("t/r/elsewhere").unwrap(), None);
 }
 
 #[test]

@@ -125,6 +125,16 @@ impl ObjectStore for DirObjects {
     fn writer<'a>(&'a self, key: &str) -> ApiResult<Box<dyn ObjectWriter + 'a>> {
         Ok(Box::new(self.open_writer(key, true)?))
     }
+
+    /// A rename of the file, synced first as a streamed object is: what `to` shows (a blob) is on
+    /// the disk before it shows.
+    fn rename(&self, from: &str, to: &str) -> ApiResult<()> {
+        let (src, dest) = (self.path(from), self.path(to));
+        File::open(&src).and_then(|f| f.sync_all()).map_err(io_err(&src))?;
+        let dir = dest.parent().expect("object keys have a parent");
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        fs::rename(&src, &dest).map_err(io_err(&dest))
+    }
 }
 
 struct DirWriter {

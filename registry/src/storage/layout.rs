@@ -16,7 +16,7 @@
 //! bucket can serve one registry: an upload started on one may be continued and finished on
 //! another. Objects cannot be appended to, so each chunk is stored as pieces of its own;
 //! finishing streams the pieces through the hash into the blob's writer, committed only when
-//! the digest matches. Two clients racing on one blob both succeed, and a killed upload leaves
+//! the digest matches; an upload of one piece (most blobs) is hashed and then moved into place. Two clients racing on one blob both succeed, and a killed upload leaves
 //! only its session.
 
 use std::collections::BTreeMap;
@@ -355,6 +355,10 @@ impl WritableStorage for LayoutStore {
             if self.objects.head(&dest)?.is_some() {
                 // Already stored by another push: check this upload all the same.
                 check(self.hash_pieces(&pieces, &algorithm, &mut io::sink())?)?;
+            } else if let [(piece, _)] = pieces.as_slice() {
+                // The one piece is the blob: checked, then moved into place rather than copied.
+                check(self.hash_pieces(&pieces, &algorithm, &mut io::sink())?)?;
+                self.objects.rename(piece, &dest)?;
             } else {
                 // A writer dropped uncommitted leaves nothing.
                 let mut writer = self.objects.writer(&dest)?;
@@ -478,6 +482,32 @@ mod tests {
         let mut out = String::new();
         store.open_blob("c", &good, 1, 3).unwrap().read_to_string(&mut out).unwrap();
         assert_eq!(out, "ell");
+        assert!(fs::read_dir(tmp.path().join("uploads")).unwrap().next().is_none(), "finished sessions leave nothing");
+    }
+
+    /// An upload of one piece becomes the blob by a rename: the blob is the very file the piece
+    /// was written to. One of two pieces is copied, so its file stays apart until the session ends.
+    #[test]
+    fn a_one_piece_upload_is_moved_into_place() {
+        use std::os::unix::fs::MetadataExt;
+        let (tmp, store) = dir_store();
+        let inode = |key: &str| fs::metadata(tmp.path().join(key)).unwrap().ino();
+        let one = digest_of(b"one piece");
+        let id = store.start_upload("a/b").unwrap();
+        store.append_upload("a/b", &id, 0, &mut &b"one piece"[..]).unwrap();
+        let piece = inode(&paths::piece(&id, 0));
+        store.finish_upload("a/b", &id, &one).unwrap();
+        assert_eq!(inode(&blob_path(&one)), piece, "the piece itself is the blob");
+        assert_eq!(store.blob_len("a/b", &one).unwrap(), Some(9));
+
+        let two = digest_of(b"two pieces");
+        let id = store.start_upload("a/b").unwrap();
+        store.append_upload("a/b", &id, 0, &mut &b"two "[..]).unwrap();
+        store.append_upload("a/b", &id, 4, &mut &b"pieces"[..]).unwrap();
+        let first = inode(&paths::piece(&id, 0));
+        store.finish_upload("a/b", &id, &two).unwrap();
+        assert_ne!(inode(&blob_path(&two)), first);
+        assert_eq!(fs::read(tmp.path().join(blob_path(&two))).unwrap(), b"two pieces");
         assert!(fs::read_dir(tmp.path().join("uploads")).unwrap().next().is_none(), "finished sessions leave nothing");
     }
 

@@ -35,6 +35,10 @@ pub trait ObjectStore: Send + Sync {
     fn put(&self, key: &str, bytes: &[u8]) -> ApiResult<()>;
     /// `false` when there was no such object.
     fn delete(&self, key: &str) -> ApiResult<bool>;
+    /// Moves the object at `from` (which must exist) to `to`, replacing what was there: readers of
+    /// `to` see the old object or the whole new one, and `from` is gone. An upload of one piece is
+    /// committed this way, without its bytes being written a second time.
+    fn rename(&self, from: &str, to: &str) -> ApiResult<()>;
     /// A streamed object that appears only when committed.
     fn writer<'a>(&'a self, key: &str) -> ApiResult<Box<dyn ObjectWriter + 'a>>;
 }

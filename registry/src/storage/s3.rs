@@ -19,6 +19,9 @@ use crate::error::{ApiError, ApiResult, Code};
 const PART: usize = 8 << 20;
 /// How long a presigned request stays valid; each is sent as soon as it is signed.
 const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
+/// The header that makes a PutObject a server-side CopyObject; signed, as AWS wants every
+/// `x-amz-*` header of a request to be.
+const COPY_SOURCE: &str = "x-amz-copy-source";
 
 /// `s3://BUCKET[/PREFIX]?endpoint=URL[&region=R]`, parsed.
 #[derive(Debug, Clone)]
@@ -288,6 +291,27 @@ impl ObjectStore for S3Objects {
         let url = self.bucket.delete_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
         self.send(&format!("DELETE {key}"), self.client.delete(url))?;
         Ok(true)
+    }
+
+    /// S3 cannot rename: a CopyObject (the bytes stay in the bucket; up to 5 GiB, far above a
+    /// piece), then a delete of the source.
+    fn rename(&self, from: &str, to: &str) -> ApiResult<()> {
+        let (from, to) = (self.key(from), self.key(to));
+        let what = format!("copying {from} to {to}");
+        // `/bucket/key`, encoded as the object's path-style URL encodes it.
+        let source = self.bucket.object_url(&from).path().to_string();
+        let mut action = self.bucket.put_object(Some(&self.credentials), &to);
+        action.headers_mut().insert(COPY_SOURCE, source.as_str());
+        let req = self.client.put(action.sign(SIGNED_FOR)).header(COPY_SOURCE, &source);
+        // S3 may report a failed copy with 200 and an error document.
+        let (_, body) = self.call(&what, req.header(reqwest::header::CONTENT_LENGTH, 0))?;
+        let text = String::from_utf8_lossy(&body);
+        if text.contains("<Error>") {
+            return Err(self.err(&what, s3_error_text(&text)));
+        }
+        let url = self.bucket.delete_object(Some(&self.credentials), &from).sign(SIGNED_FOR);
+        self.send(&format!("DELETE {from}"), self.client.delete(url))?;
+        Ok(())
     }
 
     fn writer<'a>(&'a self, key: &str) -> ApiResult<Box<dyn ObjectWriter + 'a>> {
