@@ -5,15 +5,20 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+/// Where the access log goes.
 #[derive(Clone, Default)]
 pub enum AccessLog {
+    /// Standard error, the default: a service manager's journal keeps it.
     #[default]
     Stderr,
+    /// Nowhere: `airgap -q registry serve`, which quiets all of stderr.
     Off,
+    /// A writer of the embedding program's, such as a test that reads the lines back.
     Writer(Arc<Mutex<dyn Write + Send>>),
 }
 
 impl AccessLog {
+    /// Writes one request's line; a log that cannot be written never fails the request.
     pub fn record(&self, method: &str, uri: &str, status: u16, bytes: Option<u64>) {
         let bytes = bytes.map_or("-".to_string(), |b| b.to_string());
         let time = humantime::format_rfc3339_millis(std::time::SystemTime::now());

@@ -19,6 +19,7 @@ use crate::{AccessLog, Limits, ServeConfig, Server, StorageConfig, TlsConfig};
       --storage 's3://registry/site?endpoint=http://minio.site.local:9000&region=us-east-1'
 Then: skopeo inspect docker://registry.site.local:5000/docker.io/mosipid/config-server:1.1.2
       helm repo add mosip https://registry.site.local:5000/charts/mosip.github.io/mosip-helm")]
+/// `airgap registry serve`'s flags, as typed.
 pub struct ServeArgs {
     /// Bundle directories served read-only in place; a delta goes after its base.
     pub bundles: Vec<PathBuf>,
@@ -80,6 +81,7 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The server's configuration, checked: what embedders and tests build without a command line.
     pub fn config(&self) -> Result<ServeConfig> {
         let storage = match &self.storage {
             None => None,
@@ -129,6 +131,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// Runs the server until Ctrl-C, saying on stderr where it listens and which CA clients trust.
 pub fn serve(args: ServeArgs) -> Result<()> {
     let cfg = args.config()?;
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
@@ -160,6 +163,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
 #[derive(Debug, Args)]
 #[command(after_help = "Example:
   airgap registry push /media/usb/bundle --to harbor.site.local/mosip --username robot --password-env HARBOR_TOKEN")]
+/// `airgap registry push`'s flags, as typed.
 pub struct PushArgs {
     /// Bundle directories; a delta goes after its base.
     #[arg(required = true)]
@@ -167,6 +171,7 @@ pub struct PushArgs {
     /// HOST[:PORT][/PREFIX] of the existing registry.
     #[arg(long)]
     pub to: String,
+    /// The user to log in as; the password comes from --password-env.
     #[arg(long, requires = "password_env")]
     pub username: Option<String>,
     /// The environment variable that holds the password (kept off the command line).
@@ -180,6 +185,7 @@ pub struct PushArgs {
     pub plain_http: bool,
 }
 
+/// Copies the bundles into the registry named by --to and says what was sent.
 pub fn push(args: PushArgs) -> Result<()> {
     let credentials = match (&args.username, &args.password_env) {
         (Some(u), Some(var)) => {

@@ -21,6 +21,7 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time to send the first request's head, and (HTTP/1) each later one once the last is answered.
     pub header_timeout: Duration,
+    /// Time for a client to finish the TLS handshake, so a socket that stalls in it cannot hold a slot.
     pub tls_handshake_timeout: Duration,
     /// A connection with no request in flight and nothing sent either way for this long is
     /// closed; so is one whose client stops reading a response, or sending a request body, for

@@ -3,28 +3,48 @@
 
 use serde_json::json;
 
+/// The error codes of the distribution spec, which clients branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
+    /// A blob the repository does not hold.
     BlobUnknown,
+    /// An upload's body did not arrive whole or does not fit the session.
     BlobUploadInvalid,
+    /// An upload session that is not (or no longer) open.
     BlobUploadUnknown,
+    /// Content that does not hash to the digest given for it.
     DigestInvalid,
+    /// A manifest that names a blob the repository does not hold.
     ManifestBlobUnknown,
+    /// A manifest that does not parse or breaks the image spec.
     ManifestInvalid,
+    /// A manifest or tag the repository does not hold.
     ManifestUnknown,
+    /// A repository name the spec's grammar refuses.
     NameInvalid,
+    /// A repository the registry does not hold.
     NameUnknown,
+    /// Content whose length is not the one declared, or too large to accept.
     SizeInvalid,
+    /// No credentials, or wrong ones: the client should authenticate (401).
     Unauthorized,
+    /// Credentials that may not do this, such as a pull-only user's push (403).
     Denied,
+    /// An operation this registry does not offer: deletes when they are off, pushes when it is
+    /// read-only (405).
     Unsupported,
+    /// A chunk or a `Range` that does not fit the content (416).
     RangeInvalid,
+    /// A path outside the API, or a file or chart the registry does not serve.
     NotFound,
+    /// An `n` query parameter that is not a count.
     PaginationNumberInvalid,
+    /// The server's own failure (storage, a bundle it cannot read): not the client's fault.
     Internal,
 }
 
 impl Code {
+    /// The code as the spec spells it in an error body.
     pub fn as_str(self) -> &'static str {
         match self {
             Code::BlobUnknown => "BLOB_UNKNOWN",
@@ -64,19 +84,25 @@ impl Code {
     }
 }
 
+/// A refusal or failure as a client receives it: the JSON error body and an HTTP status.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}: {message}", code.as_str())]
 pub struct ApiError {
+    /// What kind of error, for clients.
     pub code: Code,
+    /// The HTTP status; the code's own unless [`ApiError::with_status`] changed it.
     pub status: u16,
+    /// What was wrong, naming the thing (repository, digest, upload).
     pub message: String,
 }
 
 impl ApiError {
+    /// An error with the code's usual status.
     pub fn new(code: Code, message: impl Into<String>) -> ApiError {
         ApiError { code, status: code.status(), message: message.into() }
     }
 
+    /// The same error under another status, where the spec asks for one the code does not imply.
     pub fn with_status(mut self, status: u16) -> ApiError {
         self.status = status;
         self
@@ -103,6 +129,7 @@ impl ApiError {
         }
     }
 
+    /// The spec's JSON error body: `{"errors": [{code, message, detail}]}`.
     pub fn body(&self) -> Vec<u8> {
         let v = json!({"errors": [{"code": self.code.as_str(), "message": self.message, "detail": null}]});
         serde_json::to_vec(&v).expect("an error body serializes")
@@ -115,4 +142,5 @@ impl From<bundles::Error> for ApiError {
     }
 }
 
+/// What storage and handlers return.
 pub type ApiResult<T> = Result<T, ApiError>;

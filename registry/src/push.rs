@@ -22,8 +22,10 @@ use serde_json::Value;
 
 use crate::names::valid_name;
 
+/// How to reach and log in to the target registry.
 #[derive(Debug, Clone, Default)]
 pub struct PushOptions {
+    /// User and password, offered to a registry that asks (basic, or for a bearer token).
     pub credentials: Option<(String, String)>,
     /// Speak plain HTTP (a registry on a trusted loopback or lab network).
     pub plain_http: bool,
@@ -31,14 +33,20 @@ pub struct PushOptions {
     pub ca_file: Option<PathBuf>,
 }
 
+/// What a push did, for the line people read at the end.
 #[derive(Debug, Default)]
 pub struct PushReport {
+    /// Artifacts (index entries) pushed.
     pub artifacts: usize,
+    /// Blobs sent.
     pub blobs_uploaded: usize,
+    /// Blobs the target already held, found by a HEAD and not sent again.
     pub blobs_skipped: usize,
+    /// Manifests and indexes put.
     pub manifests: usize,
 }
 
+/// Pushes every artifact of the bundles (a delta after its base) to `target`, `HOST[:PORT][/PREFIX]`.
 pub fn push_bundle(bundle_dirs: &[PathBuf], target: &str, opts: &PushOptions) -> anyhow::Result<PushReport> {
     // No repository name or host holds an `@`: one here means credentials, which every message
     // below would repeat. Only what follows the last `@` is named.

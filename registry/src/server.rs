@@ -28,17 +28,22 @@ use crate::tls::{server_config, TlsConfig};
 /// Where pushed content is kept.
 #[derive(Debug, Clone)]
 pub enum StorageConfig {
+    /// A directory on this machine.
     Dir(PathBuf),
+    /// An S3-compatible bucket, which several replicas may share.
     S3(Box<S3Location>),
 }
 
+/// Everything a server needs, built from flags by [`crate::cli::ServeArgs::config`] or by hand.
 #[derive(Clone)]
 pub struct ServeConfig {
     /// Bundles served in place, read-only; later ones win on the same tag (a delta after its base).
     pub bundles: Vec<PathBuf>,
     /// Storage for pushes; without it the registry serves the bundles only.
     pub storage: Option<StorageConfig>,
+    /// Address and port; port 0 picks a free one (see [`Server::local_addr`]).
     pub listen: SocketAddr,
+    /// HTTPS; without it the server speaks plain HTTP.
     pub tls: Option<TlsConfig>,
     /// `htpasswd -B` users; without it anyone may pull and push.
     pub htpasswd: Option<PathBuf>,
@@ -48,11 +53,15 @@ pub struct ServeConfig {
     pub anonymous_pull: bool,
     /// Refuses every push and delete even where storage would take them.
     pub read_only: bool,
+    /// Whether the API's deletes are served (content management); off, they answer UNSUPPORTED.
     pub delete_enabled: bool,
     /// Lets a push change what a tag carried by the bundles serves.
     pub allow_overwrite: bool,
+    /// The largest manifest a push may put; a manifest is read whole into memory.
     pub max_manifest_bytes: u64,
+    /// Where each request's line goes.
     pub access_log: AccessLog,
+    /// Caps and timeouts on connections, against clients that hold sockets.
     pub limits: Limits,
     /// An upload session that receives nothing for this long is ended and its content removed.
     pub upload_expiry: Duration,
@@ -94,6 +103,7 @@ pub(crate) struct State {
     pub contents: Arc<ContentsPage>,
 }
 
+/// A bound server with its stores open: start-up errors show before [`Server::run`].
 pub struct Server {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -145,6 +155,7 @@ impl Server {
         Ok(Server { listener, tls, state: Arc::new(state), max_connections })
     }
 
+    /// The address it listens on, with the port chosen when port 0 was asked for.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
@@ -268,6 +279,7 @@ async fn expire_uploads(state: Arc<State>) {
 /// How long a shutdown waits for requests in flight (a large blob on a slow link may not finish).
 pub const DRAIN_TIME: Duration = Duration::from_secs(10);
 
+/// Binds and serves until `shutdown` completes.
 pub async fn serve(cfg: ServeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     Server::bind(cfg).await?.run(shutdown).await
 }

@@ -15,17 +15,32 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+/// Where the server's certificate comes from.
 #[derive(Debug, Clone)]
 pub enum TlsConfig {
-    Files { cert: PathBuf, key: PathBuf },
-    Generate { dir: PathBuf, hostnames: Vec<String> },
+    /// Given files, as an enterprise CA issued them.
+    Files {
+        /// The certificate chain (PEM), server first.
+        cert: PathBuf,
+        /// Its private key (PEM).
+        key: PathBuf,
+    },
+    /// A site CA kept in `dir` and a server certificate issued by it at each start.
+    Generate {
+        /// Holds the CA, the certificate and their keys (see the module's doc).
+        dir: PathBuf,
+        /// The names (or IP addresses) clients reach the registry by, all in the certificate.
+        hostnames: Vec<String>,
+    },
 }
 
+/// The site CA's certificate in a generated directory: the one file clients need.
 pub const CA_FILE: &str = "ca.crt";
 const CA_KEY_FILE: &str = "ca-key.pem";
 const SERVER_FILE: &str = "server.pem";
 const SERVER_KEY_FILE: &str = "server-key.pem";
 
+/// Reads (or first generates) the certificate and key, refusing files that hold none.
 pub fn server_config(tls: &TlsConfig) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let (cert, key) = match tls {
         TlsConfig::Files { cert, key } => (cert.clone(), key.clone()),

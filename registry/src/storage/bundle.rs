@@ -20,6 +20,7 @@ use super::{referrer_descriptor, Storage, StoredManifest};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{valid_name, valid_tag};
 
+/// Bundles served read-only from their parts, as the bundle lays them out.
 pub struct BundleStore {
     bundles: Vec<Bundle>,
     /// Repository (host-first, and bare where unambiguous) → tag → manifest.
@@ -32,6 +33,8 @@ pub struct BundleStore {
 }
 
 impl BundleStore {
+    /// Opens the bundles (a delta after its base, which it is checked against) and names their
+    /// repositories.
     pub fn open(dirs: &[PathBuf]) -> anyhow::Result<BundleStore> {
         let mut store = BundleStore {
             bundles: Vec::new(),
@@ -49,8 +52,7 @@ impl BundleStore {
             let index = bundle.index().with_context(|| format!("bundle {}", dir.display()))?;
             for desc in index.manifests() {
                 let Some(text) = desc.annotations().as_ref().and_then(|a| a.get(ANNOTATION_REF)) else { continue };
-                let reference = Reference::parse(text)
-                    .with_context(|| format!("bundle {}", dir.display()))?;
+                let reference = Reference::parse(text).with_context(|| format!("bundle {}", dir.display()))?;
                 let digest = parse_sha256(desc.digest().as_ref())?;
                 roots.push((reference, digest.clone()));
                 store.walk(&digest, desc.media_type().to_string(), text)?;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::objects::{random_id, Entry, ObjectStore, ObjectWriter};
 use crate::error::{ApiError, ApiResult};
 
+/// The directory driver, rooted at the registry's storage directory.
 pub struct DirObjects {
     root: PathBuf,
 }

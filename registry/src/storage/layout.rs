@@ -82,20 +82,24 @@ mod paths {
     }
 }
 
+/// The writable store: the registry's layout over a driver.
 pub struct LayoutStore {
     objects: Box<dyn ObjectStore>,
 }
 
 impl LayoutStore {
+    /// The layout over any driver.
     pub fn new(objects: impl ObjectStore + 'static) -> LayoutStore {
         LayoutStore { objects: Box::new(objects) }
     }
 
+    /// Over a directory, whose top folders are made now so an unwritable root fails at start-up.
     pub fn dir(root: &Path) -> anyhow::Result<LayoutStore> {
         let tops = ["blobs/sha256", "blobs/sha512", UPLOADS, "repositories"];
         Ok(LayoutStore::new(DirObjects::open(root, &tops)?))
     }
 
+    /// Over a bucket, checked at once (see [`S3Objects::open`]).
     pub fn s3(location: &S3Location) -> anyhow::Result<LayoutStore> {
         Ok(LayoutStore::new(S3Objects::open(location)?))
     }

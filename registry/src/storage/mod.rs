@@ -28,8 +28,11 @@ pub use layout::LayoutStore;
 pub use objects::{Entry, ObjectStore, ObjectWriter};
 pub use s3::{S3Location, S3Objects};
 
+/// A manifest as served: its exact bytes (its digest is theirs) and the type it was pushed with.
 pub struct StoredManifest {
+    /// The bytes as pushed or carried.
     pub bytes: Vec<u8>,
+    /// The `Content-Type` it is served with.
     pub media_type: String,
 }
 
@@ -39,8 +42,11 @@ pub trait Storage: Send + Sync {
     fn repositories(&self) -> ApiResult<Vec<String>>;
     /// Sorted tags; `None` when the repository is not in this store.
     fn tags(&self, repo: &str) -> ApiResult<Option<Vec<String>>>;
+    /// The manifest `repo:tag` points at; `None` when this store does not hold the tag.
     fn resolve_tag(&self, repo: &str, tag: &str) -> ApiResult<Option<Digest>>;
+    /// A manifest of `repo` by digest; `None` when this store does not hold it there.
     fn manifest(&self, repo: &str, d: &Digest) -> ApiResult<Option<StoredManifest>>;
+    /// A blob's length, which also says `repo` may serve it; `None` otherwise.
     fn blob_len(&self, repo: &str, d: &Digest) -> ApiResult<Option<u64>>;
     /// `len` bytes of the blob from `start`; the caller has checked the range against `blob_len`.
     fn open_blob(&self, repo: &str, d: &Digest, start: u64, len: u64) -> ApiResult<Box<dyn Read + Send>>;
@@ -54,8 +60,11 @@ pub trait Storage: Send + Sync {
 
 /// A manifest being stored, already validated by the server.
 pub struct NewManifest<'a> {
+    /// The digest of `bytes`, checked.
     pub digest: &'a Digest,
+    /// The manifest as it was pushed.
     pub bytes: &'a [u8],
+    /// The type it was pushed with, served back as its `Content-Type`.
     pub media_type: &'a str,
     /// Tags to point at it: the one in the URL, and any `tag` query parameters.
     pub tags: &'a [String],
@@ -66,6 +75,7 @@ pub struct NewManifest<'a> {
 /// Writing: uploads are sessions identified by an id; a blob becomes visible only once its
 /// upload is complete and its digest checked.
 pub trait WritableStorage: Send + Sync {
+    /// Opens an upload session for `repo` and returns its id.
     fn start_upload(&self, repo: &str) -> ApiResult<String>;
     /// Bytes received so far; `None` for an unknown session.
     fn upload_len(&self, repo: &str, id: &str) -> ApiResult<Option<u64>>;
@@ -74,15 +84,20 @@ pub trait WritableStorage: Send + Sync {
     fn append_upload(&self, repo: &str, id: &str, offset: u64, data: &mut dyn Read) -> ApiResult<u64>;
     /// Checks the content against `digest` and makes it a blob of `repo`; the session ends either way.
     fn finish_upload(&self, repo: &str, id: &str, digest: &Digest) -> ApiResult<()>;
+    /// Ends a session and removes what it received; `false` for an unknown session.
     fn cancel_upload(&self, repo: &str, id: &str) -> ApiResult<bool>;
     /// Ends every session that received nothing for `idle_for` (its client was killed or gave
     /// up); returns how many.
     fn expire_uploads(&self, idle_for: std::time::Duration) -> ApiResult<usize>;
     /// Links a blob this store already holds into `repo`; `false` when it does not hold it.
     fn mount_blob(&self, repo: &str, d: &Digest) -> ApiResult<bool>;
+    /// Stores a manifest in `repo` (also as a blob, as distribution serves it), with its tags and referrer.
     fn put_manifest(&self, repo: &str, m: NewManifest<'_>) -> ApiResult<()>;
+    /// Removes a manifest from `repo`, with the tags that point at it; `false` when it was not there.
     fn delete_manifest(&self, repo: &str, d: &Digest) -> ApiResult<bool>;
+    /// Removes a tag, leaving its manifest; `false` when there was no such tag.
     fn delete_tag(&self, repo: &str, tag: &str) -> ApiResult<bool>;
+    /// Unlinks a blob from `repo` (other repositories keep theirs); `false` when it was not linked.
     fn delete_blob(&self, repo: &str, d: &Digest) -> ApiResult<bool>;
 }
 
@@ -93,20 +108,24 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// The layers in the order reads try them: the writable store first, then the bundles.
     pub fn new(layers: Vec<Arc<dyn Storage>>) -> Stores {
         Stores { layers }
     }
 
+    /// The store pushes go to, if any.
     pub fn writer(&self) -> Option<&dyn WritableStorage> {
         self.layers.iter().find_map(|l| l.writable())
     }
 
+    /// The store pushes go to, or the UNSUPPORTED answer a registry without one gives.
     pub fn writer_or_refuse(&self) -> ApiResult<&dyn WritableStorage> {
         self.writer().ok_or_else(|| {
             ApiError::new(Code::Unsupported, "this registry serves bundles only and has no storage for pushes")
         })
     }
 
+    /// Every layer's repositories, sorted, each once.
     pub fn repositories(&self) -> ApiResult<Vec<String>> {
         let mut all = Vec::new();
         for l in &self.layers {
@@ -117,6 +136,7 @@ impl Stores {
         Ok(all)
     }
 
+    /// Every layer's tags of `repo`, sorted, each once; `None` when no layer has the repository.
     pub fn tags(&self, repo: &str) -> ApiResult<Option<Vec<String>>> {
         let mut found: Option<Vec<String>> = None;
         for l in &self.layers {
@@ -131,6 +151,7 @@ impl Stores {
         Ok(found)
     }
 
+    /// What `repo:tag` points at in the first layer that has it: a push overrides a carried tag.
     pub fn resolve_tag(&self, repo: &str, tag: &str) -> ApiResult<Option<Digest>> {
         self.first(|l| l.resolve_tag(repo, tag))
     }
@@ -145,14 +166,17 @@ impl Stores {
         Ok(None)
     }
 
+    /// A manifest from the first layer that holds it in `repo`.
     pub fn manifest(&self, repo: &str, d: &Digest) -> ApiResult<Option<StoredManifest>> {
         self.first(|l| l.manifest(repo, d))
     }
 
+    /// A blob's length from the first layer that serves it in `repo`.
     pub fn blob_len(&self, repo: &str, d: &Digest) -> ApiResult<Option<u64>> {
         self.first(|l| l.blob_len(repo, d))
     }
 
+    /// A byte range of a blob from the first layer that serves it in `repo`.
     pub fn open_blob(&self, repo: &str, d: &Digest, start: u64, len: u64) -> ApiResult<Box<dyn Read + Send>> {
         for l in &self.layers {
             if l.blob_len(repo, d)?.is_some() {
@@ -162,6 +186,7 @@ impl Stores {
         Err(ApiError::new(Code::BlobUnknown, format!("blob {d} is not in {repo}")))
     }
 
+    /// The referrers of `d` in `repo` across the layers, each descriptor once.
     pub fn referrers(&self, repo: &str, d: &Digest) -> ApiResult<Vec<Value>> {
         let mut all = Vec::new();
         for l in &self.layers {

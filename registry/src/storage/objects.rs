@@ -14,6 +14,7 @@ use crate::error::ApiResult;
 pub struct Entry {
     /// The whole key; a directory's ends in `/`.
     pub key: String,
+    /// Whether it is a directory (a common prefix, to S3) rather than an object.
     pub dir: bool,
     /// An object's length (0 for a directory).
     pub size: u64,
@@ -21,6 +22,7 @@ pub struct Entry {
     pub modified: Option<SystemTime>,
 }
 
+/// A driver: bytes under keys, and nothing of what they mean.
 pub trait ObjectStore: Send + Sync {
     /// The whole object; `None` when there is none.
     fn get(&self, key: &str) -> ApiResult<Option<Vec<u8>>>;
@@ -45,7 +47,9 @@ pub trait ObjectStore: Send + Sync {
 
 /// An object being written; dropped or aborted, it leaves nothing.
 pub trait ObjectWriter: Write {
+    /// Makes the object visible, whole, replacing what the key held.
     fn commit(self: Box<Self>) -> ApiResult<()>;
+    /// Gives the object up, leaving the key as it was (as a drop does, said outright).
     fn abort(self: Box<Self>);
 }
 

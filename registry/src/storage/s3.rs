@@ -26,10 +26,13 @@ const COPY_SOURCE: &str = "x-amz-copy-source";
 /// `s3://BUCKET[/PREFIX]?endpoint=URL[&region=R]`, parsed.
 #[derive(Debug, Clone)]
 pub struct S3Location {
+    /// The service's URL (`https://s3.<region>.amazonaws.com` when none is given).
     pub endpoint: Url,
+    /// The bucket, which must exist.
     pub bucket: String,
     /// Keys start with this (`""` or ending in `/`), so one bucket can hold several registries.
     pub prefix: String,
+    /// The region requests are signed for; `us-east-1` suits MinIO and most others.
     pub region: String,
     /// Access key and secret; `None` reads `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (and
     /// `AWS_SESSION_TOKEN`), then the `AWS_PROFILE` (or default) profile of `~/.aws/credentials`.
@@ -39,6 +42,8 @@ pub struct S3Location {
 }
 
 impl S3Location {
+    /// Reads `s3://BUCKET[/PREFIX]?endpoint=URL[&region=R][&ca-file=PEM]`; the region falls back on
+    /// `AWS_REGION`, then `AWS_DEFAULT_REGION`. Credentials are left to [`S3Objects::open`].
     pub fn parse(text: &str) -> anyhow::Result<S3Location> {
         let usage = "expected s3://BUCKET[/PREFIX]?endpoint=URL[&region=REGION]";
         let rest = text.strip_prefix("s3://").ok_or_else(|| anyhow::anyhow!("'{text}': {usage}"))?;
@@ -80,6 +85,7 @@ impl std::fmt::Display for S3Location {
     }
 }
 
+/// The S3 driver, connected, with its credentials.
 pub struct S3Objects {
     bucket: Bucket,
     credentials: Credentials,
