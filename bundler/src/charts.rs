@@ -75,8 +75,7 @@ pub async fn resolve(
     let fetch = mirrors.map_url(&url);
     let tgz = match found.get("digest").and_then(|d| d.as_str()) {
         Some(hex) => {
-            let d = parse_sha256(&format!("sha256:{hex}"))
-                .with_context(|| index_url.clone())?;
+            let d = parse_sha256(&format!("sha256:{hex}")).with_context(|| index_url.clone())?;
             cache.download(&d, None, &url, progress, async |offset| get_with_retry(http, &fetch, offset).await).await?;
             d
         }

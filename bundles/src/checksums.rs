@@ -20,9 +20,8 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<(String, String)>> {
         if line.is_empty() {
             continue;
         }
-        let bad = || {
-            Error::invalid(source, format!("line {}: expected '<sha256 hex>  <file name>', found '{line}'", i + 1))
-        };
+        let bad =
+            || Error::invalid(source, format!("line {}: expected '<sha256 hex>  <file name>', found '{line}'", i + 1));
         let (hex, rest) = line.split_once(' ').ok_or_else(bad)?;
         // coreutils writes two spaces in text mode and ' *' in binary mode.
         let name = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*')).ok_or_else(bad)?;

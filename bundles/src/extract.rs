@@ -92,8 +92,10 @@ fn check_against_sums(hashes: &BTreeMap<String, String>, dir: &Path, source: &Pa
     }
     let raw = crate::regular_file::read_bounded(&sums_path, MAX_WHOLE_MEMBER, "archive SHA256SUMS")?;
     let text = String::from_utf8(raw).map_err(|_| Error::invalid(source, "the archive's SHA256SUMS is not text"))?;
-    let expected: BTreeMap<String, String> =
-        checksums::parse(&text, "archive SHA256SUMS").map_err(|e| Error::invalid(source, e.to_string()))?.into_iter().collect();
+    let expected: BTreeMap<String, String> = checksums::parse(&text, "archive SHA256SUMS")
+        .map_err(|e| Error::invalid(source, e.to_string()))?
+        .into_iter()
+        .collect();
     for (name, got) in hashes.iter().filter(|(n, _)| n.as_str() != SUMS_FILE) {
         match expected.get(name) {
             Some(want) if want == got => {}
