@@ -40,7 +40,7 @@ enum Command {
     #[command(subcommand)]
     Site(SiteCommand),
     /// Write the tool binaries the bundle carries (kubectl, helm, istioctl, eksctl…) into a folder.
-    Tools(installer::tools::ToolsArgs),
+    Tools(installer::cli::ToolsArgs),
     /// Print a shell completion script for airgap.
     Completions(cli_docs::CompletionsArgs),
     /// Print airgap's man page, or write one per command into a folder.
@@ -58,15 +58,15 @@ enum InstallCommand {
     /// Prove a finished install works now, from inside the site; a report people can read.
     Verify(installer::cli::VerifyArgs),
     /// Node mirror configuration: upstream hosts resolve to the site registry, names unchanged.
-    Mirrors(installer::mirrors::MirrorsArgs),
+    Mirrors(installer::cli::MirrorsArgs),
     /// eksctl ClusterConfigs or RKE2 configuration of both clusters, with the node mirrors.
-    ClusterConfig(installer::cluster_config::ClusterConfigArgs),
+    ClusterConfig(installer::cli::ClusterConfigArgs),
 }
 
 #[derive(Subcommand)]
 enum SiteCommand {
     /// The Wireguard bastion's server and peer configurations, written offline for the carried image.
-    Wireguard(installer::wireguard::WireguardArgs),
+    Wireguard(installer::cli::WireguardArgs),
 }
 
 #[derive(Subcommand)]
@@ -153,16 +153,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             RegistryCommand::Push(a) => registry::cli::push(a),
         },
-        Command::Site(SiteCommand::Wireguard(a)) => installer::wireguard::run(a),
+        Command::Site(SiteCommand::Wireguard(a)) => a.run(),
         Command::Install(cmd) => match cmd {
-            InstallCommand::Plan(a) => installer::run::plan(a),
-            InstallCommand::Apply(a) => installer::run::apply(a),
-            InstallCommand::Status(a) => installer::run::status(a),
-            InstallCommand::Verify(a) => installer::verify::run(a),
-            InstallCommand::Mirrors(a) => installer::mirrors::run(a),
-            InstallCommand::ClusterConfig(a) => installer::cluster_config::run(a),
+            InstallCommand::Plan(a) => a.run(),
+            InstallCommand::Apply(a) => a.run(),
+            InstallCommand::Status(a) => a.run(),
+            InstallCommand::Verify(a) => a.run(),
+            InstallCommand::Mirrors(a) => a.run(),
+            InstallCommand::ClusterConfig(a) => a.run(),
         },
-        Command::Tools(a) => installer::tools::run(a),
+        Command::Tools(a) => a.run(),
         Command::Completions(a) => cli_docs::completions(a, Cli::command()),
         Command::Man(a) => cli_docs::man(a, Cli::command()),
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
-use clap::{Args, ValueEnum};
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 use crate::mirrors::{self, HostSource, Mirrors, NodeFile};
@@ -24,32 +24,25 @@ pub enum Provider {
     Rke2,
 }
 
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:
-  airgap install cluster-config --site site.yaml --provider eks --bundle /media/usb/bundle --out clusters
-  eksctl create cluster -f clusters/observation.cluster.config.yaml
-  airgap install cluster-config --site site.yaml --provider rke2 --hosts docker.io,quay.io --out rke2")]
-pub struct ClusterConfigArgs {
-    #[arg(long)]
+/// `install cluster-config`: for which provider and hosts, written where.
+#[derive(Debug, Clone)]
+pub struct ClusterConfigOptions {
+    /// The site file.
     pub site: PathBuf,
-    #[arg(long, value_enum)]
     pub provider: Provider,
-    #[command(flatten)]
     pub source: HostSource,
-    /// Write the files under DIR instead of printing them.
-    #[arg(long)]
+    /// Write the files under this folder instead of printing them.
     pub out: Option<PathBuf>,
-    /// Print the files as JSON ([{path, nodePath, content}]).
-    #[arg(long)]
+    /// Print the files as JSON.
     pub json: bool,
 }
 
-pub fn run(args: ClusterConfigArgs) -> Result<()> {
-    let site = Site::load(&args.site)?;
+pub fn run(opts: &ClusterConfigOptions) -> Result<()> {
+    let site = Site::load(&opts.site)?;
     let (ca_file, _) = site.registry_ca()?;
-    let hosts = args.source.hosts(&registry_url(&site)?, Some(&ca_file))?;
-    let files = generate(&site, args.provider, hosts)?;
-    mirrors::emit(&files, args.out.as_deref(), args.json)
+    let hosts = opts.source.hosts(&registry_url(&site)?, Some(&ca_file))?;
+    let files = generate(&site, opts.provider, hosts)?;
+    mirrors::emit(&files, opts.out.as_deref(), opts.json)
 }
 
 /// The files for both clusters; `hosts` are the upstream hosts the nodes send to the registry.

@@ -20,6 +20,7 @@ mod http_step;
 mod manifests_dir;
 pub mod mirrors;
 pub mod mounted_files;
+mod options;
 pub mod plan;
 mod pod_volume;
 pub mod postrender;
@@ -37,3 +38,5 @@ pub mod tools;
 pub mod verify;
 pub mod wait;
 pub mod wireguard;
+
+pub use options::{ApplyOptions, PlanOptions, Render, StatusOptions, Target, VerifyOptions};

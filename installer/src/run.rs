@@ -11,12 +11,12 @@ use serde_json::json;
 
 use crate::bundled_tools;
 use crate::check;
-use crate::cli::{ApplyArgs, PlanArgs, Render, StatusArgs, Target};
 use crate::cluster::Cluster;
 use crate::cluster_values::{self, Values};
 use crate::helm::{Helm, ReleaseInput};
 use crate::hooks::{self, Operation, Phase};
 use crate::manifests_dir;
+use crate::options::{ApplyOptions, PlanOptions, Render, StatusOptions, Target};
 use crate::plan::{self, Carried, Plan, StepAction};
 use crate::postrender;
 use crate::registry_client::RegistryClient;
@@ -178,7 +178,7 @@ fn print_step(n: usize, r: &Rendered<'_>) {
     }
 }
 
-pub fn plan(a: PlanArgs) -> Result<()> {
+pub fn plan(a: &PlanOptions) -> Result<()> {
     let l = load(&a.target)?;
     let accepted = check::accepted(&l.site)?;
     let manifests = a.manifests.as_deref().map(manifests_dir::prepare).transpose()?;
@@ -239,7 +239,7 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     })
 }
 
-pub fn status(a: StatusArgs) -> Result<()> {
+pub fn status(a: &StatusOptions) -> Result<()> {
     let l = load(&a.target)?;
     runtime()?.block_on(async {
         let mut all = Vec::new();
@@ -272,12 +272,12 @@ pub fn status(a: StatusArgs) -> Result<()> {
     })
 }
 
-pub fn apply(a: ApplyArgs) -> Result<()> {
+pub fn apply(a: &ApplyOptions) -> Result<()> {
     let l = load(&a.target)?;
     runtime()?.block_on(async {
         let tools = Tools::new(&l, &a.render).await?;
         for name in &l.clusters {
-            apply_cluster(&a, &l, &tools, name).await.with_context(|| format!("cluster {name}"))?;
+            apply_cluster(a, &l, &tools, name).await.with_context(|| format!("cluster {name}"))?;
         }
         Ok(())
     })
@@ -299,7 +299,7 @@ pub(crate) async fn renderer_for<'a>(
     Ok((renderer, target))
 }
 
-async fn apply_cluster(a: &ApplyArgs, l: &Loaded, tools: &Tools, name: &str) -> Result<()> {
+async fn apply_cluster(a: &ApplyOptions, l: &Loaded, tools: &Tools, name: &str) -> Result<()> {
     let cluster = Cluster::connect(name, &kubeconfig(&l.site, name)?).await?;
     let version = crate::preflight::run(&cluster, &l.site, &tools.registry).await?;
     let (renderer, target) = renderer_for(tools, l, &a.render, &cluster, &version).await?;
@@ -331,7 +331,7 @@ async fn apply_cluster(a: &ApplyArgs, l: &Loaded, tools: &Tools, name: &str) -> 
 }
 
 async fn apply_steps(
-    a: &ApplyArgs,
+    a: &ApplyOptions,
     cluster: &Cluster,
     renderer: &Renderer<'_>,
     ctx: &ClusterContext,

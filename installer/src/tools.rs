@@ -14,7 +14,6 @@ use bundles::digest::{blob_path, parse_sha256, HashingWriter};
 use bundles::naming::FILES_HOST;
 use bundles::safe_path::check_member_name;
 use bundles::Bundle;
-use clap::Args;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,28 +25,23 @@ pub struct Extracted {
     pub sha256: String,
 }
 
-#[derive(Debug, Args)]
-#[command(after_help = "Example:
-  airgap tools --bundle /media/usb/bundle --out ~/bin && ~/bin/kubectl version --client
-  airgap tools --bundle /media/usb/bundle --out tools --platform linux/arm64 --json")]
-pub struct ToolsArgs {
-    #[arg(long)]
+/// `tools`: which bundle's tools, for which platform, written where.
+#[derive(Debug, Clone)]
+pub struct ToolsOptions {
+    /// The bundle directory.
     pub bundle: PathBuf,
-    /// The folder to write the binaries into (created if needed).
-    #[arg(long)]
+    /// The folder to write the binaries into.
     pub out: PathBuf,
-    /// The `os/arch` to take where a tool is carried per platform; default: this machine's.
-    #[arg(long, default_value_t = host_platform())]
+    /// The `os/arch` to take where a tool is carried per platform.
     pub platform: String,
-    /// Print [{name, version, reference, path, sha256}] as JSON.
-    #[arg(long)]
+    /// Print what was written as JSON.
     pub json: bool,
 }
 
-pub fn run(args: ToolsArgs) -> Result<()> {
-    let bundle = Bundle::open(&args.bundle)?;
-    let done = extract(&bundle, &args.out, &args.platform)?;
-    if args.json {
+pub fn run(opts: &ToolsOptions) -> Result<()> {
+    let bundle = Bundle::open(&opts.bundle)?;
+    let done = extract(&bundle, &opts.out, &opts.platform)?;
+    if opts.json {
         println!("{}", serde_json::to_string_pretty(&done)?);
         return Ok(());
     }
@@ -56,7 +50,7 @@ pub fn run(args: ToolsArgs) -> Result<()> {
         println!("{:<12} {:<14} {:<64}  {}", t.name, t.version, t.sha256, t.path.display());
     }
     if done.is_empty() {
-        eprintln!("{} carries no executable files for {}", args.bundle.display(), args.platform);
+        eprintln!("{} carries no executable files for {}", opts.bundle.display(), opts.platform);
     }
     Ok(())
 }

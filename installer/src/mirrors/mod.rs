@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::ValueEnum;
 use reqwest::Url;
 use serde::Serialize;
 
@@ -115,75 +115,61 @@ pub enum Format {
     Eksctl,
 }
 
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:
-  airgap install mirrors --registry https://registry.site.local:5000 --format containerd \\
-      --bundle /media/usb/bundle --ca-file site-ca.pem --out /etc/containerd/certs.d
-  airgap install mirrors --registry https://registry.site.local:5000 --format rke2 --hosts docker.io,quay.io
-Without --hosts or --bundle the hosts come from the registry's catalog.")]
-pub struct MirrorsArgs {
+/// `install mirrors`: which files, for which hosts, written where.
+#[derive(Debug, Clone)]
+pub struct MirrorsOptions {
     /// The site registry's base URL, as nodes reach it.
-    #[arg(long)]
     pub registry: String,
-    #[arg(long, value_enum)]
     pub format: Format,
-    #[command(flatten)]
     pub source: HostSource,
-    /// The PEM CA that signed the registry's certificate; nodes are told to trust it.
-    #[arg(long)]
+    /// The PEM CA that signed the registry's certificate.
     pub ca_file: Option<PathBuf>,
-    /// Where containerd's certs.d folder is on the nodes (containerd and eksctl formats); the
-    /// hosts.toml files name the CA by this path.
-    #[arg(long, default_value = DEFAULT_CERTS_DIR)]
+    /// containerd's certs.d folder on the nodes.
     pub certs_dir: String,
-    /// Write the files under DIR (each replaced atomically) instead of printing them.
-    #[arg(long)]
+    /// Write the files under this folder instead of printing them.
     pub out: Option<PathBuf>,
-    /// Print the files as JSON ([{path, nodePath, content}]).
-    #[arg(long)]
+    /// Print the files as JSON.
     pub json: bool,
 }
 
-/// Where the upstream hosts come from: named, the bundle's images, else the registry's catalog.
-#[derive(Debug, Clone, Args)]
-pub struct HostSource {
-    /// Upstream hosts to send to the registry (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub hosts: Vec<String>,
-    /// Take the hosts from the images this bundle carries.
-    #[arg(long, conflicts_with = "hosts")]
-    pub bundle: Option<PathBuf>,
+/// Where the upstream hosts come from.
+#[derive(Debug, Clone)]
+pub enum HostSource {
+    /// These hosts.
+    Named(Vec<String>),
+    /// The hosts of the images this bundle carries.
+    Bundle(PathBuf),
+    /// The registry's catalog.
+    Catalog,
 }
 
 impl HostSource {
     pub fn hosts(&self, registry: &str, ca_file: Option<&Path>) -> Result<Vec<String>> {
-        if !self.hosts.is_empty() {
-            Ok(self.hosts.clone())
-        } else if let Some(dir) = &self.bundle {
-            from_bundle(dir)
-        } else {
-            from_catalog(registry, ca_file, CATALOG_PAGE)
+        match self {
+            HostSource::Named(hosts) => Ok(hosts.clone()),
+            HostSource::Bundle(dir) => from_bundle(dir),
+            HostSource::Catalog => from_catalog(registry, ca_file, CATALOG_PAGE),
         }
     }
 }
 
-pub fn run(args: MirrorsArgs) -> Result<()> {
-    let ca_pem = match &args.ca_file {
+pub fn run(opts: &MirrorsOptions) -> Result<()> {
+    let ca_pem = match &opts.ca_file {
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read --ca-file {}", p.display()))?),
         None => None,
     };
-    let hosts = args.source.hosts(&args.registry, args.ca_file.as_deref())?;
-    if args.format == Format::Rke2 && args.certs_dir != DEFAULT_CERTS_DIR {
+    let hosts = opts.source.hosts(&opts.registry, opts.ca_file.as_deref())?;
+    if opts.format == Format::Rke2 && opts.certs_dir != DEFAULT_CERTS_DIR {
         bail!("--certs-dir is for the containerd and eksctl formats: RKE2 writes its certs.d tree itself");
     }
-    let mirrors = Mirrors::new(&args.registry, hosts, ca_pem)
-        .and_then(|m| m.with_certs_dir(&args.certs_dir))
-        .with_context(|| match &args.ca_file {
-            Some(p) => format!("mirrors for {} (CA {})", args.registry, p.display()),
-            None => format!("mirrors for {}", args.registry),
+    let mirrors = Mirrors::new(&opts.registry, hosts, ca_pem)
+        .and_then(|m| m.with_certs_dir(&opts.certs_dir))
+        .with_context(|| match &opts.ca_file {
+            Some(p) => format!("mirrors for {} (CA {})", opts.registry, p.display()),
+            None => format!("mirrors for {}", opts.registry),
         })?;
-    let files = render(&mirrors, args.format)?;
-    emit(&files, args.out.as_deref(), args.json)
+    let files = render(&mirrors, opts.format)?;
+    emit(&files, opts.out.as_deref(), opts.json)
 }
 
 /// Writes the files under `out`, or prints them (as JSON with `json`).

@@ -22,15 +22,15 @@ mod workloads;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::VerifyArgs;
 use crate::cluster::Cluster;
+use crate::options::VerifyOptions;
 use crate::plan::Carried;
 use crate::run::{self, Loaded, Tools};
 use crate::state::State;
 use check::Checks;
 use report::{ClusterReport, Report};
 
-pub fn run(a: VerifyArgs) -> Result<()> {
+pub fn run(a: &VerifyOptions) -> Result<()> {
     let l = run::load(&a.target)?;
     let report = run::runtime()?.block_on(async {
         let tools = Tools::new(&l, &a.render).await?;
@@ -39,7 +39,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         for name in &l.clusters {
             let mut c = Checks::new(name);
             // A cluster that cannot be read is a finding of the report, not the end of it.
-            if let Err(e) = verify_cluster(&mut c, &a, &l, &tools, &carried, name).await {
+            if let Err(e) = verify_cluster(&mut c, a, &l, &tools, &carried, name).await {
                 c.at(None);
                 c.failed("cluster", format!("cluster {name}"), format!("{e:#}"));
             }
@@ -64,7 +64,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
 
 async fn verify_cluster(
     c: &mut Checks,
-    a: &VerifyArgs,
+    a: &VerifyOptions,
     l: &Loaded,
     tools: &Tools,
     carried: &Carried,

@@ -15,7 +15,6 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use clap::Args;
 use serde::Serialize;
 
 pub use keys::Key;
@@ -25,28 +24,16 @@ use crate::site::Site;
 use existing::{peer_files, peer_name, server_key_paths};
 use render::Peer;
 
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:
-  airgap site wireguard --site site.yaml --out /srv/wireguard/config --peers 30
-  airgap site wireguard --site site.yaml --out /srv/wireguard/config --peers 40 --json   # adds 10, keeps the 30
-
-Then on the bastion (docs/wireguard.md):
-  docker run -d --name wireguard --cap-add NET_ADMIN -p 51820:51820/udp \\
-    --sysctl net.ipv4.ip_forward=1 -v /srv/wireguard/config:/config \\
-    registry.site.local:5000/ghcr.io/linuxserver/wireguard:<tag from the bundle>")]
-pub struct WireguardArgs {
-    /// The site file; its `wireguard:` section gives the endpoint, port, tunnel and internal subnets.
-    #[arg(long)]
+/// `site wireguard`: the site, the folder and how many peers it holds afterwards.
+#[derive(Debug, Clone)]
+pub struct WireguardOptions {
+    /// The site file, whose `wireguard:` section is read.
     pub site: PathBuf,
-    /// The folder to write, mounted as the image's /config; an existing one is added to.
-    #[arg(long)]
+    /// The folder to write; an existing one is added to.
     pub out: PathBuf,
-    /// How many peers the folder holds afterwards (the guide's PEERS=30); existing peers are
-    /// always kept, so this only ever adds.
-    #[arg(long, default_value_t = 30)]
+    /// How many peers the folder holds afterwards (existing peers are always kept).
     pub peers: u32,
     /// Print what was written as JSON.
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -77,9 +64,9 @@ pub struct PeerReport {
     pub added: bool,
 }
 
-pub fn run(args: WireguardArgs) -> Result<()> {
-    let report = generate(&args.site, &args.out, args.peers)?;
-    if args.json {
+pub fn run(opts: &WireguardOptions) -> Result<()> {
+    let report = generate(&opts.site, &opts.out, opts.peers)?;
+    if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }

@@ -1,13 +1,15 @@
-//! `airgap install plan|apply|status|verify`: the arguments they share.
+//! `airgap install plan|apply|status|verify`: their flags, and the arguments they share.
 
 use std::path::PathBuf;
 
+use anyhow::Result;
 use clap::Args;
 
+use crate::options::{ApplyOptions, PlanOptions, Render, StatusOptions, Target, VerifyOptions};
 use crate::postrender::ImageMode;
 
 #[derive(Args, Debug, Clone)]
-pub struct Target {
+pub struct TargetArgs {
     /// The site file (see manifests/mosip-1.2.0.1-B2/site.example.yaml).
     #[arg(long)]
     pub site: PathBuf,
@@ -22,8 +24,15 @@ pub struct Target {
     pub json: bool,
 }
 
+impl TargetArgs {
+    fn options(self) -> Target {
+        let TargetArgs { site, plan, cluster, json } = self;
+        Target { site, plan, cluster, json }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
-pub struct Render {
+pub struct RenderArgs {
     /// The site registry serving the bundle, as this machine reaches it.
     #[arg(long)]
     pub registry: String,
@@ -51,6 +60,13 @@ pub struct Render {
     pub no_check: bool,
 }
 
+impl RenderArgs {
+    fn options(self) -> Render {
+        let RenderArgs { registry, ca_file, images, helm, istioctl, kube_version, no_check } = self;
+        Render { registry, ca_file, images, helm, istioctl, kube_version, no_check }
+    }
+}
+
 /// Print the ordered steps of each cluster and what each creates, after rendering everything,
 /// running the leak check and checking that every object can start where it lands: the
 /// ConfigMaps, Secrets (and keys), claims, classes, accounts, roles, gateways and services it names
@@ -65,13 +81,23 @@ pub struct Render {
   airgap install plan ... --manifests rendered      # every object, a file per step")]
 pub struct PlanArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     #[command(flatten)]
-    pub render: Render,
+    pub render: RenderArgs,
     /// Also write every object each step would send, post-rendered and hooks included, to
     /// DIR/<cluster>/<NNN>-<step>.yaml (DIR must not exist or be empty).
     #[arg(long, value_name = "DIR")]
     pub manifests: Option<PathBuf>,
+}
+
+impl PlanArgs {
+    pub fn run(self) -> Result<()> {
+        crate::run::plan(&PlanOptions {
+            target: self.target.options(),
+            render: self.render.options(),
+            manifests: self.manifests,
+        })
+    }
 }
 
 /// Apply the plan: preflight, render, leak-check and check every step (as `plan` does; nothing is
@@ -84,9 +110,9 @@ pub struct PlanArgs {
   airgap install apply ... --only ingress-nginx # one step again")]
 pub struct ApplyArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     #[command(flatten)]
-    pub render: Render,
+    pub render: RenderArgs,
     /// Start at this step (earlier ones are taken as done).
     #[arg(long)]
     pub from: Option<String>,
@@ -96,6 +122,18 @@ pub struct ApplyArgs {
     /// Run only this step.
     #[arg(long, conflicts_with_all = ["from", "to"])]
     pub only: Option<String>,
+}
+
+impl ApplyArgs {
+    pub fn run(self) -> Result<()> {
+        crate::run::apply(&ApplyOptions {
+            target: self.target.options(),
+            render: self.render.options(),
+            from: self.from,
+            to: self.to,
+            only: self.only,
+        })
+    }
 }
 
 /// Prove that a finished install works now, from inside the site: every step's workloads, the
@@ -110,9 +148,9 @@ pub struct ApplyArgs {
   airgap install verify ... --json")]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     #[command(flatten)]
-    pub render: Render,
+    pub render: RenderArgs,
     /// Also write DIR/verify.json and DIR/verify.html, a page with no external asset.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
@@ -122,6 +160,17 @@ pub struct VerifyArgs {
     pub testrig: Option<String>,
 }
 
+impl VerifyArgs {
+    pub fn run(self) -> Result<()> {
+        crate::verify::run(&VerifyOptions {
+            target: self.target.options(),
+            render: self.render.options(),
+            report: self.report,
+            testrig: self.testrig,
+        })
+    }
+}
+
 /// What is done, running and failed on each cluster, read from the cluster itself, beside each
 /// step's live health (its namespace, ConfigMap or Secret there, what it waits for ready).
 #[derive(Args, Debug, Clone)]
@@ -129,5 +178,11 @@ pub struct VerifyArgs {
   airgap install status --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml --json")]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
+}
+
+impl StatusArgs {
+    pub fn run(self) -> Result<()> {
+        crate::run::status(&StatusOptions { target: self.target.options() })
+    }
 }
