@@ -81,9 +81,9 @@ enum RegistryCommand {
 #[derive(Subcommand)]
 enum BundleCommand {
     /// Resolve a bundle spec to digests without downloading layers, for review.
-    Lock(bundler::LockArgs),
+    Lock(bundler::cli::LockArgs),
     /// Fetch everything a bundle spec (or its lock) names and write the bundle.
-    Create(bundler::CreateArgs),
+    Create(bundler::cli::CreateArgs),
     /// Pack an OCI image layout into a bundle: parts, checksums, SBOMs, signature.
     Pack(bundles::cli::PackArgs),
     /// Check every part, file, blob and the signature; exit 0 only when all hold.
@@ -121,37 +121,25 @@ fn main() -> ExitCode {
     }
 }
 
-/// What `--airgap-binary` names, or else the airgap that is running: the media carry the tool
-/// that reads them.
-fn carried_airgap(given: Option<std::path::PathBuf>) -> std::io::Result<Option<std::path::PathBuf>> {
-    given.map_or_else(std::env::current_exe, Ok).map(Some)
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bundle(cmd) => match cmd {
-            BundleCommand::Lock(a) => bundler::lock(a),
-            BundleCommand::Create(mut a) => {
-                a.airgap_binary = carried_airgap(a.airgap_binary)?;
-                bundler::create(a)
-            }
-            BundleCommand::Pack(mut a) => {
-                a.airgap_binary = carried_airgap(a.airgap_binary)?;
-                bundles::cli::run_pack(a)
-            }
-            BundleCommand::Verify(a) => bundles::cli::run_verify(a),
-            BundleCommand::Inspect(a) => bundles::cli::run_inspect(a),
-            BundleCommand::Extract(a) => bundles::cli::run_extract(a),
-            BundleCommand::Sbom(a) => bundles::cli::run_sbom(a),
-            BundleCommand::Cat(a) => bundles::cli::run_cat(a),
+            BundleCommand::Lock(a) => a.run(),
+            BundleCommand::Create(a) => a.run(),
+            BundleCommand::Pack(a) => a.run(),
+            BundleCommand::Verify(a) => a.run(),
+            BundleCommand::Inspect(a) => a.run(),
+            BundleCommand::Extract(a) => a.run(),
+            BundleCommand::Sbom(a) => a.run(),
+            BundleCommand::Cat(a) => a.run(),
         },
         Command::Demo(a) => demo::run(a),
         Command::Registry(cmd) => match cmd {
             RegistryCommand::Serve(mut a) => {
                 a.quiet = cli.verbosity.quiet;
-                registry::cli::serve(a)
+                a.run()
             }
-            RegistryCommand::Push(a) => registry::cli::push(a),
+            RegistryCommand::Push(a) => a.run(),
         },
         Command::Site(SiteCommand::Wireguard(a)) => a.run(),
         Command::Install(cmd) => match cmd {

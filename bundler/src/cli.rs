@@ -1,24 +1,15 @@
-//! `airgap bundle lock` and `airgap bundle create`: the arguments the `airgap` command wires in.
+//! `airgap bundle lock` and `airgap bundle create`: their flags, turned once into the options
+//! `lock` and `create` take.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use bundles::carried_binary::CarriedBinary;
-use bundles::cli::{warn_about_part_size, AIRGAP_BINARY_HELP, MAX_PART_SIZE_HELP};
-use bundles::lock::Lock;
-use bundles::outdir::OutDir;
-use bundles::pack::{pack, PackOptions};
-use bundles::size::{human, parse_size, FAT32_MAX};
+use anyhow::Result;
+use bundles::cli::{carried_airgap, AIRGAP_BINARY_HELP, MAX_PART_SIZE_HELP};
+use bundles::size::{parse_size, FAT32_MAX};
 use clap::Args;
-use serde_json::json;
 
 use crate::cache::Cache;
-use crate::progress::Progress;
-use crate::run::{stage, Options};
-
-fn default_jobs() -> usize {
-    4
-}
+use crate::write::{create, lock, CreateOptions, FetchOptions, LockOptions, DEFAULT_JOBS};
 
 /// How upstream content is fetched; the same for `lock` and `create`.
 #[derive(Debug, Args)]
@@ -27,7 +18,7 @@ pub struct FetchArgs {
     #[arg(long, env = "AIRGAP_CACHE")]
     pub cache: Option<PathBuf>,
     /// Parallel downloads.
-    #[arg(long, default_value_t = default_jobs())]
+    #[arg(long, default_value_t = DEFAULT_JOBS)]
     pub jobs: usize,
     /// Image platforms (os/arch[/variant]); repeat for several. Overrides the spec's.
     #[arg(long)]
@@ -41,16 +32,9 @@ pub struct FetchArgs {
 }
 
 impl FetchArgs {
-    fn options(self, spec: PathBuf, lock: Option<Lock>, fetch_layers: bool) -> Options {
-        Options {
-            spec,
-            cache: self.cache.unwrap_or_else(Cache::default_dir),
-            jobs: self.jobs,
-            platforms: self.platform,
-            helm: self.helm,
-            lock,
-            fetch_layers,
-        }
+    fn options(self) -> FetchOptions {
+        let FetchArgs { cache, jobs, platform, helm, json } = self;
+        FetchOptions { cache: cache.unwrap_or_else(Cache::default_dir), jobs, platforms: platform, helm, json }
     }
 }
 
@@ -66,6 +50,18 @@ pub struct LockArgs {
     /// Where and how to fetch.
     #[command(flatten)]
     pub fetch: FetchArgs,
+}
+
+impl LockArgs {
+    /// The options the flags say.
+    pub fn options(self) -> LockOptions {
+        LockOptions { spec: self.spec, output: self.output, fetch: self.fetch.options() }
+    }
+
+    /// `airgap bundle lock`.
+    pub fn run(self) -> Result<()> {
+        lock(&self.options())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -99,75 +95,17 @@ pub struct CreateArgs {
     pub fetch: FetchArgs,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
-}
-
-/// Resolves the spec to digests and writes the lock, without downloading layers.
-pub fn lock(args: LockArgs) -> Result<()> {
-    let progress = Progress::new(args.fetch.json);
-    progress.outcome(write_lock(args, &progress))
-}
-
-fn write_lock(args: LockArgs, progress: &Progress) -> Result<()> {
-    let json = args.fetch.json;
-    let opts = args.fetch.options(args.spec, None, false);
-    let staged = runtime()?.block_on(stage(&opts, progress))?;
-    let lock = staged.lock()?;
-    std::fs::write(&args.output, lock.to_json()).with_context(|| args.output.display().to_string())?;
-    let bytes: u64 = lock.blobs.iter().map(|b| b.size).sum();
-    progress.done(
-        json!({"lock": args.output, "artifacts": lock.artifacts.len(), "blobs": lock.blobs.len(), "bytes": bytes}),
-    );
-    if !json {
-        eprintln!(
-            "wrote {} ({} artifacts, {} blobs, {})",
-            args.output.display(),
-            lock.artifacts.len(),
-            lock.blobs.len(),
-            human(bytes)
-        );
+impl CreateArgs {
+    /// The options the flags say; without --airgap-binary, no binary is carried.
+    pub fn options(self) -> CreateOptions {
+        let CreateArgs { spec, output, lock, base, max_part_size, sign_key, airgap_binary, fetch } = self;
+        CreateOptions { spec, output, lock, base, max_part_size, sign_key, airgap_binary, fetch: fetch.options() }
     }
-    Ok(())
-}
 
-/// Fetches everything the spec (or its lock) names and writes the bundle.
-pub fn create(args: CreateArgs) -> Result<()> {
-    let progress = Progress::new(args.fetch.json);
-    progress.outcome(write_bundle(args, &progress))
-}
-
-fn write_bundle(args: CreateArgs, progress: &Progress) -> Result<()> {
-    warn_about_part_size(args.max_part_size);
-    // Refused before anything is fetched; on failure a folder made here is removed again.
-    let output = OutDir::prepare(&args.output)?;
-    let lock = args.lock.as_deref().map(Lock::read).transpose()?;
-    let base = args.base.as_deref().map(Lock::read).transpose()?;
-    let sign_key = args.sign_key.as_deref().map(bundles::sign::load_secret_key).transpose()?;
-    let json = args.fetch.json;
-    let opts = args.fetch.options(args.spec, lock, true);
-    let staged = runtime()?.block_on(stage(&opts, progress))?;
-    let on_pack = |done: u64, total: u64| progress.packing(done, total);
-    let pack_opts = PackOptions {
-        max_part_size: args.max_part_size,
-        sign_key,
-        base,
-        progress: Some(&on_pack),
-        airgap_binary: args.airgap_binary.as_deref().map(CarriedBinary::at),
-        ..PackOptions::default()
-    };
-    let packed = pack(staged.layout(), &args.output, &pack_opts)?;
-    output.keep();
-    let total = packed.archive_size();
-    progress.done(json!({
-        "bundle": args.output,
-        "artifacts": packed.lock.artifacts.len(),
-        "blobs": packed.carried_blobs,
-        "parts": packed.parts.len(),
-        "bytes": total,
-    }));
-    if !json {
-        eprintln!("{}", packed.summary(&args.output));
+    /// `airgap bundle create`, which carries the running airgap unless told another.
+    pub fn run(self) -> Result<()> {
+        let mut opts = self.options();
+        opts.airgap_binary = carried_airgap(opts.airgap_binary)?;
+        create(&opts)
     }
-    Ok(())
 }

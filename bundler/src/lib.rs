@@ -20,6 +20,7 @@ mod progress;
 mod published;
 pub mod run;
 pub mod spec;
+mod write;
 
-pub use cli::{create, lock, CreateArgs, LockArgs};
 pub use progress::Progress;
+pub use write::{create, lock, CreateOptions, FetchOptions, LockOptions, DEFAULT_JOBS};

@@ -11,7 +11,7 @@ use testkit::FileServer;
 fn a_yaml_error_names_file_line_and_column() {
     let t = tempfile::tempdir().unwrap();
     let spec = write_spec(t.path(), "images:\n  - busybox:1.36\nfiles:\n  - url: http://x/y\n    sha256: [oops\n");
-    let err = bundler::create(create_args(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
+    let err = bundler::create(&create_options(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
     let text = format!("{err:#}");
     let prefix = format!("{}:", spec.display());
     assert!(text.starts_with(&prefix), "{text}");
@@ -19,7 +19,8 @@ fn a_yaml_error_names_file_line_and_column() {
     assert!(loc[0].parse::<u32>().is_ok() && loc[1].parse::<u32>().is_ok(), "line and column in {text}");
 
     let spec = write_spec(t.path(), "images:\n  - busybox\nimagez: []\n");
-    let text = format!("{:#}", bundler::lock(lock_args(&spec, &t.path().join("l"), &t.path().join("c"))).unwrap_err());
+    let text =
+        format!("{:#}", bundler::lock(&lock_options(&spec, &t.path().join("l"), &t.path().join("c"))).unwrap_err());
     assert!(text.contains("bundle.yaml:3:1:") && text.contains("imagez"), "{text}");
 }
 
@@ -29,7 +30,7 @@ fn an_empty_ca_file_is_named_before_anything_is_fetched() {
     let ca = t.path().join("site-ca.pem");
     std::fs::write(&ca, "").unwrap();
     let spec = write_spec(t.path(), &format!("images:\n  - busybox:1.36\nca_certs: [{}]\n", ca.display()));
-    let err = bundler::create(create_args(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
+    let err = bundler::create(&create_options(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains(&format!("ca_certs: CA file {}: no usable PEM certificate in it", ca.display())), "{text}");
     assert!(!t.path().join("b").exists(), "no bundle folder left behind");
@@ -60,12 +61,12 @@ fn a_full_disk_fails_cleanly_and_keeps_the_cache() {
         format!("  - url: {}\n    sha256: {}\n    version: v1\n", server.url_of(name), sha256_file(&www.join(name)))
     };
     let spec = write_spec(t.path(), &format!("files:\n{}", entry("small")));
-    bundler::lock(lock_args(&spec, &t.path().join("small.lock"), &cache)).unwrap();
+    bundler::lock(&lock_options(&spec, &t.path().join("small.lock"), &cache)).unwrap();
     let before = cached_blobs(&cache);
     assert!(before.contains(&sha256_file(&www.join("small"))));
 
     let spec = write_spec(t.path(), &format!("files:\n{}{}", entry("small"), entry("big")));
-    let err = bundler::lock(lock_args(&spec, &t.path().join("big.lock"), &cache)).unwrap_err();
+    let err = bundler::lock(&lock_options(&spec, &t.path().join("big.lock"), &cache)).unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("files[1]") && text.contains("not enough space in the cache"), "{text}");
     for blob in &before {

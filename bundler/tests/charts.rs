@@ -95,7 +95,7 @@ fn a_chart_version_the_repository_lacks_is_named() {
             repo.url().trim_end_matches("/mosip-helm")
         ),
     );
-    let err = bundler::lock(lock_args(&spec, &t.path().join("l.json"), &t.path().join("c"))).unwrap_err();
+    let err = bundler::lock(&lock_options(&spec, &t.path().join("l.json"), &t.path().join("c"))).unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("charts[0] config-server 0.0.0-nope") && text.contains("12.0.1-B2"), "{text}");
     let _ = Lock::read(&t.path().join("l.json")).unwrap_err();

@@ -84,7 +84,7 @@ fn the_checksums_file_s_line_is_locked_and_create_checks_against_the_lock() {
     let spec = spec(t.path(), &server);
     let cache = t.path().join("cache");
     let lock_file = t.path().join("lock.json");
-    bundler::lock(lock_args(&spec, &lock_file, &cache)).unwrap();
+    bundler::lock(&lock_options(&spec, &lock_file, &cache)).unwrap();
 
     let lock = Lock::read(&lock_file).unwrap();
     let eksctl = lock.artifacts.iter().find(|a| a.reference == REFERENCE).unwrap();
@@ -97,9 +97,9 @@ fn the_checksums_file_s_line_is_locked_and_create_checks_against_the_lock() {
     // `create --lock` takes the checksum from the lock: the checksums file, gone now, is not read.
     std::fs::remove_file(&r.checksums).unwrap();
     let out = t.path().join("bundle");
-    let mut args = create_args(&spec, &out, &t.path().join("fresh-cache"));
+    let mut args = create_options(&spec, &out, &t.path().join("fresh-cache"));
     args.lock = Some(lock_file.clone());
-    bundler::create(args).unwrap();
+    bundler::create(&args).unwrap();
     assert_eq!(Lock::read(&out).unwrap().artifacts, lock.artifacts);
     let sbom = std::fs::read_to_string(out.join("sbom.cdx.json")).unwrap();
     assert!(sbom.contains("airgap:sha256From") && sbom.contains(FROM), "{sbom}");
@@ -107,9 +107,9 @@ fn the_checksums_file_s_line_is_locked_and_create_checks_against_the_lock() {
     // A spec that now names another checksums file no longer matches the lock.
     let moved = std::fs::read_to_string(&spec).unwrap().replace("eksctl_checksums.txt", "checksums-v2.txt");
     std::fs::write(&spec, moved).unwrap();
-    let mut args = create_args(&spec, &t.path().join("b2"), &cache);
+    let mut args = create_options(&spec, &t.path().join("b2"), &cache);
     args.lock = Some(lock_file);
-    let err = format!("{:#}", bundler::create(args).unwrap_err());
+    let err = format!("{:#}", bundler::create(&args).unwrap_err());
     assert!(err.contains(&format!("files[0] {URL}")) && err.contains("checksums-v2.txt"), "{err}");
 }
 
@@ -119,7 +119,7 @@ fn a_checksums_file_without_the_download_s_line_fails_naming_both() {
     let r = release(t.path(), Line::Missing);
     let server = FileServer::start(&r.www).unwrap();
     let spec = spec(t.path(), &server);
-    let err = bundler::lock(lock_args(&spec, &t.path().join("lock.json"), &t.path().join("cache"))).unwrap_err();
+    let err = bundler::lock(&lock_options(&spec, &t.path().join("lock.json"), &t.path().join("cache"))).unwrap_err();
     let err = format!("{err:#}");
     assert!(err.contains(&format!("files[0] {URL}")), "{err}");
     assert!(err.contains(&format!("the checksums file {FROM} lists no 'eksctl_Linux_amd64.tar.gz'")), "{err}");
@@ -134,7 +134,7 @@ fn a_download_that_differs_from_its_published_checksum_fails_naming_the_file() {
     let server = FileServer::start(&r.www).unwrap();
     let spec = spec(t.path(), &server);
     let cache = t.path().join("cache");
-    let err = bundler::create(create_args(&spec, &t.path().join("bundle"), &cache)).unwrap_err();
+    let err = bundler::create(&create_options(&spec, &t.path().join("bundle"), &cache)).unwrap_err();
     let err = format!("{err:#}");
     assert!(err.contains(&format!("files[0] {URL}")), "{err}");
     assert!(err.contains(&format!("expected sha256:{wrong}")) && err.contains("nothing stored"), "{err}");

@@ -87,7 +87,7 @@ fn carries_binaries_and_a_member_of_a_tar_gz() {
     let server = FileServer::start(&www).unwrap();
     let spec = spec(t.path(), &server, &kubectl_sha, &helm_sha);
     let out = t.path().join("bundle");
-    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+    bundler::create(&create_options(&spec, &out, &t.path().join("cache"))).unwrap();
 
     let report = verify(&out, &VerifyOptions { key: None, bases: vec![] });
     assert!(report.ok, "{}", report.to_text());
@@ -111,7 +111,7 @@ fn a_wrong_checksum_fails_naming_the_entry() {
     let wrong = "0".repeat(64);
     let spec = spec(t.path(), &server, &wrong, &helm_sha);
     let cache = t.path().join("cache");
-    let err = bundler::create(create_args(&spec, &t.path().join("b"), &cache)).unwrap_err();
+    let err = bundler::create(&create_options(&spec, &t.path().join("b"), &cache)).unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("files[0] https://dl.k8s.io/release/v1.24.17/bin/linux/amd64/kubectl"), "{text}");
     assert!(text.contains(&format!("expected sha256:{wrong}")) && text.contains("nothing stored"), "{text}");
@@ -127,9 +127,9 @@ fn a_connection_dropped_mid_download_is_resumed() {
     let spec = spec(t.path(), &server, &kubectl_sha, &helm_sha);
     server.drop_connection_after_once(1_000_000);
     let out = t.path().join("bundle");
-    let mut args = create_args(&spec, &out, &t.path().join("cache"));
+    let mut args = create_options(&spec, &out, &t.path().join("cache"));
     args.fetch.jobs = 1;
-    bundler::create(args).unwrap();
+    bundler::create(&args).unwrap();
     assert_eq!(layer_of(&out, "files.airgap.local/kubectl:v1.24.17-linux-amd64"), kubectl);
     let resumed: Vec<_> =
         server.requests().into_iter().filter(|r| r.path.ends_with("/kubectl") && r.range.is_some()).collect();
@@ -147,7 +147,7 @@ fn an_interrupted_run_leaves_a_partial_that_the_next_run_resumes() {
     std::fs::write(cache.join("partial").join(&kubectl_sha), &kubectl[..700_000]).unwrap();
     let server = FileServer::start(&www).unwrap();
     let spec = spec(t.path(), &server, &kubectl_sha, &helm_sha);
-    bundler::create(create_args(&spec, &t.path().join("bundle"), &cache)).unwrap();
+    bundler::create(&create_options(&spec, &t.path().join("bundle"), &cache)).unwrap();
     let ranges: Vec<_> = server.requests().into_iter().filter_map(|r| r.range).collect();
     assert_eq!(ranges, ["bytes=700000-"]);
     assert!(cached_blobs(&cache).contains(&kubectl_sha));
@@ -167,7 +167,7 @@ fn two_members_of_one_archive_download_it_once() {
         ),
     );
     let out = t.path().join("bundle");
-    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+    bundler::create(&create_options(&spec, &out, &t.path().join("cache"))).unwrap();
     assert_eq!(layer_of(&out, "files.airgap.local/helm-readme.md:v3.8.2"), b"readme");
     let gets = server.requests().into_iter().filter(|r| r.method == "GET").count();
     assert_eq!(gets, 1, "{:?}", server.requests());
@@ -197,7 +197,7 @@ fn leftovers_of_a_killed_run_are_removed_and_partials_kept() {
             sha256_file(&www.join("f"))
         ),
     );
-    bundler::lock(lock_args(&spec, &t.path().join("l.json"), &cache)).unwrap();
+    bundler::lock(&lock_options(&spec, &t.path().join("l.json"), &cache)).unwrap();
     assert_eq!(std::fs::read_dir(cache.join("runs")).unwrap().count(), 0);
     assert!(!cache.join(format!("partial/build.{dead}-0.tmp")).exists());
     assert!(cache.join("partial").join("a".repeat(64)).exists());

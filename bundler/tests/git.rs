@@ -31,7 +31,7 @@ fn a_git_repository_is_carried_and_clones_back() {
         ),
     );
     let out = t.path().join("bundle");
-    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+    bundler::create(&create_options(&spec, &out, &t.path().join("cache"))).unwrap();
     let report = verify(&out, &VerifyOptions { key: None, bases: vec![] });
     assert!(report.ok, "{}", report.to_text());
 
@@ -63,9 +63,9 @@ fn a_git_repository_is_carried_and_clones_back() {
     // The same commit gives the same tar, from a fresh cache too.
     let lock_path = out.join("bundle.lock.json");
     let again = t.path().join("again");
-    let mut args = create_args(&spec, &again, &t.path().join("cache2"));
+    let mut args = create_options(&spec, &again, &t.path().join("cache2"));
     args.lock = Some(lock_path);
-    bundler::create(args).unwrap();
+    bundler::create(&args).unwrap();
     assert_same_content(&out, &again);
     assert_identical_parts(&out, &again);
 }

@@ -111,7 +111,7 @@ fn carries_a_multi_platform_image_from_a_tls_registry_with_auth() {
     let t = tempfile::tempdir().unwrap();
     let spec = spec_for(&s, t.path(), &s.reference, "[linux/amd64, linux/arm64]", "IMG_OK", s.dist.password().unwrap());
     let out = t.path().join("bundle");
-    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+    bundler::create(&create_options(&spec, &out, &t.path().join("cache"))).unwrap();
 
     let report = verify(&out, &VerifyOptions { key: None, bases: vec![] });
     assert!(report.ok, "{}", report.to_text());
@@ -131,7 +131,7 @@ fn carries_only_the_chosen_platform_of_an_index() {
     let t = tempfile::tempdir().unwrap();
     let spec = spec_for(&s, t.path(), &s.reference, "[linux/arm64]", "IMG_ONE", s.dist.password().unwrap());
     let out = t.path().join("bundle");
-    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+    bundler::create(&create_options(&spec, &out, &t.path().join("cache"))).unwrap();
     let report = verify(&out, &VerifyOptions { key: None, bases: vec![] });
     assert!(report.ok, "{}", report.to_text());
     let lock = Lock::read(&out).unwrap();
@@ -141,7 +141,7 @@ fn carries_only_the_chosen_platform_of_an_index() {
 
     // `bundle lock` says the same: the arm64 image's blobs and the index, not the amd64 manifest.
     let lock_path = t.path().join("bundle.lock.json");
-    bundler::lock(lock_args(&spec, &lock_path, &t.path().join("cache"))).unwrap();
+    bundler::lock(&lock_options(&spec, &lock_path, &t.path().join("cache"))).unwrap();
     assert_eq!(Lock::read(&lock_path).unwrap().blobs, lock.blobs);
 }
 
@@ -153,11 +153,11 @@ fn a_delta_over_the_lock_of_a_one_platform_bundle_carries_what_it_needs() {
     let t = tempfile::tempdir().unwrap();
     let one = spec_for(&s, t.path(), &s.reference, "[linux/arm64]", "IMG_DELTA", s.dist.password().unwrap());
     let lock_path = t.path().join("arm64.lock.json");
-    bundler::lock(lock_args(&one, &lock_path, &t.path().join("cache"))).unwrap();
+    bundler::lock(&lock_options(&one, &lock_path, &t.path().join("cache"))).unwrap();
     let base = t.path().join("base");
-    let mut args = create_args(&one, &base, &t.path().join("cache"));
+    let mut args = create_options(&one, &base, &t.path().join("cache"));
     args.lock = Some(lock_path.clone());
-    bundler::create(args).unwrap();
+    bundler::create(&args).unwrap();
     assert_eq!(Lock::read(&base).unwrap().blobs, Lock::read(&lock_path).unwrap().blobs);
 
     let both_dir = t.path().join("both");
@@ -165,9 +165,9 @@ fn a_delta_over_the_lock_of_a_one_platform_bundle_carries_what_it_needs() {
     let both =
         spec_for(&s, &both_dir, &s.reference, "[linux/amd64, linux/arm64]", "IMG_DELTA", s.dist.password().unwrap());
     let delta = t.path().join("delta");
-    let mut args = create_args(&both, &delta, &t.path().join("cache"));
+    let mut args = create_options(&both, &delta, &t.path().join("cache"));
     args.base = Some(lock_path);
-    bundler::create(args).unwrap();
+    bundler::create(&args).unwrap();
     let report = verify(&delta, &VerifyOptions { key: None, bases: vec![bundles::Bundle::open(&base).unwrap()] });
     assert!(report.ok, "{}", report.to_text());
     assert!(bundles::Bundle::open(&delta).unwrap().has_blob(&bundles::digest::parse_sha256(&s.amd64_layer).unwrap()));
@@ -185,7 +185,7 @@ fn a_pinned_digest_is_fetched_by_digest_after_its_tag_moved() {
     push(&s.dist, &moved, "moved", &s.reference);
 
     let unpinned = spec_for(&s, t.path(), &s.reference, "[linux/amd64]", "IMG_PIN", s.dist.password().unwrap());
-    bundler::lock(lock_args(&unpinned, &t.path().join("now.json"), &t.path().join("cache"))).unwrap();
+    bundler::lock(&lock_options(&unpinned, &t.path().join("now.json"), &t.path().join("cache"))).unwrap();
     assert_eq!(Lock::read(&t.path().join("now.json")).unwrap().artifacts[0].digest, moved_digest, "the tag moved");
 
     let pinned_dir = t.path().join("pinned");
@@ -193,22 +193,22 @@ fn a_pinned_digest_is_fetched_by_digest_after_its_tag_moved() {
     let pinned = format!("{}@{}", s.reference, s.index);
     let spec = spec_for(&s, &pinned_dir, &pinned, "[linux/amd64]", "IMG_PIN", s.dist.password().unwrap());
     let lock_path = t.path().join("pinned.json");
-    bundler::lock(lock_args(&spec, &lock_path, &t.path().join("cache"))).unwrap();
+    bundler::lock(&lock_options(&spec, &lock_path, &t.path().join("cache"))).unwrap();
     let lock = Lock::read(&lock_path).unwrap();
     assert_eq!(
         (lock.artifacts[0].reference.as_str(), lock.artifacts[0].digest.as_str()),
         (s.reference.as_str(), s.index.as_str())
     );
     let out = t.path().join("bundle");
-    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+    bundler::create(&create_options(&spec, &out, &t.path().join("cache"))).unwrap();
     let carried = Lock::read(&out).unwrap();
     assert_eq!(carried.artifacts, lock.artifacts);
     assert_eq!(carried.blobs, lock.blobs);
 
     // A lock made before the pin does not satisfy it.
-    let mut args = create_args(&spec, &t.path().join("stale"), &t.path().join("cache"));
+    let mut args = create_options(&spec, &t.path().join("stale"), &t.path().join("cache"));
     args.lock = Some(t.path().join("now.json"));
-    let err = format!("{:#}", bundler::create(args).unwrap_err());
+    let err = format!("{:#}", bundler::create(&args).unwrap_err());
     assert!(err.contains(&format!("the spec pins {}", s.index)) && err.contains(&moved_digest), "{err}");
 }
 
@@ -253,7 +253,7 @@ fn a_lying_upstream_is_refused_for_a_pinned_digest() {
 {mirror}"
         ),
     );
-    bundler::lock(lock_args(&spec, &t.path().join("tag.json"), &t.path().join("cache"))).unwrap();
+    bundler::lock(&lock_options(&spec, &t.path().join("tag.json"), &t.path().join("cache"))).unwrap();
 
     let wanted = format!("sha256:{}", "4".repeat(64));
     let spec = write_spec(
@@ -266,7 +266,7 @@ fn a_lying_upstream_is_refused_for_a_pinned_digest() {
     );
     let err = format!(
         "{:#}",
-        bundler::lock(lock_args(&spec, &t.path().join("pin.json"), &t.path().join("cache"))).unwrap_err()
+        bundler::lock(&lock_options(&spec, &t.path().join("pin.json"), &t.path().join("cache"))).unwrap_err()
     );
     assert!(
         err.contains(&format!("liar.example/app@{wanted}")) && err.contains(&format!("hashes to sha256:{served}")),
@@ -275,7 +275,7 @@ fn a_lying_upstream_is_refused_for_a_pinned_digest() {
     assert!(!t.path().join("pin.json").exists());
     let err = format!(
         "{:#}",
-        bundler::create(create_args(&spec, &t.path().join("bundle"), &t.path().join("cache"))).unwrap_err()
+        bundler::create(&create_options(&spec, &t.path().join("bundle"), &t.path().join("cache"))).unwrap_err()
     );
     assert!(err.contains(&format!("hashes to sha256:{served}")), "create: {err}");
     assert!(!t.path().join("bundle").exists());
@@ -287,7 +287,7 @@ fn lock_then_create_twice_gives_identical_parts_and_base_gives_a_delta() {
     let t = tempfile::tempdir().unwrap();
     let spec = spec_for(&s, t.path(), &s.reference, "[linux/amd64]", "IMG_LOCK", s.dist.password().unwrap());
     let lock_path = t.path().join("bundle.lock.json");
-    bundler::lock(lock_args(&spec, &lock_path, &t.path().join("cache-lock"))).unwrap();
+    bundler::lock(&lock_options(&spec, &lock_path, &t.path().join("cache-lock"))).unwrap();
     let lock = Lock::read(&lock_path).unwrap();
     assert_eq!(lock.artifacts[0].digest, s.index);
     let layers_cached = cached_blobs(&t.path().join("cache-lock"));
@@ -298,9 +298,9 @@ fn lock_then_create_twice_gives_identical_parts_and_base_gives_a_delta() {
 
     for n in 0..2 {
         let out = t.path().join(format!("bundle-{n}"));
-        let mut args = create_args(&spec, &out, &t.path().join(format!("cache-{n}")));
+        let mut args = create_options(&spec, &out, &t.path().join(format!("cache-{n}")));
         args.lock = Some(lock_path.clone());
-        bundler::create(args).unwrap();
+        bundler::create(&args).unwrap();
         let carried = Lock::read(&out).unwrap();
         assert_eq!(carried.artifacts, lock.artifacts);
         assert_eq!(carried.blobs, lock.blobs, "the lock lists exactly the blobs the bundle carries");
@@ -322,9 +322,9 @@ fn lock_then_create_twice_gives_identical_parts_and_base_gives_a_delta() {
     let spec2 = t.path().join("delta.yaml");
     std::fs::write(&spec2, yaml).unwrap();
     let delta = t.path().join("delta");
-    let mut args = create_args(&spec2, &delta, &t.path().join("cache-0"));
+    let mut args = create_options(&spec2, &delta, &t.path().join("cache-0"));
     args.base = Some(t.path().join("bundle-0"));
-    bundler::create(args).unwrap();
+    bundler::create(&args).unwrap();
     let base = bundles::Bundle::open(&t.path().join("bundle-0")).unwrap();
     let d = bundles::Bundle::open(&delta).unwrap();
     let base_blobs = Lock::read(&t.path().join("bundle-0")).unwrap().blob_set();
@@ -347,7 +347,7 @@ fn an_unknown_tag_names_the_spec_entry() {
     let t = tempfile::tempdir().unwrap();
     let missing = format!("{}/test/app:9.9", s.dist.host_port());
     let spec = spec_for(&s, t.path(), &missing, "[linux/amd64]", "IMG_404", s.dist.password().unwrap());
-    let err = bundler::create(create_args(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
+    let err = bundler::create(&create_options(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains(&format!("images[0] {missing}")) && text.contains("not found"), "{text}");
     assert!(!t.path().join("b").join("SHA256SUMS").exists());
@@ -358,7 +358,7 @@ fn a_wrong_password_is_an_authentication_failure() {
     let s = seed();
     let t = tempfile::tempdir().unwrap();
     let spec = spec_for(&s, t.path(), &s.reference, "[linux/amd64]", "IMG_AUTH", "not-the-password");
-    let err = bundler::create(create_args(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
+    let err = bundler::create(&create_options(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("authentication to") && text.contains("failed"), "{text}");
 }
@@ -377,7 +377,7 @@ fn a_digest_mismatch_from_upstream_stores_nothing() {
     let t = tempfile::tempdir().unwrap();
     let cache = t.path().join("cache");
     let spec = spec_for(&s, t.path(), &s.reference, "[linux/amd64]", "IMG_BAD", s.dist.password().unwrap());
-    let err = bundler::create(create_args(&spec, &t.path().join("b"), &cache)).unwrap_err();
+    let err = bundler::create(&create_options(&spec, &t.path().join("b"), &cache)).unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains(&format!("expected {}", s.shared_layer)) && text.contains("nothing stored"), "{text}");
     assert!(!cached_blobs(&cache).contains(&hex.to_string()));
@@ -420,7 +420,7 @@ helm: {helm}
         ),
     );
     let out = t.path().join("bundle");
-    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+    bundler::create(&create_options(&spec, &out, &t.path().join("cache"))).unwrap();
     let lock = Lock::read(&out).unwrap();
     let refs: Vec<(&str, Kind)> = lock.artifacts.iter().map(|a| (a.reference.as_str(), a.kind)).collect();
     assert_eq!(
@@ -461,15 +461,15 @@ fn a_published_image_list_is_locked_by_digest_and_carried() {
     let list = format!("# release images\n{}\n\n{host}/test/windows-agent:1.0\n", s.reference);
     let (spec, _server) = list_spec(&s, t.path(), &list, &bundles::digest::sha256_hex(list.as_bytes()), "IMG_LIST");
     let lock_path = t.path().join("bundle.lock.json");
-    bundler::lock(lock_args(&spec, &lock_path, &t.path().join("cache"))).unwrap();
+    bundler::lock(&lock_options(&spec, &lock_path, &t.path().join("cache"))).unwrap();
     let lock = Lock::read(&lock_path).unwrap();
     let images: Vec<(&str, &str)> = lock.artifacts.iter().map(|a| (a.reference.as_str(), a.digest.as_str())).collect();
     assert_eq!(images, [(s.reference.as_str(), s.index.as_str())]);
 
     let out = t.path().join("bundle");
-    let mut args = create_args(&spec, &out, &t.path().join("cache"));
+    let mut args = create_options(&spec, &out, &t.path().join("cache"));
     args.lock = Some(lock_path);
-    bundler::create(args).unwrap();
+    bundler::create(&args).unwrap();
     let report = verify(&out, &VerifyOptions { key: None, bases: vec![] });
     assert!(report.ok, "{}", report.to_text());
     let carried = Lock::read(&out).unwrap();
@@ -484,14 +484,16 @@ fn a_list_with_another_checksum_or_a_missing_image_names_the_list_and_line() {
     let list = format!("{}\n{}/test/app:9.9\n", s.reference, s.dist.host_port());
     let (spec, server) = list_spec(&s, t.path(), &list, &"0".repeat(64), "IMG_LIST_BAD");
     let err =
-        format!("{:#}", bundler::create(create_args(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err());
+        format!("{:#}", bundler::create(&create_options(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err());
     let url = server.url_of("images.txt");
     assert!(err.contains(&format!("image_lists[0] {url}")) && err.contains("SHA-256"), "{err}");
 
     let (spec, _server) =
         list_spec(&s, &t.path().join("2"), &list, &bundles::digest::sha256_hex(list.as_bytes()), "IMG_LIST_404");
-    let err =
-        format!("{:#}", bundler::create(create_args(&spec, &t.path().join("b2"), &t.path().join("c"))).unwrap_err());
+    let err = format!(
+        "{:#}",
+        bundler::create(&create_options(&spec, &t.path().join("b2"), &t.path().join("c"))).unwrap_err()
+    );
     assert!(
         err.contains(&format!("{}/test/app:9.9 (image_lists[0]", s.dist.host_port())) && err.contains("line 2)"),
         "{err}"

@@ -124,7 +124,7 @@ fn docker_hub_token_flow_with_a_docker_config_login() {
         &format!("images:\n  - busybox:1.36\nmirrors:\n  docker.io: http://127.0.0.1:{}\ncredentials:\n  docker_config: config.json\n", hub.port),
     );
     let out = t.path().join("bundle");
-    bundler::create(create_args(&spec, &out, &t.path().join("cache"))).unwrap();
+    bundler::create(&create_options(&spec, &out, &t.path().join("cache"))).unwrap();
     let lock = Lock::read(&out).unwrap();
     assert_eq!(lock.artifacts[0].reference, "docker.io/library/busybox:1.36");
     assert_eq!(lock.artifacts[0].digest, hub.manifest_digest);
@@ -149,7 +149,7 @@ fn a_token_service_refusing_the_login_is_an_authentication_failure() {
         t.path(),
         &format!("images:\n  - busybox:1.36\nmirrors:\n  docker.io: http://127.0.0.1:{}\n", hub.port),
     );
-    let err = bundler::create(create_args(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
+    let err = bundler::create(&create_options(&spec, &t.path().join("b"), &t.path().join("c"))).unwrap_err();
     let text = format!("{err:#}");
     assert!(
         text.contains("images[0] busybox:1.36") && text.contains("token service") && text.contains("401"),

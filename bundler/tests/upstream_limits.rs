@@ -35,7 +35,7 @@ fn refused_within_bounds(spec_yaml: &str, says: &[&str]) {
     let spec = write_spec(t.path(), spec_yaml);
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
     let before = peak_rss_mib();
-    let err = bundler::lock(lock_args(&spec, &t.path().join("lock.json"), &t.path().join("cache"))).unwrap_err();
+    let err = bundler::lock(&lock_options(&spec, &t.path().join("lock.json"), &t.path().join("cache"))).unwrap_err();
     let peak = peak_rss_mib();
     let text = format!("{err:#}");
     assert!(says.iter().all(|s| text.contains(s)), "{text}");
@@ -107,5 +107,5 @@ fn a_small_image_list_from_the_same_server_is_read() {
     let server = Upstream::start(|_| Reply::ok("text/plain", Body::Bytes(b"# no images\n".to_vec())));
     let t = tempfile::tempdir().unwrap();
     let spec = write_spec(t.path(), &format!("image_lists:\n  - url: {}/images.txt\n", server.url()));
-    bundler::lock(lock_args(&spec, &t.path().join("lock.json"), Path::new(&t.path().join("cache")))).unwrap();
+    bundler::lock(&lock_options(&spec, &t.path().join("lock.json"), Path::new(&t.path().join("cache")))).unwrap();
 }

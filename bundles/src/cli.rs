@@ -53,6 +53,12 @@ pub const MAX_PART_SIZE_HELP: &str = "Largest part, in bytes or with a unit (50M
 pub const AIRGAP_BINARY_HELP: &str = "The airgap binary written beside the parts as airgap-<os>-<arch>, listed in \
      SHA256SUMS and the SBOMs, so the media carry the tool that reads them [default: this airgap]";
 
+/// What `--airgap-binary` names, or else the airgap that is running: the media carry the tool
+/// that reads them.
+pub fn carried_airgap(given: Option<PathBuf>) -> std::io::Result<Option<PathBuf>> {
+    given.map_or_else(std::env::current_exe, Ok).map(Some)
+}
+
 /// Prints the FAT32 warning for parts that may not fit it.
 pub fn warn_about_part_size(max_part_size: u64) {
     if let Some(w) = part_size_warning(max_part_size) {
@@ -146,70 +152,75 @@ fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
     pb
 }
 
-/// Packs an OCI layout into a bundle.
-pub fn run_pack(args: PackArgs) -> Result<()> {
-    warn_about_part_size(args.max_part_size);
-    let sign_key = args.sign_key.as_deref().map(crate::sign::load_secret_key).transpose()?;
-    let base = args.base.as_deref().map(crate::lock::Lock::read).transpose()?;
-    let pb = bar(0, "packing");
-    let progress = |done: u64, total: u64| {
-        pb.set_length(total);
-        pb.set_position(done);
-    };
-    let opts = PackOptions {
-        max_part_size: args.max_part_size,
-        level: args.level,
-        sign_key,
-        base,
-        progress: Some(&progress),
-        airgap_binary: args.airgap_binary.as_deref().map(CarriedBinary::at),
-        ..PackOptions::default()
-    };
-    let packed = pack(&args.layout, &args.output, &opts)?;
-    pb.finish_and_clear();
-    eprintln!("{}", packed.summary(&args.output));
-    eprintln!("check a copy with: (cd {} && sha256sum -c SHA256SUMS)", args.output.display());
-    Ok(())
+impl PackArgs {
+    /// Packs an OCI layout into a bundle, carrying the running airgap unless told another.
+    pub fn run(mut self) -> Result<()> {
+        self.airgap_binary = carried_airgap(self.airgap_binary)?;
+        warn_about_part_size(self.max_part_size);
+        let sign_key = self.sign_key.as_deref().map(crate::sign::load_secret_key).transpose()?;
+        let base = self.base.as_deref().map(crate::lock::Lock::read).transpose()?;
+        let pb = bar(0, "packing");
+        let progress = |done: u64, total: u64| {
+            pb.set_length(total);
+            pb.set_position(done);
+        };
+        let opts = PackOptions {
+            max_part_size: self.max_part_size,
+            level: self.level,
+            sign_key,
+            base,
+            progress: Some(&progress),
+            airgap_binary: self.airgap_binary.as_deref().map(CarriedBinary::at),
+            ..PackOptions::default()
+        };
+        let packed = pack(&self.layout, &self.output, &opts)?;
+        pb.finish_and_clear();
+        eprintln!("{}", packed.summary(&self.output));
+        eprintln!("check a copy with: (cd {} && sha256sum -c SHA256SUMS)", self.output.display());
+        Ok(())
+    }
 }
 
-/// Verifies a bundle and writes its report; an error when anything failed.
-pub fn run_verify(args: VerifyArgs) -> Result<()> {
-    // A key that cannot be read is the key's problem, said before anything of the bundle.
-    if let Some(key) = &args.key {
-        crate::sign::load_public_key(key).with_context(|| format!("--key {}", key.display()))?;
+impl VerifyArgs {
+    /// Verifies a bundle and writes its report; an error when anything failed.
+    pub fn run(self) -> Result<()> {
+        // A key that cannot be read is the key's problem, said before anything of the bundle.
+        if let Some(key) = &self.key {
+            crate::sign::load_public_key(key).with_context(|| format!("--key {}", key.display()))?;
+        }
+        let bases = self.base.iter().map(|b| Bundle::open(b)).collect::<Result<Vec<_>, _>>()?;
+        let mut report = verify(&self.bundle, &VerifyOptions { key: self.key.clone(), bases });
+        if !self.no_signature_check {
+            report.require_signature();
+        }
+        // The report is written before the verdict is returned, and a report that cannot be written
+        // is said beside the verdict, never instead of it.
+        let written = self.report.as_deref().map(|r| write_report(&report, r)).transpose();
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        let problems = report.problem_lines();
+        for p in &problems {
+            eprintln!("FAILED {p}");
+        }
+        if !report.ok {
+            let unwritten = written.err().map(|e| format!("; the report was not written: {e:#}")).unwrap_or_default();
+            bail!("{} problem(s) found in {}{unwritten}", problems.len().max(1), self.bundle.display());
+        }
+        let skipped: Vec<_> = report.checks.iter().filter(|c| c.status == crate::verify::Status::Skipped).collect();
+        for s in skipped {
+            eprintln!("note: {}: {}", s.subject, s.detail.as_deref().unwrap_or("skipped"));
+        }
+        let verdict =
+            format!("OK {} ({} checks passed)", self.bundle.display(), report.counts.get("ok").copied().unwrap_or(0));
+        if self.json {
+            eprintln!("{verdict}");
+        } else {
+            println!("{verdict}");
+        }
+        written.context("the bundle verified, but its report was not written")?;
+        Ok(())
     }
-    let bases = args.base.iter().map(|b| Bundle::open(b)).collect::<Result<Vec<_>, _>>()?;
-    let mut report = verify(&args.bundle, &VerifyOptions { key: args.key.clone(), bases });
-    if !args.no_signature_check {
-        report.require_signature();
-    }
-    // The report is written before the verdict is returned, and a report that cannot be written
-    // is said beside the verdict, never instead of it.
-    let written = args.report.as_deref().map(|r| write_report(&report, r)).transpose();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    }
-    let problems = report.problem_lines();
-    for p in &problems {
-        eprintln!("FAILED {p}");
-    }
-    if !report.ok {
-        let unwritten = written.err().map(|e| format!("; the report was not written: {e:#}")).unwrap_or_default();
-        bail!("{} problem(s) found in {}{unwritten}", problems.len().max(1), args.bundle.display());
-    }
-    let skipped: Vec<_> = report.checks.iter().filter(|c| c.status == crate::verify::Status::Skipped).collect();
-    for s in skipped {
-        eprintln!("note: {}: {}", s.subject, s.detail.as_deref().unwrap_or("skipped"));
-    }
-    let verdict =
-        format!("OK {} ({} checks passed)", args.bundle.display(), report.counts.get("ok").copied().unwrap_or(0));
-    if args.json {
-        eprintln!("{verdict}");
-    } else {
-        println!("{verdict}");
-    }
-    written.context("the bundle verified, but its report was not written")?;
-    Ok(())
 }
 
 /// `FILE.json` and `FILE.txt`, in a folder made when missing.
@@ -231,17 +242,19 @@ pub fn artifacts(bundle: &Bundle) -> Result<Vec<Artifact>> {
     Ok(bundle.lock()?.artifacts)
 }
 
-/// Prints what a bundle carries and what it takes on the media.
-pub fn run_inspect(args: InspectArgs) -> Result<()> {
-    let bundle = Bundle::open(&args.bundle)?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &crate::footprint::of(&bundle)?)?;
-        writeln!(out)?;
-        return Ok(());
+impl InspectArgs {
+    /// Prints what a bundle carries and what it takes on the media.
+    pub fn run(self) -> Result<()> {
+        let bundle = Bundle::open(&self.bundle)?;
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            serde_json::to_writer_pretty(&mut out, &crate::footprint::of(&bundle)?)?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        out.write_all(inspect_table(&bundle)?.as_bytes())?;
+        Ok(())
     }
-    out.write_all(inspect_table(&bundle)?.as_bytes())?;
-    Ok(())
 }
 
 /// What `inspect` prints for people. Names come from the bundle: escape codes in them are shown,
@@ -280,32 +293,39 @@ pub fn inspect_table(bundle: &Bundle) -> Result<String> {
     Ok(out)
 }
 
-/// Unpacks the archive into a folder.
-pub fn run_extract(args: ExtractArgs) -> Result<()> {
-    let done = crate::extract::extract(&args.bundle, &args.dest)?;
-    eprintln!("extracted {} files ({}) to {}", done.files, human(done.bytes), args.dest.display());
-    Ok(())
+impl ExtractArgs {
+    /// Unpacks the archive into a folder.
+    pub fn run(self) -> Result<()> {
+        let done = crate::extract::extract(&self.bundle, &self.dest)?;
+        eprintln!("extracted {} files ({}) to {}", done.files, human(done.bytes), self.dest.display());
+        Ok(())
+    }
 }
 
-/// Writes one of the bundle's SBOMs to stdout.
-pub fn run_sbom(args: SbomArgs) -> Result<()> {
-    let bundle = Bundle::open(&args.bundle)?;
-    let name = format!("{}/{}", crate::pack::INNER_DIR, args.format.file_name());
-    let bytes = bundle.read_member(&name)?;
-    std::io::stdout().lock().write_all(&bytes)?;
-    Ok(())
+impl SbomArgs {
+    /// Writes one of the bundle's SBOMs to stdout.
+    pub fn run(self) -> Result<()> {
+        let bundle = Bundle::open(&self.bundle)?;
+        let name = format!("{}/{}", crate::pack::INNER_DIR, self.format.file_name());
+        let bytes = bundle.read_member(&name)?;
+        std::io::stdout().lock().write_all(&bytes)?;
+        Ok(())
+    }
 }
 
-/// Streams one blob or member to stdout straight from the parts, one frame in memory at a time.
-pub fn run_cat(args: CatArgs) -> Result<()> {
-    let bundle = Bundle::open(&args.bundle)?;
-    let member = match crate::digest::parse_sha256(&args.what) {
-        Ok(d) => crate::digest::blob_path(&d),
-        Err(_) if args.what.starts_with("sha256:") => bail!("'{}' is not a valid sha256 digest", args.what),
-        Err(_) => args.what.clone(),
-    };
-    let mut reader = bundle.open_member(&member)?;
-    let mut out = std::io::stdout().lock();
-    std::io::copy(&mut reader, &mut out).with_context(|| format!("reading {member} from {}", args.bundle.display()))?;
-    Ok(())
+impl CatArgs {
+    /// Streams one blob or member to stdout straight from the parts, one frame in memory at a time.
+    pub fn run(self) -> Result<()> {
+        let bundle = Bundle::open(&self.bundle)?;
+        let member = match crate::digest::parse_sha256(&self.what) {
+            Ok(d) => crate::digest::blob_path(&d),
+            Err(_) if self.what.starts_with("sha256:") => bail!("'{}' is not a valid sha256 digest", self.what),
+            Err(_) => self.what.clone(),
+        };
+        let mut reader = bundle.open_member(&member)?;
+        let mut out = std::io::stdout().lock();
+        std::io::copy(&mut reader, &mut out)
+            .with_context(|| format!("reading {member} from {}", self.bundle.display()))?;
+        Ok(())
+    }
 }

@@ -75,19 +75,10 @@ mirrors:
     let spec_path = work.join("bundle.yaml");
     std::fs::write(&spec_path, spec).unwrap();
     let out = work.join("bundle");
-    let fetch =
-        bundler::cli::FetchArgs { cache: Some(work.join("cache")), jobs: 2, platform: vec![], helm: None, json: false };
-    bundler::create(bundler::CreateArgs {
-        spec: spec_path,
-        output: out.clone(),
-        lock: None,
-        base: None,
-        max_part_size: 1 << 20,
-        sign_key: None,
-        airgap_binary: None,
-        fetch,
-    })
-    .unwrap();
+    let fetch = bundler::FetchOptions { jobs: 2, ..bundler::FetchOptions::new(&work.join("cache")) };
+    let create =
+        bundler::CreateOptions { max_part_size: 1 << 20, ..bundler::CreateOptions::new(&spec_path, &out, fetch) };
+    bundler::create(&create).unwrap();
     (out, d)
 }
 

@@ -132,32 +132,35 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 }
 
 /// Runs the server until Ctrl-C, saying on stderr where it listens and which CA clients trust.
-pub fn serve(args: ServeArgs) -> Result<()> {
-    let cfg = args.config()?;
-    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let wanted = cfg.limits.max_connections;
-        let server = Server::bind(cfg).await?;
-        if server.max_connections() < wanted {
-            eprintln!(
-                "at most {} connections at once: the open-file limit (ulimit -n) allows no more",
-                server.max_connections()
-            );
-        }
-        eprintln!("serving on {scheme}://{} (Ctrl-C to stop)", server.local_addr());
-        if let Some(dir) = &args.tls_generate {
-            let ca = dir.join(crate::tls::CA_FILE);
-            eprintln!(
-                "site CA: {} (clients trust it: `install mirrors --ca-file {0}`, the site file's registry.ca_cert, \
-                 `skopeo --cert-dir {}`)",
-                ca.display(),
-                dir.display()
-            );
-        }
-        eprintln!("contents page: {scheme}://{}/", server.local_addr());
-        server.run(async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await
-    })
+impl ServeArgs {
+    /// `airgap registry serve`: serves until Ctrl-C.
+    pub fn run(self) -> Result<()> {
+        let cfg = self.config()?;
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+        let rt = tokio::runtime::Runtime::new()?;
+        rt.block_on(async {
+            let wanted = cfg.limits.max_connections;
+            let server = Server::bind(cfg).await?;
+            if server.max_connections() < wanted {
+                eprintln!(
+                    "at most {} connections at once: the open-file limit (ulimit -n) allows no more",
+                    server.max_connections()
+                );
+            }
+            eprintln!("serving on {scheme}://{} (Ctrl-C to stop)", server.local_addr());
+            if let Some(dir) = &self.tls_generate {
+                let ca = dir.join(crate::tls::CA_FILE);
+                eprintln!(
+                    "site CA: {} (clients trust it: `install mirrors --ca-file {0}`, the site file's registry.ca_cert, \
+                     `skopeo --cert-dir {}`)",
+                    ca.display(),
+                    dir.display()
+                );
+            }
+            eprintln!("contents page: {scheme}://{}/", server.local_addr());
+            server.run(async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -186,19 +189,23 @@ pub struct PushArgs {
 }
 
 /// Copies the bundles into the registry named by --to and says what was sent.
-pub fn push(args: PushArgs) -> Result<()> {
-    let credentials = match (&args.username, &args.password_env) {
-        (Some(u), Some(var)) => {
-            let pw = std::env::var(var).with_context(|| format!("--password-env {var}: the variable is not set"))?;
-            Some((u.clone(), pw))
-        }
-        _ => None,
-    };
-    let opts = PushOptions { credentials, plain_http: args.plain_http, ca_file: args.ca_file.clone() };
-    let report = push_bundle(&args.bundles, &args.to, &opts)?;
-    eprintln!(
-        "pushed {} artifacts to {}: {} blobs uploaded, {} already there, {} manifests",
-        report.artifacts, args.to, report.blobs_uploaded, report.blobs_skipped, report.manifests
-    );
-    Ok(())
+impl PushArgs {
+    /// `airgap registry push`: copies every artifact of the bundles into the registry.
+    pub fn run(self) -> Result<()> {
+        let credentials = match (&self.username, &self.password_env) {
+            (Some(u), Some(var)) => {
+                let pw =
+                    std::env::var(var).with_context(|| format!("--password-env {var}: the variable is not set"))?;
+                Some((u.clone(), pw))
+            }
+            _ => None,
+        };
+        let opts = PushOptions { credentials, plain_http: self.plain_http, ca_file: self.ca_file.clone() };
+        let report = push_bundle(&self.bundles, &self.to, &opts)?;
+        eprintln!(
+            "pushed {} artifacts to {}: {} blobs uploaded, {} already there, {} manifests",
+            report.artifacts, self.to, report.blobs_uploaded, report.blobs_skipped, report.manifests
+        );
+        Ok(())
+    }
 }

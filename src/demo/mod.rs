@@ -146,22 +146,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     step(2, "airgap bundle create manifests/sample/bundle.yaml (mirrors point at that upstream)");
     let spec = dir.join("bundle.yaml");
     std::fs::write(&spec, spec_for(upstream_addr)?)?;
-    bundler::create(bundler::CreateArgs {
-        spec: spec.clone(),
-        output: bundle.clone(),
-        lock: None,
-        base: None,
-        max_part_size: bundles::size::FAT32_MAX,
-        sign_key: None,
+    let create = bundler::CreateOptions {
         airgap_binary: Some(std::env::current_exe()?),
-        fetch: bundler::cli::FetchArgs {
-            cache: Some(dir.join("cache")),
-            jobs: 4,
-            platform: Vec::new(),
-            helm: None,
-            json: false,
-        },
-    })?;
+        ..bundler::CreateOptions::new(&spec, &bundle, bundler::FetchOptions::new(&dir.join("cache")))
+    };
+    bundler::create(&create)?;
 
     step(3, "airgap bundle verify");
     let report = bundles::verify::verify(&bundle, &bundles::verify::VerifyOptions { key: None, bases: Vec::new() });

@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Result;
-use bundler::cli::FetchArgs;
 use bundler::run::{stage, Options, Staged};
-use bundler::{CreateArgs, LockArgs, Progress};
+use bundler::{CreateOptions, FetchOptions, LockOptions, Progress};
 
 pub fn write_spec(dir: &Path, yaml: &str) -> PathBuf {
     let p = dir.join("bundle.yaml");
@@ -18,25 +17,12 @@ pub fn write_spec(dir: &Path, yaml: &str) -> PathBuf {
     p
 }
 
-pub fn create_args(spec: &Path, out: &Path, cache: &Path) -> CreateArgs {
-    CreateArgs {
-        spec: spec.to_path_buf(),
-        output: out.to_path_buf(),
-        lock: None,
-        base: None,
-        max_part_size: 1 << 20,
-        sign_key: None,
-        airgap_binary: None,
-        fetch: fetch_args(cache),
-    }
+pub fn create_options(spec: &Path, out: &Path, cache: &Path) -> CreateOptions {
+    CreateOptions { max_part_size: 1 << 20, ..CreateOptions::new(spec, out, FetchOptions::new(cache)) }
 }
 
-fn fetch_args(cache: &Path) -> FetchArgs {
-    FetchArgs { cache: Some(cache.to_path_buf()), jobs: 4, platform: vec![], helm: None, json: false }
-}
-
-pub fn lock_args(spec: &Path, out: &Path, cache: &Path) -> LockArgs {
-    LockArgs { spec: spec.to_path_buf(), output: out.to_path_buf(), fetch: fetch_args(cache) }
+pub fn lock_options(spec: &Path, out: &Path, cache: &Path) -> LockOptions {
+    LockOptions { spec: spec.to_path_buf(), output: out.to_path_buf(), fetch: FetchOptions::new(cache) }
 }
 
 /// Stages without packing, for tests that look at what was resolved.
