@@ -70,8 +70,7 @@ pub async fn expected(
             ),
         },
     };
-    let download = parse_sha256(&published.digest)?;
-    Ok(Expected { download, published: Some(published) })
+    Ok(Expected { download: published.digest.clone(), published: Some(published) })
 }
 
 fn sha256_of_hex(hex: &str) -> Result<Digest> {
@@ -116,9 +115,9 @@ pub fn stage(w: &mut LayoutWriter, cache: &Cache, entry: &FileEntry, expected: &
     }
     if let Some(p) = &expected.published {
         extra.extend([
-            (ANNOTATION_PUBLISHED_DIGEST, p.digest.as_str()),
+            (ANNOTATION_PUBLISHED_DIGEST, p.digest.as_ref()),
             (ANNOTATION_PUBLISHED_SHA256_FROM, p.sha256_from.as_str()),
-            (ANNOTATION_PUBLISHED_SHA256_FROM_DIGEST, p.sha256_from_digest.as_str()),
+            (ANNOTATION_PUBLISHED_SHA256_FROM_DIGEST, p.sha256_from_digest.as_ref()),
         ]);
     }
     w.add(&reference, Kind::File, desc, &extra);

@@ -5,7 +5,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use bundles::artifact::Published;
-use bundles::digest::sha256_hex;
+use bundles::digest::{parse_sha256, sha256_digest, sha256_hex};
 use bundles::naming::url_file_name;
 
 use crate::http::{get_bytes, Mirrors};
@@ -21,9 +21,9 @@ pub async fn read(http: &reqwest::Client, mirrors: &Mirrors, url: &str, from: &s
         .with_context(|| format!("reading the checksums file {from} for {url}"))?;
     let text = std::str::from_utf8(&raw).map_err(|_| anyhow!("the checksums file {from} is not text"))?;
     Ok(Published {
-        digest: format!("sha256:{}", find(text, url, from)?),
+        digest: parse_sha256(&format!("sha256:{}", find(text, url, from)?))?,
         sha256_from: from.to_string(),
-        sha256_from_digest: format!("sha256:{}", sha256_hex(&raw)),
+        sha256_from_digest: sha256_digest(&sha256_hex(&raw)),
     })
 }
 

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use bundles::artifact::{
     list_artifacts, Artifact, Kind, ANNOTATION_KIND, ANNOTATION_PLATFORMS, ANNOTATION_REF, ANNOTATION_SOURCE,
 };
-use bundles::digest::{parse_sha256, Digest};
+use bundles::digest::Digest;
 use bundles::layout::{BlobStore, LayoutDir, Walk};
 use bundles::layout_writer::LayoutWriter;
 use bundles::lock::{Lock, LockedBlob};
@@ -120,7 +120,7 @@ impl<'a> Pins<'a> {
     }
 
     fn digest(&self, reference: &str) -> Result<Option<Digest>> {
-        Ok(self.artifact(reference)?.map(|a| parse_sha256(&a.digest)).transpose()?)
+        Ok(self.artifact(reference)?.map(|a| a.digest.clone()))
     }
 }
 
@@ -262,7 +262,7 @@ fn locked_image_jobs(cx: &Ctx<'_>, lock: &Lock, pins: &Pins<'_>) -> Result<Vec<I
         let (r, name) = images::canonical(entry.reference()).with_context(origin)?;
         let locked = pins.artifact(&name).with_context(origin)?;
         if let (Some(own), Some(a)) = (images::pinned(&r).with_context(origin)?, locked) {
-            if a.digest != own.to_string() {
+            if a.digest != own {
                 bail!(
                     "{}: the spec pins {own} but the lock says {}; run `airgap bundle lock` again",
                     origin(),
@@ -278,7 +278,7 @@ fn locked_image_jobs(cx: &Ctx<'_>, lock: &Lock, pins: &Pins<'_>) -> Result<Vec<I
             Ok(ImageJob {
                 origin: format!("lock: {}", a.reference),
                 reference: a.reference.clone(),
-                pin: Some(parse_sha256(&a.digest)?),
+                pin: Some(a.digest.clone()),
                 platforms: (!a.platforms.is_empty()).then(|| a.platforms.clone()),
             })
         })
@@ -464,7 +464,7 @@ fn same_as_lock(staged: &Staged, lock: &Lock) -> Result<()> {
         .filter_map(|d| Some((d.annotations().as_ref()?.get(ANNOTATION_REF)?.clone(), d.digest().to_string())))
         .collect();
     let want: BTreeMap<String, String> =
-        lock.artifacts.iter().map(|a| (a.reference.clone(), a.digest.clone())).collect();
+        lock.artifacts.iter().map(|a| (a.reference.clone(), a.digest.to_string())).collect();
     let mut problems = Vec::new();
     for (r, d) in &want {
         match got.get(r) {

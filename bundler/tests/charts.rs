@@ -148,7 +148,7 @@ fn a_chart_from_an_oci_registry_keeps_its_digest_and_is_rendered() {
     assert_eq!(lock.artifacts.len(), 1);
     assert_eq!(lock.artifacts[0].reference, reference);
     assert_eq!(lock.artifacts[0].kind, Kind::Chart);
-    assert_eq!(lock.artifacts[0].digest, desc.digest().to_string());
+    assert_eq!(&lock.artifacts[0].digest, desc.digest());
     assert!(
         staged.discovered.iter().any(|d| d.image.starts_with("docker.io/mosipid/config-server:")),
         "{:?}",

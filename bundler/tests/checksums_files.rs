@@ -89,9 +89,9 @@ fn the_checksums_file_s_line_is_locked_and_create_checks_against_the_lock() {
     let lock = Lock::read(&lock_file).unwrap();
     let eksctl = lock.artifacts.iter().find(|a| a.reference == REFERENCE).unwrap();
     let published = eksctl.published.as_ref().expect("the lock records where the checksum came from");
-    assert_eq!(published.digest, format!("sha256:{archive_sha}"));
+    assert_eq!(published.digest.to_string(), format!("sha256:{archive_sha}"));
     assert_eq!(published.sha256_from, FROM);
-    assert_eq!(published.sha256_from_digest, format!("sha256:{}", sha256_file(&r.checksums)));
+    assert_eq!(published.sha256_from_digest.to_string(), format!("sha256:{}", sha256_file(&r.checksums)));
     assert_eq!(eksctl.source.as_deref(), Some(URL));
 
     // `create --lock` takes the checksum from the lock: the checksums file, gone now, is not read.

@@ -74,7 +74,7 @@ fn layer_of(bundle: &Path, reference: &str) -> Vec<u8> {
     let b = bundles::Bundle::open(bundle).unwrap();
     let a = b.lock().unwrap().artifacts.into_iter().find(|a| a.reference == reference).unwrap();
     let c = a.content.unwrap();
-    let d = bundles::digest::parse_sha256(&c.digest).unwrap();
+    let d = c.digest;
     let mut out = Vec::new();
     b.open_member(&bundles::digest::blob_path(&d)).unwrap().read_to_end(&mut out).unwrap();
     out
@@ -95,7 +95,7 @@ fn carries_binaries_and_a_member_of_a_tar_gz() {
     let refs: Vec<&str> = lock.artifacts.iter().map(|a| a.reference.as_str()).collect();
     assert_eq!(refs, ["files.airgap.local/helm:v3.8.2", "files.airgap.local/kubectl:v1.24.17-linux-amd64"]);
     let k = &lock.artifacts[1];
-    assert_eq!(k.content.as_ref().unwrap().digest, format!("sha256:{kubectl_sha}"));
+    assert_eq!(k.content.as_ref().unwrap().digest.to_string(), format!("sha256:{kubectl_sha}"));
     assert_eq!(k.content.as_ref().unwrap().name, "kubectl");
     assert_eq!(k.source.as_deref(), Some("https://dl.k8s.io/release/v1.24.17/bin/linux/amd64/kubectl"));
     assert_eq!(layer_of(&out, "files.airgap.local/kubectl:v1.24.17-linux-amd64"), kubectl);

@@ -42,7 +42,7 @@ fn a_git_repository_is_carried_and_clones_back() {
 
     // Unpack the git layer and clone from it, as the site does over HTTP.
     let bundle = bundles::Bundle::open(&out).unwrap();
-    let layer = bundles::digest::parse_sha256(&a.content.as_ref().unwrap().digest).unwrap();
+    let layer = a.content.as_ref().unwrap().digest.clone();
     let mut tar_bytes = Vec::new();
     bundle.open_member(&bundles::digest::blob_path(&layer)).unwrap().read_to_end(&mut tar_bytes).unwrap();
     let repo = t.path().join("carried.git");

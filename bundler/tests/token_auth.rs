@@ -127,7 +127,7 @@ fn docker_hub_token_flow_with_a_docker_config_login() {
     bundler::create(&create_options(&spec, &out, &t.path().join("cache"))).unwrap();
     let lock = Lock::read(&out).unwrap();
     assert_eq!(lock.artifacts[0].reference, "docker.io/library/busybox:1.36");
-    assert_eq!(lock.artifacts[0].digest, hub.manifest_digest);
+    assert_eq!(lock.artifacts[0].digest.as_ref(), hub.manifest_digest);
     assert_eq!(lock.artifacts[0].platforms, ["linux/amd64"]);
     let queries = hub.token_queries.lock().unwrap().clone();
     assert!(!queries.is_empty());

@@ -8,7 +8,7 @@ use oci_spec::image::{Descriptor, ImageIndex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::digest::{blob_path, Digest};
+use crate::digest::{blob_path, parse_sha256, Digest};
 use crate::error::{Error, Result};
 use crate::layout::{carried_platforms, descriptor_digest, image_platform, BlobStore, Walk};
 
@@ -120,7 +120,8 @@ pub struct Artifact {
     /// The reference it is carried under (see [`crate::naming`]).
     pub reference: String,
     /// The digest of its root manifest or index.
-    pub digest: String,
+    #[serde(deserialize_with = "crate::digest::deserialize_sha256")]
+    pub digest: Digest,
     /// The media type of its root.
     pub media_type: String,
     /// The size of its root.
@@ -146,7 +147,8 @@ pub struct Content {
     /// The layer's title (the file name).
     pub name: String,
     /// The layer's digest.
-    pub digest: String,
+    #[serde(deserialize_with = "crate::digest::deserialize_sha256")]
+    pub digest: Digest,
     /// The layer's size.
     pub size: u64,
 }
@@ -156,23 +158,29 @@ pub struct Content {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Published {
-    /// What the download hashes to, `sha256:<hex>`: the archive's when a member of it is carried.
-    pub digest: String,
+    /// What the download hashes to: the archive's when a member of it is carried.
+    #[serde(deserialize_with = "crate::digest::deserialize_sha256")]
+    pub digest: Digest,
     /// The checksums file's URL.
     pub sha256_from: String,
     /// The checksums file's own digest, as it was read.
-    pub sha256_from_digest: String,
+    #[serde(deserialize_with = "crate::digest::deserialize_sha256")]
+    pub sha256_from_digest: Digest,
 }
 
 fn published(desc: &Descriptor, reference: &str) -> Result<Option<Published>> {
     let keys = [ANNOTATION_PUBLISHED_DIGEST, ANNOTATION_PUBLISHED_SHA256_FROM, ANNOTATION_PUBLISHED_SHA256_FROM_DIGEST];
     match keys.map(|k| annotation(desc, k)) {
         [None, None, None] => Ok(None),
-        [Some(digest), Some(from), Some(from_digest)] => Ok(Some(Published {
-            digest: digest.clone(),
-            sha256_from: from.clone(),
-            sha256_from_digest: from_digest.clone(),
-        })),
+        [Some(digest), Some(from), Some(from_digest)] => {
+            let parse =
+                |text: &str| parse_sha256(text).map_err(|e| Error::invalid("index.json", format!("{reference}: {e}")));
+            Ok(Some(Published {
+                digest: parse(digest)?,
+                sha256_from: from.clone(),
+                sha256_from_digest: parse(from_digest)?,
+            }))
+        }
         _ => Err(Error::invalid("index.json", format!("{reference}: the annotations {} go together", keys.join(", ")))),
     }
 }
@@ -182,7 +190,7 @@ fn single_layer(manifest: &Value) -> Option<Content> {
     let [layer] = layers.as_slice() else { return None };
     Some(Content {
         name: layer.get("annotations")?.get(ANNOTATION_TITLE)?.as_str()?.to_string(),
-        digest: layer.get("digest")?.as_str()?.to_string(),
+        digest: parse_sha256(layer.get("digest")?.as_str()?).ok()?,
         size: layer.get("size")?.as_u64()?,
     })
 }
@@ -239,7 +247,7 @@ pub fn list_artifacts(store: &dyn BlobStore, index: &ImageIndex, walk: &mut Walk
         out.push(Artifact {
             kind,
             reference,
-            digest: digest.to_string(),
+            digest,
             media_type: desc.media_type().to_string(),
             size: desc.size(),
             platforms,
@@ -343,11 +351,6 @@ impl fmt::Display for Reference {
         }
         Ok(())
     }
-}
-
-/// An artifact's root digest, parsed.
-pub fn digest_of(a: &Artifact) -> Digest {
-    crate::digest::parse_sha256(&a.digest).expect("artifact digests are validated when listed")
 }
 
 #[cfg(test)]

@@ -268,7 +268,7 @@ pub fn inspect_table(bundle: &Bundle) -> Result<String> {
             "{:<6} {:<70} {:<20} {:>10}  {}\n",
             a.kind.to_string(),
             printable(&a.reference),
-            printable(&a.digest.chars().take(19).collect::<String>()),
+            printable(&a.digest.as_ref().chars().take(19).collect::<String>()),
             human(s.carried_size),
             printable(&a.platforms.join(",")),
         ));

@@ -18,6 +18,12 @@ pub fn parse_sha256(text: &str) -> Result<Digest> {
     Ok(d)
 }
 
+/// Reads a digest field of a lock or a manifest, refusing what [`parse_sha256`] refuses.
+pub(crate) fn deserialize_sha256<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Digest, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    parse_sha256(&text).map_err(serde::de::Error::custom)
+}
+
 /// `blobs/sha256/<hex>`, where an OCI layout keeps the blob.
 pub fn blob_path(d: &Digest) -> String {
     format!("blobs/{}/{}", d.algorithm().as_ref(), d.digest())

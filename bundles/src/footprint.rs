@@ -71,7 +71,7 @@ pub fn of(bundle: &Bundle) -> Result<Footprint> {
         .artifacts
         .into_iter()
         .map(|a| {
-            let carried_size = per_root.get(&(a.reference.clone(), a.digest.clone())).copied().unwrap_or(a.size);
+            let carried_size = per_root.get(&(a.reference.clone(), a.digest.to_string())).copied().unwrap_or(a.size);
             SizedArtifact { artifact: a, carried_size }
         })
         .collect();

@@ -72,7 +72,7 @@ fn describe(a: &Artifact) -> Named {
         Some(r) => (r.repository.rsplit('/').next().unwrap_or(&r.repository).to_string(), r.name(), r.tag.clone()),
         None => (a.reference.clone(), a.reference.clone(), None),
     };
-    let version = tag.clone().unwrap_or_else(|| a.digest.clone());
+    let version = tag.clone().unwrap_or_else(|| a.digest.to_string());
     let purl = match a.kind {
         Kind::Image | Kind::Chart => {
             let mut q = vec![format!("repository_url={}", enc(&repo_url))];
@@ -84,12 +84,12 @@ fn describe(a: &Artifact) -> Named {
             if let Some(t) = &tag {
                 q.push(format!("tag={}", enc(t)));
             }
-            format!("pkg:oci/{}@{}?{}", enc(&name), enc(&a.digest), q.join("&"))
+            format!("pkg:oci/{}@{}?{}", enc(&name), enc(a.digest.as_ref()), q.join("&"))
         }
         Kind::File | Kind::Git => {
             let mut q = Vec::new();
             if let Some(c) = &a.content {
-                q.push(format!("checksum={}", enc(&c.digest)));
+                q.push(format!("checksum={}", enc(c.digest.as_ref())));
             }
             if let Some(src) = &a.source {
                 let key = if a.kind == Kind::Git { "vcs_url" } else { "download_url" };
@@ -102,10 +102,6 @@ fn describe(a: &Artifact) -> Named {
     Named { name, version, purl }
 }
 
-fn hex_of(digest: &str) -> &str {
-    digest.strip_prefix("sha256:").unwrap_or(digest)
-}
-
 /// The purl both SBOMs give an artifact.
 pub fn purl(a: &Artifact) -> String {
     describe(a).purl
@@ -114,7 +110,7 @@ pub fn purl(a: &Artifact) -> String {
 /// The SHA-256 (hex) both SBOMs give an artifact: for a file or a repository its content's, which
 /// is what an auditor compares with a published checksum.
 pub fn checksum(a: &Artifact) -> &str {
-    hex_of(a.content.as_ref().map_or(&a.digest, |c| &c.digest))
+    a.content.as_ref().map_or(&a.digest, |c| &c.digest).digest()
 }
 
 /// The airgap binary beside the parts: not in the archive's index, but on the media all the same.
@@ -189,7 +185,7 @@ pub fn spdx(artifacts: &[Artifact], binary: Option<&Described>, document_id: &st
         if let Some(p) = &a.published {
             package["sourceInfo"] = json!(format!(
                 "published SHA-256 {} read from {} ({})",
-                hex_of(&p.digest),
+                p.digest.digest(),
                 p.sha256_from,
                 p.sha256_from_digest
             ));
@@ -308,12 +304,13 @@ pub fn to_bytes(v: &Value) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::artifact::{Content, Published};
+    use crate::digest::sha256_digest;
 
     fn image() -> Artifact {
         Artifact {
             kind: Kind::Image,
             reference: "docker.io/mosipid/config-server:1.1.2".into(),
-            digest: format!("sha256:{}", "a".repeat(64)),
+            digest: sha256_digest(&"a".repeat(64)),
             media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             size: 10,
             platforms: vec!["linux/amd64".into()],
@@ -337,7 +334,7 @@ mod tests {
             kind: Kind::File,
             reference: "files.airgap.local/tools/kubectl:1.23.6".into(),
             source: Some("https://dl.k8s.io/release/v1.23.6/bin/linux/amd64/kubectl".into()),
-            content: Some(Content { name: "kubectl".into(), digest: format!("sha256:{}", "b".repeat(64)), size: 1 }),
+            content: Some(Content { name: "kubectl".into(), digest: sha256_digest(&"b".repeat(64)), size: 1 }),
             platforms: vec![],
             ..image()
         };
@@ -353,9 +350,9 @@ mod tests {
             kind: Kind::File,
             reference: "files.airgap.local/eksctl:0.121.0-linux-amd64".into(),
             published: Some(Published {
-                digest: format!("sha256:{}", "c".repeat(64)),
+                digest: sha256_digest(&"c".repeat(64)),
                 sha256_from: from.into(),
-                sha256_from_digest: format!("sha256:{}", "d".repeat(64)),
+                sha256_from_digest: sha256_digest(&"d".repeat(64)),
             }),
             ..image()
         };

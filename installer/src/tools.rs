@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bundles::artifact::{Content, ANNOTATION_EXECUTABLE, ANNOTATION_FILE_PLATFORM, ANNOTATION_KIND, ANNOTATION_REF};
-use bundles::digest::{blob_path, parse_sha256, HashingWriter};
+use bundles::digest::{blob_path, HashingWriter};
 use bundles::naming::FILES_HOST;
 use bundles::safe_path::check_member_name;
 use bundles::Bundle;
@@ -113,15 +113,15 @@ pub fn extract(bundle: &Bundle, dir: &Path, platform: &str) -> Result<Vec<Extrac
     for (name, (reference, version, content)) in chosen {
         let path = dir.join(&name);
         write_checked(bundle, &content, dir, &path).with_context(|| format!("extracting {reference}"))?;
-        let sha256 = content.digest.trim_start_matches("sha256:").to_string();
+        let sha256 = content.digest.digest().to_string();
         out.push(Extracted { name, version, reference, path, sha256 });
     }
     Ok(out)
 }
 
 fn write_checked(bundle: &Bundle, content: &Content, dir: &Path, dest: &Path) -> Result<()> {
-    let digest = parse_sha256(&content.digest)?;
-    if !bundle.has_blob(&digest) {
+    let digest = &content.digest;
+    if !bundle.has_blob(digest) {
         bail!("its blob {digest} is not in this bundle (a delta carries it in its base: extract from the base)");
     }
     let tmp = dir.join(format!(".{}.partial", content.name));
@@ -134,10 +134,10 @@ fn write_checked(bundle: &Bundle, content: &Content, dir: &Path, dest: &Path) ->
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     let written = (|| -> Result<()> {
         let mut w = HashingWriter::new(file);
-        io::copy(&mut bundle.open_member(&blob_path(&digest))?, &mut w)?;
+        io::copy(&mut bundle.open_member(&blob_path(digest))?, &mut w)?;
         w.flush()?;
         let (file, hex, len) = w.finish();
-        if format!("sha256:{hex}") != content.digest || len != content.size {
+        if hex != digest.digest() || len != content.size {
             bail!("the bundle gave {len} bytes with sha256:{hex}, expected {} bytes with {digest}", content.size);
         }
         file.sync_all()?;

@@ -100,7 +100,7 @@ fn chromium_shows_what_is_served_and_hostile_names_stay_text() {
     }
     let lock = bundles::Bundle::open(&signed).unwrap().lock().unwrap();
     for a in &lock.artifacts {
-        assert!(dom.contains(&a.digest), "{} is shown with its digest {}", a.reference, a.digest);
+        assert!(dom.contains(a.digest.as_ref()), "{} is shown with its digest {}", a.reference, a.digest);
     }
     // The hostile names are there, as text, and nothing of them ran.
     assert!(dom.contains("bundle&lt;img src=x onerror="), "{dom}");
