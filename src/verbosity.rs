@@ -4,18 +4,6 @@
 use std::fs::File;
 use std::io::Write;
 
-use clap::Args;
-
-#[derive(Debug, Args)]
-pub struct Verbosity {
-    /// Errors with each cause on a line of its own and a backtrace of where they arose.
-    #[arg(short, long, global = true, conflicts_with = "quiet")]
-    pub verbose: bool,
-    /// Nothing on stderr but the error, if there is one: no progress, notes, warnings or access log.
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
-}
-
 /// Where the final error goes: stderr as the command was started with.
 #[derive(Default)]
 pub struct Errors {
@@ -24,15 +12,15 @@ pub struct Errors {
     saved: Option<File>,
 }
 
-impl Verbosity {
-    pub fn apply(&self) -> Errors {
-        if self.verbose {
-            // anyhow captures a backtrace when an error is made only if this is set.
-            std::env::set_var("RUST_BACKTRACE", "1");
-        }
-        let saved = if self.quiet { silence_stderr() } else { None };
-        Errors { verbose: self.verbose, saved }
+/// With `verbose`, errors with their causes and a backtrace; with `quiet`, nothing on stderr
+/// but the final error.
+pub fn apply(verbose: bool, quiet: bool) -> Errors {
+    if verbose {
+        // anyhow captures a backtrace when an error is made only if this is set.
+        std::env::set_var("RUST_BACKTRACE", "1");
     }
+    let saved = if quiet { silence_stderr() } else { None };
+    Errors { verbose, saved }
 }
 
 /// Points fd 2 at /dev/null, for this process and what it starts; returns the original stderr.

@@ -10,26 +10,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use registry::{AccessLog, ServeConfig, Server};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
 const SAMPLE_SPEC: &str = include_str!("../../manifests/sample/bundle.yaml");
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Example:\n  cargo run --release -- demo\n  airgap demo --dir /tmp/airgap-demo --listen 127.0.0.1:5000"
-)]
-pub struct DemoArgs {
-    /// Keep the demo's files here (default: a temporary directory removed on exit).
-    #[arg(long)]
+/// What `airgap demo` is asked.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Keep the demo's files here; a temporary directory removed on exit when None.
     pub dir: Option<PathBuf>,
-    /// Where the registry serving the new bundle listens, as IP:PORT.
-    #[arg(long, default_value = "127.0.0.1:5000", value_name = "IP:PORT", value_parser = registry::cli::parse_listen)]
+    /// Where the registry serving the new bundle listens.
     pub listen: SocketAddr,
-    /// Exit once a client has pulled from the served bundle (for scripts and tests).
-    #[arg(long)]
+    /// Exit once a client has pulled from the served bundle.
     pub exit_after_pull: bool,
 }
 
@@ -109,9 +103,9 @@ fn stop_on_signal(scratch: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-pub fn run(args: DemoArgs) -> Result<()> {
+pub fn run(opts: &DemoOptions) -> Result<()> {
     let scratch;
-    let dir: &Path = match &args.dir {
+    let dir: &Path = match &opts.dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| d.display().to_string())?;
             d
@@ -121,7 +115,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             scratch.path()
         }
     };
-    stop_on_signal(args.dir.is_none().then(|| dir.to_path_buf()))?;
+    stop_on_signal(opts.dir.is_none().then(|| dir.to_path_buf()))?;
     let bundle = dir.join("bundle");
     if bundle.exists() {
         bail!("{} exists: give the demo a new --dir", bundle.display());
@@ -173,10 +167,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         ..ServeConfig::default()
     };
     let rt = Runtime::new()?;
-    let server = match rt.block_on(Server::bind(serve_cfg(args.listen))) {
+    let server = match rt.block_on(Server::bind(serve_cfg(opts.listen))) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("      {} is taken ({e:#}); using a free port", args.listen);
+            eprintln!("      {} is taken ({e:#}); using a free port", opts.listen);
             rt.block_on(Server::bind(serve_cfg(SocketAddr::from(([127, 0, 0, 1], 0)))))?
         }
     };
@@ -193,7 +187,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     println!("  airgap bundle inspect {}", bundle.display());
     println!("  open http://{a}/ in a browser: the contents page, what the registry serves");
     let _ = std::io::stdout().flush();
-    let exit_after_pull = args.exit_after_pull;
+    let exit_after_pull = opts.exit_after_pull;
     // Signals end the demo through stop_on_signal.
     rt.block_on(server.run(async move {
         if exit_after_pull {
