@@ -380,6 +380,38 @@ mod tests {
         assert!(Reference::parse("nginx@sha256:a/b").is_err());
     }
 
+    /// A published checksum's annotations are read as digests: a malformed one is refused, naming
+    /// index.json and the artifact.
+    #[test]
+    fn a_malformed_published_digest_names_the_artifact() {
+        struct Nothing;
+        impl BlobStore for Nothing {
+            fn blob_len(&self, _: &Digest) -> Result<Option<u64>> {
+                Ok(None)
+            }
+            fn open_blob(&self, d: &Digest) -> Result<Box<dyn std::io::Read + Send + '_>> {
+                Err(Error::invalid(blob_path(d), "not held"))
+            }
+        }
+        let index: ImageIndex = serde_json::from_value(serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": OCI_MANIFEST_MEDIA_TYPE, "digest": format!("sha256:{}", "a".repeat(64)), "size": 1,
+            "annotations": {
+                "org.opencontainers.image.ref.name": "files.airgap.local/eksctl:0.121.0",
+                "io.airgap.kind": "file",
+                "io.airgap.published.digest": "sha256:short",
+                "io.airgap.published.sha256-from": "https://x/sums.txt",
+                "io.airgap.published.sha256-from.digest": format!("sha256:{}", "c".repeat(64)),
+            }
+        }]}))
+        .unwrap();
+        let elsewhere = |_: &Digest| true;
+        let err = list_artifacts(&Nothing, &index, &mut Walk::new(&Nothing, &elsewhere)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("index.json: files.airgap.local/eksctl:0.121.0: 'sha256:short' is not a digest"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn kinds_from_media_types() {
         let chart = serde_json::json!({"config": {"mediaType": HELM_CONFIG_MEDIA_TYPE}});

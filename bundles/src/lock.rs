@@ -101,6 +101,24 @@ mod tests {
         assert_eq!(Lock::from_json(&new.to_json(), Path::new("l")).unwrap(), new);
     }
 
+    /// An artifact's digests are read as digests: what is not a SHA-256 is refused where the lock
+    /// is read, naming the lock and the text, not where a blob is later looked up by it.
+    #[test]
+    fn a_digest_that_is_not_sha256_is_refused_as_the_lock_is_read() {
+        let sha512 = lock_text("1.0", &file_artifact(""))
+            .replace(&format!("sha256:{}", "a".repeat(64)), &format!("sha512:{}", "a".repeat(128)));
+        let err = Lock::from_json(sha512.as_bytes(), Path::new("bundle.lock.json")).unwrap_err().to_string();
+        assert!(err.starts_with("bundle.lock.json: ") && err.contains("only sha256"), "{err}");
+        let published = format!(
+            r#", "published": {{"digest": "sha256:short", "sha256From": "https://x/sums.txt", "sha256FromDigest": "sha256:{}"}}"#,
+            "c".repeat(64)
+        );
+        let err = Lock::from_json(lock_text("1.0", &file_artifact(&published)).as_bytes(), Path::new("l"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'sha256:short' is not a digest"), "{err}");
+    }
+
     /// What lets a newer minor add optional fields: a reader skips the fields it does not know.
     #[test]
     fn fields_of_a_later_minor_are_skipped() {
