@@ -15,6 +15,7 @@ pub struct ConformanceTarget<'a> {
     pub registry: &'a str,
     /// `None` for plain HTTP; otherwise the CA (PEM) that signed the registry's certificate.
     pub ca_pem: Option<&'a Path>,
+    /// User and password for a registry that requires them; the suite pushes and deletes.
     pub credentials: Option<(&'a str, &'a str)>,
 }
 
@@ -38,6 +39,7 @@ impl ConformanceReport {
         self.results.path().join("results")
     }
 
+    /// One API's status by the suite's name for it; `None` when the suite ran no such test.
     pub fn api(&self, name: &str) -> Option<&str> {
         self.apis.get(name).map(String::as_str)
     }

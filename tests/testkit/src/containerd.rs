@@ -17,6 +17,7 @@ pub struct Containerd {
 }
 
 impl Containerd {
+    /// Starts it and waits until `ctr version` answers.
     pub fn start() -> Result<Containerd> {
         let dir = tempfile::Builder::new().prefix("testkit-containerd-").tempdir()?;
         let d = dir.path();
@@ -59,6 +60,7 @@ impl Containerd {
         Ok(dir)
     }
 
+    /// The end of its log, for a failing test's message.
     pub fn log_tail(&self) -> String {
         self.proc.log_tail()
     }

@@ -6,10 +6,15 @@
 /// One CRD: its group, kind, plural, whether it is namespaced, and its served versions with the
 /// storage version first.
 pub struct Crd {
+    /// The API group, e.g. `monitoring.coreos.com`.
     pub group: &'static str,
+    /// The kind manifests name.
     pub kind: &'static str,
+    /// The resource name in URLs.
     pub plural: &'static str,
+    /// Namespaced, or cluster-wide.
     pub namespaced: bool,
+    /// The served versions, the storage version first.
     pub versions: &'static [&'static str],
 }
 

@@ -36,6 +36,7 @@ pub struct Distribution {
 }
 
 impl Distribution {
+    /// Starts it (with a CA of its own and an htpasswd user when asked) and waits for its port.
     pub fn start(opts: DistributionOpts) -> Result<Distribution> {
         let dir = tempfile::Builder::new().prefix("testkit-distribution-").tempdir()?;
         let root = dir.path();
@@ -90,15 +91,18 @@ impl Distribution {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// `http://` or `https://` and [`Distribution::host_port`], for API calls.
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.host_port())
     }
 
+    /// The htpasswd user, when started with auth.
     pub fn user(&self) -> Option<&str> {
         self.credentials.as_ref().map(|c| c.0.as_str())
     }
 
+    /// That user's password, random for each start.
     pub fn password(&self) -> Option<&str> {
         self.credentials.as_ref().map(|c| c.1.as_str())
     }

@@ -12,8 +12,11 @@ use anyhow::{bail, Result};
 /// A request the server saw, for tests that check how a client fetched (e.g. that it resumed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestRecord {
+    /// `GET` or `HEAD`.
     pub method: String,
+    /// The path asked for, prefix included.
     pub path: String,
+    /// The `Range` header, when one was sent: a resumed download sends one.
     pub range: Option<String>,
 }
 
@@ -73,6 +76,7 @@ impl FileServer {
         Ok(FileServer { port, prefix, state, accept: Some(accept) })
     }
 
+    /// The port it listens on, on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -93,6 +97,7 @@ impl FileServer {
         *self.state.drop_after.lock().unwrap() = Some(bytes);
     }
 
+    /// Every request so far, in the order they came.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.state.requests.lock().unwrap().clone()
     }

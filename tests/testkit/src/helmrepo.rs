@@ -35,6 +35,7 @@ struct Entry {
 }
 
 impl HelmRepo {
+    /// Serves the fixture under the path its upstream URL has, so chart URLs map by their prefix.
     pub fn start() -> Result<HelmRepo> {
         let dir = HelmRepo::fixture_dir();
         let index = fs::read_to_string(dir.join("index.yaml"))
@@ -45,6 +46,7 @@ impl HelmRepo {
         Ok(HelmRepo { server, upstream })
     }
 
+    /// The fixture's directory in `../shared/fixtures`: a copy of the MOSIP chart repository.
     pub fn fixture_dir() -> PathBuf {
         shared_fixtures().join(MOSIP_HELM_FIXTURE)
     }
@@ -81,6 +83,7 @@ impl HelmRepo {
         }
     }
 
+    /// The file server underneath, for its request log.
     pub fn server(&self) -> &FileServer {
         &self.server
     }

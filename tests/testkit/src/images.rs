@@ -10,14 +10,18 @@ use std::path::Path;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
+/// A blob written into a layout, as a descriptor names it.
 pub struct Blob {
+    /// `sha256:<hex>`.
     pub digest: String,
+    /// Its length in bytes.
     pub size: u64,
 }
 
 /// A layer: file name → content, packed as a deterministic tar and gzip'd.
 pub type Files = BTreeMap<String, Vec<u8>>;
 
+/// An image to make: what it is called, for which platforms, with which layers.
 pub struct ImageSpec<'a> {
     /// The reference recorded in index.json, e.g. `docker.io/mosipid/config-server:1.1.2`.
     pub reference: &'a str,
@@ -31,6 +35,7 @@ fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
+/// Writes `bytes` under `blobs/sha256/` of `layout`, named by their digest.
 pub fn put_blob(layout: &Path, bytes: &[u8]) -> Blob {
     let hex = sha256_hex(bytes);
     let dir = layout.join("blobs/sha256");

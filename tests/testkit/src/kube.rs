@@ -78,6 +78,7 @@ impl Pki<'_> {
 }
 
 impl KubeControlPlane {
+    /// A plane with kwok's simulated nodes, the usual choice.
     pub fn start() -> Result<KubeControlPlane> {
         Self::start_with(KubeOptions::default())
     }
@@ -87,6 +88,7 @@ impl KubeControlPlane {
         Self::start_with(KubeOptions { simulated_nodes: false, reachable_from_pods: true })
     }
 
+    /// A plane as `options` say, started again on a port taken in the meantime.
     pub fn start_with(options: KubeOptions) -> Result<KubeControlPlane> {
         // A port `free_port` gave can be taken by someone else's connection before the component
         // binds it; with five components per plane that happens on a busy machine. Start again.

@@ -31,6 +31,7 @@ const BUSYBOX: &str = "/bin/busybox";
 
 /// A storage class the provisioner makes and backs.
 pub struct StorageClass<'a> {
+    /// The class's name, which claims give as `storageClassName`.
     pub name: &'a str,
     /// ReadWriteMany: every claim in one directory all nodes share.
     pub shared: bool,
@@ -43,11 +44,13 @@ pub struct StorageClass<'a> {
 /// A storage class the provisioner backs that something else makes (the cluster as it comes, or
 /// the install under test), under whatever provisioner name that class gives.
 pub struct Served<'a> {
+    /// The class's name.
     pub name: &'a str,
     /// ReadWriteMany: every claim in one directory all nodes share.
     pub shared: bool,
 }
 
+/// The provisioner, running beside a control plane until dropped.
 pub struct LocalPathProvisioner {
     _proc: Proc,
     dir: TempDir,

@@ -17,6 +17,7 @@ pub struct MinioServer {
 }
 
 impl MinioServer {
+    /// Starts it on a free port with a random secret, and waits until it says it is ready.
     pub fn start() -> Result<MinioServer> {
         let dir = tempfile::Builder::new().prefix("testkit-minio-").tempdir()?;
         let port = free_port();
@@ -45,14 +46,17 @@ impl MinioServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The region it is configured with, which requests are signed for.
     pub fn region(&self) -> &str {
         "us-east-1"
     }
 
+    /// The root user's access key.
     pub fn access_key(&self) -> &str {
         "airgap-test"
     }
 
+    /// The root user's secret, random for each start.
     pub fn secret_key(&self) -> &str {
         &self.secret_key
     }
@@ -72,6 +76,7 @@ impl MinioServer {
         cmd
     }
 
+    /// The end of its log, for a failing test's message.
     pub fn log_tail(&self) -> String {
         self.proc.log_tail()
     }

@@ -75,12 +75,15 @@ pub struct LeakCounter {
 /// What tried to leave: each destination once, and the number of packets dropped.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Leaks {
+    /// The addresses packets were headed for, each once.
     pub destinations: BTreeSet<String>,
+    /// How many packets were dropped on their way out.
     pub packets: u64,
     nameservers: BTreeSet<String>,
 }
 
 impl Leaks {
+    /// Nothing tried to leave.
     pub fn is_empty(&self) -> bool {
         self.destinations.is_empty() && self.packets == 0
     }

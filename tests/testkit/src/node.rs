@@ -31,6 +31,7 @@ static NEXT_NODE: AtomicU8 = AtomicU8::new(0);
 /// registry must serve it.
 pub const SANDBOX_IMAGE: &str = "registry.k8s.io/pause:3.7";
 
+/// What differs between the nodes a test starts.
 pub struct NodeOptions {
     /// containerd's `config_path`: a `certs.d` tree of `<host>/hosts.toml`. containerd reads it on
     /// every pull, so a test may fill or empty it while the node runs.
@@ -49,6 +50,7 @@ impl Default for NodeOptions {
     }
 }
 
+/// A running node: its containerd and kubelet stop, and its network and files go, when dropped.
 pub struct RealNode {
     containerd: Option<Proc>,
     kubelet: Option<Proc>,

@@ -13,6 +13,7 @@ pub struct Podman {
 }
 
 impl Podman {
+    /// A podman whose storage and registries.conf are fresh and its own.
     pub fn new() -> Result<Podman> {
         let dir = tempfile::Builder::new().prefix("testkit-podman-").tempdir()?;
         fs::write(dir.path().join("registries.conf"), "")?;

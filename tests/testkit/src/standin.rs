@@ -34,7 +34,9 @@ pub const PROGRAM: &str = "/standin";
 /// of one image's containers, such as an init container and a sidecar that differ only in `METHOD`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Invocation {
+    /// The arguments after the program's name.
     pub args: Vec<String>,
+    /// The variables that tell the roles apart.
     pub env: BTreeMap<String, String>,
 }
 

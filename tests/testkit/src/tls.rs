@@ -15,7 +15,9 @@ pub struct TestCa {
 
 /// A certificate and its private key, both PEM.
 pub struct Issued {
+    /// The certificate.
     pub cert_pem: String,
+    /// Its private key, unencrypted.
     pub key_pem: String,
 }
 
@@ -29,6 +31,7 @@ impl Issued {
 }
 
 impl TestCa {
+    /// A fresh self-signed CA under `common_name`, its key kept in memory only.
     pub fn new(common_name: &str) -> Result<TestCa> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = DistinguishedName::new();
@@ -41,6 +44,7 @@ impl TestCa {
         Ok(TestCa { cert, key })
     }
 
+    /// The CA certificate, which clients of the test's servers trust.
     pub fn cert_pem(&self) -> String {
         self.cert.pem()
     }
