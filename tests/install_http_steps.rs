@@ -23,13 +23,13 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 use testkit::images::{push_plain, write_layout, Files, ImageSpec};
-use testkit::{free_port, tool, KubeControlPlane};
+use testkit::{tool, KubeControlPlane, SiteRegistry};
 
 const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
 const AGENT: &str = "docker.io/rancher/rancher-agent:v2.6.9";
@@ -201,39 +201,17 @@ fn agent_manifest(image: &str) -> String {
 
 /// A registry of the site holding the agent image and a dashboard file, as a bundle would carry
 /// them (`airgap registry serve --storage`, pushed with skopeo and oras).
-struct Registry {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn registry(dir: &Path, dashboard: &Path) -> Registry {
-    let address = format!("127.0.0.1:{}", free_port());
+fn registry(dir: &Path, dashboard: &Path) -> SiteRegistry {
     let storage = dir.join("storage");
     std::fs::create_dir_all(&storage).unwrap();
-    let child = Command::new(AIRGAP)
-        .args(["registry", "serve", "--listen", &address, "--storage"])
-        .arg(&storage)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(&address).is_err() {
-        assert!(Instant::now() < deadline, "the registry did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let registry = SiteRegistry::storage(&storage).airgap(Path::new(AIRGAP)).start().unwrap();
+    let address = registry.address();
     let layout = dir.join("layout");
     let files = Files::from([("etc/agent".to_string(), b"rancher agent stand-in\n".to_vec())]);
     write_layout(&layout, &[ImageSpec { reference: AGENT, platforms: &["linux/amd64"], shared_layers: &[files] }]);
     push_plain(&layout, AGENT, &format!("{address}/{AGENT}")).unwrap();
-    push_file(&address, DASHBOARD, dashboard);
-    Registry { child, address }
+    push_file(address, DASHBOARD, dashboard);
+    registry
 }
 
 /// A file of the bundle, pushed as `bundle create` stores one.
@@ -461,19 +439,20 @@ fn http_steps_reach_apis_through_the_service_proxy_stay_idempotent_and_carry_ran
     )
     .unwrap();
     let reg = registry(dir.path(), &dashboard);
-    let double = Double::start(&reg.address);
+    let double = Double::start(reg.address());
     serve_rancher_crds(&observation);
     services_of_the_double(&observation, "cattle-system", &[("rancher", 80)], double.port);
     services_of_the_double(&mosip, "logging", &[("elasticsearch", 9200), ("kibana", 5601)], double.port);
     let plan = plan(dir.path());
     let kubeconfigs = [("observation", observation.kubeconfig()), ("mosip", mosip.kubeconfig())];
-    let site_with = |days| site(dir.path(), &reg.address, kubeconfigs.each_ref().map(|(n, k)| (*n, k.as_path())), days);
+    let site_with =
+        |days| site(dir.path(), reg.address(), kubeconfigs.each_ref().map(|(n, k)| (*n, k.as_path())), days);
 
     let site = site_with(30);
     // The MOSIP cluster's agent step registers it on the observation cluster and waits for what
     // Rancher makes of the registration.
     let mosip_apply = std::thread::scope(|s| {
-        let run = s.spawn(|| apply(&site, &plan, &reg.address, "mosip"));
+        let run = s.spawn(|| apply(&site, &plan, reg.address(), "mosip"));
         play_rancher_controllers(&observation);
         run.join().unwrap()
     });
@@ -501,7 +480,7 @@ fn http_steps_reach_apis_through_the_service_proxy_stay_idempotent_and_carry_ran
         mosip.kubectl(&["-n", "cattle-system", "get", "deployment", "cattle-cluster-agent", "-o", "json"]).unwrap();
     let agent: Json = serde_json::from_str(&agent).unwrap();
     let image = agent["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
-    assert!(image.starts_with(&format!("{}/{AGENT}@sha256:", reg.address)), "the agent image pinned: {image}");
+    assert!(image.starts_with(&format!("{}/{AGENT}@sha256:", reg.address())), "the agent image pinned: {image}");
     assert!(observation.kubectl(&["-n", "cattle-system", "get", "deployment", "cattle-cluster-agent"]).is_err());
 
     let registered = observation.kubectl(&[
@@ -519,13 +498,13 @@ fn http_steps_reach_apis_through_the_service_proxy_stay_idempotent_and_carry_ran
     assert!(managers.iter().any(|m| m["manager"] == "airgap"), "registered by the installer: {managers:?}");
 
     // A re-run changes nothing and asks nothing.
-    let err = succeeded(&apply(&site, &plan, &reg.address, "mosip"), "second apply");
+    let err = succeeded(&apply(&site, &plan, reg.address(), "mosip"), "second apply");
     assert_eq!(steps_that(&err, "unchanged").len(), 3, "{err}");
     assert_eq!(double.requests().len(), first.len(), "a second apply sends no request");
 
     // A shorter retention runs the policy's step alone: the GET shows it differs, the PUT changes it.
     let site = site_with(14);
-    let err = succeeded(&apply(&site, &plan, &reg.address, "mosip"), "apply with 14 days");
+    let err = succeeded(&apply(&site, &plan, reg.address(), "mosip"), "apply with 14 days");
     assert_eq!(steps_that(&err, "done"), ["ilm-policy"], "{err}");
     let changed = double.requests()[first.len()..].to_vec();
     assert_eq!(changed.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(), ["GET", "PUT"]);
@@ -538,7 +517,7 @@ fn http_steps_reach_apis_through_the_service_proxy_stay_idempotent_and_carry_ran
     mosip.kubectl(&["-n", "airgap-system", "delete", "configmap", "airgap-install-mosip"]).unwrap();
     double.state.lock().unwrap().leaky_manifest = true;
     let before = double.requests().len();
-    let out = apply(&site, &plan, &reg.address, "mosip");
+    let out = apply(&site, &plan, reg.address(), "mosip");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("leak check") && err.contains("docker.io/rancher/not-carried:v1"), "{err}");
@@ -627,8 +606,8 @@ fn the_saml_step_writes_rancher_s_auth_config_with_keycloak_s_metadata_and_a_job
     // k8s-infra's rancher/keycloak/keycloak_client.json, the verbatim copy in shared/reference.
     let client =
         testkit::shared_fixtures().join("../reference/k8s-infra-v1.2.0.1-B1/rancher/keycloak/keycloak_client.json");
-    push_file(&reg.address, CLIENT, &client);
-    let double = Double::start(&reg.address);
+    push_file(reg.address(), CLIENT, &client);
+    let double = Double::start(reg.address());
     serve_rancher_auth_configs(&observation);
     services_of_the_double(&observation, "keycloak", &[("keycloak", 80)], double.port);
     // What the Keycloak chart makes beside Keycloak, which the Job reads the admin's name and
@@ -669,13 +648,13 @@ fn the_saml_step_writes_rancher_s_auth_config_with_keycloak_s_metadata_and_a_job
             "registry: {{address: '{}'}}\nclusters:\n  observation: {{kubeconfig: '{}'}}\n\
              domains:\n  rancher: {{host: rancher.site.test, lb: internal}}\ncomponents: {{saml: true}}\n\
              saml: {{sp_cert: sp.crt, sp_key: sp.key}}\n",
-            reg.address,
+            reg.address(),
             observation.kubeconfig().display()
         ),
     )
     .unwrap();
 
-    succeeded(&apply(&site, &plan, &reg.address, "observation"), "apply");
+    succeeded(&apply(&site, &plan, reg.address(), "observation"), "apply");
     let seen: Vec<String> = double.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
     assert_eq!(seen, [format!("GET {IDP_METADATA_PATH}")], "Keycloak's metadata read through its Service");
 
@@ -716,7 +695,7 @@ fn the_saml_step_writes_rancher_s_auth_config_with_keycloak_s_metadata_and_a_job
     assert!(job["metadata"]["name"].as_str().unwrap().starts_with("rancher-saml-"));
     let container = &job["spec"]["template"]["spec"]["containers"][0];
     let image = container["image"].as_str().unwrap();
-    assert!(image.starts_with(&format!("{}/{AGENT}@sha256:", reg.address)), "the Job's image pinned: {image}");
+    assert!(image.starts_with(&format!("{}/{AGENT}@sha256:", reg.address())), "the Job's image pinned: {image}");
     let env = container["env"].to_string();
     assert!(env.contains("https://rancher.site.test/v1-saml/keycloak/saml/metadata"), "{env}");
     assert!(env.contains("secretKeyRef") && env.contains("admin-password"), "the password stays in the cluster: {env}");
@@ -731,14 +710,14 @@ fn the_saml_step_writes_rancher_s_auth_config_with_keycloak_s_metadata_and_a_job
     let job_generation = job["metadata"]["generation"].clone();
 
     // A re-run changes nothing and asks nothing.
-    let err = succeeded(&apply(&site, &plan, &reg.address, "observation"), "second apply");
+    let err = succeeded(&apply(&site, &plan, reg.address(), "observation"), "second apply");
     assert_eq!(steps_that(&err, "unchanged"), ["rancher-saml"], "{err}");
     assert_eq!(double.requests().len(), 1, "a second apply sends no request");
 
     // With the record of the install gone the step runs again, and what it writes is what the
     // cluster holds already.
     observation.kubectl(&["-n", "airgap-system", "delete", "configmap", "airgap-install-observation"]).unwrap();
-    let err = succeeded(&apply(&site, &plan, &reg.address, "observation"), "apply without the record");
+    let err = succeeded(&apply(&site, &plan, reg.address(), "observation"), "apply without the record");
     assert_eq!(steps_that(&err, "done"), ["rancher-saml"], "{err}");
     assert_eq!(version(&observation, &["get", "authconfigs.management.cattle.io", "keycloak"]), config_version);
     // The Job's status moves as its pod runs; its spec does not.

@@ -13,12 +13,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Instant;
 
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
-use testkit::{free_port, tool, workspace_root, KubeControlPlane};
+use testkit::{tool, workspace_root, KubeControlPlane, SiteRegistry};
 
 const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
 
@@ -26,35 +26,8 @@ fn plan_path() -> PathBuf {
     workspace_root().join("manifests/mosip-1.2.0.1-B2/plan.yaml")
 }
 
-struct Served {
-    child: Child,
-    url: String,
-    address: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(bundle: &Path) -> Served {
-    let address = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(AIRGAP)
-        .args(["registry", "serve"])
-        .arg(bundle)
-        .args(["--listen", &address])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://{address}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(&address).is_err() {
-        assert!(Instant::now() < deadline, "the registry did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Served { child, url, address }
+fn serve(bundle: &Path) -> SiteRegistry {
+    SiteRegistry::bundles([bundle]).airgap(Path::new(AIRGAP)).start().expect("airgap registry serve")
 }
 
 /// site.example.yaml with the registry, a site CA and a CA of the domains made here, and a
@@ -95,13 +68,13 @@ fn site(dir: &Path, address: &str, kubeconfigs: [(&str, &Path); 2], operating: b
     path
 }
 
-fn install(verb: &str, site: &Path, plan: &Path, served: &Served, extra: &[&str]) -> Output {
+fn install(verb: &str, site: &Path, plan: &Path, served: &SiteRegistry, extra: &[&str]) -> Output {
     Command::new(AIRGAP)
         .args(["install", verb, "--site"])
         .arg(site)
         .arg("--plan")
         .arg(plan)
-        .args(["--registry", &served.url, "--helm"])
+        .args(["--registry", served.url(), "--helm"])
         .arg(tool("helm-3.8.2"))
         .arg("--istioctl")
         .arg(tool("istioctl"))
@@ -212,7 +185,7 @@ fn check_problems(rendered: &Json) -> Vec<String> {
 /// `install plan --json` of both clusters (`extra` arguments added): every step printed once,
 /// every image pointed at the site registry; it fails when, and only when, its check found an
 /// error. Returns the rendered clusters and the check's lines.
-fn check_plan(site: &Path, plan_file: &Path, served: &Served, extra: &[&str]) -> (Vec<Json>, Vec<String>) {
+fn check_plan(site: &Path, plan_file: &Path, served: &SiteRegistry, extra: &[&str]) -> (Vec<Json>, Vec<String>) {
     let started = Instant::now();
     let out = install("plan", site, plan_file, served, &[&["--json"][..], extra].concat());
     let checked = if extra.contains(&"--no-check") { "off" } else { "on" };
@@ -236,7 +209,7 @@ fn check_plan(site: &Path, plan_file: &Path, served: &Served, extra: &[&str]) ->
         for s in steps {
             for (from, to) in s["images"].as_object().unwrap() {
                 let to = to.as_str().unwrap();
-                assert!(to.starts_with(&format!("{}/", served.address)), "step {}: {from} -> {to}", s["id"]);
+                assert!(to.starts_with(&format!("{}/", served.address())), "step {}: {from} -> {to}", s["id"]);
             }
         }
         let helm_steps = steps.iter().filter(|s| s["summary"].as_str().unwrap().starts_with("helm release")).count();
@@ -269,7 +242,7 @@ fn check_cluster(
     name: &str,
     kube: &KubeControlPlane,
     rendered: &Json,
-    served: &Served,
+    served: &SiteRegistry,
     carried: &BTreeMap<String, String>,
 ) {
     let helm = Command::new(tool("helm-3.8.2"))
@@ -287,40 +260,14 @@ fn check_cluster(
     assert_eq!(deployed, releases(rendered), "cluster {name}: every release of the plan is deployed, and only those");
     assert_eq!(deployed.len(), listed.len(), "cluster {name}: a release is not deployed: {listed:?}");
 
-    let workloads = kubectl_json(kube, &["get", "deployments,statefulsets,daemonsets,jobs", "--all-namespaces"]);
-    let mut not_ready = Vec::new();
-    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
-    for w in workloads["items"].as_array().unwrap() {
-        let (kind, s) = (w["kind"].as_str().unwrap(), &w["status"]);
-        let want = w["spec"]["replicas"].as_i64().unwrap_or(1);
-        let ready = match kind {
-            "Deployment" => s["availableReplicas"].as_i64().unwrap_or(0) >= want,
-            "StatefulSet" => s["readyReplicas"].as_i64().unwrap_or(0) >= want,
-            "DaemonSet" => s["numberReady"].as_i64() == s["desiredNumberScheduled"].as_i64(),
-            _ => s["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Complete" && c["status"] == "True"),
-        };
-        let shown = format!(
-            "{kind} {}/{}",
-            w["metadata"]["namespace"].as_str().unwrap(),
-            w["metadata"]["name"].as_str().unwrap()
-        );
-        eprintln!("cluster {name}: {shown} {}", if ready { "ready" } else { "NOT READY" });
-        *kinds.entry(kind.to_string()).or_default() += 1;
-        if !ready {
-            not_ready.push(shown);
-        }
-    }
-    eprintln!("cluster {name}: workloads {kinds:?}");
-    assert!(not_ready.is_empty(), "cluster {name}: not ready: {not_ready:?}");
+    let workloads = testkit::workloads::workloads(kube).unwrap();
+    eprintln!("cluster {name}: workloads {:?}", workloads.kinds);
+    assert!(workloads.not_ready.is_empty(), "cluster {name}: not ready:\n{}", workloads.not_ready.join("\n"));
 
     let pods = kubectl_json(kube, &["get", "pods", "--all-namespaces"]);
     let pods = pods["items"].as_array().unwrap();
     assert!(!pods.is_empty(), "cluster {name} runs pods");
-    let prefix = format!("{}/", served.address);
+    let prefix = format!("{}/", served.address());
     for pod in pods {
         let pod_name =
             format!("{}/{}", pod["metadata"]["namespace"].as_str().unwrap(), pod["metadata"]["name"].as_str().unwrap());
@@ -342,7 +289,7 @@ fn check_cluster(
     eprintln!(
         "cluster {name}: {} releases deployed, {} workloads ready, {} pods on carried images",
         deployed.len(),
-        kinds.values().sum::<usize>(),
+        workloads.kinds.values().sum::<usize>(),
         pods.len()
     );
 }
@@ -405,7 +352,7 @@ fn secret_value(kube: &KubeControlPlane, namespace: &str, name: &str, key: &str)
 /// What the plan does beside its charts, as the upstream install scripts do it: values read from
 /// the cluster, generated material, mounted files, config server overrides, storage classes,
 /// EnvoyFilters and apitestrig's inputs.
-fn check_mosip_site_work(kube: &KubeControlPlane, served: &Served) {
+fn check_mosip_site_work(kube: &KubeControlPlane, served: &SiteRegistry) {
     // Client secrets keycloak-init generated, passed on as install.sh passes them.
     let deployment_secret = secret_value(kube, "keycloak", "keycloak-client-secrets", "mosip_deployment_client_secret");
     assert_eq!(secret_value(kube, "onboarder", "partner-onboarder", "CERT_MANAGER_PASSWORD"), deployment_secret);
@@ -445,7 +392,7 @@ fn check_mosip_site_work(kube: &KubeControlPlane, served: &Served) {
         kubectl_json(kube, &["-n", "masterdata-loader", "get", "configmap", "masterdata-loader-airgap-files"]);
     let text = gitconfig["data"]["etc_gitconfig"].as_str().unwrap();
     assert!(
-        text.contains(&format!("[url \"https://{}/git/github.com/mosip/mosip-data.git\"]", served.address)),
+        text.contains(&format!("[url \"https://{}/git/github.com/mosip/mosip-data.git\"]", served.address())),
         "{text}"
     );
     let job = kubectl_json(kube, &["-n", "masterdata-loader", "get", "job", "masterdata-loader"]);
@@ -490,11 +437,11 @@ fn check_observation_ingress(kube: &KubeControlPlane) {
 
 /// Injected sidecars and their init containers pull proxyv2 pinned to what the bundle carries:
 /// the injector's values name it whole.
-fn check_sidecar_image(kube: &KubeControlPlane, served: &Served, carried: &BTreeMap<String, String>) {
+fn check_sidecar_image(kube: &KubeControlPlane, served: &SiteRegistry, carried: &BTreeMap<String, String>) {
     let injector = kubectl_json(kube, &["-n", "istio-system", "get", "configmap", "istio-sidecar-injector"]);
     let values: Json = serde_json::from_str(injector["data"]["values"].as_str().unwrap()).unwrap();
     let reference = "docker.io/istio/proxyv2:1.15.0";
-    let pinned = format!("{}/{reference}@{}", served.address, carried[reference]);
+    let pinned = format!("{}/{reference}@{}", served.address(), carried[reference]);
     for image in ["proxy", "proxy_init"] {
         assert_eq!(values["global"][image]["image"], pinned.as_str(), "the injector's {image} image");
     }
@@ -513,7 +460,7 @@ fn carried_images(bundle: &Path) -> BTreeMap<String, String> {
 }
 
 /// `install apply` of one cluster, with `extra` arguments; the run's progress is printed.
-fn apply(cluster: &str, site: &Path, plan: &Path, served: &Served, extra: &[&str]) -> String {
+fn apply(cluster: &str, site: &Path, plan: &Path, served: &SiteRegistry, extra: &[&str]) -> String {
     let started = Instant::now();
     let unchecked: &[&str] =
         if MOSIP_CHECK_PROBLEMS.iter().any(|l| !l.starts_with("warning: ")) { &["--no-check"] } else { &[] };
@@ -545,7 +492,7 @@ fn the_mosip_plan_renders_then_applies_both_clusters_and_a_second_apply_changes_
     let served = serve(&bundle);
     let kubeconfigs = [("observation", &observation.kubeconfig()), ("mosip", &mosip.kubeconfig())];
     let site_with =
-        |operating| site(dir.path(), &served.address, kubeconfigs.map(|(n, k)| (n, k.as_path())), operating);
+        |operating| site(dir.path(), served.address(), kubeconfigs.map(|(n, k)| (n, k.as_path())), operating);
     let site = site_with(false);
 
     let plan = plan_path();
@@ -604,7 +551,7 @@ fn plan_benchmark() {
     testkit::mosip_upstream::create_bundle(Path::new(AIRGAP), &bundle).expect("the MOSIP bundle");
     let served = serve(&bundle);
     let unused = dir.path().join("no-cluster.kubeconfig");
-    let site = site(dir.path(), &served.address, [("observation", &unused), ("mosip", &unused)], true);
+    let site = site(dir.path(), served.address(), [("observation", &unused), ("mosip", &unused)], true);
     for _ in 0..runs {
         check_plan(&site, &plan_path(), &served, &[]);
         check_plan(&site, &plan_path(), &served, &["--no-check"]);

@@ -35,7 +35,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -44,13 +44,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::images::{push_plain, write_layout_configured, Files, ImageSpec};
+use testkit::images::{Files, Made};
 use testkit::local_path::{LocalPathProvisioner, Served};
 use testkit::mosip_upstream::{canonical_image, mosip_spec, MosipUpstream};
 use testkit::standin::{self, Behaviour};
 use testkit::standin_images::pause_layer;
 use testkit::{
-    free_port, netns, run, tool, workspace_root, KubeControlPlane, NodeOptions, RealNode, TestCa, SANDBOX_IMAGE,
+    free_port, netns, run, tool, workspace_root, KubeControlPlane, NewBundle, NodeOptions, RealNode, SiteRegistry,
+    TestCa, SANDBOX_IMAGE,
 };
 
 /// The binary under test, copied into the test's directory when it starts: the installer runs
@@ -115,7 +116,7 @@ fn the_whole_mosip_plan_installs_on_real_nodes_of_both_clusters() {
     // The site file and the rendered manifests of the first bundle.
     let port = free_port();
     let tls = t.path().join("tls");
-    let registry = SiteRegistry::serve(&bundle1, &host, port, &tls, &t.path().join("access-1.log"));
+    let registry = serve(&bundle1, &host, port, &tls, &t.path().join("access-1.log"));
     let site = write_site(t.path(), &registry, &planes);
     let xdg = t.path().join("xdg-cache");
     let manifests = t.path().join("manifests");
@@ -130,21 +131,12 @@ fn the_whole_mosip_plan_installs_on_real_nodes_of_both_clusters() {
     eprintln!("install plan --manifests of both clusters: {:.0?}", started.elapsed());
 
     // The stand-ins, pushed over the upstream's images, and the second bundle.
-    let images = stand_ins(&rendered, &registry.address, t.path());
+    let images = stand_ins(&rendered, registry.address(), t.path());
     let layout = push_images(&images, &spec, t.path());
     drop(registry);
     let bundle2 = bundle_create(&spec.path, &t.path().join("bundle2"), &cache);
-    let registry = SiteRegistry::serve(&bundle2, &host, port, &tls, &t.path().join("access-2.log"));
-    run(airgap()
-        .args(["install", "mirrors", "--format", "containerd", "--registry", &registry.url, "--bundle"])
-        .arg(&bundle2)
-        .arg("--ca-file")
-        .arg(&registry.ca)
-        .arg("--certs-dir")
-        .arg(&certs_d)
-        .arg("--out")
-        .arg(&certs_d))
-    .unwrap();
+    let registry = serve(&bundle2, &host, port, &tls, &t.path().join("access-2.log"));
+    registry.install_mirrors(&certs_d).unwrap();
     eprintln!("stand-ins, second bundle, mirrors: {:.0?}", started.elapsed());
 
     // Both clusters at once; the MOSIP cluster's first apply is killed mid-way and run again.
@@ -166,7 +158,7 @@ fn the_whole_mosip_plan_installs_on_real_nodes_of_both_clusters() {
     }
     check_sidecars(&planes[1]);
     for node in &nodes {
-        check_pulls(node, &registry.log, &layout);
+        check_pulls(node, &registry.access_log(), &layout);
     }
 
     let second = Apply::start("", &site, &registry, &xdg, None).finish();
@@ -238,50 +230,19 @@ fn spec_with_sandbox(upstream: &MosipUpstream, dir: &Path) -> Spec {
 }
 
 fn bundle_create(spec: &Path, out: &Path, cache: &Path) -> PathBuf {
-    run(airgap()
-        .args(["bundle", "create"])
-        .arg(spec)
-        .arg("-o")
-        .arg(out)
-        .arg("--cache")
-        .arg(cache)
-        .arg("--helm")
-        .arg(tool("helm-3.8.2")))
-    .unwrap_or_else(|e| panic!("airgap bundle create: {e:#}"));
-    out.to_path_buf()
+    let bundle = NewBundle::new(spec, out, cache).helm(&tool("helm-3.8.2"));
+    bundle.create().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-/// An image made here: its reference, layers and run configuration.
-type Made = (String, Vec<Files>, Value);
-
 /// Writes the images into one layout and pushes each, digests kept, to the upstream registry of
-/// its host (four skopeo processes at a time); returns the layout.
+/// its host; returns the layout.
 fn push_images(images: &[Made], spec: &Spec, dir: &Path) -> PathBuf {
     let layout = dir.join(format!("layout-{}", images.len()));
-    let specs: Vec<ImageSpec> = images
-        .iter()
-        .map(|(r, layers, _)| ImageSpec { reference: r, platforms: &["linux/amd64"], shared_layers: layers })
-        .collect();
-    let configured: Vec<(&ImageSpec, &Value)> = specs.iter().zip(images.iter().map(|(_, _, c)| c)).collect();
-    write_layout_configured(&layout, &configured);
-    let jobs: Vec<(&str, String)> = images
-        .iter()
-        .map(|(r, _, _)| {
-            let (host, path) = r.split_once('/').unwrap();
-            let upstream = spec.mirrors[host].trim_start_matches("http://");
-            (r.as_str(), format!("{upstream}/{path}"))
-        })
-        .collect();
-    thread::scope(|s| {
-        for chunk in jobs.chunks(jobs.len().div_ceil(4).max(1)) {
-            let layout = &layout;
-            s.spawn(move || {
-                for (reference, dest) in chunk {
-                    push_plain(layout, reference, dest).unwrap_or_else(|e| panic!("pushing {reference}: {e:#}"));
-                }
-            });
-        }
-    });
+    let upstream = |reference: &str| {
+        let (host, path) = reference.split_once('/').unwrap();
+        format!("{}/{path}", spec.mirrors[host].trim_start_matches("http://"))
+    };
+    testkit::images::push_images(&layout, images, upstream).unwrap_or_else(|e| panic!("{e:#}"));
     layout
 }
 
@@ -310,50 +271,15 @@ fn storage(plane: &KubeControlPlane) -> Vec<LocalPathProvisioner> {
 
 /// `airgap registry serve` of a bundle over TLS on a node's host address, with the site CA kept
 /// in `tls` from one serve to the next; its access log in a file.
-struct SiteRegistry {
-    child: Child,
-    url: String,
-    address: String,
-    ca: PathBuf,
-    log: PathBuf,
-}
-
-impl SiteRegistry {
-    fn serve(bundle: &Path, ip: &str, port: u16, tls: &Path, log: &Path) -> SiteRegistry {
-        let address = format!("{ip}:{port}");
-        let mut child = airgap()
-            .args(["registry", "serve"])
-            .arg(bundle)
-            .args(["--listen", &address, "--hostname", ip, "--tls-generate"])
-            .arg(tls)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(&address).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("airgap registry serve exited ({status}): {}", fs::read_to_string(log).unwrap_or_default());
-            }
-            assert!(Instant::now() < deadline, "airgap registry serve did not listen on {address}");
-            thread::sleep(Duration::from_millis(200));
-        }
-        SiteRegistry { child, url: format!("https://{address}"), address, ca: tls.join("ca.crt"), log: log.into() }
-    }
-}
-
-impl Drop for SiteRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn serve(bundle: &Path, ip: &str, port: u16, tls: &Path, log: &Path) -> SiteRegistry {
+    let serve = SiteRegistry::bundles([bundle]).ip(ip).port(port).tls(tls).access_log(log);
+    serve.airgap(AIRGAP.get().expect("the test copied the binary under test")).start().unwrap()
 }
 
 /// site.example.yaml with what a test machine must change (see the module's docs).
 fn write_site(dir: &Path, registry: &SiteRegistry, planes: &[KubeControlPlane; 2]) -> PathBuf {
     let mut site = site_example();
-    site["registry"] = json!({"address": registry.address, "ca_cert": registry.ca});
+    site["registry"] = json!({"address": registry.address(), "ca_cert": registry.ca()});
     let domains_ca = dir.join("domains-ca.pem");
     fs::write(&domains_ca, TestCa::new("domains CA").unwrap().cert_pem()).unwrap();
     site["tls"]["ca_cert"] = json!(domains_ca);
@@ -377,8 +303,8 @@ fn installer(verb: &str, site: &Path, registry: &SiteRegistry, xdg: &Path) -> Co
         .arg(site)
         .arg("--plan")
         .arg(workspace_root().join("manifests/mosip-1.2.0.1-B2/plan.yaml"))
-        .args(["--registry", &registry.url, "--ca-file"])
-        .arg(&registry.ca)
+        .args(["--registry", registry.url(), "--ca-file"])
+        .arg(registry.ca().unwrap())
         .args(["--images", "keep", "--helm"])
         .arg(tool("helm-3.8.2"))
         .arg("--istioctl")
@@ -633,25 +559,8 @@ fn name_of(o: &Value) -> String {
 /// Every workload at its size and ready, every Job complete, every pod on the cluster's real node
 /// and running (or done) without a restart, every claim bound.
 fn check_cluster(name: &str, plane: &KubeControlPlane, node: &RealNode) -> Result<(), String> {
-    let mut problems = Vec::new();
-    let workloads = kubectl_json(plane, &["get", "deployments,statefulsets,daemonsets,jobs", "-A"]);
-    let mut counted: BTreeMap<String, usize> = BTreeMap::new();
-    for w in workloads["items"].as_array().unwrap() {
-        let (kind, s) = (w["kind"].as_str().unwrap(), &w["status"]);
-        let want = w["spec"]["replicas"].as_i64().unwrap_or(1);
-        let ready = match kind {
-            "Deployment" => s["availableReplicas"].as_i64().unwrap_or(0) >= want,
-            "StatefulSet" => s["readyReplicas"].as_i64().unwrap_or(0) >= want,
-            "DaemonSet" => {
-                s["numberReady"].as_i64().is_some_and(|n| n > 0) && s["numberReady"] == s["desiredNumberScheduled"]
-            }
-            _ => s["succeeded"].as_i64().unwrap_or(0) > 0,
-        };
-        *counted.entry(kind.to_string()).or_default() += 1;
-        if !ready {
-            problems.push(format!("{kind} {} is not ready: {s}", name_of(w)));
-        }
-    }
+    let workloads = testkit::workloads::workloads(plane).map_err(|e| format!("{e:#}"))?;
+    let mut problems = workloads.not_ready;
     let pods = kubectl_json(plane, &["get", "pods", "-A"]);
     let pods = pods["items"].as_array().unwrap();
     for p in pods {
@@ -679,7 +588,8 @@ fn check_cluster(name: &str, plane: &KubeControlPlane, node: &RealNode) -> Resul
             problems.push(format!("claim {} is {}", name_of(c), c["status"]["phase"]));
         }
     }
-    eprintln!("cluster {name}: {counted:?}, {} pods, {} claims", pods.len(), claims["items"].as_array().unwrap().len());
+    let (kinds, claims) = (&workloads.kinds, claims["items"].as_array().unwrap().len());
+    eprintln!("cluster {name}: {kinds:?}, {} pods, {claims} claims", pods.len());
     if problems.is_empty() {
         Ok(())
     } else {
@@ -707,8 +617,7 @@ fn check_sidecars(plane: &KubeControlPlane) {
 /// Every image in the node's containerd (the sandbox image too) came through the site registry:
 /// its manifest by digest, its config and every layer, each answered 200, under its upstream
 /// name. Only the provisioner's helper was imported instead.
-fn check_pulls(node: &RealNode, log: &Path, layout: &Path) {
-    let log = fs::read_to_string(log).unwrap();
+fn check_pulls(node: &RealNode, log: &str, layout: &Path) {
     let index: Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
     let blob = |digest: &str| -> Value {
         let file = layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use bundles::artifact::{Kind, HELM_CONFIG_MEDIA_TYPE};
 use bundles::layout_writer::LayoutWriter;
 use serde_json::json;
-use testkit::{crds, tool, workspace_root, KubeControlPlane};
+use testkit::{crds, tool, workspace_root, KubeControlPlane, SiteRegistry};
 
-/// A registry served by an airgap child process at `addr` from the files in `_dir` (the demo's
-/// bundle, or the check's), stopped when dropped.
+/// `airgap demo` serving the sample bundle it built in `_dir` at `addr`, stopped when dropped.
 struct Served {
     child: Child,
     addr: String,
@@ -537,8 +536,9 @@ fn check_layout(layout: &Path) {
 /// The sample bundle and the check's, served together by `airgap registry serve`, and the bundle
 /// spec of both that the check's plans name.
 struct CheckRegistry {
-    served: Served,
+    served: SiteRegistry,
     spec: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl CheckRegistry {
@@ -553,18 +553,10 @@ impl CheckRegistry {
             .output()
             .unwrap();
         assert!(packed.status.success(), "bundle pack: {}", text(&packed.stderr));
-        let addr = format!("127.0.0.1:{}", testkit::free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_airgap"))
-            .args(["registry", "serve", "--quiet", "--listen", &addr])
-            .arg(demo.bundle())
-            .arg(&bundle)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let served = SiteRegistry::bundles([demo.bundle(), bundle])
+            .airgap(Path::new(env!("CARGO_BIN_EXE_airgap")))
+            .start()
+            .expect("airgap registry serve of the sample bundle and the check's");
         // The plans' bundle spec: the sample's and the check's charts, as the two bundles carry them.
         let sample = workspace_root().join("manifests/sample/bundle.yaml");
         let mut spec: serde_yaml_ng::Value =
@@ -581,7 +573,7 @@ impl CheckRegistry {
         }
         let spec_file = dir.path().join("bundle.yaml");
         std::fs::write(&spec_file, serde_yaml_ng::to_string(&spec).unwrap()).unwrap();
-        CheckRegistry { served: Served { child, addr, _dir: dir }, spec: spec_file }
+        CheckRegistry { served, spec: spec_file, _dir: dir }
     }
 
     /// The sample plan with `steps` after its own, installing from both bundles, and each
@@ -710,7 +702,7 @@ fn the_check_names_every_missing_reference_api_and_version_and_apply_refuses_to_
     let kube = KubeControlPlane::start().unwrap();
     let registry = CheckRegistry::start(&demo);
     let accepted = "check:\n  accepted:\n    - {object: Deployment/hello/app, field: runtimeClassName, reason: the site installs gVisor by hand}\n";
-    let site = Site::serving(&kube, &registry.served.addr, accepted);
+    let site = Site::serving(&kube, registry.served.address(), accepted);
     let values = format!("objects:\n{}{MISSING_OBJECTS}", deployment("app", MISSING));
     let steps = format!(
         "{CRDS_STEP}{}      - id: later\n        after: [refs]\n        configmap: {{name: later, namespace: hello, data: {{a: b}}}}\n      - id: future\n        after: [ns-hello]\n        helm: {{release: future, namespace: hello, chart: {CHECK_CHARTS}/future:1.0.0}}\n{}",
@@ -740,7 +732,7 @@ fn the_check_names_every_missing_reference_api_and_version_and_apply_refuses_to_
     assert!(table["evidence"].as_str().unwrap().contains("2021-07-26-update-with-ingress-nginx.md"), "{table}");
 
     // A cluster that does not answer is checked as an empty one of the version the site declares.
-    let offline = Site::serving(&kube, &registry.served.addr, "");
+    let offline = Site::serving(&kube, registry.served.address(), "");
     let site_file = offline.dir.path().join("site.yaml");
     let reachable = format!("sample: {{kubeconfig: {}}}", kube.kubeconfig().display());
     let written = std::fs::read_to_string(&site_file).unwrap();
@@ -853,7 +845,7 @@ fn the_check_passes_references_the_cluster_earlier_steps_the_release_and_provide
     let demo = serve_sample_bundle();
     let kube = KubeControlPlane::start().unwrap();
     let registry = CheckRegistry::start(&demo);
-    let site = Site::serving(&kube, &registry.served.addr, "");
+    let site = Site::serving(&kube, registry.served.address(), "");
     let existing = site.dir.path().join("existing.yaml");
     std::fs::write(&existing, IN_THE_CLUSTER).unwrap();
     kube.kubectl(&["apply", "-f", existing.to_str().unwrap()]).unwrap();

@@ -5,10 +5,11 @@
 //! Upstream is made by the test: stand-in images (`testkit::standin_images`: Debian's static
 //! busybox, and git for the config server) in a plain distribution, the real MOSIP charts from the
 //! chart repository fixture (`shared/fixtures/mosip-helm-repo-2023-01-08`), and mosip-config from
-//! the git fixture (`shared/fixtures/git`) on a file server. `airgap bundle create` carries them,
-//! `airgap bundle verify` checks the bundle, `airgap registry serve` serves it over TLS, `airgap
-//! install mirrors --format containerd` writes the node's whole mirror configuration, and `airgap
-//! install apply --images keep` installs the charts from a plan and site file the test writes.
+//! the git fixture (`shared/fixtures/git`) on a file server. The bundler carries them
+//! (`testkit::NewBundle`), `airgap bundle verify` checks the bundle, `airgap registry serve` serves
+//! it over TLS, `airgap install mirrors --format containerd` writes the node's whole mirror
+//! configuration, and `airgap install apply --images keep` installs the charts from a plan and
+//! site file the test writes.
 //! The test and everything it starts run inside a network namespace (`testkit::netns`) whose
 //! nftables counter must stay empty.
 
@@ -16,18 +17,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::images::{push_plain, write_archive, write_layout, write_layout_configured, Files, ImageSpec};
+use testkit::images::{
+    push_images, push_plain, write_archive, write_layout, write_layout_configured, Files, ImageSpec, Made,
+};
 use testkit::local_path::{LocalPathProvisioner, StorageClass};
 use testkit::netns;
 use testkit::standin_images::{config_server_layer, pause_layer, service_layer, CONFIG_SERVER_PORT};
 use testkit::{
-    free_port, run, shared_fixtures, tool, workspace_root, Distribution, DistributionOpts, FileServer, HelmRepo,
-    KubeControlPlane, NodeOptions, RealNode, SANDBOX_IMAGE,
+    run, shared_fixtures, tool, workspace_root, Distribution, DistributionOpts, FileServer, HelmRepo, KubeControlPlane,
+    NewBundle, NodeOptions, RealNode, SiteRegistry, SANDBOX_IMAGE,
 };
 
 const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
@@ -122,15 +125,15 @@ fn mosip_charts_install_on_a_real_node_pulling_only_through_the_site_registry() 
 
     // The site registry, on the node's pod network so that containerd and the pods reach it; the
     // node's mirror configuration is what `airgap install mirrors` writes, and nothing else.
-    let registry = SiteRegistry::serve(&bundle, node.host_ip(), &t.path().join("tls"), &t.path().join("access.log"));
-    registry.install_mirrors(&bundle, &certs_d);
+    let registry = serve(&bundle, node.host_ip(), t.path());
+    registry.install_mirrors(&certs_d).unwrap();
     for host in ["docker.io", "registry.k8s.io"] {
         assert!(certs_d.join(host).join("hosts.toml").is_file(), "install mirrors wrote no {host}/hosts.toml");
     }
 
     // Install the slice with the plan; masterdata's component stays off for now.
     let plan = write_plan(&install, &node);
-    let site = Site { path: install.join("site.yaml"), registry: registry.url.clone(), ca: registry.ca.clone() };
+    let site = Site { path: install.join("site.yaml"), registry: &registry };
     site.write(&plane, false);
     if !site.apply(&plan, &t.path().join("xdg-cache")) {
         panic!("install apply failed\n{}\n{}", describe_pods(&plane), node.logs());
@@ -149,13 +152,12 @@ fn mosip_charts_install_on_a_real_node_pulling_only_through_the_site_registry() 
             .any(|c| c["type"] == "Ready" && c["status"] == "True");
         assert!(ready, "{release} is Ready: {}", pod["status"]);
         let image = pod["spec"]["containers"][0]["image"].as_str().unwrap();
-        let address = registry.url.trim_start_matches("https://");
-        assert!(!image.contains(address), "{release} keeps its image's original name: {image}");
+        assert!(!image.contains(registry.address()), "{release} keeps its image's original name: {image}");
     }
 
     // Every image, the sandbox's included, came through the site registry: its manifest and
     // every blob it names.
-    let log = fs::read_to_string(&registry.log).unwrap();
+    let log = registry.access_log();
     for (reference, _) in images.iter().filter(|(r, _)| *r != UNMIRRORED.image) {
         for line in expected_fetches(&layout, reference) {
             assert!(
@@ -193,7 +195,7 @@ fn mosip_charts_install_on_a_real_node_pulling_only_through_the_site_registry() 
         panic!("the pull of {} did not fail without mirrors\n{}", UNMIRRORED.image, describe_pods(&plane))
     });
     eprintln!("without mirrors: {failed}");
-    let log = fs::read_to_string(&registry.log).unwrap();
+    let log = registry.access_log();
     let repository = repository_and_tag(UNMIRRORED.image);
     let pulled = format!("/v2/{}/", repository.split(':').next().unwrap());
     assert!(
@@ -262,21 +264,11 @@ fn bundle_spec(images: &[(&str, Files)], upstream: &Distribution, charts: &HelmR
     serde_yaml_ng::to_string(&spec).unwrap()
 }
 
-/// `airgap bundle create` of `spec` into `dir/bundle` (cache `dir/cache`), images of charts
+/// The bundler's bundle of `spec` in `dir/bundle` (cache `dir/cache`), images of charts
 /// discovered with helm 3.8.2.
 fn bundle_create(spec: &Path, dir: &Path) -> PathBuf {
-    let bundle = dir.join("bundle");
-    run(Command::new(AIRGAP)
-        .args(["bundle", "create"])
-        .arg(spec)
-        .arg("-o")
-        .arg(&bundle)
-        .arg("--cache")
-        .arg(dir.join("cache"))
-        .arg("--helm")
-        .arg(tool("helm-3.8.2")))
-    .unwrap();
-    bundle
+    let bundle = NewBundle::new(spec, &dir.join("bundle"), &dir.join("cache")).helm(&tool("helm-3.8.2"));
+    bundle.create().unwrap()
 }
 
 /// The plan of the slice, as the MOSIP plan installs it: config-server with the real values file
@@ -402,17 +394,16 @@ fn config_server_references(values: &Path) -> BTreeMap<(&'static str, String), B
 
 /// The site file: the registry as nodes name it, the cluster, and masterdata on or off. No
 /// domains: the installer's preflight would look them up in DNS.
-struct Site {
+struct Site<'a> {
     path: PathBuf,
-    registry: String,
-    ca: PathBuf,
+    registry: &'a SiteRegistry,
 }
 
-impl Site {
+impl Site<'_> {
     fn write(&self, plane: &KubeControlPlane, masterdata: bool) {
         let site = json!({
             "installation_name": "real-node",
-            "registry": {"address": self.registry.trim_start_matches("https://"), "ca_cert": self.ca},
+            "registry": {"address": self.registry.address(), "ca_cert": self.registry.ca()},
             "clusters": {CLUSTER: {"kubeconfig": plane.kubeconfig()}},
             "components": {UNMIRRORED.chart: masterdata},
         });
@@ -426,8 +417,8 @@ impl Site {
             .arg(&self.path)
             .arg("--plan")
             .arg(plan)
-            .args(["--registry", &self.registry, "--ca-file"])
-            .arg(&self.ca)
+            .args(["--registry", self.registry.url(), "--ca-file"])
+            .arg(self.registry.ca().unwrap())
             .args(["--images", "keep", "--helm"])
             .arg(tool("helm-3.8.2"))
             .env("XDG_CACHE_HOME", xdg_cache)
@@ -511,60 +502,11 @@ fn describe_pods(plane: &KubeControlPlane) -> String {
     plane.kubectl(&["describe", "pods", "-A"]).unwrap_or_else(|e| format!("{e:#}"))
 }
 
-/// `airgap registry serve` of the bundle with a generated site CA, its access log in a file.
-struct SiteRegistry {
-    child: Child,
-    url: String,
-    ca: PathBuf,
-    log: PathBuf,
-}
-
-impl SiteRegistry {
-    fn serve(bundle: &Path, ip: &str, tls_dir: &Path, log: &Path) -> SiteRegistry {
-        let port = free_port();
-        let child = Command::new(AIRGAP)
-            .args(["registry", "serve"])
-            .arg(bundle)
-            .args(["--listen", &format!("{ip}:{port}"), "--hostname", ip, "--tls-generate"])
-            .arg(tls_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut registry = SiteRegistry {
-            child,
-            url: format!("https://{ip}:{port}"),
-            ca: tls_dir.join("ca.crt"),
-            log: log.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect((ip, port)).is_err() {
-            if let Some(status) = registry.child.try_wait().unwrap() {
-                panic!("airgap registry serve exited ({status}): {}", fs::read_to_string(log).unwrap_or_default());
-            }
-            assert!(Instant::now() < deadline, "airgap registry serve did not listen on {ip}:{port}");
-            sleep(Duration::from_millis(100));
-        }
-        registry
-    }
-}
-
-impl SiteRegistry {
-    /// `airgap install mirrors` of the bundle into a node's `certs.d`: the node's whole mirror
-    /// configuration.
-    fn install_mirrors(&self, bundle: &Path, certs_d: &Path) {
-        run(Command::new(AIRGAP)
-            .args(["install", "mirrors", "--format", "containerd", "--registry", &self.url, "--bundle"])
-            .arg(bundle)
-            .arg("--ca-file")
-            .arg(&self.ca)
-            .arg("--certs-dir")
-            .arg(certs_d)
-            .arg("--out")
-            .arg(certs_d))
-        .unwrap();
-    }
+/// `airgap registry serve` of the bundle on `ip` with a site CA generated in `dir/tls`, its
+/// access log in `dir/access.log`.
+fn serve(bundle: &Path, ip: &str, dir: &Path) -> SiteRegistry {
+    let serve = SiteRegistry::bundles([bundle]).ip(ip).tls(&dir.join("tls")).access_log(&dir.join("access.log"));
+    serve.airgap(Path::new(AIRGAP)).start().unwrap()
 }
 
 /// A `certs.d` in `dir` sending docker.io and registry.k8s.io to a plain upstream, for tests of
@@ -580,13 +522,6 @@ fn plain_mirrors(dir: &Path, upstream: &Distribution) -> PathBuf {
         fs::write(certs_d.join(host).join("hosts.toml"), toml).unwrap();
     }
     certs_d
-}
-
-impl Drop for SiteRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Several real nodes at once, of two control planes: each node has its own pod subnet, bridge,
@@ -607,7 +542,7 @@ fn two_clusters_of_real_nodes_run_stand_ins_and_mount_provisioned_volumes() {
     // the pod that calls the API server; plain distribution, mirrored for both hosts.
     let behaviours = testkit::standin::behaviours(&docs, &[]).unwrap();
     let layout = t.path().join("layout");
-    let mut images: Vec<(String, Vec<Files>, Value)> = behaviours
+    let mut images: Vec<Made> = behaviours
         .iter()
         .filter(|(image, _)| image.as_str() != BUSYBOX_IMAGE)
         .map(|(image, b)| {
@@ -617,16 +552,8 @@ fn two_clusters_of_real_nodes_run_stand_ins_and_mount_provisioned_volumes() {
         .collect();
     images.push((SANDBOX_IMAGE.into(), vec![pause_layer().unwrap()], json!({"Entrypoint": ["/bin/sh"]})));
     images.push((BUSYBOX_IMAGE.into(), vec![busybox_layer()], json!({"Entrypoint": ["/bin/sh"]})));
-    let specs: Vec<ImageSpec> = images
-        .iter()
-        .map(|(r, layers, _)| ImageSpec { reference: r, platforms: &["linux/amd64"], shared_layers: layers })
-        .collect();
-    let configured: Vec<(&ImageSpec, &Value)> = specs.iter().zip(images.iter().map(|(_, _, c)| c)).collect();
-    write_layout_configured(&layout, &configured);
     let upstream = Distribution::start(DistributionOpts { tls: false, auth: false }).unwrap();
-    for (reference, _, _) in &images {
-        push_plain(&layout, reference, &format!("{}/{}", upstream.host_port(), repository_and_tag(reference))).unwrap();
-    }
+    push_images(&layout, &images, |r| format!("{}/{}", upstream.host_port(), repository_and_tag(r))).unwrap();
     let certs_d = plain_mirrors(t.path(), &upstream);
 
     let planes = [KubeControlPlane::start_for_real_nodes().unwrap(), KubeControlPlane::start_for_real_nodes().unwrap()];
@@ -824,14 +751,14 @@ fn the_sample_plan_fails_on_a_real_node_naming_the_pod_and_the_kubelets_reason()
         .unwrap();
         let dir = t.path().join(case.replace(' ', "-"));
         fs::create_dir_all(&dir).unwrap();
-        let registry = SiteRegistry::serve(&bundle, node.host_ip(), &dir.join("tls"), &dir.join("access.log"));
-        registry.install_mirrors(&bundle, &certs_d);
+        let registry = serve(&bundle, node.host_ip(), &dir);
+        registry.install_mirrors(&certs_d).unwrap();
         let plan = sample_plan_broken(&dir, &sample.spec, from, to);
         let site = dir.join("site.yaml");
         let text = format!(
             "installation_name: sample-real\nregistry: {{address: '{}', ca_cert: {}}}\nclusters:\n  sample: {{kubeconfig: {}}}\ndomains:\n  greeting: {{host: localhost, lb: internal}}\n",
-            registry.url.trim_start_matches("https://"),
-            registry.ca.display(),
+            registry.address(),
+            registry.ca().unwrap().display(),
             plane.kubeconfig().display()
         );
         fs::write(&site, text).unwrap();
@@ -840,8 +767,8 @@ fn the_sample_plan_fails_on_a_real_node_naming_the_pod_and_the_kubelets_reason()
             .arg(&site)
             .arg("--plan")
             .arg(&plan)
-            .args(["--registry", &registry.url, "--ca-file"])
-            .arg(&registry.ca)
+            .args(["--registry", registry.url(), "--ca-file"])
+            .arg(registry.ca().unwrap())
             .args(["--images", "keep", "--helm"])
             .arg(tool("helm-3.8.2"))
             // The plan check refuses some of these breaks before anything is applied (the check's
@@ -939,7 +866,7 @@ spec:
 /// stand-in images, and a file server with [`HELLO_CHART`].
 struct SampleUpstream {
     spec: PathBuf,
-    _demo_registry: Child,
+    _demo_registry: SiteRegistry,
     _images: Distribution,
     _charts: FileServer,
 }
@@ -960,15 +887,9 @@ impl SampleUpstream {
         assert!(lines.any(|l| l.is_ok_and(|l| l.starts_with("REGISTRY "))), "the demo stopped before serving");
         let _ = demo.kill();
         let _ = demo.wait();
-        let port = free_port();
-        let demo_registry = Command::new(AIRGAP)
-            .args(["registry", "serve"])
-            .arg(demo_dir.join("upstream/bundle"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
+        let demo_registry = SiteRegistry::bundles([demo_dir.join("upstream/bundle")]).airgap(Path::new(AIRGAP));
+        let demo_registry = demo_registry.start().unwrap();
+        let base = demo_registry.url();
 
         // Stand-ins behave as the chart's baseline rendering asks (the plan may break it).
         let chart_dir = dir.join("chart-src");
@@ -1039,13 +960,6 @@ impl SampleUpstream {
         let path = dir.join("bundle.yaml");
         fs::write(&path, serde_yaml_ng::to_string(&spec).unwrap()).unwrap();
         SampleUpstream { spec: path, _demo_registry: demo_registry, _images: registry, _charts: charts }
-    }
-}
-
-impl Drop for SampleUpstream {
-    fn drop(&mut self) {
-        let _ = self._demo_registry.kill();
-        let _ = self._demo_registry.wait();
     }
 }
 

@@ -11,14 +11,13 @@
 //! github.com.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use installer::mounted_files::Mounts;
 use installer::plan::Plan;
 use installer::site::Site;
-use registry::{AccessLog, ServeConfig, Server, TlsConfig};
-use testkit::{tool, workspace_root, FileServer};
+use testkit::{tool, workspace_root, FileServer, NewBundle, SiteRegistry};
 
 const BRANCH: &str = "1.2.0.1";
 
@@ -54,37 +53,17 @@ fn upstream_repo(work: &Path, www: &Path) -> String {
     marker.to_string()
 }
 
-/// A bundle carrying the repository, made by the bundler from a spec whose mirror for github.com
-/// is `web`.
-fn bundle(work: &Path, web: &FileServer) -> PathBuf {
+/// The site registry over TLS (a CA it generates in `tls`), serving a bundle that carries the
+/// repository, made by the bundler from a spec whose mirror for github.com is `web`.
+fn serve(work: &Path, web: &FileServer, tls: &Path) -> SiteRegistry {
     let spec = format!(
         "git:\n  - url: https://github.com/mosip/mosip-data.git\n    ref: \"{BRANCH}\"\nmirrors:\n  github.com: {}/github.com\n",
         web.url()
     );
     let spec_path = work.join("bundle.yaml");
     std::fs::write(&spec_path, spec).unwrap();
-    let out = work.join("bundle");
-    let fetch = bundler::FetchOptions { jobs: 2, ..bundler::FetchOptions::new(&work.join("cache")) };
-    let create =
-        bundler::CreateOptions { max_part_size: 1 << 30, ..bundler::CreateOptions::new(&spec_path, &out, fetch) };
-    bundler::create(&create).unwrap();
-    out
-}
-
-/// The registry serving the bundle over TLS with a CA it generates, on loopback.
-fn serve(bundle: &Path, tls: &Path) -> (tokio::runtime::Runtime, std::net::SocketAddr) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let cfg = ServeConfig {
-        bundles: vec![bundle.to_path_buf()],
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: Some(TlsConfig::Generate { dir: tls.to_path_buf(), hostnames: vec!["127.0.0.1".into()] }),
-        access_log: AccessLog::Off,
-        ..Default::default()
-    };
-    let server = rt.block_on(Server::bind(cfg)).unwrap();
-    let addr = server.local_addr();
-    rt.spawn(server.run(std::future::pending()));
-    (rt, addr)
+    let bundle = NewBundle::new(&spec_path, &work.join("bundle"), &work.join("cache")).max_part_size(1 << 30);
+    SiteRegistry::create(bundle).tls(tls).start().unwrap()
 }
 
 /// /etc/gitconfig as the masterdata-loader pod gets it: the plan's `files` entry, substituted for
@@ -152,12 +131,11 @@ fn the_mounted_system_gitconfig_sends_git_2_30_to_the_site_registry() {
     }
     let marker = upstream_repo(&work, &www);
     let web = FileServer::start(&www).unwrap();
-    let bundle = bundle(&work, &web);
+    let registry = serve(&work, &web, &tls);
     drop(web);
-    let (_rt, addr) = serve(&bundle, &tls);
-    let ca = tls.join("ca.crt");
+    let (addr, ca) = (registry.address(), registry.ca().unwrap());
 
-    let gitconfig = mounted_gitconfig(&addr.to_string());
+    let gitconfig = mounted_gitconfig(addr);
     assert!(gitconfig.contains(&format!("https://{addr}/git/github.com/mosip/mosip-data.git")), "{gitconfig}");
     let dest = work.join("redirected");
     let out = old_git_clone(&work, Some(&gitconfig), &[("GIT_SSL_CAINFO", ca.to_str().unwrap())], &dest);

@@ -6,14 +6,12 @@ mod golden;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use bundles::artifact::Kind;
 use bundles::layout_writer::LayoutWriter;
 use installer::mirrors::{self, containerd, eksctl, print_files, rke2, Mirrors, NodeFile};
-use registry::{AccessLog, ServeConfig, Server, StorageConfig};
 use serde_json::json;
-use testkit::{run, tool};
+use testkit::{run, tool, SiteRegistry};
 
 /// Stands for the site CA: the generators copy it, they never parse it.
 const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBfixtureSiteCA0123456789abcdef\n-----END CERTIFICATE-----\n";
@@ -148,53 +146,6 @@ fn hosts_come_from_the_images_a_bundle_carries() {
     assert_eq!(mirrors::from_bundle(&bundle).unwrap(), ["docker.io", "quay.io"]);
 }
 
-struct TestRegistry {
-    addr: std::net::SocketAddr,
-    log: Arc<Mutex<Vec<u8>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TestRegistry {
-    /// `airgap registry serve --storage DIR` on a free loopback port, as registry/tests start it.
-    fn start(storage: &Path) -> TestRegistry {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let cfg = ServeConfig {
-            storage: Some(StorageConfig::Dir(storage.to_path_buf())),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            access_log: AccessLog::Writer(log.clone()),
-            ..Default::default()
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let server = Server::bind(cfg).await.unwrap();
-                addr_tx.send(server.local_addr()).unwrap();
-                server.run(async { drop(stopped.await) }).await.unwrap();
-            });
-        });
-        let addr = addr_rx.recv().expect("the registry did not start");
-        TestRegistry { addr, log, stop: Some(stop), thread: Some(thread) }
-    }
-
-    fn log(&self) -> String {
-        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Real images made by the test (testkit's generated layers), pushed under their upstream names.
 fn push_images(work: &Path, registry: &str, references: &[&str]) {
     for (i, reference) in references.iter().enumerate() {
@@ -214,8 +165,8 @@ fn push_images(work: &Path, registry: &str, references: &[&str]) {
 #[test]
 fn hosts_come_from_a_real_registry_catalog_page_by_page() {
     let t = tempfile::tempdir().unwrap();
-    let reg = TestRegistry::start(&t.path().join("storage"));
-    let host = reg.addr.to_string();
+    let reg = SiteRegistry::storage(&t.path().join("storage")).start().unwrap();
+    let host = reg.address().to_string();
     push_images(
         t.path(),
         &host,
@@ -227,8 +178,8 @@ fn hosts_come_from_a_real_registry_catalog_page_by_page() {
     );
     let hosts = mirrors::from_catalog(&format!("http://{host}"), None, 1).unwrap();
     assert_eq!(hosts, ["docker.io", "quay.io"]);
-    let catalog_requests = reg.log().lines().filter(|l| l.contains("/v2/_catalog")).count();
-    assert_eq!(catalog_requests, 3, "one request per repository with n=1:\n{}", reg.log());
+    let catalog_requests = reg.access_log().lines().filter(|l| l.contains("/v2/_catalog")).count();
+    assert_eq!(catalog_requests, 3, "one request per repository with n=1:\n{}", reg.access_log());
 }
 
 /// A containerd of the test's own (root, state and socket in a temp folder), killed on drop.
@@ -289,8 +240,8 @@ impl Drop for PrivateContainerd {
 #[test]
 fn containerd_pulls_upstream_names_from_the_site_registry() {
     let t = tempfile::tempdir().unwrap();
-    let reg = TestRegistry::start(&t.path().join("storage"));
-    let host = reg.addr.to_string();
+    let reg = SiteRegistry::storage(&t.path().join("storage")).start().unwrap();
+    let host = reg.address().to_string();
     let images = ["docker.io/library/busybox:1.36", "quay.io/jetstack/cert-manager-cainjector:v1.7.1"];
     push_images(t.path(), &host, &images);
     let url = format!("http://{host}");
@@ -307,6 +258,6 @@ fn containerd_pulls_upstream_names_from_the_site_registry() {
     for image in images {
         assert!(listed.lines().any(|l| l == image), "{image} not in:\n{listed}");
     }
-    let log = reg.log();
+    let log = reg.access_log();
     assert!(log.contains("ns=docker.io") && log.contains("ns=quay.io"), "pulls went through the mirror:\n{log}");
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use base64::Engine as _;
 use installer::site_ca::{self, SiteCa};
-use registry::{AccessLog, ServeConfig, Server, TlsConfig};
+use testkit::SiteRegistry;
 
 /// Prints the HTTP status of a GET of its argument.
 const FETCH: &str = r#"
@@ -19,22 +19,6 @@ public class Fetch {
     }
 }
 "#;
-
-/// The registry over TLS with a generated site CA, on a free loopback port; stops with the runtime.
-fn serve_tls(tls_dir: &Path, storage: &Path) -> (tokio::runtime::Runtime, std::net::SocketAddr) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let cfg = ServeConfig {
-        storage: Some(registry::StorageConfig::Dir(storage.to_path_buf())),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: Some(TlsConfig::Generate { dir: tls_dir.to_path_buf(), hostnames: vec!["127.0.0.1".into()] }),
-        access_log: AccessLog::Off,
-        ..Default::default()
-    };
-    let server = rt.block_on(Server::bind(cfg)).unwrap();
-    let addr = server.local_addr();
-    rt.spawn(server.run(std::future::pending()));
-    (rt, addr)
-}
 
 fn java(dir: &Path, url: &str, options: Option<&str>) -> Output {
     let mut cmd = Command::new("java");
@@ -52,8 +36,8 @@ fn a_jvm_with_the_mounted_truststore_trusts_the_site_registry_and_without_it_doe
     for d in [&tls, &storage, &mounted] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let (_rt, addr) = serve_tls(&tls, &storage);
-    let pem = std::fs::read_to_string(tls.join("ca.crt")).unwrap();
+    let registry = SiteRegistry::storage(&storage).tls(&tls).start().unwrap();
+    let pem = std::fs::read_to_string(registry.ca().unwrap()).unwrap();
 
     // What the kubelet writes for the ConfigMap volume: each key a file.
     let configmap = SiteCa::from_pem(&pem, "ca.crt").unwrap().configmap("config-server").unwrap();
@@ -66,7 +50,7 @@ fn a_jvm_with_the_mounted_truststore_trusts_the_site_registry_and_without_it_doe
     }
     let options = site_ca::variables()["JAVA_TOOL_OPTIONS"].replace(site_ca::MOUNT, mounted.to_str().unwrap());
     std::fs::write(dir.path().join("Fetch.java"), FETCH).unwrap();
-    let url = format!("https://{addr}/v2/");
+    let url = format!("{}/v2/", registry.url());
 
     let trusted = java(dir.path(), &url, Some(&options));
     let (out, err) = (String::from_utf8_lossy(&trusted.stdout), String::from_utf8_lossy(&trusted.stderr));

@@ -9,7 +9,7 @@ use bundles::artifact::Kind;
 use bundles::layout_writer::LayoutWriter;
 use bundles::Bundle;
 use installer::tools::{extract, Extracted};
-use testkit::FileServer;
+use testkit::{FileServer, NewBundle};
 
 fn sha256(bytes: &[u8]) -> String {
     bundles::digest::sha256_hex(bytes)
@@ -74,12 +74,8 @@ mirrors:
     );
     let spec_path = work.join("bundle.yaml");
     std::fs::write(&spec_path, spec).unwrap();
-    let out = work.join("bundle");
-    let fetch = bundler::FetchOptions { jobs: 2, ..bundler::FetchOptions::new(&work.join("cache")) };
-    let create =
-        bundler::CreateOptions { max_part_size: 1 << 20, ..bundler::CreateOptions::new(&spec_path, &out, fetch) };
-    bundler::create(&create).unwrap();
-    (out, d)
+    let bundle = NewBundle::new(&spec_path, &work.join("bundle"), &work.join("cache"));
+    (bundle.max_part_size(1 << 20).create().unwrap(), d)
 }
 
 fn mode(p: &Path) -> u32 {

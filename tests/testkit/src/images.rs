@@ -178,3 +178,32 @@ pub fn push_plain(layout: &Path, reference: &str, dest: &str) -> anyhow::Result<
     ]))
     .map(drop)
 }
+
+/// An image a test makes: its reference, layers and run configuration.
+pub type Made = (String, Vec<Files>, Value);
+
+/// Writes `images` (linux/amd64) into the one layout `layout` and pushes each, digests kept, to
+/// `dest(reference)` (`host:port/path:tag`, plain HTTP), four skopeo processes at a time.
+pub fn push_images(layout: &Path, images: &[Made], dest: impl Fn(&str) -> String + Sync) -> anyhow::Result<()> {
+    let specs: Vec<ImageSpec> = images
+        .iter()
+        .map(|(r, layers, _)| ImageSpec { reference: r, platforms: &["linux/amd64"], shared_layers: layers })
+        .collect();
+    let configured: Vec<(&ImageSpec, &Value)> = specs.iter().zip(images.iter().map(|(_, _, c)| c)).collect();
+    write_layout_configured(layout, &configured);
+    let references: Vec<&str> = images.iter().map(|(r, _, _)| r.as_str()).collect();
+    std::thread::scope(|s| {
+        let pushers: Vec<_> = references
+            .chunks(references.len().div_ceil(4).max(1))
+            .map(|chunk| {
+                let dest = &dest;
+                s.spawn(move || {
+                    chunk.iter().try_for_each(|r| {
+                        push_plain(layout, r, &dest(r)).map_err(|e| anyhow::anyhow!("pushing {r}: {e:#}"))
+                    })
+                })
+            })
+            .collect();
+        pushers.into_iter().try_for_each(|p| p.join().expect("a push thread panicked"))
+    })
+}

@@ -6,7 +6,9 @@
 //! The binaries come from `tests/tools/install.sh`. A missing binary fails the test with a message
 //! naming it: a test that cannot reach its real peer must not pass by skipping.
 //!
-//! This crate knows nothing of airgap's own crates; it only runs other people's software.
+//! This crate knows nothing of airgap's own crates; it only runs other people's software. One
+//! exception, behind the `site-registry` feature: `SiteRegistry`, the tests' one way to make a
+//! bundle with airgap's bundler and serve it with airgap's registry.
 
 mod conformance;
 mod containerd;
@@ -23,11 +25,14 @@ pub mod netns;
 mod node;
 mod podman;
 mod proc;
+#[cfg(feature = "site-registry")]
+mod site_registry;
 pub mod standin;
 pub mod standin_images;
 mod tls;
 mod tools;
 mod volumes;
+pub mod workloads;
 
 pub use conformance::{run_conformance, ConformanceReport, ConformanceTarget};
 pub use containerd::Containerd;
@@ -39,5 +44,7 @@ pub use minio::MinioServer;
 pub use node::{NodeOptions, RealNode, SANDBOX_IMAGE};
 pub use podman::Podman;
 pub use proc::{free_port, run};
+#[cfg(feature = "site-registry")]
+pub use site_registry::{NewBundle, Serve, SiteRegistry};
 pub use tls::{Issued, TestCa};
 pub use tools::{shared_fixtures, tool, tools, tools_dir, workspace_root};

@@ -62,15 +62,19 @@ pub(crate) struct Proc {
 
 impl Proc {
     pub(crate) fn spawn(name: &str, cmd: &mut Command, log_dir: &Path) -> Result<Proc> {
-        let log = log_dir.join(format!("{name}.log"));
-        let out = File::create(&log)?;
+        Proc::spawn_logged(name, cmd, &log_dir.join(format!("{name}.log")))
+    }
+
+    /// As [`Proc::spawn`], its output into the file `log`.
+    pub(crate) fn spawn_logged(name: &str, cmd: &mut Command, log: &Path) -> Result<Proc> {
+        let out = File::create(log).with_context(|| log.display().to_string())?;
         let child = cmd
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
             .with_context(|| format!("cannot start {name}: {cmd:?}"))?;
-        Ok(Proc { name: name.to_string(), child, log })
+        Ok(Proc { name: name.to_string(), child, log: log.to_path_buf() })
     }
 
     /// Fails, with the end of the log, if the process has exited.
