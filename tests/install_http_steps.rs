@@ -330,8 +330,15 @@ fn site(dir: &Path, registry: &str, clusters: [(&str, &Path); 2], retention_days
 }
 
 fn apply(site: &Path, plan: &Path, registry: &str, cluster: &str) -> Output {
+    install(&["apply"], site, plan, registry, cluster)
+}
+
+/// `airgap install <verb and its flags>` of one cluster.
+fn install(verb: &[&str], site: &Path, plan: &Path, registry: &str, cluster: &str) -> Output {
     Command::new(AIRGAP)
-        .args(["install", "apply", "--site"])
+        .arg("install")
+        .args(verb)
+        .arg("--site")
         .arg(site)
         .arg("--plan")
         .arg(plan)
@@ -724,5 +731,49 @@ fn the_saml_step_writes_rancher_s_auth_config_with_keycloak_s_metadata_and_a_job
     let generation =
         json_of(&observation, &["-n", "keycloak", "get", "job", &job_name])["metadata"]["generation"].clone();
     assert_eq!(generation, job_generation, "the Job is the same Job");
+
+    // `install verify` finds Rancher's AuthConfig as the step wrote it, its IdP metadata the one
+    // Keycloak (the double) serves; broken two ways, it names the AuthConfig and what is wrong.
+    let subject = "Rancher SAML AuthConfig keycloak (in cluster observation)";
+    let saml_check = |what: &str| {
+        let out = verify(&site, &plan, reg.address(), "observation");
+        let report: Json = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{what}: verify --json: {e}\n{}", String::from_utf8_lossy(&out.stderr)));
+        let checks = report["clusters"][0]["checks"].as_array().unwrap().clone();
+        let found = checks.iter().find(|c| c["kind"] == "rancher" && c["subject"] == subject);
+        let found = found.unwrap_or_else(|| panic!("{what}: no check of {subject}: {checks:#?}"));
+        (found["status"].as_str().unwrap().to_string(), found["detail"].as_str().unwrap().to_string())
+    };
+    let (status, detail) = saml_check("good");
+    assert_eq!(
+        (status.as_str(), detail.as_str()),
+        (
+            "ok",
+            "enabled, its fields as the plan sets them, IdP entity https://keycloak.site.test/auth/realms/master as Keycloak serves it"
+        )
+    );
+    let patch = |doc: Json| {
+        observation
+            .kubectl(&["patch", "authconfigs.management.cattle.io", "keycloak", "--type=merge", "-p", &doc.to_string()])
+            .unwrap()
+    };
+    patch(json!({"enabled": false}));
+    assert_eq!(saml_check("disabled"), ("failed".to_string(), "enabled is false, the plan sets true".to_string()));
+    patch(
+        json!({"enabled": true, "idpMetadataContent": IDP_METADATA.replace("keycloak.site.test", "old-keycloak.site.test")}),
+    );
+    assert_eq!(
+        saml_check("another IdP"),
+        (
+            "failed".to_string(),
+            format!("its IdP metadata names entity https://old-keycloak.site.test/auth/realms/master; Keycloak serves https://keycloak.site.test/auth/realms/master at Service keycloak{IDP_METADATA_PATH}")
+        )
+    );
     leaks.assert_none();
+}
+
+/// `install verify --json` of one cluster. (The Rancher it checks is the test's: Rancher cannot
+/// run here, so its AuthConfig is the one the plan's step wrote into its CRD.)
+fn verify(site: &Path, plan: &Path, registry: &str, cluster: &str) -> Output {
+    install(&["verify", "--json"], site, plan, registry, cluster)
 }

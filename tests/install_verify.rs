@@ -5,7 +5,9 @@
 //!
 //! The sample bundle is the one `airgap demo` builds from its generated upstream; a second bundle,
 //! made here with `airgap bundle create`, carries one file of objects that exercise the checks
-//! (written by this test). Both are served together by `airgap registry serve`. Checks that need
+//! (written by this test). Both are served together by `airgap registry serve`. The test rig's
+//! report is read from a real MinIO holding pages the test writes in the rig's own format
+//! (`ReportStore`). Checks that need
 //! pods that really run (the network edge, node mirrors, crash loops) are in
 //! `install_verify_real_node.rs`.
 
@@ -17,10 +19,10 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use testkit::crds::Crd;
-use testkit::{free_port, tool, workspace_root, FileServer, KubeControlPlane};
+use testkit::{free_port, tool, workspace_root, FileServer, KubeControlPlane, MinioServer};
 
 mod verify_checks;
 
@@ -110,7 +112,13 @@ spec:
       template:
         spec:
           restartPolicy: Never
-          containers: [{name: smoke, image: quay.io/airgap/toolbox:2.1}]
+          containers:
+            - name: smoke
+              image: quay.io/airgap/toolbox:2.1
+              # As the MOSIP API test rig's CronJobs have it: the module, and the object store its
+              # report goes to (made by the test, as the MOSIP plan's apitestrig steps make them).
+              env: [{name: MODULES, value: masterdata}]
+              envFrom: [{configMapRef: {name: s3}}, {secretRef: {name: s3}}]
 ---
 # This cluster imported into a Rancher, the declarative way Rancher 2.6 reads.
 apiVersion: provisioning.cattle.io/v1
@@ -286,6 +294,7 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
     );
     wait_for("the registry listening", || std::net::TcpStream::connect(&address).is_ok());
     let mut kube = KubeControlPlane::start().unwrap();
+    let store = ReportStore::start(&kube);
     let site = Site::write(t.path(), &address, &kube, &file_entry);
     site.apply();
     let registration = t.path().join("rancher-registration.yaml");
@@ -532,15 +541,53 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
         "scaled to 2 replica(s); the plan renders 3 (2 ready)"
     );
 
-    // The test rig: the step's CronJob runs once as a Job, twice, the second compared with the first.
+    // The test rig: the step's CronJob runs once as a Job, and its module's report is read from
+    // the object store; each run is compared with the one before.
+    let job = "CronJob verify/smoke (run once)";
+    let module = "module masterdata (CronJob verify/smoke)";
+    let first = store.put_report("2026-12-06_03:00:01", &[("Create", 2, 0, 0), ("Search", 1, 0, 0)]);
     let (ok, checks, _) = site.verify(&site.plan, &["--testrig", "objects"]);
     assert!(ok, "{checks:#?}");
-    assert_eq!(detail(&checks, "testrig", "CronJob verify/smoke (run once)"), "passed (no earlier run kept)");
-    let (ok, checks, _) = site.verify(&site.plan, &["--testrig", "objects"]);
-    assert!(ok, "{checks:#?}");
+    assert_eq!(detail(&checks, "testrig", job), "passed (no earlier run kept)");
+    let read = detail(&checks, "testrig", module);
     assert!(
-        detail(&checks, "testrig", "CronJob verify/smoke (run once)").starts_with("passed (as in the run of "),
-        "{checks:#?}"
+        read.starts_with(&format!(
+            "3 of 3 passed, 0 failed, 0 skipped (no earlier run kept; report automation/smokeAndRegression/{first} of "
+        )),
+        "{read}"
+    );
+    // The rig wrote no report this time.
+    let (ok, checks, _) = site.verify(&site.plan, &["--testrig", "objects"]);
+    assert!(!ok);
+    assert_eq!(failed(&checks), pairs(&[("testrig", module)]), "{checks:#?}");
+    assert!(detail(&checks, "testrig", job).starts_with("passed (as in the run of "), "{checks:#?}");
+    let read = detail(&checks, "testrig", module);
+    assert!(
+        read.starts_with(&format!(
+            "this run wrote no report: the newest, report automation/smokeAndRegression/{first} of "
+        )),
+        "{read}"
+    );
+    // A test of the module fails that passed before.
+    store.put_report("2026-12-07_03:00:01", &[("Create", 1, 0, 1), ("Search", 1, 0, 0)]);
+    let (ok, checks, _) = site.verify(&site.plan, &["--testrig", "objects"]);
+    assert!(!ok);
+    assert_eq!(failed(&checks), pairs(&[("testrig", module)]), "{checks:#?}");
+    let read = detail(&checks, "testrig", module);
+    assert!(
+        read.starts_with("regressed: 2 of 3 passed, 1 failed, 0 skipped; in the run of ")
+            && read.contains(": 3 of 3 passed, 0 failed, 0 skipped (report "),
+        "{read}"
+    );
+    // Fixed again.
+    store.put_report("2026-12-08_03:00:01", &[("Create", 2, 0, 0), ("Search", 1, 0, 0)]);
+    let (ok, checks, _) = site.verify(&site.plan, &["--testrig", "objects"]);
+    assert!(ok, "{checks:#?}");
+    let read = detail(&checks, "testrig", module);
+    assert!(
+        read.starts_with("3 of 3 passed, 0 failed, 0 skipped; in the run of ")
+            && read.contains(": 2 of 3 passed, 1 failed, 0 skipped (report "),
+        "{read}"
     );
     let jobs = kube.kubectl(&["-n", "verify", "get", "jobs", "-o", "name"]).unwrap();
     assert!(jobs.trim().is_empty(), "the test rig's Jobs are deleted once read: {jobs}");
@@ -570,6 +617,129 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
         checks.iter().any(|c| c["kind"] == "workload" && c["status"] == "ok"),
         "the rest is still checked: {checks:#?}"
     );
+}
+
+/// The object store the test rig reports to: a real MinIO, reached by the API server as the
+/// Service `minio/minio:9000` (the MOSIP plan's `s3-host`). The API server's proxy goes only to
+/// an endpoint that is a pod's address, and kwok's pods' addresses lead nowhere; so the Service's
+/// pod is given this machine's own address (its status written as a kubelet would), and a relay
+/// there passes each connection on to MinIO, which listens on loopback. The rig's settings (`s3`
+/// ConfigMap and Secret, as the MOSIP plan's apitestrig steps make them) are in namespace
+/// `verify` before the plan is applied.
+struct ReportStore {
+    minio: MinioServer,
+    dir: tempfile::TempDir,
+}
+
+impl ReportStore {
+    fn start(kube: &KubeControlPlane) -> ReportStore {
+        let minio = MinioServer::start().unwrap();
+        // The rig's own default bucket (s3-account unset).
+        minio.create_bucket("automation").unwrap();
+        let port: u16 = minio.endpoint().rsplit(':').next().unwrap().parse().unwrap();
+        let relayed = relay(port);
+        let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "minio"}},
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "verify"}},
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "minio", "namespace": "minio", "labels": {"app": "minio"}},
+                "spec": {"containers": [{"name": "minio", "image": "docker.io/bitnamilegacy/minio:2022.2.7-debian-10-r0"}]}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "minio", "namespace": "minio"},
+                "spec": {"selector": {"app": "minio"}, "ports": [{"name": "http", "port": 9000, "targetPort": relayed}]}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s3", "namespace": "verify"},
+                "data": {"s3-host": "http://minio.minio:9000", "s3-region": minio.region(), "s3-user-key": minio.access_key()}},
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3", "namespace": "verify"},
+                "stringData": {"s3-user-secret": minio.secret_key()}},
+        ]});
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("store.json");
+        std::fs::write(&file, objects.to_string()).unwrap();
+        kube.kubectl(&["apply", "-f", file.to_str().unwrap()]).unwrap();
+        kube.kubectl(&["-n", "minio", "wait", "--for=condition=Ready", "pod/minio", "--timeout=60s"]).unwrap();
+        let ip = host_address();
+        let status = json!({"status": {"podIP": ip, "podIPs": [{"ip": ip}]}}).to_string();
+        kube.kubectl(&["-n", "minio", "patch", "pod", "minio", "--subresource=status", "--type=merge", "-p", &status])
+            .unwrap();
+        wait_for("the Service's endpoint at this machine's address", || {
+            kube.kubectl(&["-n", "minio", "get", "endpoints", "minio", "-o", "jsonpath={.subsets[*].addresses[*].ip}"])
+                .is_ok_and(|a| a == ip)
+        });
+        ReportStore { minio, dir }
+    }
+
+    /// A report of module masterdata as the rig uploads it (`EmailableReport`: the counts in its
+    /// name, under the test level), with a row per TestNG test `(name, passed, skipped, failed)`;
+    /// its object name.
+    fn put_report(&self, time: &str, tests: &[(&str, u32, u32, u32)]) -> String {
+        let sum = |f: fn(&(&str, u32, u32, u32)) -> u32| tests.iter().map(f).sum::<u32>();
+        let (p, s, f) = (sum(|t| t.1), sum(|t| t.2), sum(|t| t.3));
+        let name = format!(
+            "mosip-api-internal.verify.test-masterdata-{time}-report_T-{}_P-{p}_S-{s}_F-{f}_I-0.html",
+            p + s + f
+        );
+        let file = self.dir.path().join(&name);
+        std::fs::write(&file, emailable_report(tests)).unwrap();
+        let to = format!("testkit/automation/smokeAndRegression/{name}");
+        let out = self.minio.mc().args(["cp", "--quiet"]).arg(&file).arg(&to).output().unwrap();
+        assert!(out.status.success(), "mc cp: {}{}", text(&out.stdout), text(&out.stderr));
+        name
+    }
+}
+
+/// The page mosip-functional-tests' `EmailableReport` writes (automationtests, `customReport`):
+/// its head and suite summary table as `writeSuiteSummary` prints them, then the per-method
+/// table it prints after (cut short: verify reads only the summary).
+fn emailable_report(tests: &[(&str, u32, u32, u32)]) -> String {
+    let mut rows = String::new();
+    for (i, (name, p, s, f)) in tests.iter().enumerate() {
+        let class = |n: &u32, set: &str| if *n > 0 { format!("num {set}") } else { "num".into() };
+        rows += &format!(
+            "<tr><td><a href=\"#t{i}\">{name}</a></td><td class=\"num\">{}</td><td class=\"{}\">{p}</td><td class=\"{}\">{s}</td><td class=\"{}\">{f}</td><td class=\"num\">0</td><td class=\"num\">1,204</td></tr>",
+            p + s + f,
+            class(p, "green-bg"),
+            class(s, "orange-bg"),
+            class(f, "attn"),
+        );
+    }
+    let total = |f: fn(&(&str, u32, u32, u32)) -> u32| tests.iter().map(f).sum::<u32>();
+    format!(
+        "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.1//EN\" \"http://www.w3.org/TR/xhtml11/DTD/xhtml11.dtd\">\n<html xmlns=\"http://www.w3.org/1999/xhtml\"><head><title>TestNG Report</title><style type=\"text/css\">table {{margin-bottom:10px;border-collapse:collapse;empty-cells:show}}</style></head><body><table><tr><th colspan=\"7\">masterdata-Commit Id is: 1a2b3c4 &amp; Branch Name is:release-1.2.0.1</th></tr><tr><th colspan=\"7\"><span class=\"not-bold\"><pre>Server Component Details </pre></span></th></tr><tr><th>Test</th><th># Total</th><th># Passed</th><th># Skipped</th><th># Failed</th><th># Ignored</th><th>Time (ms)</th></tr>{rows}<tr><th>Total</th><th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">0</th><th class=\"num\">2,408</th></tr></table><table id='summary'><thead><tr><th>Method</th><th>Time (ms)</th></tr></thead></table></body></html>",
+        total(|t| t.1 + t.2 + t.3),
+        total(|t| t.1),
+        total(|t| t.2),
+        total(|t| t.3),
+    )
+}
+
+/// Passes each connection to a port of this machine's loopback; the port it listens on, on every
+/// address.
+fn relay(to: u16) -> u16 {
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for inbound in listener.incoming().flatten() {
+            let Ok(outbound) = std::net::TcpStream::connect(("127.0.0.1", to)) else { continue };
+            for (mut from, mut into) in
+                [(inbound.try_clone().unwrap(), outbound.try_clone().unwrap()), (outbound, inbound)]
+            {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut into);
+                    let _ = into.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    port
+}
+
+/// An address of this machine that an Endpoints object may hold (not loopback).
+fn host_address() -> String {
+    let out = run_ok(Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]));
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("this machine has no global IPv4 address for the relay: {out}"))
 }
 
 /// `(kind, subject, detail)` of every failed check.

@@ -2,8 +2,11 @@
 //! network namespace with no way out, pulling through the site registry by upstream names (its
 //! mirrors from `airgap install mirrors`). The checks that need live pods pass on a good install
 //! and fail, naming the object and the reason, when their thing is broken: a route through a
-//! gateway and its backend's health endpoint (a VirtualService pointed at a wrong host), a host's
-//! certificate (an expired one), Keycloak realms and the config server (pointed at a repository
+//! gateway and its backend's health endpoint (a VirtualService pointed at a wrong host), httpbin's
+//! `/get` through the gateway as the guide asks it (a route to a page that is not httpbin's echo),
+//! a host's certificate where TLS ends in the cluster (an expired one) and where it ends at a load
+//! balancer (one that serves an expired certificate; one that does not answer, then named by its
+//! certificate file), Keycloak realms and the config server (pointed at a repository
 //! the bundle does not carry), pods (a crash loop, a restart after the install), node mirrors (a
 //! node's mirror removed).
 //!
@@ -12,7 +15,7 @@
 //! repository of one properties file, each behind a local server that the bundle spec's mirrors
 //! name. The gateway stand-in answers the paths it is asked for; it routes nothing (no Istio runs
 //! here): the route check proves the request reaches the gateway's pod with the route's host and
-//! path. Run it alone: `flock /tmp/airgap-realnode.lock cargo test --test install_verify_real_node`.
+//! path. The load balancer is `openssl s_server` on the namespace's loopback. Run it alone: `flock /tmp/airgap-realnode.lock cargo test --test install_verify_real_node`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -36,6 +39,11 @@ use verify_checks::{detail, failed, Killed};
 
 const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
 const HEALTH: &str = "/v1/auth/actuator/health";
+/// What httpbin answers to `/get`: its echo of the request.
+const HTTPBIN_ECHO: &str =
+    r#"{"args": {}, "headers": {"Host": "localhost"}, "origin": "10.42.0.1", "url": "https://localhost/get"}"#;
+/// The host whose TLS ends at a load balancer outside the cluster.
+const LB_HOST: &str = "lb.site.test";
 const PROPERTIES: &str = "application-default.properties";
 const PROPERTIES_TEXT: &str =
     "# stand-in of mosip-config's file\nmosip.auth.url=http://auth.kernel\nmosip.kernel.timeout : 30\n";
@@ -115,6 +123,33 @@ spec:
 ---
 apiVersion: apps/v1
 kind: Deployment
+metadata: {name: httpbin, namespace: httpbin}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  template:
+    metadata: {labels: {app: httpbin}}
+    spec:
+      containers: [{name: httpbin, image: docker.io/airgap/httpbin:1, ports: [{containerPort: 80}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: httpbin}
+spec: {selector: {app: httpbin}, ports: [{name: http, port: 8000, targetPort: 80}]}
+---
+# k8s-infra's utils/httpbin/vs.yaml, through this lab's gateway.
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: httpbin, namespace: httpbin}
+spec:
+  hosts: ["*"]
+  gateways: [edge/internal]
+  http:
+    - match: [{uri: {prefix: /httpbin/}}]
+      rewrite: {uri: /}
+      route: [{destination: {host: httpbin, port: {number: 8000}}}]
+---
+apiVersion: apps/v1
+kind: Deployment
 metadata: {name: keycloak, namespace: keycloak}
 spec:
   selector: {matchLabels: {app: keycloak}}
@@ -170,7 +205,14 @@ fn stand_ins() -> Vec<(&'static str, Files)> {
         files
     };
     vec![
-        ("docker.io/airgap/gateway:1", service_layer(8080, HEALTH).unwrap()),
+        (
+            "docker.io/airgap/gateway:1",
+            with(
+                service_layer(8080, HEALTH).unwrap(),
+                &[("httpbin/get", HTTPBIN_ECHO), ("httpbin-html/get", "<html><body>Welcome</body></html>")],
+            ),
+        ),
+        ("docker.io/airgap/httpbin:1", with(service_layer(80, "/status/200").unwrap(), &[("get", HTTPBIN_ECHO)])),
         ("docker.io/airgap/auth:1", service_layer(8091, HEALTH).unwrap()),
         (
             "docker.io/airgap/keycloak:1",
@@ -212,6 +254,7 @@ clusters:
           - {kind: Deployment, namespace: kernel, timeout: 180}
           - {kind: Deployment, namespace: keycloak, timeout: 180}
           - {kind: Deployment, namespace: config-server, timeout: 180}
+          - {kind: Deployment, namespace: httpbin, timeout: 180}
 "#;
 
 /// The upstream of the spec: the stand-ins in a distribution, the files and the git repository
@@ -246,7 +289,7 @@ fn upstream(dir: &Path) -> Upstream {
 
     let www = dir.join("www");
     fs::create_dir_all(www.join("airgap")).unwrap();
-    let namespaces: String = ["edge", "kernel", "keycloak", "config-server"]
+    let namespaces: String = ["edge", "kernel", "keycloak", "config-server", "httpbin"]
         .iter()
         .map(|n| format!("---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {n}}}\n"))
         .collect();
@@ -289,9 +332,9 @@ fn upstream(dir: &Path) -> Upstream {
     Upstream { spec, _images: registry, _files: server }
 }
 
-/// A certificate for `localhost` issued by the site CA (the registry's generated one) with
+/// A certificate for `host` issued by the site CA (the registry's generated one) with
 /// `openssl ca`, which takes any validity period.
-fn issue(dir: &Path, ca_dir: &Path, name: &str, start: &str, end: &str) -> (String, String) {
+fn issue(dir: &Path, ca_dir: &Path, name: &str, host: &str, start: &str, end: &str) -> (String, String) {
     let work = dir.join(format!("issue-{name}"));
     fs::create_dir_all(&work).unwrap();
     fs::write(work.join("index.txt"), "").unwrap();
@@ -314,9 +357,9 @@ fn issue(dir: &Path, ca_dir: &Path, name: &str, start: &str, end: &str) -> (Stri
             "ec_paramgen_curve:P-256",
             "-nodes",
             "-subj",
-            "/CN=localhost",
+            &format!("/CN={host}"),
         ])
-        .args(["-addext", "subjectAltName=DNS:localhost", "-addext", "extendedKeyUsage=serverAuth", "-keyout"])
+        .args(["-addext", &format!("subjectAltName=DNS:{host}"), "-addext", "extendedKeyUsage=serverAuth", "-keyout"])
         .arg(&key)
         .arg("-out")
         .arg(&csr))
@@ -396,13 +439,59 @@ fn only(checks: &[Value], kind: &str, subject: &str) {
 }
 
 const ROUTE: &str = "*/v1/auth (VirtualService kernel/auth via Gateway edge/internal)";
+const HTTPBIN_ROUTE: &str = "*/httpbin/ (VirtualService httpbin/httpbin via Gateway edge/internal)";
+
+/// A load balancer where TLS ends outside the cluster: `openssl s_server` with a certificate.
+struct LoadBalancer {
+    dir: PathBuf,
+    address: String,
+    server: Option<Killed>,
+}
+
+impl LoadBalancer {
+    fn start(dir: &Path, address: &str, cert: &(String, String)) -> LoadBalancer {
+        let mut lb = LoadBalancer { dir: dir.join("lb"), address: address.to_string(), server: None };
+        fs::create_dir_all(&lb.dir).unwrap();
+        lb.restart(cert);
+        lb
+    }
+
+    fn restart(&mut self, (cert, key): &(String, String)) {
+        self.stop();
+        fs::write(self.dir.join("cert.pem"), cert).unwrap();
+        fs::write(self.dir.join("key.pem"), key).unwrap();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept", &self.address, "-cert"])
+            .arg(self.dir.join("cert.pem"))
+            .arg("-key")
+            .arg(self.dir.join("key.pem"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.server = Some(Killed(child));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&self.address).is_err() {
+            assert!(Instant::now() < deadline, "openssl s_server did not listen on {}", self.address);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        self.server = None;
+    }
+}
 
 #[test]
 fn verify_on_a_real_node_checks_the_edge_the_platform_the_pods_and_the_mirrors() {
-    let Some(leaks) = netns::isolated("verify_on_a_real_node_checks_the_edge_the_platform_the_pods_and_the_mirrors")
+    let Some(mut leaks) =
+        netns::isolated("verify_on_a_real_node_checks_the_edge_the_platform_the_pods_and_the_mirrors")
     else {
         return;
     };
+    // The load balancer's host, as the site's name service answers it (preflight looks it up).
+    leaks.resolve_locally(&[LB_HOST], "127.0.0.1").unwrap();
     let t = tempfile::tempdir().unwrap();
     let up = upstream(t.path());
     let install = t.path().join("install");
@@ -467,12 +556,18 @@ fn verify_on_a_real_node_checks_the_edge_the_platform_the_pods_and_the_mirrors()
     // The gateway's certificate, issued by the site CA, comes in through the site file. The one
     // domain is `localhost`: preflight looks domains up, and any other name would be a DNS
     // lookup leaving the namespace.
-    let (cert, key) = issue(t.path(), &tls, "good", "20200101000000Z", "20991231235959Z");
-    let site = serde_json::json!({
+    let (cert, key) = issue(t.path(), &tls, "good", "localhost", "20200101000000Z", "20991231235959Z");
+    // The load balancer where TLS for LB_HOST ends, with its certificate from the site CA.
+    let lb_address = format!("127.0.0.1:{}", free_port());
+    let lb_good = issue(t.path(), &tls, "lb-good", LB_HOST, "20200101000000Z", "20991231235959Z");
+    let lb_expired = issue(t.path(), &tls, "lb-expired", LB_HOST, "20200101000000Z", "20210101000000Z");
+    let mut lb = LoadBalancer::start(t.path(), &lb_address, &lb_good);
+    let mut site = serde_json::json!({
         "installation_name": "verify-real",
         "registry": {"address": address, "ca_cert": ca},
         "clusters": {"lab": {"kubeconfig": plane.kubeconfig()}},
-        "domains": {"api": {"host": "localhost", "lb": "internal"}},
+        "domains": {"api": {"host": "localhost", "lb": "internal"}, "outside": {"host": LB_HOST, "lb": "outside-lb"}},
+        "load_balancers": {"outside-lb": {"cluster": "lab", "address": lb_address}},
         "edge_tls": {"cert": cert, "key": key},
     });
     fs::write(install.join("site.yaml"), serde_yaml_ng::to_string(&site).unwrap()).unwrap();
@@ -500,6 +595,17 @@ fn verify_on_a_real_node_checks_the_edge_the_platform_the_pods_and_the_mirrors()
     assert!(
         certificate.starts_with("Secret edge/api-tls: valid for localhost, issued by the site CA, "),
         "{certificate}"
+    );
+    assert_eq!(
+        detail(&checks, "route", HTTPBIN_ROUTE),
+        "answered 200 with httpbin's echo of the request (url https://localhost/get) for localhost/httpbin/get via Service edge/istio-ingressgateway-internal:80"
+    );
+    let lb_certificate = detail(&checks, "certificate", &format!("certificate of {LB_HOST}"));
+    assert!(
+        lb_certificate.starts_with(&format!(
+            "served at {lb_address} (load balancer outside-lb): valid for {LB_HOST}, issued by the site CA, "
+        )),
+        "{lb_certificate}"
     );
     for realm in ["master", "mosip"] {
         let subject = format!("Keycloak realm {realm} (Deployment keycloak/keycloak)");
@@ -533,8 +639,65 @@ fn verify_on_a_real_node_checks_the_edge_the_platform_the_pods_and_the_mirrors()
     assert_eq!(detail(&checks, "route", ROUTE), "routes /v1/auth to Service kernel/auth-wrong, which does not exist");
     lab.kubectl(&["-n", "kernel", "patch", "virtualservice", "auth", "--type=json", "-p", &patch("auth")]);
 
+    // httpbin's route leads to a page that answers 200 but is not httpbin's echo.
+    let prefix =
+        |value: &str| format!(r#"[{{"op":"replace","path":"/spec/http/0/match/0/uri/prefix","value":"{value}"}}]"#);
+    lab.kubectl(&[
+        "-n",
+        "httpbin",
+        "patch",
+        "virtualservice",
+        "httpbin",
+        "--type=json",
+        "-p",
+        &prefix("/httpbin-html/"),
+    ]);
+    let (ok, checks) = lab.verify();
+    assert!(!ok);
+    let html_route = "*/httpbin-html/ (VirtualService httpbin/httpbin via Gateway edge/internal)";
+    only(&checks, "route", html_route);
+    assert_eq!(
+        detail(&checks, "route", html_route),
+        "localhost/httpbin-html/get via Service edge/istio-ingressgateway-internal:80: answered 200, not httpbin's JSON echo (headers, url): \"<html><body>Welcome</body></html>\""
+    );
+    lab.kubectl(&["-n", "httpbin", "patch", "virtualservice", "httpbin", "--type=json", "-p", &prefix("/httpbin/")]);
+
+    // The load balancer serves an expired certificate.
+    let lb_subject = format!("certificate of {LB_HOST}");
+    lb.restart(&lb_expired);
+    let (_, checks) = lab.verify();
+    only(&checks, "certificate", &lb_subject);
+    let expired = detail(&checks, "certificate", &lb_subject);
+    assert!(expired.starts_with(&format!("served at {lb_address} (load balancer outside-lb): expired ")), "{expired}");
+    // It does not answer: nothing to check, and the check says why.
+    lb.stop();
+    let (ok, checks) = lab.verify();
+    assert!(ok, "{checks:#?}");
+    let unanswered = checks.iter().find(|c| c["subject"] == lb_subject.as_str()).unwrap();
+    assert_eq!(unanswered["status"], "skipped");
+    let why = unanswered["detail"].as_str().unwrap();
+    assert!(
+        why.starts_with(&format!(
+            "its TLS ends at load balancer outside-lb, which did not answer TLS from here ({lb_address}: "
+        )) && why.ends_with("and the site file names no load_balancers.outside-lb.cert"),
+        "{why}"
+    );
+    // The site file names the certificate the load balancer serves: that file is checked.
+    fs::write(install.join("lb.pem"), &lb_good.0).unwrap();
+    site["load_balancers"]["outside-lb"]["cert"] = "lb.pem".into();
+    fs::write(install.join("site.yaml"), serde_yaml_ng::to_string(&site).unwrap()).unwrap();
+    let (ok, checks) = lab.verify();
+    assert!(ok, "{checks:#?}");
+    let from_file = detail(&checks, "certificate", &lb_subject);
+    assert!(
+        from_file.starts_with(&format!(
+            "load_balancers.outside-lb.cert lb.pem: valid for {LB_HOST}, issued by the site CA, "
+        )),
+        "{from_file}"
+    );
+
     // The gateway's certificate expired.
-    let (expired, expired_key) = issue(t.path(), &tls, "expired", "20200101000000Z", "20210101000000Z");
+    let (expired, expired_key) = issue(t.path(), &tls, "expired", "localhost", "20200101000000Z", "20210101000000Z");
     let tls_patch = serde_json::json!({"stringData": {"tls.crt": expired, "tls.key": expired_key}}).to_string();
     lab.kubectl(&["-n", "edge", "patch", "secret", "api-tls", "-p", &tls_patch]);
     let (_, checks) = lab.verify();

@@ -270,11 +270,21 @@ impl Prepared {
     /// IdP metadata is read from Keycloak through the service proxy.
     pub async fn apply(&self, cluster: &Cluster, keycloak: &[Value]) -> Result<()> {
         cluster.apply(keycloak, None).await?;
+        let metadata = self.idp_metadata(&cluster.client).await?;
+        let mut docs = self.rancher.clone();
+        if let Some(Value::Mapping(config)) = docs.last_mut() {
+            config.insert("idpMetadataContent".into(), metadata.into());
+        }
+        cluster.apply(&docs, None).await.context("Rancher's SAML configuration")
+    }
+
+    /// The SAML metadata Keycloak serves for the realm now, read through the service proxy.
+    pub async fn idp_metadata(&self, client: &kube::Client) -> Result<String> {
         let (namespace, name, port, path) = &self.metadata;
         let port = port.to_string();
         let service = crate::service_proxy::ServicePort { namespace, name, port: &port, https: false };
         let request = crate::service_proxy::Request { method: "GET", path, headers: &[], body: &[] };
-        let answer = crate::service_proxy::send(&cluster.client, &service, &request)
+        let answer = crate::service_proxy::send(client, &service, &request)
             .await
             .with_context(|| format!("Keycloak's IdP metadata at {}{path}", service.base()))?;
         if answer.status != 200 {
@@ -289,11 +299,7 @@ impl Prepared {
         if !metadata.contains("EntityDescriptor") {
             bail!("Keycloak's answer at {}{path} is no SAML metadata", service.base());
         }
-        let mut docs = self.rancher.clone();
-        if let Some(Value::Mapping(config)) = docs.last_mut() {
-            config.insert("idpMetadataContent".into(), metadata.into());
-        }
-        cluster.apply(&docs, None).await.context("Rancher's SAML configuration")
+        Ok(metadata)
     }
 }
 

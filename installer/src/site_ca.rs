@@ -95,7 +95,7 @@ impl SiteCa {
     }
 }
 
-fn pem_of(der: &CertificateDer<'_>) -> String {
+pub(crate) fn pem_of(der: &CertificateDer<'_>) -> String {
     let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
     let lines: Vec<&str> = body.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap_or_default()).collect();
     format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))

@@ -68,6 +68,75 @@ pub fn check(chain: &[u8], host: &str, ca: &[u8], now: i64) -> Result<String, St
     }
 }
 
+/// The certificate chain a TLS server at `address` presents for `host`, as PEM, read without
+/// judging it (that is [`check`]'s part). Err when nothing answers TLS there within `timeout`.
+pub fn served(address: &str, host: &str, timeout: std::time::Duration) -> Result<Vec<u8>, String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let addr = address
+        .to_socket_addrs()
+        .map_err(|e| format!("{address} does not resolve: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{address} resolves to no address"))?;
+    let mut tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{address}: {e}"))?;
+    tcp.set_read_timeout(Some(timeout))
+        .and_then(|_| tcp.set_write_timeout(Some(timeout)))
+        .map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Recorder(provider)))
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host} is not a host name: {e}"))?;
+    let mut tls = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).map_err(|e| format!("{address}: TLS handshake: {e}"))?;
+    }
+    let chain = tls.peer_certificates().ok_or_else(|| format!("{address} presented no certificate"))?;
+    Ok(chain.iter().map(crate::site_ca::pem_of).collect::<String>().into_bytes())
+}
+
+/// Takes any chain, so it can be read and then checked against the site CA; the handshake's own
+/// signatures are still verified.
+#[derive(Debug)]
+struct Recorder(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, TlsError> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, TlsError> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, TlsError> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 fn dns_names(cert: &X509Certificate<'_>) -> Vec<String> {
     let Ok(Some(san)) = cert.subject_alternative_name() else { return Vec::new() };
     san.value

@@ -21,7 +21,7 @@ use super::certs;
 use super::check::Checks;
 use super::live::{find, has_labels, show_labels, Snapshot};
 use super::objects::Object;
-use super::proxy::{self, Probe, Target};
+use super::proxy::{self, Judge, Probe, Target};
 use crate::site::Site;
 use crate::site_ca::SiteCa;
 
@@ -106,7 +106,17 @@ enum Domain {
 #[derive(Deserialize)]
 struct LoadBalancer {
     cluster: Option<String>,
+    /// Where the load balancer listens for TLS (`host:port`), when not at its domains' port 443.
+    address: Option<String>,
+    /// The certificate it serves, a PEM file relative to the site file.
+    cert: Option<String>,
 }
+
+/// Where a certificate was read, and its PEM (or why it could not be).
+type Presented = (String, Result<Vec<u8>, String>);
+
+/// How long a load balancer has to answer TLS.
+const LB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn check(
     c: &mut Checks,
@@ -386,6 +396,30 @@ fn outer_path(r: &Route, inner: &str) -> Option<String> {
     }
 }
 
+/// Whether the backend's pods run httpbin (an image named `httpbin`, as kennethreitz/httpbin and
+/// its forks are), which echoes a request to `/get` as JSON.
+fn runs_httpbin(b: &Live<'_>) -> bool {
+    b.pods.iter().flat_map(|p| p.spec.iter().flat_map(|s| s.containers.iter())).any(|c| {
+        let image = c.image.as_deref().unwrap_or_default();
+        let path = image.split(['@']).next().unwrap_or_default();
+        let repository = path.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(path, |(r, _)| r);
+        repository.rsplit('/').next() == Some("httpbin")
+    })
+}
+
+/// httpbin's answer to `/get`: 200 and its JSON echo of the request (`headers`, `url`).
+fn httpbin_echo() -> Judge {
+    Box::new(|a| {
+        let echo: Option<Value> = serde_json::from_slice(&a.body).ok();
+        match echo {
+            Some(e) if a.status == 200 && e["headers"].is_object() && e["url"].is_string() => {
+                Ok(format!("answered 200 with httpbin's echo of the request (url {})", e["url"].as_str().unwrap_or("")))
+            }
+            _ => Err(format!("answered {}, not httpbin's JSON echo (headers, url): {}", a.status, a.excerpt())),
+        }
+    })
+}
+
 /// The backend's health endpoint, asked directly on its Service.
 fn health_probe(r: &Route, live: &Snapshot) -> Option<Probe> {
     let Backend::Service { namespace, name, port } = &r.backend else { return None };
@@ -424,10 +458,16 @@ fn route_probes(
         Entry::Gateways(names) => names.iter().map(|n| format!("Gateway {n}")).collect(),
         Entry::Ingress { .. } => vec!["its ingress controller".to_string()],
     };
-    // What to ask for: the backend's health endpoint when it lies under the route, else the
-    // route's own prefix.
+    // What to ask for: httpbin's `/get` under the route where the backend is httpbin (the guide's
+    // check of each gateway), else the backend's health endpoint when it lies under the route,
+    // else the route's own prefix.
+    let mut httpbin = false;
     let path = match &r.backend {
         Backend::Service { namespace, name, port } => match backend_live(namespace, name, port.as_ref(), live) {
+            Ok(b) if runs_httpbin(&b) => {
+                httpbin = true;
+                Ok(outer_path(r, "/get").unwrap_or_else(|| format!("{}/get", r.prefix.trim_end_matches('/'))))
+            }
             Ok(b) => Ok(probe_path(&b).and_then(|p| outer_path(r, &p)).unwrap_or_else(|| r.prefix.clone())),
             Err(why) => Err(format!("routes {} to {why}", r.prefix)),
         },
@@ -455,7 +495,7 @@ fn route_probes(
         kind: "route",
         subject: subject(via),
         target: Target { path: path.clone(), ..target },
-        judge: proxy::answered(),
+        judge: if httpbin { httpbin_echo() } else { proxy::answered() },
     };
     match &r.entry {
         Entry::Gateways(names) => {
@@ -602,9 +642,10 @@ struct Served<'a> {
 }
 
 impl Served<'_> {
-    /// The certificate served for each host of the site file that this cluster routes, from the
-    /// Secret its Ingress or Gateway names (where TLS ends at a load balancer, the certificate is
-    /// not in the cluster to check).
+    /// The certificate served for each host of the site file that this cluster routes: from the
+    /// Secret its Ingress or Gateway names where TLS ends in the cluster; where it ends at a load
+    /// balancer, the certificate file the site file names for it, else what the load balancer
+    /// presents at its address (the site file's, else the host's port 443), asked from here.
     fn certificates(&self, c: &mut Checks) {
         let cluster = self.cluster;
         let routed: BTreeSet<&str> = self
@@ -617,20 +658,61 @@ impl Served<'_> {
         // The CAs the site names: the registry's, and the domains' when another CA issued theirs.
         let ca = SiteCa::from_site(self.site).map(|ca| ca.pem).map_err(|e| format!("the site CA: {e:#}"));
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let mut found = Vec::new();
         for domain in self.edge.domains.values() {
             let (host, lb) = match domain {
-                Domain::Entry { host, lb } => (host, lb.as_ref()),
+                Domain::Entry { host, lb } => (host, lb.as_deref()),
                 Domain::Host(host) => (host, None),
             };
-            let lb_cluster = lb.and_then(|lb| self.edge.load_balancers.get(lb)).and_then(|l| l.cluster.as_deref());
+            let balancer = lb.and_then(|lb| self.edge.load_balancers.get(lb).map(|b| (lb, b)));
+            let lb_cluster = balancer.and_then(|(_, b)| b.cluster.as_deref());
             if lb_cluster.is_some_and(|lc| lc != cluster) || !routed.iter().any(|p| host_matches(p, host)) {
                 continue;
             }
+            found.push((host, self.certificate_of(host).ok_or(balancer)));
+        }
+        // The load balancers are asked all at once: one that does not answer costs its timeout once.
+        let served: Vec<Option<Presented>> = std::thread::scope(|scope| {
+            let asked: Vec<_> = found
+                .iter()
+                .map(|(host, source)| {
+                    let balancer = match source {
+                        Err(Some((name, b))) if b.cert.is_none() => Some((*name, *b)),
+                        _ => None,
+                    };
+                    scope.spawn(move || {
+                        let (name, b) = balancer?;
+                        let address = b.address.clone().unwrap_or_else(|| format!("{host}:443"));
+                        let chain = certs::served(&address, host, LB_TIMEOUT);
+                        Some((format!("served at {address} (load balancer {name})"), chain))
+                    })
+                })
+                .collect();
+            asked.into_iter().map(|h| h.join().unwrap_or(None)).collect()
+        });
+        for ((host, source), served) in found.into_iter().zip(served) {
             let subject = format!("certificate of {host}");
-            let Some((source, pem)) = self.certificate_of(host) else {
-                let why = format!("no Ingress tls or Gateway credentialName of cluster {cluster} names {host}: its TLS ends outside the cluster (a load balancer)");
-                c.skipped("certificate", subject, why);
-                continue;
+            let (source, pem) = match (source, served) {
+                (Ok(in_cluster), _) => in_cluster,
+                (Err(Some((name, b))), _) if b.cert.is_some() => {
+                    let written = b.cert.as_deref().unwrap_or_default();
+                    let path = self.site.resolve_path(written);
+                    let pem = std::fs::read(&path).map_err(|e| format!("{} cannot be read: {e}", path.display()));
+                    (format!("load_balancers.{name}.cert {written}"), pem)
+                }
+                (Err(Some((name, _))), Some((_, Err(e)))) => {
+                    let why = format!(
+                        "its TLS ends at load balancer {name}, which did not answer TLS from here ({e}), and the site file names no load_balancers.{name}.cert"
+                    );
+                    c.skipped("certificate", subject, why);
+                    continue;
+                }
+                (_, Some(answered)) => answered,
+                (Err(_), None) => {
+                    let why = format!("no Ingress tls or Gateway credentialName of cluster {cluster} names {host}: its TLS ends outside the cluster (a load balancer the site file does not name)");
+                    c.skipped("certificate", subject, why);
+                    continue;
+                }
             };
             let result = match (&pem, &ca) {
                 (Err(e), _) | (_, Err(e)) => Err(e.clone()),
@@ -645,7 +727,7 @@ impl Served<'_> {
     }
 
     /// The Secret that holds the certificate the cluster serves for `host`, and its PEM.
-    fn certificate_of(&self, host: &str) -> Option<(String, Result<Vec<u8>, String>)> {
+    fn certificate_of(&self, host: &str) -> Option<Presented> {
         let live = self.live;
         let secret = |namespace: &str, name: &str| {
             let s = find(&live.secrets, namespace, name);

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource, ResourceExt};
+use serde_yaml_ng::Value;
 
 pub struct Snapshot {
     pub deployments: Vec<Deployment>,
@@ -97,6 +98,37 @@ impl Snapshot {
             .collect()
     }
 
+    /// A container's environment variable as the kubelet gives it: its own value, or a key of a
+    /// ConfigMap or Secret by reference or `envFrom` (with its prefix), read from the cluster.
+    pub fn env(&self, namespace: &str, container: &Value, name: &str) -> Option<String> {
+        let configmap = |cm: &str, key: &str| find(&self.configmaps, namespace, cm)?.data.as_ref()?.get(key).cloned();
+        let secret = |s: &str, key: &str| {
+            let bytes = &find(&self.secrets, namespace, s)?.data.as_ref()?.get(key)?.0;
+            String::from_utf8(bytes.clone()).ok()
+        };
+        let seq = |key: &str| container.get(key).and_then(Value::as_sequence).into_iter().flatten();
+        if let Some(e) = seq("env").find(|e| text(e, &["name"]) == Some(name)) {
+            if let Some(v) = text(e, &["value"]) {
+                return Some(v.to_string());
+            }
+            let from = e.get("valueFrom")?;
+            return match (from.get("configMapKeyRef"), from.get("secretKeyRef")) {
+                (Some(r), _) => configmap(text(r, &["name"])?, text(r, &["key"])?),
+                (_, Some(r)) => secret(text(r, &["name"])?, text(r, &["key"])?),
+                _ => None,
+            };
+        }
+        // A later source of envFrom wins, as the kubelet has it.
+        seq("envFrom").rev().find_map(|f| {
+            let key = name.strip_prefix(text(f, &["prefix"]).unwrap_or(""))?;
+            match (text(f, &["configMapRef", "name"]), text(f, &["secretRef", "name"])) {
+                (Some(cm), _) => configmap(cm, key),
+                (_, Some(s)) => secret(s, key),
+                _ => None,
+            }
+        })
+    }
+
     pub fn ready_nodes(&self) -> Vec<&Node> {
         self.nodes
             .iter()
@@ -106,6 +138,10 @@ impl Snapshot {
             })
             .collect()
     }
+}
+
+fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, k| v.get(*k)).and_then(Value::as_str)
 }
 
 /// The object of that namespace and name in a list.

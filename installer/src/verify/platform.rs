@@ -15,7 +15,7 @@ use kube::{Client, ResourceExt};
 use serde_yaml_ng::Value;
 
 use super::check::Checks;
-use super::live::{find, has_labels, Snapshot};
+use super::live::{has_labels, Snapshot};
 use super::objects::Object;
 use super::proxy::{self, Judge, Probe, Target};
 use crate::plan::Carried;
@@ -138,22 +138,6 @@ fn service_for(
     })
 }
 
-/// A container's environment variable as the kubelet gives it: its own value, or a ConfigMap's
-/// key by reference or `envFrom`, read from the cluster.
-fn env(namespace: &str, container: &Value, name: &str, live: &Snapshot) -> Option<String> {
-    let data = |cm: &str| find(&live.configmaps, namespace, cm).and_then(|c| c.data.clone()).unwrap_or_default();
-    if let Some(e) = seq(container, "env").find(|e| text(e, &["name"]) == Some(name)) {
-        if let Some(v) = text(e, &["value"]) {
-            return Some(v.to_string());
-        }
-        let r = e.get("valueFrom").and_then(|v| v.get("configMapKeyRef"))?;
-        return data(text(r, &["name"])?).get(text(r, &["key"])?).cloned();
-    }
-    seq(container, "envFrom")
-        .filter_map(|f| text(f, &["configMapRef", "name"]))
-        .find_map(|cm| data(cm).get(name).cloned())
-}
-
 fn keycloak(c: &mut Checks, objects: &[Object<'_>], live: &Snapshot, probes: &mut Vec<Probe>) {
     let servers = served(objects, live, &|_, path| path.ends_with(REALM_PROBE));
     if servers.is_empty() {
@@ -220,7 +204,7 @@ fn config_servers(
         served(objects, live, &|container, _| seq(container, "env").chain(seq(container, "envFrom")).next().is_some());
     let servers: Vec<(Served<'_>, String)> = servers
         .into_iter()
-        .filter_map(|s| env(&s.object.namespace, s.container, CONFIG_GIT_URI, live).map(|uri| (s, uri)))
+        .filter_map(|s| live.env(&s.object.namespace, s.container, CONFIG_GIT_URI).map(|uri| (s, uri)))
         .collect();
     if servers.is_empty() {
         c.skipped("config", "Spring Cloud Config servers", format!("no container of the plan sets {CONFIG_GIT_URI}"));
@@ -238,7 +222,8 @@ fn config_servers(
             c.failed("config", subject, format!("{CONFIG_GIT_URI} is {uri}, not a repository the bundle carries"));
             continue;
         };
-        let label = env(&s.object.namespace, s.container, CONFIG_LABEL, live)
+        let label = live
+            .env(&s.object.namespace, s.container, CONFIG_LABEL)
             .unwrap_or_else(|| carried_ref.rsplit_once(':').map(|(_, r)| r.to_string()).unwrap_or_default());
         let clone = work.join("verify-git").join(carried_ref.replace(['/', ':'], "_"));
         if !clone.exists() {

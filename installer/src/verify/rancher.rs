@@ -3,6 +3,10 @@
 //! `management.cattle.io`), rendered as a step's own object or among the objects an `http` step
 //! applies to the cluster whose API it calls (Rancher's, another cluster of the plan). Rancher is
 //! asked where that object lands.
+//!
+//! Where the plan's `saml` step runs, Rancher's SAML `AuthConfig` is as the step wrote it (on,
+//! its type and fields the plan's) and its IdP metadata is the one the site's Keycloak serves
+//! now: the same entity and signing certificates.
 
 use anyhow::Result;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -15,6 +19,7 @@ use super::objects::Object;
 use crate::cluster::Cluster;
 use crate::render::{Action, Rendered};
 use crate::run;
+use crate::saml::Prepared;
 use crate::site::Site;
 
 /// A Rancher Cluster the plan creates: the step, the plan cluster Rancher runs in, its name.
@@ -44,6 +49,13 @@ pub async fn check(
     objects: &[Object<'_>],
     site: &Site,
 ) -> Result<()> {
+    for r in rendered {
+        if let Action::Saml(p) = &r.action {
+            c.at(Some(&r.step.id));
+            saml(c, here, p, r.skipped.as_deref()).await?;
+        }
+    }
+    c.at(None);
     let mut imports = Vec::new();
     for o in objects {
         if let Some(name) = rancher_cluster(o.doc) {
@@ -123,4 +135,74 @@ pub async fn check(
     }
     c.at(None);
     Ok(())
+}
+
+/// The AuthConfig the `saml` step wrote, checked against the plan and Keycloak.
+async fn saml(c: &mut Checks, here: &Cluster, p: &Prepared, skipped: Option<&str>) -> Result<()> {
+    let Some(wanted) = p.rancher.last().and_then(|d| serde_json::to_value(d).ok()) else { return Ok(()) };
+    let name = wanted["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let (_, keycloak, _, path) = &p.metadata;
+    let subject = format!("Rancher SAML AuthConfig {name} (in cluster {})", here.name);
+    if let Some(why) = skipped {
+        c.skipped("rancher", subject, format!("the saml step does not run: {why}"));
+        return Ok(());
+    }
+    let gvk = GroupVersionKind::gvk("management.cattle.io", "v3", "AuthConfig");
+    let Ok((resource, _)) = kube::discovery::pinned_kind(&here.client, &gvk).await else {
+        c.failed("rancher", subject, "the cluster serves no management.cattle.io/v3 AuthConfig: no Rancher runs there");
+        return Ok(());
+    };
+    let Some(live) = Api::<DynamicObject>::all_with(here.client.clone(), &resource).get_opt(&name).await? else {
+        c.failed("rancher", subject, "does not exist in the cluster");
+        return Ok(());
+    };
+    let live = &live.data;
+    let mut wrong = Vec::new();
+    for (field, value) in wanted.as_object().into_iter().flatten() {
+        if !["apiVersion", "kind", "metadata"].contains(&field.as_str()) && &live[field] != value {
+            let shown = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), |s| format!("{s:?}"));
+            wrong.push(format!("{field} is {}, the plan sets {}", shown(&live[field]), shown(value)));
+        }
+    }
+    let held = live["idpMetadataContent"].as_str().unwrap_or_default();
+    let result = match (wrong.is_empty(), p.idp_metadata(&here.client).await) {
+        (false, _) => Err(wrong.join("; ")),
+        (true, Err(e)) => Err(format!("{e:#}")),
+        (true, Ok(served)) => match (entity(held), entity(&served)) {
+            (None, _) => Err("it holds no IdP metadata (idpMetadataContent names no entityID)".to_string()),
+            (Some(h), Some(s)) if h != s => {
+                Err(format!("its IdP metadata names entity {h}; Keycloak serves {s} at Service {keycloak}{path}"))
+            }
+            _ if certificates(held) != certificates(&served) => Err(format!(
+                "its IdP metadata holds other signing certificates than Keycloak serves at Service {keycloak}{path}"
+            )),
+            (Some(h), _) => {
+                Ok(format!("enabled, its fields as the plan sets them, IdP entity {h} as Keycloak serves it"))
+            }
+        },
+    };
+    c.outcome("rancher", subject, result);
+    Ok(())
+}
+
+/// The `entityID` of SAML metadata's `EntityDescriptor`.
+fn entity(metadata: &str) -> Option<&str> {
+    let at = metadata.find("EntityDescriptor")?;
+    let rest = &metadata[at..];
+    let start = rest.find("entityID=")? + "entityID=".len();
+    let quote = rest[start..].chars().next()?;
+    let value = &rest[start + 1..];
+    value.split(quote).next()
+}
+
+/// The certificates of SAML metadata (`X509Certificate` elements, whatever their prefix), spaces
+/// dropped.
+fn certificates(metadata: &str) -> Vec<String> {
+    metadata
+        .split("X509Certificate>")
+        .skip(1)
+        .step_by(2)
+        .filter_map(|s| s.split('<').next())
+        .map(|c| c.split_whitespace().collect())
+        .collect()
 }
