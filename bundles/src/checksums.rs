@@ -20,8 +20,9 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<(String, String)>> {
         if line.is_empty() {
             continue;
         }
-        let bad =
-            || Error::invalid(source, format!("line {}: expected '<sha256 hex>  <file name>', found '{line}'", i + 1));
+        let bad = || {
+            Error::malformed(format!("{source} line {}: expected '<sha256 hex>  <file name>', found '{line}'", i + 1))
+        };
         let (hex, rest) = line.split_once(' ').ok_or_else(bad)?;
         // coreutils writes two spaces in text mode and ' *' in binary mode.
         let name = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*')).ok_or_else(bad)?;
@@ -49,7 +50,7 @@ mod tests {
     #[test]
     fn names_the_line() {
         let err = parse(&format!("{}  ok\nnonsense\n", "0".repeat(64)), "SHA256SUMS").unwrap_err();
-        assert!(err.to_string().starts_with("SHA256SUMS: line 2: "), "{err}");
+        assert!(err.to_string().starts_with("SHA256SUMS line 2: "), "{err}");
         assert!(parse(&format!("{}  x", "A".repeat(64)), "S").is_err());
     }
 }
