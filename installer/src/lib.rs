@@ -28,14 +28,14 @@ mod preflight;
 mod probe_pace;
 mod registry_client;
 mod render;
-pub mod run;
+mod run;
 pub mod saml;
 mod service_proxy;
 pub mod site;
 pub mod site_ca;
 mod state;
 pub mod tools;
-pub mod verify;
+mod verify;
 pub mod wait;
 pub mod wireguard;
 

@@ -8,9 +8,9 @@
 //! It reads what the renderer made and asks the cluster (when it answers) only to read.
 
 mod apis;
-pub mod chart;
+pub(crate) mod chart;
 mod inventory;
-pub mod kube_version;
+mod kube_version;
 mod live;
 pub(crate) mod refs;
 mod report;
