@@ -37,6 +37,7 @@ pub struct NewBundle {
 }
 
 impl NewBundle {
+    /// The bundle `spec` describes, to be written to `out`, with the bundler's defaults otherwise.
     pub fn new(spec: &Path, out: &Path, cache: &Path) -> NewBundle {
         NewBundle { opts: bundler::CreateOptions::new(spec, out, bundler::FetchOptions::new(cache)) }
     }
