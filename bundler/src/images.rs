@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use bundles::artifact::{Kind, Reference};
-use bundles::digest::{parse_sha256, Digest};
+use bundles::digest::{parse_sha256, require_sha256, Digest};
 use bundles::layout_writer::{descriptor, Stored};
 use oci_spec::image::Descriptor;
 use serde_json::Value;
@@ -52,7 +52,7 @@ pub fn canonical(reference: &str) -> Result<(Reference, String)> {
 /// The digest a reference pins (`name:tag@sha256:…`): what is fetched, by digest, whatever the
 /// tag now points at.
 pub fn pinned(r: &Reference) -> Result<Option<Digest>> {
-    Ok(r.digest.as_deref().map(parse_sha256).transpose()?)
+    Ok(r.digest.clone().map(require_sha256).transpose()?)
 }
 
 fn platform_of(v: &Value) -> Option<String> {
@@ -194,7 +194,9 @@ mod tests {
             format!("sha256:{}", "a".repeat(64)),
             "the digest the pin"
         );
-        assert!(pinned(&canonical("quay.io/a/b:1@sha256:abc").unwrap().0).is_err());
+        assert!(canonical("quay.io/a/b:1@sha256:abc").is_err());
+        let sha512 = canonical(&format!("quay.io/a/b:1@sha512:{}", "a".repeat(128))).unwrap().0;
+        assert!(pinned(&sha512).unwrap_err().to_string().contains("only sha256"), "bundles carry SHA-256 blobs");
         assert!(chosen(&["linux/arm64".into()], "linux/arm64/v8"));
         assert!(!chosen(&["linux/arm".into()], "linux/arm64"));
     }

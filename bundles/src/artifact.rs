@@ -269,8 +269,8 @@ pub struct Reference {
     pub repository: String,
     /// The tag, when one is given.
     pub tag: Option<String>,
-    /// The digest, when one is given.
-    pub digest: Option<String>,
+    /// The digest, when one is given: any algorithm the distribution spec's grammar allows.
+    pub digest: Option<Digest>,
 }
 
 impl Reference {
@@ -278,7 +278,7 @@ impl Reference {
     /// colon or is `localhost`; otherwise the host is `docker.io` (and `library/` for one name).
     pub fn parse(text: &str) -> Result<Reference> {
         let (rest, digest) = match text.split_once('@') {
-            Some((r, d)) => (r, Some(d.to_string())),
+            Some((r, d)) => (r, Some(d)),
             None => (text, None),
         };
         let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
@@ -310,7 +310,7 @@ impl Reference {
         if !valid(&repository) {
             return Err(Error::malformed(format!("'{text}': repository '{repository}' is not a valid name")));
         }
-        // The distribution spec's grammar: `[\w][\w.-]{0,127}` for a tag, `algorithm:encoded` for a digest.
+        // The distribution spec's grammar: `[\w][\w.-]{0,127}` for a tag; a digest's is `Digest`'s.
         let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
         if let Some(t) = &tag {
             let ok = t.len() <= 128
@@ -320,23 +320,25 @@ impl Reference {
                 return Err(Error::malformed(format!("'{text}': tag '{t}' is not a valid tag")));
             }
         }
-        if let Some(d) = &digest {
-            let ok = d.split_once(':').is_some_and(|(alg, enc)| {
-                !alg.is_empty()
-                    && alg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
-                    && !enc.is_empty()
-                    && enc.bytes().all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b))
-            });
-            if !ok {
-                return Err(Error::malformed(format!("'{text}': '{d}' is not a digest")));
-            }
-        }
+        let digest = digest
+            .map(|d| Digest::from_str(d).map_err(|_| Error::malformed(format!("'{text}': '{d}' is not a digest"))))
+            .transpose()?;
         Ok(Reference { registry, repository, tag, digest })
     }
 
     /// The full name with the registry host first, the form bundles record.
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// What a manifest request for it names: the digest when there is one, else the tag, else
+    /// `latest`, as Docker and containerd ask.
+    pub fn manifest_ref(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
     }
 }
 
@@ -368,10 +370,20 @@ mod tests {
         assert_eq!(r.to_string(), "docker.io/library/nginx");
         assert_eq!(Reference::parse("docker.io/nginx:1").unwrap().to_string(), "docker.io/library/nginx:1");
         assert_eq!(Reference::parse("index.docker.io/a/b").unwrap().to_string(), "docker.io/a/b");
-        let r = Reference::parse("localhost:5000/a/b@sha256:abc").unwrap();
-        assert_eq!((r.registry.as_str(), r.tag, r.digest.as_deref()), ("localhost:5000", None, Some("sha256:abc")));
-        let r = Reference::parse("quay.io/x/y:1.0@sha256:abc").unwrap();
-        assert_eq!(r.tag.as_deref(), Some("1.0"));
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = Reference::parse(&format!("localhost:5000/a/b@{d}")).unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.tag.as_deref(), r.digest.as_ref().map(Digest::as_ref)),
+            ("localhost:5000", None, Some(d.as_str()))
+        );
+        assert_eq!(r.manifest_ref(), d);
+        let r = Reference::parse(&format!("quay.io/x/y:1.0@{d}")).unwrap();
+        assert_eq!((r.tag.as_deref(), r.manifest_ref()), (Some("1.0"), d));
+        assert_eq!(Reference::parse("quay.io/x/y:1.0").unwrap().manifest_ref(), "1.0");
+        assert_eq!(Reference::parse("quay.io/x/y").unwrap().manifest_ref(), "latest");
+        let sha512 = format!("sha512:{}", "b".repeat(128));
+        assert_eq!(Reference::parse(&format!("x/y@{sha512}")).unwrap().to_string(), format!("docker.io/x/y@{sha512}"));
+        assert!(Reference::parse("x/y@sha256:abc").unwrap_err().to_string().contains("not a digest"), "too short");
         assert!(Reference::parse("docker.io/../etc").is_err());
         assert!(Reference::parse("docker.io/UPPER").is_err());
         assert!(Reference::parse("nginx:1.25\u{1b}[2J").unwrap_err().to_string().contains("not a valid tag"));

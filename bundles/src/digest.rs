@@ -12,8 +12,13 @@ pub use oci_spec::image::Digest;
 /// Parses an OCI digest and insists on SHA-256, the only algorithm bundles carry.
 pub fn parse_sha256(text: &str) -> Result<Digest> {
     let d = Digest::from_str(text).map_err(|e| Error::malformed(format!("'{text}' is not a digest: {e}")))?;
+    require_sha256(d)
+}
+
+/// `d` when it is a SHA-256, the only algorithm bundles carry (an image reference may pin another).
+pub fn require_sha256(d: Digest) -> Result<Digest> {
     if d.algorithm().as_ref() != "sha256" {
-        return Err(Error::malformed(format!("'{text}': only sha256 digests are supported")));
+        return Err(Error::malformed(format!("'{d}': only sha256 digests are supported")));
     }
     Ok(d)
 }

@@ -64,8 +64,7 @@ impl RegistryClient {
         if let Some(hit) = self.resolved.lock().unwrap().get(&key) {
             return Ok(hit.clone());
         }
-        let tag = image.digest.clone().or_else(|| image.tag.clone()).unwrap_or_else(|| "latest".into());
-        let url = format!("{}/v2/{}/manifests/{tag}", self.base, image.name());
+        let url = format!("{}/v2/{}/manifests/{}", self.base, image.name(), image.manifest_ref());
         let res = self
             .http
             .head(&url)
@@ -91,8 +90,7 @@ impl RegistryClient {
     /// The digest of the one layer of a single-layer artifact (a chart, a file).
     pub async fn layer_digest(&self, reference: &str) -> Result<String> {
         let r = Reference::parse(reference)?;
-        let tag = r.digest.clone().or(r.tag.clone()).unwrap_or_else(|| "latest".into());
-        let url = format!("{}/v2/{}/manifests/{tag}", self.base, r.name());
+        let url = format!("{}/v2/{}/manifests/{}", self.base, r.name(), r.manifest_ref());
         let res = self.http.get(&url).header(ACCEPT, manifest_accept()).send().await?;
         if res.status() == StatusCode::NOT_FOUND {
             bail!("{reference} is not in the site registry ({url}): is it in the bundle?");
