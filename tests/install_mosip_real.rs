@@ -18,9 +18,10 @@
 //! admission Secrets other pods mount and patches the webhooks' CA), since nothing else would.
 //!
 //! The test site file is `site.example.yaml` with only what a test machine must change: the
-//! registry's address and CA, a CA for the domains, the clusters' kubeconfigs, `lab.request_scale`,
-//! and the two components whose steps call Elasticsearch, Kibana and Rancher over HTTP (which no
-//! stand-in serves: `install_http_steps.rs` tests them against a recording double). The site's
+//! registry's address and CA, a CA for the domains, the clusters' kubeconfigs, `lab.request_scale`
+//! and `lab.probe_delay_scale`, and the two components whose steps call Elasticsearch, Kibana and
+//! Rancher over HTTP (which no stand-in serves: `install_http_steps.rs` tests them against a
+//! recording double). The site's
 //! domains and storage class names stay as the example has them: the domains resolve to a node's
 //! address through the namespace's own hosts file (the installer's preflight looks each one up),
 //! and the classes (EKS's `gp2`, which the test's clusters come with as EKS's do; the plan's
@@ -65,6 +66,9 @@ const ISTIOD_IMAGE: &str = "docker.io/istio/pilot:1.15.0";
 /// The MOSIP cluster's requests add up to about 25 CPUs with the sidecars; one 2-core node holds
 /// them at 2 %.
 const REQUEST_SCALE: f64 = 0.02;
+/// The stand-ins answer as soon as they start, so the charts' probe delays (sized for JVMs:
+/// regclient's startup probe waits 420 s, then probes each minute) are shortened twentyfold.
+const PROBE_DELAY_SCALE: f64 = 0.05;
 /// The first apply of the MOSIP cluster is killed while this step runs (after its helm release
 /// is sent, during its wait), and the next apply must finish the install.
 const KILLED_DURING: &str = "config-server";
@@ -286,7 +290,7 @@ fn write_site(dir: &Path, registry: &SiteRegistry, planes: &[KubeControlPlane; 2
     for (name, plane) in CLUSTERS.iter().zip(planes) {
         site["clusters"][name] = json!({"kubeconfig": plane.kubeconfig()});
     }
-    site["lab"] = json!({"request_scale": REQUEST_SCALE});
+    site["lab"] = json!({"request_scale": REQUEST_SCALE, "probe_delay_scale": PROBE_DELAY_SCALE});
     for component in ["logging_setup", "rancher_import"] {
         site["components"][component] = false.into();
     }
