@@ -18,9 +18,12 @@ use crate::site::Site;
 const CLUSTERS: [&str; 2] = ["observation", "mosip"];
 const RKE2_SUPERVISOR_PORT: u16 = 9345;
 
+/// Where the clusters run, and so which configuration files are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Provider {
+    /// AWS EKS: an eksctl ClusterConfig per cluster.
     Eks,
+    /// RKE2 on the site's own machines: server `config.yaml` files and `registries.yaml`.
     Rke2,
 }
 
@@ -29,7 +32,9 @@ pub enum Provider {
 pub struct ClusterConfigOptions {
     /// The site file.
     pub site: PathBuf,
+    /// Which provider's files to write.
     pub provider: Provider,
+    /// Where the upstream hosts the nodes mirror come from.
     pub source: HostSource,
     /// Write the files under this folder instead of printing them.
     pub out: Option<PathBuf>,
@@ -37,6 +42,7 @@ pub struct ClusterConfigOptions {
     pub json: bool,
 }
 
+/// Writes or prints both clusters' files; fails naming the site file's key when one the provider needs is missing.
 pub fn run(opts: &ClusterConfigOptions) -> Result<()> {
     let site = Site::load(&opts.site)?;
     let (ca_file, _) = site.registry_ca()?;
@@ -123,56 +129,56 @@ impl ProviderView {
 /// eksctl's `ClusterConfig` (v1alpha5), the fields the upstream samples set plus the mirrors.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ClusterConfig {
-    pub api_version: String,
-    pub kind: String,
-    pub metadata: ClusterMeta,
-    pub managed_node_groups: Vec<ManagedNodeGroup>,
-    pub vpc: Vpc,
+struct ClusterConfig {
+    api_version: String,
+    kind: String,
+    metadata: ClusterMeta,
+    managed_node_groups: Vec<ManagedNodeGroup>,
+    vpc: Vpc,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ClusterMeta {
-    pub name: String,
-    pub region: String,
-    pub version: String,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ManagedNodeGroup {
-    pub name: String,
-    pub instance_type: String,
-    pub instance_name: String,
-    pub desired_capacity: u32,
-    pub private_networking: bool,
-    pub volume_size: u32,
-    pub volume_type: String,
-    pub ssh: Ssh,
-    pub labels: BTreeMap<String, String>,
-    pub pre_bootstrap_commands: Vec<String>,
+struct ClusterMeta {
+    name: String,
+    region: String,
+    version: String,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Ssh {
-    pub public_key_name: String,
-    pub allow: bool,
+struct ManagedNodeGroup {
+    name: String,
+    instance_type: String,
+    instance_name: String,
+    desired_capacity: u32,
+    private_networking: bool,
+    volume_size: u32,
+    volume_type: String,
+    ssh: Ssh,
+    labels: BTreeMap<String, String>,
+    pre_bootstrap_commands: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Vpc {
-    pub subnets: Subnets,
+#[serde(rename_all = "camelCase")]
+struct Ssh {
+    public_key_name: String,
+    allow: bool,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Subnets {
-    pub private: BTreeMap<String, SubnetId>,
+struct Vpc {
+    subnets: Subnets,
 }
 
 #[derive(Debug, Serialize)]
-pub struct SubnetId {
-    pub id: String,
+struct Subnets {
+    private: BTreeMap<String, SubnetId>,
+}
+
+#[derive(Debug, Serialize)]
+struct SubnetId {
+    id: String,
 }
 
 fn eks(need: &Need, p: &ProviderView, mirrors: &Mirrors) -> Result<Vec<NodeFile>> {
@@ -232,13 +238,13 @@ fn eks(need: &Need, p: &ProviderView, mirrors: &Mirrors) -> Result<Vec<NodeFile>
 /// RKE2 server configuration (`/etc/rancher/rke2/config.yaml`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct Rke2ServerConfig {
+struct Rke2ServerConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
-    pub token_file: String,
-    pub tls_san: Vec<String>,
-    pub node_label: Vec<String>,
-    pub write_kubeconfig_mode: String,
+    server: Option<String>,
+    token_file: String,
+    tls_san: Vec<String>,
+    node_label: Vec<String>,
+    write_kubeconfig_mode: String,
 }
 
 fn rke2(need: &Need, p: &ProviderView, mirrors: &Mirrors) -> Result<Vec<NodeFile>> {

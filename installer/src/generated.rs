@@ -27,10 +27,13 @@ use crate::postrender::ObjectRef;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Generate {
+    /// Where the ConfigMap and the Secret are kept; it must exist by then.
     pub namespace: String,
+    /// The keystore to make.
     pub signing_keystore: SigningKeystore,
 }
 
+/// A CA, a code-signing certificate it signs and a PKCS#12 keystore of it, as create-signing-certs.sh makes them.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SigningKeystore {
@@ -41,7 +44,9 @@ pub struct SigningKeystore {
     pub days: u32,
     /// The keystore entry's name (jarsigner's alias).
     pub alias: String,
+    /// Where the certificates and the keystore are kept.
     pub configmap: KeystoreFiles,
+    /// Where the keystore's (random) password is kept.
     pub password: SecretKey,
 }
 
@@ -49,9 +54,13 @@ pub struct SigningKeystore {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeystoreFiles {
+    /// The ConfigMap's name.
     pub name: String,
+    /// The key of the CA certificate (PEM).
     pub ca_cert: String,
+    /// The key of the signing certificate (PEM).
     pub cert: String,
+    /// The key of the keystore, in `binaryData`.
     pub keystore: String,
 }
 
@@ -59,7 +68,9 @@ pub struct KeystoreFiles {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretKey {
+    /// The Secret's name.
     pub secret: String,
+    /// The key of the password in the Secret.
     pub key: String,
 }
 
@@ -72,6 +83,7 @@ const PASSWORD_BYTES: usize = 15;
 const NS_CERT_TYPE: &[u64] = &[2, 16, 840, 1, 113730, 1, 1];
 
 impl Generate {
+    /// Fails when the subject is not one this step can write (checked on plan load, before a cluster is touched).
     pub fn check(&self) -> Result<()> {
         parse_subject(&self.signing_keystore.subject).map(drop).context("generate.signing_keystore.subject")
     }
@@ -148,10 +160,13 @@ impl Generate {
 
 /// What a signing keystore is made of.
 pub struct Material {
+    /// The CA certificate, PEM.
     pub ca_pem: String,
+    /// The signing certificate, PEM.
     pub cert_pem: String,
     /// PKCS#12.
     pub keystore: Vec<u8>,
+    /// The keystore's password: 20 characters of URL-safe base64.
     pub password: String,
 }
 

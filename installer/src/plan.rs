@@ -11,38 +11,49 @@ use anyhow::{bail, Context, Result};
 use bundles::naming;
 use serde::Deserialize;
 
+/// A loaded plan, checked against the bundle spec it names (see [`Plan::load`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
+    /// The format version; only 1 is read.
     pub version: u32,
     /// The bundle spec the plan installs from, relative to the plan.
     pub bundle: PathBuf,
+    /// Each cluster's steps, by the cluster's name in the site file.
     pub clusters: BTreeMap<String, Cluster>,
 }
 
+/// One cluster of the plan: its steps, in any order (see [`Cluster::order`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
+    /// Free text, shown beside the cluster's name.
     #[serde(default)]
     pub description: String,
     /// The default of `site_ca` for the cluster's helm releases.
     #[serde(default)]
     pub site_ca: bool,
+    /// The cluster's steps as written; their `after` gives the order.
     pub steps: Vec<Step>,
 }
 
+/// One step of a cluster: one action, plus the copies and waits that follow it.
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "StepFile")]
 pub struct Step {
+    /// Unique within the cluster; what `after`, `--from`, `--to` and `--only` name.
     pub id: String,
+    /// What the step is for, for people; may be empty.
     pub title: String,
     /// Steps of the same cluster that must be done first.
     pub after: Vec<String>,
     /// The site's `components.<name>` that must be true for the step to run.
     pub component: Option<String>,
+    /// What the step does.
     pub action: StepAction,
     /// Copies of resources from other namespaces, as the upstream scripts make them.
     pub copy: Vec<Copy>,
+    /// What must be ready before the step counts as done, checked after its action and copies.
     pub wait: Vec<Wait>,
     /// Objects the step makes without rendering them (a Secret a chart's Job writes), which
     /// `install plan`'s check counts as there once the step is done.
@@ -164,11 +175,13 @@ impl TryFrom<StepFile> for Step {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provided {
+    /// The object's kind (`Secret`), or the kind served (`ServiceMonitor`).
     pub kind: String,
     /// `group/version`: needed for a served kind, and when the kind's name alone does not say
     /// which one it is.
     #[serde(rename = "apiVersion")]
     pub api_version: Option<String>,
+    /// The object's name; absent, the kind itself is what the step provides.
     pub name: Option<String>,
     /// Of a served kind: whether its objects are namespaced (default true).
     pub namespaced: Option<bool>,
@@ -179,23 +192,30 @@ pub struct Provided {
     pub keys: Vec<String>,
 }
 
+/// A `namespace:` step: the namespace, applied with its labels.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Namespace {
+    /// The namespace.
     pub name: String,
+    /// Labels set on it (`istio-injection: enabled`).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
 
+/// A `configmap:` or `secret:` step: one object whose values come from the site file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigMap {
+    /// The object's name.
     pub name: String,
+    /// The namespace it is written to; it must exist by then.
     pub namespace: String,
     /// Key → value; `${site.path}` is replaced from the site file.
     pub data: BTreeMap<String, String>,
 }
 
+/// Where objects come from in the bundle: git + path, chart + path, or file (checked on load).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
@@ -204,16 +224,21 @@ pub struct Source {
     /// A chart of the bundle (as `helm.chart` names it), and a file or folder in it: what a chart
     /// ships for a hook Job to apply (rancher-monitoring-crd's CRDs).
     pub chart: Option<String>,
+    /// A file or folder inside `git` or `chart`.
     pub path: Option<String>,
     /// A file of the bundle, `files.airgap.local/<name>:<version>` (see [`bundles::naming`]).
     pub file: Option<String>,
+    /// The namespace given to objects that name none.
     pub namespace: Option<String>,
 }
 
+/// A `helm:` step: a release of a chart the bundle carries, installed or upgraded by the bundled helm.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Release {
+    /// The release name.
     pub release: String,
+    /// The release's namespace.
     pub namespace: String,
     /// A chart of the bundle, `<repo host>/<repo path>/<chart>:<version>`.
     pub chart: Option<String>,
@@ -252,18 +277,24 @@ pub struct Istio {
     /// Where the control plane images live upstream (`docker.io/istio`); the installer points it
     /// at the site registry unless images are kept by name.
     pub hub: String,
+    /// The image tag of every control-plane image (`1.15.0`).
     pub tag: String,
     /// `--set` values for istioctl; `${site.path}` is replaced from the site file.
     #[serde(default)]
     pub set: BTreeMap<String, String>,
 }
 
+/// A ConfigMap or Secret copied from one namespace to another, after the step's action.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Copy {
+    /// ConfigMap or Secret.
     pub kind: CopyKind,
+    /// The source object's name (and the copy's, unless `as` renames it).
     pub name: String,
+    /// The namespace copied from; the object must exist there by then.
     pub from: String,
+    /// The namespace copied to; an existing copy is overwritten.
     pub to: String,
     /// The copy's name, when not `name` (as `kubectl create secret s3 --from-literal=...` makes a
     /// new object from another's values).
@@ -274,19 +305,24 @@ pub struct Copy {
     pub keys: BTreeMap<String, String>,
 }
 
+/// What a [`Copy`] copies.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum CopyKind {
+    /// A ConfigMap (`configmap` in the plan).
     ConfigMap,
+    /// A Secret (`secret` in the plan).
     Secret,
 }
 
+/// A readiness wait after a step (see [`crate::wait::wait`]); the step fails when it times out.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Wait {
     /// Deployment and StatefulSet: available/rolled out; Job: complete; DaemonSet: ready; Pod:
     /// succeeded.
     pub kind: WaitKind,
+    /// The namespace the objects are in.
     pub namespace: String,
     /// A name, or `*` for every object of that kind in the namespace.
     #[serde(default = "all")]
@@ -299,12 +335,18 @@ fn all() -> String {
     "*".into()
 }
 
+/// The kind a [`Wait`] waits for, and so what ready means.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 pub enum WaitKind {
+    /// Ready when every replica of the current revision is available.
     Deployment,
+    /// Ready when every replica of the current revision is ready.
     StatefulSet,
+    /// Ready when every scheduled pod is ready.
     DaemonSet,
+    /// Ready when complete; a failed Job fails the step.
     Job,
+    /// Ready when succeeded (a run-to-completion pod).
     Pod,
 }
 
@@ -312,8 +354,11 @@ pub enum WaitKind {
 /// get in the bundle.
 #[derive(Debug, Default)]
 pub struct Carried {
+    /// Chart references, `<repo host>/<repo path>/<chart>:<version>`.
     pub charts: BTreeSet<String>,
+    /// Git repository references, `<host>/<path>:<ref>`.
     pub git: BTreeSet<String>,
+    /// File references, `files.airgap.local/<name>:<version>`.
     pub files: BTreeSet<String>,
 }
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+/// How bad a [`Problem`] is: errors fail `install plan` and `apply`, warnings do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -13,17 +14,23 @@ pub enum Severity {
     Warning,
 }
 
+/// One thing the check found that stops an object, or a feature of it, from working.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
+    /// The plan's cluster the object lands in.
     pub cluster: String,
+    /// The plan step that renders the object.
     pub step: String,
     /// The step's helm release, when its name is not the step's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
     /// `Kind/namespace/name` (`Kind/name` when cluster-scoped), or `chart NAME VERSION`.
     pub object: String,
+    /// Where in the object (`volumes[2].configMap`), as `check.accepted` names it.
     pub field: String,
+    /// What is wrong, for people (`"x" is created by no step`).
     pub message: String,
+    /// Whether it fails the check.
     pub severity: Severity,
     /// Where the rule that found it is published (`manifests/runtime-apis.yaml`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,9 +50,13 @@ impl Problem {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Accepted {
+    /// The cluster it applies to; absent, every cluster.
     pub cluster: Option<String>,
+    /// As [`Problem::object`] writes it.
     pub object: String,
+    /// As [`Problem::field`] writes it.
     pub field: String,
+    /// Why the site lives with it; printed beside the problem.
     pub reason: String,
 }
 
@@ -55,7 +66,9 @@ impl Accepted {
     }
 }
 
+/// One cluster's problems, split by what the site accepts.
 pub struct Report {
+    /// The cluster checked.
     pub cluster: String,
     /// Problems no accepted entry matches.
     pub problems: Vec<Problem>,
@@ -66,6 +79,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// Splits `found` by the `accepted` entries that name this cluster (or none) and finds those left unused.
     pub fn new(cluster: &str, found: Vec<Problem>, accepted: &[Accepted]) -> Report {
         let mut report =
             Report { cluster: cluster.to_string(), problems: Vec::new(), accepted: Vec::new(), unused: Vec::new() };
@@ -85,10 +99,12 @@ impl Report {
         report
     }
 
+    /// Unaccepted problems that fail the check; non-zero means the command fails.
     pub fn errors(&self) -> usize {
         self.problems.iter().filter(|p| p.severity == Severity::Error).count()
     }
 
+    /// Unaccepted warnings plus stale `check.accepted` entries.
     pub fn warnings(&self) -> usize {
         self.problems.len() - self.errors() + self.unused.len()
     }

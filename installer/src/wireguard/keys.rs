@@ -33,10 +33,12 @@ impl Key {
         Ok(Key(bytes))
     }
 
+    /// The public key of this private key, as `wg pubkey` derives it.
     pub fn public(&self) -> Key {
         Key(PublicKey::from(&StaticSecret::from(self.0)).to_bytes())
     }
 
+    /// A key from its base64 text (surrounding whitespace ignored); fails unless it is 32 bytes.
     pub fn parse(text: &str) -> Result<Key> {
         let bytes = STANDARD.decode(text.trim()).map_err(|e| anyhow!("not base64 ({e})"))?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| anyhow!("{} bytes where a key has 32", b.len()))?;

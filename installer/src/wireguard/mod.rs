@@ -37,33 +37,52 @@ pub struct WireguardOptions {
     pub json: bool,
 }
 
+/// What [`generate`] wrote and kept, as `--json` prints it.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// The folder written (the image's /config).
     pub out: PathBuf,
+    /// The server's configuration.
     pub server: ServerReport,
+    /// Every peer the folder now holds, kept and added, in order.
     pub peers: Vec<PeerReport>,
+    /// How many peers this run added.
     pub added: usize,
 }
 
+/// The bastion's side of the tunnel.
 #[derive(Debug, Serialize)]
 pub struct ServerReport {
+    /// The server's `wg0.conf`.
     pub config: PathBuf,
+    /// The server's public key, base64 as `wg pubkey` prints it.
     pub public_key: String,
+    /// The server's tunnel address: the tunnel subnet's first host.
     pub address: Ipv4Addr,
+    /// `host:port` the peers dial (the site's, not the container's [`LISTEN_PORT`]).
     pub endpoint: String,
+    /// The port inside the container ([`LISTEN_PORT`]).
     pub listen_port: u16,
 }
 
+/// One peer: a person's or machine's configuration to import.
 #[derive(Debug, Serialize)]
 pub struct PeerReport {
+    /// `peer<N>`, as the image names its folders.
     pub name: String,
+    /// The peer's configuration file, to hand to whoever gets it.
     pub config: PathBuf,
+    /// The peer's public key, base64.
     pub public_key: String,
+    /// The peer's tunnel address.
     pub address: Ipv4Addr,
+    /// Who holds the peer, as written in the ledger by hand; empty until someone fills it in.
     pub assigned_to: String,
+    /// Whether this run added the peer (false: an earlier run's, kept).
     pub added: bool,
 }
 
+/// `airgap site wireguard`: generates (see [`generate`]) and prints a summary or JSON.
 pub fn run(opts: &WireguardOptions) -> Result<()> {
     let report = generate(&opts.site, &opts.out, opts.peers)?;
     if opts.json {

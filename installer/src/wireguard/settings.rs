@@ -14,11 +14,16 @@ pub const LISTEN_PORT: u16 = 51820;
 
 const EXAMPLE: &str = "manifests/mosip-1.2.0.1-B2/site.example.yaml";
 
+/// The site file's `wireguard:` section, checked (see [`Settings::load`]).
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The bastion's public name or address that peers dial, without the port.
     pub endpoint: String,
+    /// The UDP port peers dial; default [`LISTEN_PORT`].
     pub port: u16,
+    /// The IPv4 subnet inside the tunnel, truncated to its network; the server takes its first host.
     pub tunnel: Ipv4Net,
+    /// The site's subnets peers reach through the bastion (their `AllowedIPs`); none overlaps `tunnel`.
     pub internal: Vec<IpNet>,
 }
 
@@ -36,6 +41,7 @@ impl Settings {
         self.tunnel.hosts().next().unwrap_or(self.tunnel.addr())
     }
 
+    /// Reads and checks the section; fails naming the site file and the field when one is missing or a subnet overlaps.
     pub fn load(site: &Site) -> Result<Settings> {
         let file = site.path().display();
         let Some(section) = site.view::<View>()?.wireguard else {
