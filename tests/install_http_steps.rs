@@ -1,16 +1,16 @@
 //! `http` steps (installer::http_step) through `airgap install apply`, against two real control
 //! planes (kwok nodes) whose API servers proxy the requests to a Service.
 //!
-//! The servers behind the Services are a test double written here, which records every request
-//! and answers as Elasticsearch's ILM API, Kibana's saved-objects import and Rancher's
+//! The servers behind the Services are `testkit::api_double`, which records every request and
+//! answers as Elasticsearch's ILM API, Kibana's saved-objects import and Rancher's
 //! registration-manifest endpoint do: none of the three runs on this machine (Rancher and Kibana
 //! need their upstream builds; Elasticsearch's ILM is an x-pack feature missing from the builds
 //! on Maven Central). The `saml` step's Rancher side is checked the same way: the double serves
 //! Keycloak's IdP metadata (whose import of the client installer/tests/saml.rs runs against a
-//! real Keycloak), and the test reads the AuthConfig and Secret the step writes for Rancher. The test also plays the part of Rancher's controllers: it serves Rancher's
-//! CRDs and, once the plan registered the cluster, gives it a cluster id and a registration
-//! token, as Rancher 2.6.9 does (`pkg/controllers/provisioningv2/cluster`,
-//! `pkg/controllers/dashboard/clusterregistrationtoken`).
+//! real Keycloak), and the test reads the AuthConfig and Secret the step writes for Rancher. The
+//! test also plays the part of Rancher's controllers (`api_double::play_rancher_controllers`):
+//! it serves Rancher's CRDs and, once the plan registered the cluster, gives it a cluster id and
+//! a registration token, as Rancher 2.6.9 does.
 //!
 //! The test runs in a network namespace of its own (`testkit::netns`): the double listens on
 //! every address of it, and each Service's pod (a kwok pod, given an address of the pod network)
@@ -19,186 +19,20 @@
 //! Endpoints address may not be a loopback one, so a `hostNetwork` pod of kwok's 127.0.0.1 nodes
 //! would not do.)
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
+use testkit::api_double::{
+    play_rancher_controllers, serve_rancher_kinds, ApiDouble, CLUSTER_ID, IDP_METADATA, IDP_METADATA_PATH, TOKEN,
+};
 use testkit::images::{push_plain, write_layout, Files, ImageSpec};
 use testkit::{tool, KubeControlPlane, SiteRegistry};
 
 const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
 const AGENT: &str = "docker.io/rancher/rancher-agent:v2.6.9";
 const DASHBOARD: &str = "files.airgap.local/01-logstash.ndjson:v1.2.0.1-B1";
-/// What Rancher's controllers would give the registered cluster.
-const CLUSTER_ID: &str = "c-m-4x7kq2vb";
-const TOKEN: &str = "r7tqk9v2l5xw8mzd4bcn6hjp3sgf";
 const CLIENT: &str = "files.airgap.local/keycloak_client.json:v1.2.0.1-B1";
-const IDP_METADATA_PATH: &str = "/auth/realms/master/protocol/saml/descriptor";
-/// The shape of Keycloak 16's realm descriptor, cut short (the real one is checked in saml.rs).
-const IDP_METADATA: &str = "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" \
-     entityID=\"https://keycloak.site.test/auth/realms/master\"><md:IDPSSODescriptor \
-     protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"/></md:EntityDescriptor>";
-
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-}
-
-/// What the double holds and has been asked.
-#[derive(Default)]
-struct DoubleState {
-    requests: Vec<Recorded>,
-    /// The ILM policy as Elasticsearch keeps it: the body's policy and its version.
-    policy: Option<(Json, u64)>,
-    /// The registration manifest names an image the bundle does not carry.
-    leaky_manifest: bool,
-    registry: String,
-}
-
-struct Double {
-    port: u16,
-    state: Arc<Mutex<DoubleState>>,
-}
-
-impl Double {
-    fn start(registry: &str) -> Double {
-        let listener = TcpListener::bind("0.0.0.0:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(Mutex::new(DoubleState { registry: registry.into(), ..DoubleState::default() }));
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let state = shared.clone();
-                std::thread::spawn(move || serve_connection(stream, &state));
-            }
-        });
-        Double { port, state }
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.state.lock().unwrap().requests.clone()
-    }
-}
-
-/// One connection, HTTP/1.1 with keep-alive as the API server's proxy speaks it.
-fn serve_connection(stream: TcpStream, state: &Mutex<DoubleState>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let (method, path) =
-            (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h).unwrap();
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        let body = read_body(&mut reader, &headers);
-        let request = Recorded { method, path, headers, body };
-        let (status, content_type, answer) = answer(&request, &mut state.lock().unwrap());
-        state.lock().unwrap().requests.push(request);
-        let head =
-            format!("HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", answer.len());
-        if out.write_all(head.as_bytes()).and_then(|_| out.write_all(answer.as_bytes())).is_err() {
-            return;
-        }
-    }
-}
-
-fn read_body(reader: &mut BufReader<TcpStream>, headers: &BTreeMap<String, String>) -> Vec<u8> {
-    let mut body = Vec::new();
-    if let Some(len) = headers.get("content-length") {
-        body.resize(len.parse().unwrap(), 0);
-        reader.read_exact(&mut body).unwrap();
-    } else if headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).unwrap();
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).unwrap();
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    }
-    body
-}
-
-/// The answers of the three APIs, as far as the plan's steps use them.
-fn answer(r: &Recorded, state: &mut DoubleState) -> (u16, &'static str, String) {
-    const JSON: &str = "application/json";
-    match (r.method.as_str(), r.path.as_str()) {
-        ("GET", "/_ilm/policy/mosip-logs") => match &state.policy {
-            // Elasticsearch adds its defaults and metadata to what it was given.
-            Some((policy, version)) => {
-                let mut policy = policy.clone();
-                policy["phases"]["delete"]["actions"]["delete"]["delete_searchable_snapshot"] = json!(true);
-                let held = json!({"mosip-logs": {"version": version, "modified_date": "2026-12-06T07:00:00.000Z", "policy": policy}});
-                (200, JSON, held.to_string())
-            }
-            None => (404, JSON, json!({"error": {"type": "resource_not_found_exception"}, "status": 404}).to_string()),
-        },
-        ("PUT", "/_ilm/policy/mosip-logs") => {
-            let body: Json = serde_json::from_slice(&r.body).unwrap();
-            let version = state.policy.as_ref().map_or(1, |(_, v)| v + 1);
-            state.policy = Some((body["policy"].clone(), version));
-            (200, JSON, json!({"acknowledged": true}).to_string())
-        }
-        ("POST", "/api/saved_objects/_import?overwrite=true") => {
-            if !r.headers.contains_key("kbn-xsrf") {
-                return (400, JSON, json!({"message": "Request must contain a kbn-xsrf header."}).to_string());
-            }
-            let objects = String::from_utf8_lossy(&r.body).matches("\"type\":").count();
-            (200, JSON, json!({"success": true, "successCount": objects}).to_string())
-        }
-        ("GET", p) if p == format!("/v3/import/{TOKEN}_{CLUSTER_ID}.yaml") => {
-            // Rancher names the agent image under its systemDefaultRegistry: the site registry.
-            let image = match state.leaky_manifest {
-                false => format!("{}/rancher/rancher-agent:v2.6.9", state.registry),
-                true => "docker.io/rancher/not-carried:v1".to_string(),
-            };
-            (200, "text/plain", agent_manifest(&image))
-        }
-        ("GET", IDP_METADATA_PATH) => (200, "application/xml", IDP_METADATA.into()),
-        _ => (404, "text/plain", "404 page not found".into()),
-    }
-}
-
-/// The shape of Rancher's import manifest (`pkg/systemtemplate`), cut to what the test reads.
-fn agent_manifest(image: &str) -> String {
-    format!(
-        "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: cattle-system\n---\napiVersion: v1\nkind: Secret\n\
-         metadata:\n  name: cattle-credentials-1a2b3c\n  namespace: cattle-system\ntype: Opaque\ndata:\n  \
-         url: aHR0cHM6Ly9yYW5jaGVyLnh5ei5uZXQ=\n  token: cjd0cWs5djJsNXh3OG16ZDRiY242aGpwM3NnZg==\n---\n\
-         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: import-marker\n  namespace: cattle-system\ndata:\n  \
-         image: \"{image}\"\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: cattle-cluster-agent\n  \
-         namespace: cattle-system\nspec:\n  selector:\n    matchLabels: {{app: cattle-cluster-agent}}\n  template:\n    \
-         metadata:\n      labels: {{app: cattle-cluster-agent}}\n    spec:\n      containers:\n      - name: cluster-register\n        \
-         image: {image}\n        env:\n        - {{name: CATTLE_SERVER, value: \"https://rancher.xyz.net\"}}\n"
-    )
-}
-
 /// A registry of the site holding the agent image and a dashboard file, as a bundle would carry
 /// them (`airgap registry serve --storage`, pushed with skopeo and oras).
 fn registry(dir: &Path, dashboard: &Path) -> SiteRegistry {
@@ -230,17 +64,13 @@ fn push_file(address: &str, reference: &str, file: &Path) {
 fn services_of_the_double(kube: &KubeControlPlane, namespace: &str, services: &[(&str, u16)], port: u16) {
     kube.kubectl(&["create", "namespace", namespace]).unwrap();
     for (name, service_port) in services {
-        kubectl_apply(
-            kube,
-            &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
-                "spec": {"selector": {"app": "double"}, "ports": [{"name": "http", "port": service_port, "targetPort": "http"}]}}),
-        );
+        let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": {"app": "double"}, "ports": [{"name": "http", "port": service_port, "targetPort": "http"}]}});
+        kube.apply(&service.to_string()).unwrap();
     }
-    kubectl_apply(
-        kube,
-        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "double", "namespace": namespace, "labels": {"app": "double"}},
-            "spec": {"containers": [{"name": "double", "image": AGENT, "ports": [{"name": "http", "containerPort": port}]}]}}),
-    );
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "double", "namespace": namespace, "labels": {"app": "double"}},
+        "spec": {"containers": [{"name": "double", "image": AGENT, "ports": [{"name": "http", "containerPort": port}]}]}});
+    kube.apply(&pod.to_string()).unwrap();
     kube.kubectl(&["-n", namespace, "wait", "--for=condition=Ready", "pod/double", "--timeout=60s"]).unwrap();
     let ip = kube.kubectl(&["-n", namespace, "get", "pod", "double", "-o", "jsonpath={.status.podIP}"]).unwrap();
     let shown = Command::new("ip").args(["-o", "addr", "show", "dev", "lo"]).output().unwrap();
@@ -355,67 +185,6 @@ fn succeeded(out: &Output, what: &str) -> String {
     err
 }
 
-/// Rancher's CRDs, which Rancher makes when it starts (its chart carries none), and the
-/// namespace it registers clusters in.
-fn serve_rancher_crds(kube: &KubeControlPlane) {
-    for (group, kind, plural) in [
-        ("provisioning.cattle.io", "Cluster", "clusters"),
-        ("management.cattle.io", "ClusterRegistrationToken", "clusterregistrationtokens"),
-    ] {
-        let version = if group.starts_with("provisioning") { "v1" } else { "v3" };
-        let crd = json!({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": format!("{plural}.{group}")},
-            "spec": {"group": group, "scope": "Namespaced",
-                "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
-                "versions": [{"name": version, "served": true, "storage": true,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
-        });
-        kubectl_apply(kube, &crd);
-    }
-    kube.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
-    kube.kubectl(&["create", "namespace", "fleet-default"]).unwrap();
-}
-
-fn kubectl_apply(kube: &KubeControlPlane, doc: &Json) {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), doc.to_string()).unwrap();
-    kube.kubectl(&["apply", "-f", &file.path().display().to_string()]).unwrap();
-}
-
-/// What Rancher's controllers do with a registered imported cluster, once the plan registered
-/// it: a management cluster id in its status, a namespace of that name, and a registration token
-/// in it.
-fn play_rancher_controllers(kube: &KubeControlPlane) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while kube.kubectl(&["-n", "fleet-default", "get", "clusters.provisioning.cattle.io", "mosip"]).is_err() {
-        assert!(Instant::now() < deadline, "the plan never registered the cluster");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let status = json!({"status": {"clusterName": CLUSTER_ID, "ready": false}}).to_string();
-    kube.kubectl(&[
-        "-n",
-        "fleet-default",
-        "patch",
-        "clusters.provisioning.cattle.io",
-        "mosip",
-        "--type=merge",
-        "-p",
-        &status,
-    ])
-    .unwrap();
-    kube.kubectl(&["create", "namespace", CLUSTER_ID]).unwrap();
-    kubectl_apply(
-        kube,
-        &json!({
-            "apiVersion": "management.cattle.io/v3", "kind": "ClusterRegistrationToken",
-            "metadata": {"name": "default-token", "namespace": CLUSTER_ID},
-            "spec": {"clusterName": CLUSTER_ID},
-            "status": {"token": TOKEN},
-        }),
-    );
-}
-
 /// The steps whose progress line says `word` (`done`, `unchanged`): `[1/3] mosip: <step> <word> …`.
 fn steps_that(err: &str, word: &str) -> Vec<String> {
     err.lines()
@@ -446,10 +215,11 @@ fn http_steps_reach_apis_through_the_service_proxy_stay_idempotent_and_carry_ran
     )
     .unwrap();
     let reg = registry(dir.path(), &dashboard);
-    let double = Double::start(reg.address());
-    serve_rancher_crds(&observation);
-    services_of_the_double(&observation, "cattle-system", &[("rancher", 80)], double.port);
-    services_of_the_double(&mosip, "logging", &[("elasticsearch", 9200), ("kibana", 5601)], double.port);
+    let double = ApiDouble::new(reg.address());
+    let port = double.listen("0.0.0.0:0").unwrap();
+    serve_rancher_kinds(&observation).unwrap();
+    services_of_the_double(&observation, "cattle-system", &[("rancher", 80)], port);
+    services_of_the_double(&mosip, "logging", &[("elasticsearch", 9200), ("kibana", 5601)], port);
     let plan = plan(dir.path());
     let kubeconfigs = [("observation", observation.kubeconfig()), ("mosip", mosip.kubeconfig())];
     let site_with =
@@ -460,13 +230,13 @@ fn http_steps_reach_apis_through_the_service_proxy_stay_idempotent_and_carry_ran
     // Rancher makes of the registration.
     let mosip_apply = std::thread::scope(|s| {
         let run = s.spawn(|| apply(&site, &plan, reg.address(), "mosip"));
-        play_rancher_controllers(&observation);
+        play_rancher_controllers(&observation, "mosip", || run.is_finished()).unwrap();
         run.join().unwrap()
     });
     succeeded(&mosip_apply, "apply of cluster mosip");
 
     let first = double.requests();
-    let seen: Vec<String> = first.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    let seen: Vec<String> = first.iter().map(|r| r.line()).collect();
     assert_eq!(
         seen,
         [
@@ -522,13 +292,13 @@ fn http_steps_reach_apis_through_the_service_proxy_stay_idempotent_and_carry_ran
     // it is, the import is the API's own upsert, and a registration manifest naming an image the
     // bundle does not carry is refused before anything of it is applied.
     mosip.kubectl(&["-n", "airgap-system", "delete", "configmap", "airgap-install-mosip"]).unwrap();
-    double.state.lock().unwrap().leaky_manifest = true;
+    double.leak_in_manifest();
     let before = double.requests().len();
     let out = apply(&site, &plan, reg.address(), "mosip");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("leak check") && err.contains("docker.io/rancher/not-carried:v1"), "{err}");
-    let again: Vec<String> = double.requests()[before..].iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    let again: Vec<String> = double.requests()[before..].iter().map(|r| r.line()).collect();
     assert_eq!(
         again,
         [
@@ -578,21 +348,6 @@ fn saml_plan(dir: &Path) -> PathBuf {
     write_plan(dir, "keycloak_client.json", &clusters)
 }
 
-/// The AuthConfig kind Rancher serves (cluster-scoped), and the namespace of its secrets.
-fn serve_rancher_auth_configs(kube: &KubeControlPlane) {
-    let crd = json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "authconfigs.management.cattle.io"},
-        "spec": {"group": "management.cattle.io", "scope": "Cluster",
-            "names": {"kind": "AuthConfig", "plural": "authconfigs", "singular": "authconfig"},
-            "versions": [{"name": "v3", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
-    });
-    kubectl_apply(kube, &crd);
-    kube.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]).unwrap();
-    kube.kubectl(&["create", "namespace", "cattle-global-data"]).unwrap();
-}
-
 fn json_of(kube: &KubeControlPlane, args: &[&str]) -> Json {
     let mut all = args.to_vec();
     all.extend(["-o", "json"]);
@@ -614,9 +369,10 @@ fn the_saml_step_writes_rancher_s_auth_config_with_keycloak_s_metadata_and_a_job
     let client =
         testkit::shared_fixtures().join("../reference/k8s-infra-v1.2.0.1-B1/rancher/keycloak/keycloak_client.json");
     push_file(reg.address(), CLIENT, &client);
-    let double = Double::start(reg.address());
-    serve_rancher_auth_configs(&observation);
-    services_of_the_double(&observation, "keycloak", &[("keycloak", 80)], double.port);
+    let double = ApiDouble::new(reg.address());
+    let port = double.listen("0.0.0.0:0").unwrap();
+    serve_rancher_kinds(&observation).unwrap();
+    services_of_the_double(&observation, "keycloak", &[("keycloak", 80)], port);
     // What the Keycloak chart makes beside Keycloak, which the Job reads the admin's name and
     // password from.
     observation
@@ -662,7 +418,7 @@ fn the_saml_step_writes_rancher_s_auth_config_with_keycloak_s_metadata_and_a_job
     .unwrap();
 
     succeeded(&apply(&site, &plan, reg.address(), "observation"), "apply");
-    let seen: Vec<String> = double.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    let seen: Vec<String> = double.requests().iter().map(|r| r.line()).collect();
     assert_eq!(seen, [format!("GET {IDP_METADATA_PATH}")], "Keycloak's metadata read through its Service");
 
     let config = json_of(&observation, &["get", "authconfigs.management.cattle.io", "keycloak"]);

@@ -9,6 +9,12 @@
 //!
 //! One test, so the bundle is built once: `install plan` of both clusters, then `install apply` of
 //! each onto its own control plane with kwok nodes, then a second apply that changes nothing.
+//! The steps that operate both clusters are on (`logging_setup`, `rancher_import`, `saml`): the
+//! APIs they call through the API server's service proxy (Elasticsearch, Kibana, Rancher,
+//! Keycloak's IdP metadata) are `testkit::api_double`, listening on this machine's address, which
+//! the Services' kwok pods are given; the test plays Rancher's controllers. The saml step's Job
+//! (Keycloak's client import) completes on kwok without running: installer/tests/saml.rs runs it
+//! against a real Keycloak.
 //! `plan_benchmark`, ignored here, is what `bench/install.sh` runs.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +24,10 @@ use std::time::Instant;
 
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
+use testkit::api_double::{
+    play_rancher_controllers, serve_rancher_kinds, ApiDouble, Recorded, CLUSTER_ID, IDP_METADATA, IDP_METADATA_PATH,
+    TOKEN,
+};
 use testkit::{tool, workspace_root, KubeControlPlane, SiteRegistry};
 
 const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
@@ -31,10 +41,9 @@ fn serve(bundle: &Path) -> SiteRegistry {
 }
 
 /// site.example.yaml with the registry, a site CA and a CA of the domains made here, and a
-/// kubeconfig for each cluster of this test. With `operating`, the components of the steps that
-/// operate both clusters are on, SAML too (with an SP key pair made here), as `install plan`
-/// renders and checks them; without, they are off, as `install apply` runs here.
-fn site(dir: &Path, address: &str, kubeconfigs: [(&str, &Path); 2], operating: bool) -> PathBuf {
+/// kubeconfig for each cluster of this test; the components of the steps that operate both
+/// clusters on, SAML too (off by default), with an SP key pair made here.
+fn site(dir: &Path, address: &str, kubeconfigs: [(&str, &Path); 2]) -> PathBuf {
     let example = workspace_root().join("manifests/mosip-1.2.0.1-B2/site.example.yaml");
     let mut site: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
     site["registry"]["address"] = address.into();
@@ -49,21 +58,14 @@ fn site(dir: &Path, address: &str, kubeconfigs: [(&str, &Path); 2], operating: b
     for (cluster, kubeconfig) in kubeconfigs {
         site["clusters"][cluster]["kubeconfig"] = kubeconfig.display().to_string().into();
     }
-    // The http steps reach Elasticsearch, Kibana and Rancher through the API server's service
-    // proxy, which dials their pods' addresses: a kwok pod's answers nothing, and so does the saml
-    // step's read of Keycloak's metadata. They are tested against test doubles in
-    // tests/install_http_steps.rs, and the saml step's import against a real Keycloak in
-    // installer/tests/saml.rs.
     for component in ["logging_setup", "rancher_import", "saml"] {
-        site["components"][component] = operating.into();
+        site["components"][component] = true.into();
     }
-    if operating {
-        let sp = testkit::TestCa::new("Rancher SP").unwrap().issue("rancher.xyz.net", &["rancher.xyz.net"], None);
-        sp.unwrap().write(dir, "rancher-sp").unwrap();
-        site["saml"]["sp_cert"] = dir.join("rancher-sp.crt").display().to_string().into();
-        site["saml"]["sp_key"] = dir.join("rancher-sp.key").display().to_string().into();
-    }
-    let path = dir.join(if operating { "site-operating.yaml" } else { "site.yaml" });
+    let sp = testkit::TestCa::new("Rancher SP").unwrap().issue("rancher.xyz.net", &["rancher.xyz.net"], None);
+    sp.unwrap().write(dir, "rancher-sp").unwrap();
+    site["saml"]["sp_cert"] = dir.join("rancher-sp.crt").display().to_string().into();
+    site["saml"]["sp_key"] = dir.join("rancher-sp.key").display().to_string().into();
+    let path = dir.join("site.yaml");
     std::fs::write(&path, serde_yaml_ng::to_string(&site).unwrap()).unwrap();
     path
 }
@@ -491,16 +493,21 @@ fn the_mosip_plan_renders_then_applies_both_clusters_and_a_second_apply_changes_
     eprintln!("bundle and control planes ready: {:.1?}", started.elapsed());
     let served = serve(&bundle);
     let kubeconfigs = [("observation", &observation.kubeconfig()), ("mosip", &mosip.kubeconfig())];
-    let site_with =
-        |operating| site(dir.path(), served.address(), kubeconfigs.map(|(n, k)| (n, k.as_path())), operating);
-    let site = site_with(false);
+    let site = site(dir.path(), served.address(), kubeconfigs.map(|(n, k)| (n, k.as_path())));
 
     let plan = plan_path();
-    let (rendered, problems) = check_plan(&site_with(true), &plan, &served, &[]);
+    let (rendered, problems) = check_plan(&site, &plan, &served, &[]);
     assert!(problems == MOSIP_CHECK_PROBLEMS, "the check's problems in the MOSIP plan are now:\n{problems:#?}");
     let rendered_cluster = |name: &str| rendered.iter().find(|c| c["cluster"] == name).unwrap().clone();
 
     let plans = [("observation", &observation), ("mosip", &mosip)];
+
+    // The operating steps call Elasticsearch, Kibana, Rancher and Keycloak through the API
+    // server's service proxy, and none of them runs here: once a chart made a Service's pods,
+    // they get this machine's address, where testkit's API double answers and records. Rancher's
+    // kinds are served as Rancher serves them when it starts.
+    let double = ApiDouble::new(served.address());
+    serve_rancher_kinds(&observation).unwrap();
 
     apply("observation", &site, &plan, &served, &["--to", "ingress-nginx"]);
     // ingress-nginx's admission webhook validates every Ingress by calling the controller, which
@@ -509,7 +516,17 @@ fn the_mosip_plan_renders_then_applies_both_clusters_and_a_second_apply_changes_
     observation
         .kubectl(&["delete", "validatingwebhookconfiguration/ingress-nginx-admission"])
         .unwrap_or_else(|e| panic!("the ingress-nginx step installs the admission webhook: {e}"));
+    apply("observation", &site, &plan, &served, &["--to", "keycloak"]);
+    let rancher = double.serve_service(&observation, "cattle-system", "rancher", 80).unwrap();
+    let keycloak = double.serve_service(&observation, "keycloak", "keycloak", 80).unwrap();
     apply("observation", &site, &plan, &served, &[]);
+    // The saml step's Job imports the client with kcadm.sh in Keycloak's image: a kwok pod runs
+    // nothing and kwok marks the Job complete, so that half is not exercised here
+    // (installer/tests/saml.rs runs it against a real Keycloak 16.1.1). The other half is: the
+    // IdP metadata read through Keycloak's Service, and Rancher's AuthConfig written with it.
+    assert_eq!(requests(&double, 0), [(keycloak, format!("GET {IDP_METADATA_PATH}"))]);
+    check_rancher_saml(&observation);
+
     apply("mosip", &site, &plan, &served, &["--to", "istio"]);
     // Istio's sidecar injector calls istiod, and a kwok pod answers nothing: with its failurePolicy
     // Fail, no pod could start in an injected namespace. A real cluster keeps it; here it goes once
@@ -517,7 +534,40 @@ fn the_mosip_plan_renders_then_applies_both_clusters_and_a_second_apply_changes_
     mosip
         .kubectl(&["delete", "mutatingwebhookconfiguration/istio-sidecar-injector"])
         .unwrap_or_else(|e| panic!("the istio step installs the sidecar injector: {e}"));
-    apply("mosip", &site, &plan, &served, &[]);
+    apply("mosip", &site, &plan, &served, &["--to", "logging"]);
+    let logging = "cattle-logging-system";
+    let elasticsearch = double.serve_service(&mosip, logging, "elasticsearch-coordinating-only", 9200).unwrap();
+    let kibana = double.serve_service(&mosip, logging, "elasticsearch-kibana", 5601).unwrap();
+    let before = double.requests().len();
+    // rancher-import registers this cluster in the observation cluster's Rancher and waits for
+    // what Rancher's controllers make of it: the test plays them.
+    std::thread::scope(|s| {
+        let run = s.spawn(|| apply("mosip", &site, &plan, &served, &[]));
+        let registered = play_rancher_controllers(&observation, "sandbox", || run.is_finished()).unwrap();
+        run.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        assert!(registered, "the mosip cluster was registered in the observation cluster");
+    });
+    let dashboard = (kibana, "POST /api/saved_objects/_import?overwrite=true".to_string());
+    let ilm = "/_ilm/policy/mosip-logs";
+    assert_eq!(
+        requests(&double, before),
+        [
+            vec![
+                (elasticsearch, format!("GET {ilm}")),
+                (elasticsearch, format!("PUT {ilm}")),
+                (elasticsearch, "PUT /_template/mosip-logs".to_string())
+            ],
+            vec![dashboard; 5],
+            vec![(rancher, format!("GET /v3/import/{TOKEN}_{CLUSTER_ID}.yaml"))],
+        ]
+        .concat(),
+        "each API asked through its Service, the policy read before it is written"
+    );
+    check_operating_requests(&double.requests()[before..]);
+    let agent = kubectl_json(&mosip, &["-n", "cattle-system", "get", "deployment", "cattle-cluster-agent"]);
+    let agent = agent["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_string();
+    assert!(agent.starts_with(&format!("{}/docker.io/rancher/rancher-agent:v2.6.9@", served.address())), "{agent}");
+
     let carried = carried_images(&bundle);
     for (name, kube) in &plans {
         check_cluster(name, kube, &rendered_cluster(name), &served, &carried);
@@ -527,6 +577,7 @@ fn the_mosip_plan_renders_then_applies_both_clusters_and_a_second_apply_changes_
     check_mosip_site_work(&mosip, &served);
     check_observation_ingress(&observation);
 
+    let asked = double.requests().len();
     for (name, _) in &plans {
         let err = apply(name, &site, &plan, &served, &[]);
         let steps = err.lines().filter(|l| l.starts_with('[')).count();
@@ -536,7 +587,45 @@ fn the_mosip_plan_renders_then_applies_both_clusters_and_a_second_apply_changes_
             .count();
         assert!(steps > 0 && unchanged == steps, "cluster {name}: a second apply changes nothing:\n{err}");
     }
+    assert_eq!(requests(&double, asked), [], "a second apply sends no request");
     eprintln!("the whole test: {:.1?}", started.elapsed());
+}
+
+/// The requests the API double answered from the `from`th on: the port each came in on (which
+/// Service's endpoint) and `METHOD path`.
+fn requests(double: &ApiDouble, from: usize) -> Vec<(u16, String)> {
+    double.requests()[from..].iter().map(|r| (r.port, r.line())).collect()
+}
+
+/// What the operating steps sent: the ILM policy with the site's retention, the index template
+/// naming it, and each of the five carried dashboards as the import form's file.
+fn check_operating_requests(sent: &[Recorded]) {
+    let policy: Json = serde_json::from_slice(&sent[1].body).unwrap();
+    assert_eq!(policy["policy"]["phases"]["delete"]["min_age"], "14d", "site.example.yaml's retention_days");
+    let template: Json = serde_json::from_slice(&sent[2].body).unwrap();
+    assert_eq!(template["settings"]["index.lifecycle.name"], "mosip-logs", "{template}");
+    let dashboards: BTreeSet<&[u8]> = sent[3..8].iter().map(|r| r.body.as_slice()).collect();
+    assert_eq!(dashboards.len(), 5, "five different dashboards");
+    for import in &sent[3..8] {
+        assert!(import.headers["content-type"].starts_with("multipart/form-data; boundary="), "{import:?}");
+        let body = String::from_utf8_lossy(&import.body);
+        assert!(body.contains("name=\"file\"") && body.contains("\"type\":"), "a dashboard's saved objects: {body}");
+    }
+}
+
+/// Rancher's SAML AuthConfig as the saml step writes it, with the IdP metadata Keycloak (the
+/// double) serves and the site's Rancher host.
+fn check_rancher_saml(observation: &KubeControlPlane) {
+    let config = kubectl_json(observation, &["get", "authconfigs.management.cattle.io", "keycloak"]);
+    for (field, wanted) in [
+        ("type", "keyCloakConfig"),
+        ("idpMetadataContent", IDP_METADATA),
+        ("rancherApiHost", "https://rancher.xyz.net"),
+        ("entityID", "https://rancher.xyz.net/v1-saml/keycloak/saml/metadata"),
+    ] {
+        assert_eq!(config[field], wanted, "AuthConfig {field}");
+    }
+    assert_eq!(config["enabled"], true);
 }
 
 /// `bench/install.sh`: `install plan` of both clusters, `AIRGAP_BENCH_RUNS` times (default 3)
@@ -551,7 +640,7 @@ fn plan_benchmark() {
     testkit::mosip_upstream::create_bundle(Path::new(AIRGAP), &bundle).expect("the MOSIP bundle");
     let served = serve(&bundle);
     let unused = dir.path().join("no-cluster.kubeconfig");
-    let site = site(dir.path(), served.address(), [("observation", &unused), ("mosip", &unused)], true);
+    let site = site(dir.path(), served.address(), [("observation", &unused), ("mosip", &unused)]);
     for _ in 0..runs {
         check_plan(&site, &plan_path(), &served, &[]);
         check_plan(&site, &plan_path(), &served, &["--no-check"]);

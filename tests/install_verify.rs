@@ -622,7 +622,7 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
 /// The object store the test rig reports to: a real MinIO, reached by the API server as the
 /// Service `minio/minio:9000` (the MOSIP plan's `s3-host`). The API server's proxy goes only to
 /// an endpoint that is a pod's address, and kwok's pods' addresses lead nowhere; so the Service's
-/// pod is given this machine's own address (its status written as a kubelet would), and a relay
+/// pod is given this machine's own address (`KubeControlPlane::point_service_at`), and a relay
 /// there passes each connection on to MinIO, which listens on loopback. The rig's settings (`s3`
 /// ConfigMap and Secret, as the MOSIP plan's apitestrig steps make them) are in namespace
 /// `verify` before the plan is applied.
@@ -655,14 +655,7 @@ impl ReportStore {
         std::fs::write(&file, objects.to_string()).unwrap();
         kube.kubectl(&["apply", "-f", file.to_str().unwrap()]).unwrap();
         kube.kubectl(&["-n", "minio", "wait", "--for=condition=Ready", "pod/minio", "--timeout=60s"]).unwrap();
-        let ip = host_address();
-        let status = json!({"status": {"podIP": ip, "podIPs": [{"ip": ip}]}}).to_string();
-        kube.kubectl(&["-n", "minio", "patch", "pod", "minio", "--subresource=status", "--type=merge", "-p", &status])
-            .unwrap();
-        wait_for("the Service's endpoint at this machine's address", || {
-            kube.kubectl(&["-n", "minio", "get", "endpoints", "minio", "-o", "jsonpath={.subsets[*].addresses[*].ip}"])
-                .is_ok_and(|a| a == ip)
-        });
+        kube.point_service_at("minio", "minio", &testkit::host_address().unwrap()).unwrap();
         ReportStore { minio, dir }
     }
 
@@ -729,17 +722,6 @@ fn relay(to: u16) -> u16 {
         }
     });
     port
-}
-
-/// An address of this machine that an Endpoints object may hold (not loopback).
-fn host_address() -> String {
-    let out = run_ok(Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]));
-    out.split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .and_then(|a| a.split('/').next())
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("this machine has no global IPv4 address for the relay: {out}"))
 }
 
 /// `(kind, subject, detail)` of every failed check.

@@ -338,10 +338,100 @@ impl KubeControlPlane {
         run(Command::new(tool("kubectl")).arg("--kubeconfig").arg(self.kubeconfig()).args(args))
     }
 
+    /// `kubectl apply` of objects (YAML or JSON) given as text; returns kubectl's stdout.
+    pub fn apply(&self, objects: &str) -> Result<String> {
+        let kubectl = &mut Command::new(tool("kubectl"));
+        run_with_input(
+            kubectl.arg("--kubeconfig").arg(self.kubeconfig()).args(["apply", "-f", "-"]),
+            Some(objects.as_bytes()),
+        )
+    }
+
+    /// Gives every pod behind Service `namespace/name` the address `ip` in its status, as a
+    /// kubelet reports a pod's address, and waits until the Service's endpoints are at `ip`.
+    /// Returns each of the Service's ports with the port its endpoint names. The API server's
+    /// service proxy dials only endpoints that are pods' addresses, and kwok's pods' addresses
+    /// lead nowhere: with this machine's address ([`host_address`]), a test serves the pods'
+    /// part itself on those ports.
+    pub fn point_service_at(&self, namespace: &str, name: &str, ip: &str) -> Result<Vec<(u16, u16)>> {
+        let json = |args: &[&str]| -> Result<serde_json::Value> {
+            Ok(serde_json::from_str(&self.kubectl(&[&["-n", namespace, "get"], args, &["-o", "json"]].concat())?)?)
+        };
+        let service = json(&["service", name])?;
+        let selector = service["spec"]["selector"]
+            .as_object()
+            .with_context(|| format!("Service {namespace}/{name} selects no pods"))?;
+        let selector: Vec<String> =
+            selector.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+        let pods = json(&["pods", "-l", &selector.join(",")])?;
+        let pods = pods["items"].as_array().cloned().unwrap_or_default();
+        anyhow::ensure!(!pods.is_empty(), "Service {namespace}/{name}: no pod matches {}", selector.join(","));
+        let status = serde_json::json!({"status": {"podIP": ip, "podIPs": [{"ip": ip}]}}).to_string();
+        for pod in &pods {
+            let pod = pod["metadata"]["name"].as_str().unwrap_or_default();
+            self.kubectl(&[
+                "-n",
+                namespace,
+                "patch",
+                "pod",
+                pod,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &status,
+            ])?;
+        }
+        let mut endpoints = serde_json::Value::Null;
+        let at_ip = |e: &serde_json::Value| {
+            let subsets = e["subsets"].as_array().cloned().unwrap_or_default();
+            let addresses: Vec<&serde_json::Value> =
+                subsets.iter().flat_map(|s| s["addresses"].as_array().into_iter().flatten()).collect();
+            addresses.len() == pods.len()
+                && addresses.iter().all(|a| a["ip"] == ip)
+                && subsets.iter().all(|s| s["notReadyAddresses"].is_null())
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !at_ip(&endpoints) {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "Service {namespace}/{name}: its endpoints are not at {ip}: {endpoints}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            endpoints = json(&["endpoints", name])?;
+        }
+        let named: Vec<(Option<&str>, u16)> = endpoints["subsets"][0]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| (p["name"].as_str(), p["port"].as_u64().unwrap_or_default() as u16))
+            .collect();
+        let ports = service["spec"]["ports"].as_array().cloned().unwrap_or_default();
+        ports
+            .iter()
+            .map(|p| {
+                let port = p["port"].as_u64().unwrap_or_default() as u16;
+                let target = named.iter().find(|(n, _)| *n == p["name"].as_str()).map(|(_, t)| *t);
+                Ok((port, target.with_context(|| format!("Service {namespace}/{name}: no endpoint port for {p}"))?))
+            })
+            .collect()
+    }
+
     /// The ends of every component's log, for failure messages.
     pub fn logs(&self) -> String {
         self.procs.iter().map(|p| p.log_tail()).collect::<Vec<_>>().join("\n")
     }
+}
+
+/// An address of this machine that an Endpoints object may hold (not loopback), for
+/// [`KubeControlPlane::point_service_at`].
+pub fn host_address() -> Result<String> {
+    let out = run(Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]))?;
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+        .with_context(|| format!("this machine has no global IPv4 address: {out}"))
 }
 
 /// Pods cannot be created before the controller manager has made the namespace's default

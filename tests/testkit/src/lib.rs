@@ -4,12 +4,14 @@
 //! removed, when dropped.
 //!
 //! The binaries come from `tests/tools/install.sh`. A missing binary fails the test with a message
-//! naming it: a test that cannot reach its real peer must not pass by skipping.
+//! naming it: a test that cannot reach its real peer must not pass by skipping. Where the server
+//! itself cannot run here, [`api_double`] stands in for it and says why.
 //!
 //! This crate knows nothing of airgap's own crates; it only runs other people's software. One
 //! exception, behind the `site-registry` feature: `SiteRegistry`, the tests' one way to make a
 //! bundle with airgap's bundler and serve it with airgap's registry.
 
+pub mod api_double;
 mod conformance;
 mod containerd;
 pub mod crds;
@@ -39,7 +41,7 @@ pub use containerd::Containerd;
 pub use distribution::{Distribution, DistributionOpts};
 pub use fileserver::{FileServer, RequestRecord};
 pub use helmrepo::{HelmRepo, MOSIP_HELM_FIXTURE};
-pub use kube::{KubeControlPlane, KubeOptions};
+pub use kube::{host_address, KubeControlPlane, KubeOptions};
 pub use minio::MinioServer;
 pub use node::{NodeOptions, RealNode, SANDBOX_IMAGE};
 pub use podman::Podman;
