@@ -22,9 +22,12 @@ use crate::site::Site;
 /// The receiver every route that is not silenced sends to.
 const SITE_RECEIVER: &str = "site";
 
+/// A plan's `alertmanager:` step: the Secret holding rancher-monitoring's Alertmanager configuration, with the site's
+/// receivers.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alertmanager {
+    /// The monitoring release's namespace, where the Secret is written.
     pub namespace: String,
     /// The Secret's name; its key is `alertmanager.yaml`, as the operator reads it.
     pub secret: String,
@@ -82,6 +85,7 @@ struct Slack {
 }
 
 impl Alertmanager {
+    /// Fails when `base` is not a file the bundle spec carries (checked on plan load).
     pub fn check(&self, carried: &Carried) -> Result<()> {
         if !carried.files.contains(&self.base) {
             bail!("alertmanager: base {} is not in the bundle spec", self.base);

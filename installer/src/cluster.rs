@@ -26,9 +26,13 @@ const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Field manager of every object the installer applies.
 pub const MANAGER: &str = "airgap";
 
+/// A cluster of the plan, reached through its kubeconfig; what steps are applied to.
 pub struct Cluster {
+    /// The plan's name for the cluster, used in messages.
     pub name: String,
+    /// The kubeconfig it was reached with, handed on to helm and the bundled tools.
     pub kubeconfig: PathBuf,
+    /// The Kubernetes client of that kubeconfig's current context.
     pub client: Client,
     /// Per API group: an aggregated API whose server is down (prometheus-adapter starting) fails
     /// the discovery of its own group only, as with kubectl.
@@ -54,14 +58,19 @@ pub async fn discovery(client: &Client) -> Result<Discovery> {
     Discovery::new(client.clone()).filter(&names).run().await.context("API discovery")
 }
 
+/// The cluster's nodes, as [`Cluster::nodes`] counts them.
 pub struct NodeCounts {
+    /// Every node, ready or not.
     pub total: usize,
+    /// Nodes whose `Ready` condition is true (the cordoned ones included).
     pub ready: usize,
     /// Ready, but taking no new pods (`kubectl cordon`).
     pub cordoned: usize,
 }
 
 impl Cluster {
+    /// Builds the client from the kubeconfig; fails when it cannot be read or used, but does not contact the cluster
+    /// (see [`Cluster::version`]).
     pub async fn connect(name: &str, kubeconfig: &Path) -> Result<Cluster> {
         let kc = kube::config::Kubeconfig::read_from(kubeconfig)
             .with_context(|| format!("cluster {name}: cannot read kubeconfig {}", kubeconfig.display()))?;
@@ -94,6 +103,7 @@ impl Cluster {
         Ok(NodeCounts { total: nodes.items.len(), ready: ready.len(), cordoned })
     }
 
+    /// The names of the cluster's StorageClasses.
     pub async fn storage_classes(&self) -> Result<Vec<String>> {
         let list = Api::<StorageClass>::all(self.client.clone()).list(&ListParams::default()).await?;
         Ok(list.items.iter().map(|s| s.name_any()).collect())

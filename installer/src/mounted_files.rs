@@ -15,6 +15,7 @@ const VOLUME: &str = "airgap-files";
 /// Where a release's files are: its ConfigMap and, for each path, the key holding it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mounts {
+    /// The ConfigMap's name, in the release's namespace.
     pub configmap: String,
     /// Path in the container → key of the ConfigMap.
     pub files: BTreeMap<String, String>,

@@ -16,8 +16,10 @@ use serde_yaml_ng::Value;
 
 use crate::registry_client::RegistryClient;
 
+/// The environment variable naming the [`Config`] file; when set, the airgap binary runs as helm's post-renderer.
 pub const ENV: &str = "AIRGAP_POST_RENDER";
 
+/// How rendered image references are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageMode {
@@ -28,13 +30,16 @@ pub enum ImageMode {
     Keep,
 }
 
+/// What the post-renderer is told, as a JSON file named by [`ENV`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     /// How the installer reaches the registry.
     pub registry_url: String,
+    /// CA certificate (PEM) of the registry, when it is not in the system's store.
     pub ca_file: Option<PathBuf>,
     /// How nodes name the registry in image references (`registry.example.internal:5000`).
     pub registry_address: String,
+    /// Rewrite image references to the registry, or keep them as named.
     pub mode: ImageMode,
     /// Environment added to every container (a plan's `helm.env`).
     #[serde(default)]
@@ -57,16 +62,22 @@ pub struct Config {
 /// What a post-rendered stream holds.
 #[derive(Debug, Default)]
 pub struct Rendered {
+    /// The objects, post-rendered.
     pub docs: Vec<Value>,
     /// Original image → the reference written into the objects.
     pub images: BTreeMap<String, String>,
+    /// Each object's kind, namespace and name, in stream order.
     pub objects: Vec<ObjectRef>,
 }
 
+/// Which object; shown as `Kind namespace/name`, or `Kind name` when it names no namespace.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ObjectRef {
+    /// The object's kind.
     pub kind: String,
+    /// The object's namespace, as written; none for cluster-scoped objects or when left to the release.
     pub namespace: Option<String>,
+    /// The object's name.
     pub name: String,
 }
 
@@ -160,6 +171,7 @@ async fn upstream_target(image: &str, cfg: &Config, registry: &RegistryClient) -
     }))
 }
 
+/// The kind, namespace and name of a rendered object; None when it lacks a kind or name.
 pub fn object_ref(doc: &Value) -> Option<ObjectRef> {
     let kind = doc.get("kind")?.as_str()?.to_string();
     let meta = doc.get("metadata")?;

@@ -52,31 +52,40 @@ esac
 echo "client $CLIENT_ID of realm $REALM imported ($IMPORT_SHA256)"
 "#;
 
+/// A plan's `saml:` step: Keycloak's SAML client for Rancher, imported by a Job, and Rancher's AuthConfig pointing at
+/// it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Saml {
+    /// Where Keycloak runs and how the import Job reaches it as admin.
     pub keycloak: Keycloak,
     /// The carried client file: `{git, path}` in a repository of the bundle, or `{file}`.
     pub client: Source,
     /// Text replaced in the client file (its Rancher host), `${site.<path>}` in the values.
     #[serde(default)]
     pub replace: BTreeMap<String, String>,
+    /// The AuthConfig written in Rancher.
     pub rancher: Rancher,
 }
 
+/// The Keycloak the client is imported into.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Keycloak {
+    /// Keycloak's namespace; the import Job runs there.
     pub namespace: String,
     /// The Service in front of Keycloak, in `namespace`.
     pub service: String,
+    /// The Service's port (plain HTTP inside the cluster).
     pub port: u16,
     /// Keycloak's path on it (`/auth` up to Keycloak 16).
     #[serde(default)]
     pub path: String,
+    /// The realm the client goes into; it must exist.
     pub realm: String,
     /// The carried Keycloak image the Job runs, and its admin CLI in it.
     pub image: String,
+    /// The path of `kcadm.sh` inside `image`.
     pub kcadm: String,
     /// The admin's name: a key of a ConfigMap in `namespace`.
     pub admin_user: KeyRef,
@@ -84,18 +93,23 @@ pub struct Keycloak {
     pub admin_password: KeyRef,
 }
 
+/// One key of a ConfigMap or Secret.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRef {
+    /// The object's name.
     pub name: String,
+    /// The key in it.
     pub key: String,
 }
 
+/// Rancher's side: which AuthConfig to write, and its fields.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rancher {
     /// The AuthConfig of the provider (`keycloak`) and its type (`keyCloakConfig`).
     pub auth_config: String,
+    /// The AuthConfig's `type` (`keyCloakConfig`).
     #[serde(rename = "type")]
     pub kind: String,
     /// Fields of the AuthConfig as Rancher's API names them (`displayNameField`, `entityID`…);
@@ -256,6 +270,7 @@ fn import(mut client: Json) -> Result<(Json, String)> {
 }
 
 impl Prepared {
+    /// One line for `install plan`: what the step creates and where.
     pub fn summary(&self) -> String {
         let (ns, name, port, _) = &self.metadata;
         format!("SAML: Keycloak client imported by a Job in {ns}, Rancher's AuthConfig with the IdP metadata of {name}:{port}")

@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 
+/// A site file, read as a YAML tree: any value by path, or a section through a typed view.
 #[derive(Debug, Clone)]
 pub struct Site {
     path: PathBuf,
@@ -19,6 +20,7 @@ pub struct Site {
 }
 
 impl Site {
+    /// Reads and parses the file; fails naming it when it cannot be read or is not a YAML mapping.
     pub fn load(path: &Path) -> Result<Site> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read site file {}", path.display()))?;
@@ -37,6 +39,7 @@ impl Site {
         Ok(Site { path: path.to_path_buf(), tree })
     }
 
+    /// The file's path, as given: for messages, and the folder relative paths in it start from.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -51,9 +54,7 @@ impl Site {
         self.path.parent().unwrap_or(Path::new(".")).join(written)
     }
 
-    /// The value at a dotted path (`domains.rancher`, `registry.address`) as a string. A domain
-    /// entry is a map `{host, lb}`; naming the entry gives its `host`.
-    /// The site CA, `registry.ca_cert` (relative to the site file), as PEM.
+    /// The site CA, `registry.ca_cert` (relative to the site file): its path, and its text as PEM.
     pub fn registry_ca(&self) -> Result<(PathBuf, String)> {
         let path = self.resolve_path(&self.lookup("registry.ca_cert")?);
         let pem = std::fs::read_to_string(&path).with_context(|| {
@@ -62,6 +63,9 @@ impl Site {
         Ok((path, pem))
     }
 
+    /// The value at a dotted path (`domains.rancher`, `registry.address`) as a string (null: empty);
+    /// fails, naming the site file and the path, when there is none or it is a list or map. A domain entry is a map
+    /// `{host, lb}`; naming the entry gives its `host`.
     pub fn lookup(&self, dotted: &str) -> Result<String> {
         let mut node = &self.tree;
         for key in dotted.split('.') {

@@ -15,7 +15,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde_yaml_ng::Value;
 
+/// The ConfigMap holding the site CA in each release's namespace that asks for it.
 pub const CONFIGMAP: &str = "airgap-site-ca";
+/// Where the ConfigMap is mounted in every container: `ca.crt` and `truststore.p12` are under it.
 pub const MOUNT: &str = "/etc/airgap/site-ca";
 const VOLUME: &str = "airgap-site-ca";
 const PEM_KEY: &str = "ca.crt";
@@ -30,6 +32,7 @@ const SITE_KEYS: [&str; 2] = ["registry.ca_cert", "tls.ca_cert"];
 
 /// The CA as PEM and as a Java truststore.
 pub struct SiteCa {
+    /// Every CA certificate the site file names, PEM, each once.
     pub pem: String,
     truststore: Vec<u8>,
 }
@@ -84,6 +87,7 @@ impl SiteCa {
         Ok(SiteCa { pem: pem.to_string(), truststore })
     }
 
+    /// The [`CONFIGMAP`] object for `namespace`, holding the PEM and the Java truststore.
     pub fn configmap(&self, namespace: &str) -> Result<Value> {
         let truststore = base64::engine::general_purpose::STANDARD.encode(&self.truststore);
         Ok(serde_yaml_ng::to_value(serde_json::json!({

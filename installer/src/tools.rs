@@ -16,12 +16,18 @@ use bundles::safe_path::check_member_name;
 use bundles::Bundle;
 use serde::Serialize;
 
+/// A tool binary written out by [`extract`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Extracted {
+    /// The file name it was written as (`kubectl`).
     pub name: String,
+    /// The version the bundle carries it at.
     pub version: String,
+    /// Its reference in the bundle (`files.airgap.local/kubectl:<version>`).
     pub reference: String,
+    /// Where it was written, `<dir>/<name>`.
     pub path: PathBuf,
+    /// The hex SHA-256 of its bytes, checked as it was written.
     pub sha256: String,
 }
 
@@ -38,6 +44,7 @@ pub struct ToolsOptions {
     pub json: bool,
 }
 
+/// `airgap tools`: extracts and prints a table of what was written, or JSON.
 pub fn run(opts: &ToolsOptions) -> Result<()> {
     let bundle = Bundle::open(&opts.bundle)?;
     let done = extract(&bundle, &opts.out, &opts.platform)?;

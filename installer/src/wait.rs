@@ -13,6 +13,8 @@ use kube::{Client, Resource, ResourceExt};
 
 use crate::plan::{Wait, WaitKind};
 
+/// Waits, with watches, until what `w` names is ready; fails at its timeout saying what is not ready and why, or at
+/// once when a Job has failed or nothing matches.
 pub async fn wait(client: &Client, w: &Wait) -> Result<()> {
     match w.kind {
         WaitKind::Deployment => wait_all::<Deployment>(client, w, deployment_ready).await,

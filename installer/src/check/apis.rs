@@ -15,6 +15,7 @@ const TABLE: &str = include_str!("../../../manifests/kubernetes-apis.yaml");
 /// `group/version` (`v1` for the core group) and kind.
 pub type ApiKind = (String, String);
 
+/// The kinds a cluster serves, and whether each is namespaced: discovered, or known for a Kubernetes version.
 #[derive(Debug, Clone)]
 pub struct Apis {
     /// (apiVersion, kind) → namespaced.

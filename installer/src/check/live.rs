@@ -18,6 +18,7 @@ pub struct Found {
     pub keys: BTreeSet<String>,
 }
 
+/// A cluster's objects as the check asks for them: each read once, then remembered.
 pub struct Live {
     client: Client,
     discovery: Discovery,
@@ -34,11 +35,13 @@ pub fn default_annotation(kind: &str) -> Option<&'static str> {
 }
 
 impl Live {
+    /// Reads the cluster's API discovery; fails when the cluster does not answer it.
     pub async fn new(client: Client) -> Result<Live> {
         let discovery = crate::cluster::discovery(&client).await?;
         Ok(Live { client, discovery, objects: Mutex::new(HashMap::new()) })
     }
 
+    /// The APIs the cluster serves, as discovered by [`Live::new`].
     pub fn discovery(&self) -> &Discovery {
         &self.discovery
     }

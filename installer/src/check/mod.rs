@@ -38,7 +38,9 @@ pub use report::{Accepted, Problem, Report, Severity};
 
 /// The cluster the plan is checked against.
 pub struct Target {
+    /// The APIs it serves (discovered, or known for the version).
     pub apis: Apis,
+    /// Its objects, when it answered; None when taken as empty.
     pub live: Option<Live>,
     /// The Kubernetes version, as charts' ranges are read against it.
     pub version: String,
@@ -62,7 +64,7 @@ impl Target {
 
 /// How `plan` reaches a cluster: itself, when its kubeconfig reaches it and it answers, or not,
 /// and then the cluster is taken as empty at the version `--kube-version` or the site file gives.
-pub enum Reach {
+pub(crate) enum Reach {
     Asked { cluster: Box<Cluster>, version: String },
     NotAsked { version: String, why: String },
 }

@@ -8,6 +8,7 @@ use clap::Args;
 use crate::options::{ApplyOptions, PlanOptions, Render, StatusOptions, Target, VerifyOptions};
 use crate::postrender::ImageMode;
 
+/// Which site, plan and clusters a command works on; shared by plan, apply, status and verify.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
     /// The site file (see manifests/mosip-1.2.0.1-B2/site.example.yaml).
@@ -31,6 +32,7 @@ impl TargetArgs {
     }
 }
 
+/// How steps are rendered: the registry images come from, the tools, the check; shared by plan, apply and verify.
 #[derive(Args, Debug, Clone)]
 pub struct RenderArgs {
     /// The site registry serving the bundle, as this machine reaches it.
@@ -80,8 +82,10 @@ impl RenderArgs {
   airgap install plan --site site.yaml --plan manifests/sample/plan.yaml --registry http://127.0.0.1:5000 --json
   airgap install plan ... --manifests rendered      # every object, a file per step")]
 pub struct PlanArgs {
+    /// Which site, plan and clusters.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// How steps are rendered.
     #[command(flatten)]
     pub render: RenderArgs,
     /// Also write every object each step would send, post-rendered and hooks included, to
@@ -91,6 +95,7 @@ pub struct PlanArgs {
 }
 
 impl PlanArgs {
+    /// `airgap install plan`; fails when a step cannot be rendered, or the leak check or the check finds a problem.
     pub fn run(self) -> Result<()> {
         crate::run::plan(&PlanOptions {
             target: self.target.options(),
@@ -109,8 +114,10 @@ impl PlanArgs {
   airgap install apply ... --from keycloak      # resume from a step
   airgap install apply ... --only ingress-nginx # one step again")]
 pub struct ApplyArgs {
+    /// Which site, plan and clusters.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// How steps are rendered.
     #[command(flatten)]
     pub render: RenderArgs,
     /// Start at this step (earlier ones are taken as done).
@@ -125,6 +132,7 @@ pub struct ApplyArgs {
 }
 
 impl ApplyArgs {
+    /// `airgap install apply`.
     pub fn run(self) -> Result<()> {
         crate::run::apply(&ApplyOptions {
             target: self.target.options(),
@@ -147,8 +155,10 @@ impl ApplyArgs {
   airgap install verify ... --cluster mosip --testrig     # also run the API test rig once
   airgap install verify ... --json")]
 pub struct VerifyArgs {
+    /// Which site, plan and clusters.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// How steps are rendered.
     #[command(flatten)]
     pub render: RenderArgs,
     /// Also write DIR/verify.json and DIR/verify.html, a page with no external asset.
@@ -161,6 +171,7 @@ pub struct VerifyArgs {
 }
 
 impl VerifyArgs {
+    /// `airgap install verify`; fails when any check fails.
     pub fn run(self) -> Result<()> {
         crate::verify::run(&VerifyOptions {
             target: self.target.options(),
@@ -177,11 +188,13 @@ impl VerifyArgs {
 #[command(after_help = "Example:
   airgap install status --site site.yaml --plan manifests/mosip-1.2.0.1-B2/plan.yaml --json")]
 pub struct StatusArgs {
+    /// Which site, plan and clusters.
     #[command(flatten)]
     pub target: TargetArgs,
 }
 
 impl StatusArgs {
+    /// `airgap install status`.
     pub fn run(self) -> Result<()> {
         crate::run::status(&StatusOptions { target: self.target.options() })
     }

@@ -15,12 +15,15 @@ use crate::mirrors::{self, Format, HostSource, MirrorsOptions, DEFAULT_CERTS_DIR
       --bundle /media/usb/bundle --ca-file site-ca.pem --out /etc/containerd/certs.d
   airgap install mirrors --registry https://registry.site.local:5000 --format rke2 --hosts docker.io,quay.io
 Without --hosts or --bundle the hosts come from the registry's catalog.")]
+/// What `airgap install mirrors` is given.
 pub struct MirrorsArgs {
     /// The site registry's base URL, as nodes reach it.
     #[arg(long)]
     pub registry: String,
+    /// Which node configuration to write: containerd's certs.d, RKE2's registries.yaml, or eksctl bootstrap commands.
     #[arg(long, value_enum)]
     pub format: Format,
+    /// Where the upstream hosts come from.
     #[command(flatten)]
     pub source: HostSourceArgs,
     /// The PEM CA that signed the registry's certificate; nodes are told to trust it.
@@ -39,6 +42,7 @@ pub struct MirrorsArgs {
 }
 
 impl MirrorsArgs {
+    /// `airgap install mirrors`.
     pub fn run(self) -> Result<()> {
         let MirrorsArgs { registry, format, source, ca_file, certs_dir, out, json } = self;
         mirrors::run(&MirrorsOptions { registry, format, source: source.options(), ca_file, certs_dir, out, json })
@@ -73,11 +77,15 @@ impl HostSourceArgs {
   airgap install cluster-config --site site.yaml --provider eks --bundle /media/usb/bundle --out clusters
   eksctl create cluster -f clusters/observation.cluster.config.yaml
   airgap install cluster-config --site site.yaml --provider rke2 --hosts docker.io,quay.io --out rke2")]
+/// What `airgap install cluster-config` is given.
 pub struct ClusterConfigArgs {
+    /// The site file; its `provider:` section gives the clusters' names, sizes and networks.
     #[arg(long)]
     pub site: PathBuf,
+    /// Which provider's configuration to write.
     #[arg(long, value_enum)]
     pub provider: Provider,
+    /// Where the upstream hosts the nodes mirror come from.
     #[command(flatten)]
     pub source: HostSourceArgs,
     /// Write the files under DIR instead of printing them.
@@ -89,6 +97,7 @@ pub struct ClusterConfigArgs {
 }
 
 impl ClusterConfigArgs {
+    /// `airgap install cluster-config`.
     pub fn run(self) -> Result<()> {
         let ClusterConfigArgs { site, provider, source, out, json } = self;
         cluster_config::run(&ClusterConfigOptions { site, provider, source: source.options(), out, json })

@@ -16,6 +16,7 @@ Then on the bastion (docs/wireguard.md):
   docker run -d --name wireguard --cap-add NET_ADMIN -p 51820:51820/udp \\
     --sysctl net.ipv4.ip_forward=1 -v /srv/wireguard/config:/config \\
     registry.site.local:5000/ghcr.io/linuxserver/wireguard:<tag from the bundle>")]
+/// What `airgap site wireguard` is given.
 pub struct WireguardArgs {
     /// The site file; its `wireguard:` section gives the endpoint, port, tunnel and internal subnets.
     #[arg(long)]
@@ -33,6 +34,7 @@ pub struct WireguardArgs {
 }
 
 impl WireguardArgs {
+    /// `airgap site wireguard`.
     pub fn run(self) -> Result<()> {
         let WireguardArgs { site, out, peers, json } = self;
         wireguard::run(&WireguardOptions { site, out, peers, json })

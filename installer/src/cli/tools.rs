@@ -11,7 +11,9 @@ use crate::tools::{self, host_platform, ToolsOptions};
 #[command(after_help = "Example:
   airgap tools --bundle /media/usb/bundle --out ~/bin && ~/bin/kubectl version --client
   airgap tools --bundle /media/usb/bundle --out tools --platform linux/arm64 --json")]
+/// What `airgap tools` is given.
 pub struct ToolsArgs {
+    /// The bundle whose tools to write.
     #[arg(long)]
     pub bundle: PathBuf,
     /// The folder to write the binaries into (created if needed).
@@ -26,6 +28,7 @@ pub struct ToolsArgs {
 }
 
 impl ToolsArgs {
+    /// `airgap tools`.
     pub fn run(self) -> Result<()> {
         let ToolsArgs { bundle, out, platform, json } = self;
         tools::run(&ToolsOptions { bundle, out, platform, json })

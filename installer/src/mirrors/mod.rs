@@ -82,10 +82,12 @@ impl Mirrors {
         }
     }
 
+    /// The upstream hosts mirrored: lower-case, sorted, each once.
     pub fn hosts(&self) -> &[String] {
         &self.hosts
     }
 
+    /// The PEM CA nodes are told to trust for the registry, when one was given.
     pub fn ca_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
     }
@@ -100,11 +102,15 @@ impl Mirrors {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeFile {
+    /// Where it is written, relative to `--out`.
     pub path: String,
+    /// Where it belongs on a node.
     pub node_path: String,
+    /// The file's text.
     pub content: String,
 }
 
+/// Which node configuration `install mirrors` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// containerd's `certs.d` tree of `hosts.toml` files (`--out /etc/containerd/certs.d`).
@@ -120,7 +126,9 @@ pub enum Format {
 pub struct MirrorsOptions {
     /// The site registry's base URL, as nodes reach it.
     pub registry: String,
+    /// Which node configuration to write.
     pub format: Format,
+    /// Where the upstream hosts come from.
     pub source: HostSource,
     /// The PEM CA that signed the registry's certificate.
     pub ca_file: Option<PathBuf>,
@@ -144,6 +152,8 @@ pub enum HostSource {
 }
 
 impl HostSource {
+    /// The upstream hosts; `registry` and `ca_file` are used only to read the catalog, which fails when the registry
+    /// cannot be reached.
     pub fn hosts(&self, registry: &str, ca_file: Option<&Path>) -> Result<Vec<String>> {
         match self {
             HostSource::Named(hosts) => Ok(hosts.clone()),
@@ -153,6 +163,7 @@ impl HostSource {
     }
 }
 
+/// `airgap install mirrors`: renders the node files and writes or prints them (see [`emit`]).
 pub fn run(opts: &MirrorsOptions) -> Result<()> {
     let ca_pem = match &opts.ca_file {
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read --ca-file {}", p.display()))?),
@@ -187,6 +198,7 @@ pub fn emit(files: &[NodeFile], out: Option<&Path>, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// The node files of `format` for these mirrors.
 pub fn render(mirrors: &Mirrors, format: Format) -> Result<Vec<NodeFile>> {
     match format {
         Format::Containerd => Ok(containerd(mirrors)),
