@@ -6,16 +6,36 @@
 #   manifest HEAD req/s (ab -k -c64: wrk cannot do HEAD on keep-alive connections, it waits for a body),
 #   peak RSS (VmHWM, reset through /proc/PID/clear_refs before each load),
 # and airgap serving the bundle in place vs the same content pushed into its --storage directory.
-# Limits: busybox httpd (sendfile) serving the same blob file to the same curl, and each server's
-# cheapest request (GET /v2/) under the same wrk load.
-# Usage: [SECS=15] [WAIT=180] bench/registry.sh [GIB | --help]   (default 1 GiB; SECS per load, WAIT the longest
-# wait for the 1-minute load to drop below 2) — writes docs/benchmarks/registry.md
+# BASELINES names earlier commits whose airgap (built once by bench_baseline, bench/lib.sh) serves
+# the same bundle beside this tree's, so a change's effect is measured in one run.
+# Limits: busybox httpd (sendfile) serving the same blob file to the same curl; one core
+# decompressing the blob's zstd frames (zstd -d) and one core hashing it (sha256sum, openssl's
+# SHA-256); each server's cheapest request (GET /v2/) under the same wrk load.
+# Blob rates and their limits are taken in three rounds, each server in turn within a round, so
+# the shared machine's load falls on all of them alike; each figure is the median of its rounds.
+# Usage: [SECS=15] [WAIT=180] [BASELINES="REV..."] bench/registry.sh [GIB | --help]   (default 1 GiB;
+# SECS per load, WAIT the longest wait for the 1-minute load to drop below 2) — writes docs/benchmarks/registry.md
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bench_setup registry "$@"
 gib=${1:-1}
 secs=${SECS:-15}
-pa=5311 pd=5312 ps=5313 pb=5314   # airgap on the bundle, distribution, airgap --storage, busybox
+read -ra revs <<<"${BASELINES:-}"
+pb=5314 # busybox
+# a: airgap on the bundle, d: distribution, s: airgap --storage, v0…: BASELINES' airgap on the bundle
+declare -A port=([a]=5311 [d]=5312 [s]=5313) pid bins label
+label=([a]="$(git rev-parse --short HEAD) (this tree)" [d]=distribution [s]="airgap --storage")
+bins[a]=$bin
+olds=()
+for i in "${!revs[@]}"; do
+  k=v$i
+  olds+=("$k")
+  port[$k]=$((5315 + i))
+  echo "airgap at ${revs[$i]}"
+  bins[$k]=$(bench_baseline "${revs[$i]}")
+  label[$k]=$(git log -1 --format='%h (%cs)' "${revs[$i]}")
+done
+servers=(a "${olds[@]}" d s)
 
 echo "generating a ${gib} GiB layout and packing it"
 "$layout_bin" "$work/layout" "$gib" 2>/dev/null
@@ -23,35 +43,69 @@ echo "generating a ${gib} GiB layout and packing it"
 images=$(grep -o '"org.opencontainers.image.ref.name":"[^"]*"' "$work/layout/index.json" | wc -l)
 
 up() { for _ in $(seq 50); do curl -sf "http://127.0.0.1:$1/v2/" >/dev/null && return; sleep 0.2; done; echo "port $1 not up" >&2; exit 1; }
-"$bin" registry serve "$work/bundle" --listen 127.0.0.1:$pa --quiet 2>/dev/null & pids+=($!); pid_a=$!
+for k in a "${olds[@]}"; do
+  "${bins[$k]}" registry serve "$work/bundle" --listen 127.0.0.1:${port[$k]} --quiet 2>/dev/null & pids+=($!); pid[$k]=$!
+done
 cat > "$work/dist.yml" <<EOF
 version: 0.1
 log: {level: error, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: $work/dist}}
-http: {addr: 127.0.0.1:$pd}
+http: {addr: 127.0.0.1:${port[d]}}
 EOF
-docker-registry serve "$work/dist.yml" >"$work/dist.log" 2>&1 & pids+=($!); pid_d=$!
+docker-registry serve "$work/dist.yml" >"$work/dist.log" 2>&1 & pids+=($!); pid[d]=$!
 mkdir -p "$work/store"
-"$bin" registry serve --storage "$work/store" --listen 127.0.0.1:$ps --quiet 2>/dev/null & pids+=($!); pid_s=$!
-up $pa; up $pd; up $ps
+"$bin" registry serve --storage "$work/store" --listen 127.0.0.1:${port[s]} --quiet 2>/dev/null & pids+=($!); pid[s]=$!
+for k in "${servers[@]}"; do up "${port[$k]}"; done
 # The same bundle pushed into both directories: same names, same digests.
-"$bin" registry push "$work/bundle" --to 127.0.0.1:$pd --plain-http >/dev/null
-"$bin" registry push "$work/bundle" --to 127.0.0.1:$ps --plain-http >/dev/null
+"$bin" registry push "$work/bundle" --to 127.0.0.1:${port[d]} --plain-http >/dev/null
+"$bin" registry push "$work/bundle" --to 127.0.0.1:${port[s]} --plain-http >/dev/null
 
 accept='application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json'
 # The largest blob (image-0010's own layer, 384 MiB with bench_layout), and the same file for busybox.
 big=$(ls -S "$work/layout/blobs/sha256" | head -1)
-big_bytes=$(stat -c %s "$work/layout/blobs/sha256/$big")
+big_file=$work/layout/blobs/sha256/$big
+big_bytes=$(stat -c %s "$big_file")
 big_repo=$(for i in $(seq -f %04g "$images"); do
-  curl -sf -H "Accept: $accept" "http://127.0.0.1:$pa/v2/docker.io/bench/image-$i/manifests/1.0" | grep -q "$big" && { echo "docker.io/bench/image-$i"; break; }; done)
-mkdir -p "$work/www" && ln "$work/layout/blobs/sha256/$big" "$work/www/big"
-busybox httpd -f -p 127.0.0.1:$pb -h "$work/www" & pids+=($!)
+  curl -sf -H "Accept: $accept" "http://127.0.0.1:${port[a]}/v2/docker.io/bench/image-$i/manifests/1.0" | grep -q "$big" && { echo "docker.io/bench/image-$i"; break; }; done)
+mkdir -p "$work/www" && ln "$big_file" "$work/www/big"
+busybox httpd -f -p 127.0.0.1:$pb -h "$work/www" & pids+=($!); pid[b]=$!
 sleep 0.5
 # Every server gives the same bytes for the same manifest and blob.
-for p in $pa $pd $ps; do
-  curl -sf -H "Accept: $accept" "http://127.0.0.1:$p/v2/$big_repo/manifests/1.0" | sha256sum | cut -c1-64
-  curl -sf "http://127.0.0.1:$p/v2/$big_repo/blobs/sha256:$big" | sha256sum | cut -c1-64
+for k in "${servers[@]}"; do
+  curl -sf -H "Accept: $accept" "http://127.0.0.1:${port[$k]}/v2/$big_repo/manifests/1.0" | sha256sum | cut -c1-64
+  curl -sf "http://127.0.0.1:${port[$k]}/v2/$big_repo/blobs/sha256:$big" | sha256sum | cut -c1-64
 done | sort -u | wc -l | grep -qx 2 || { echo "servers disagree on content" >&2; exit 1; }
+
+# The compressed frames that hold the blob, cut from the parts: what a bundle server decompresses
+# to serve it (a frame or two of its neighbours at the ends), for the stock zstd to decompress.
+parts=("$work"/bundle/bundle.tar.zst.*)
+archive_bytes() { # START LEN: bytes of the archive the parts make when joined
+  local start=$1 len=$2 p size n
+  for p in "${parts[@]}"; do
+    size=$(stat -c %s "$p")
+    if [ "$start" -ge "$size" ]; then start=$((start - size)); continue; fi
+    [ "$len" -gt 0 ] || break
+    n=$((size - start < len ? size - start : len))
+    dd if="$p" bs=1M iflag=skip_bytes,count_bytes skip="$start" count="$n" status=none
+    len=$((len - n)) start=0
+  done
+}
+total=$(cat "${parts[@]}" | wc -c)
+read -r offset size < <(jq -r --arg p "blobs/sha256/$big" '.members[] | select(.path == $p) | "\(.offset) \(.size)"' "$work/bundle/bundle.json")
+# The seek table's footer: frame count, descriptor, magic; the entries before it: compressed and
+# decompressed size of each frame.
+nframes=$(archive_bytes $((total - 9)) 4 | od -An -tu4 | tr -d ' ')
+read -r zstart zlen zout < <(archive_bytes $((total - 9 - 8 * nframes)) $((8 * nframes)) | od -An -tu4 -w8 -v |
+  awk -v from="$offset" -v to=$((offset + size)) '
+    u + $2 > from && u < to { if (!n++) start = c; len += $1; out += $2 }
+    { u += $2; c += $1 }
+    END { print start, len, out }')
+archive_bytes "$zstart" "$zlen" > "$work/big.zst"
+[ "$(zstd -dqc "$work/big.zst" | wc -c)" = "$zout" ] || { echo "the blob's frames do not decompress to $zout bytes" >&2; exit 1; }
+sha_ni=$(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no)
+# sha2 0.10 picks its SHA-NI code at run time (cpufeatures) when the CPU has it; the code is there
+# if the binary holds the instruction.
+sha_ni_code=$( (set +o pipefail; objdump -d --no-show-raw-insn "$bin" | grep -q sha256rnds2) && echo yes || echo no)
 
 cat > "$work/manifests.lua" <<'EOF'
 wrk.headers["Accept"] = os.getenv("ACCEPT")
@@ -74,48 +128,76 @@ ab_head() { # URL: HEAD requests/s over keep-alive
   grep -qE '^(Failed requests|Non-2xx responses): +[1-9]' <<<"$out" && { echo "$out" >&2; exit 1; }
   awk '/Requests per second/ {printf "%.0f", $4}' <<<"$out"
 }
-blob_rate() { # URL STREAMS: MiB/s of STREAMS parallel downloads, median of three rounds
-  local rates=() s e
-  for _ in 1 2 3; do
-    s=$(date +%s.%N)
-    for _ in $(seq "$2"); do curl -sf -o /dev/null "$1" & done; wait
-    e=$(date +%s.%N)
-    rates+=("$(echo "$big_bytes * $2 / ($e - $s) / 1048576" | bc)")
-  done
-  printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p
+mibs() { echo "$1 / ($3 - $2) / 1048576" | bc; } # BYTES START END: MiB/s
+blob_rate() { # URL STREAMS: MiB/s of STREAMS parallel downloads
+  local s; s=$(date +%s.%N)
+  for _ in $(seq "$2"); do curl -sf -o /dev/null "$1" & done; wait
+  mibs $((big_bytes * $2)) "$s" "$(date +%s.%N)"
 }
+one_core() { # NAME BYTES COMMAND…: MiB/s of one process doing COMMAND over BYTES, by the clock and per CPU second
+  local name=$1 bytes=$2 t; shift 2
+  t=$( { /usr/bin/time -f '%e %U %S' "$@" >/dev/null; } 2>&1 | tail -1)
+  read -r wall user sys <<<"$t"
+  rounds[$name]+=" $(mibs "$bytes" 0 "$wall")"
+  rounds[cpu_$name]+=" $(mibs "$bytes" 0 "$user + $sys")"
+}
+ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; } # PID: user + system CPU ticks so far
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 
 declare -A R
-for name in a d s; do
-  port=$(eval echo \$p$name); pid=$(eval echo \$pid_$name)
-  base=http://127.0.0.1:$port
-  echo "measuring $name on $port"
-  R[load_$name]=$(quiet)
-  reset_hwm "$pid"
-  R[get_$name]=$(wrk_rps "$base" "$work/manifests.lua")
-  R[head_$name]=$(ab_head "$base/v2/$big_repo/manifests/1.0")
-  R[mrss_$name]=$(hwm "$pid")
-  R[ping_$name]=$(wrk_rps "$base/v2/")
-  reset_hwm "$pid"
-  R[b1_$name]=$(blob_rate "$base/v2/$big_repo/blobs/sha256:$big" 1)
-  R[b4_$name]=$(blob_rate "$base/v2/$big_repo/blobs/sha256:$big" 4)
-  R[brss_$name]=$(hwm "$pid")
+for k in "${servers[@]}"; do
+  base=http://127.0.0.1:${port[$k]}
+  echo "measuring manifests on ${label[$k]}"
+  R[load_$k]=$(quiet)
+  reset_hwm "${pid[$k]}"
+  R[get_$k]=$(wrk_rps "$base" "$work/manifests.lua")
+  R[head_$k]=$(ab_head "$base/v2/$big_repo/manifests/1.0")
+  R[mrss_$k]=$(hwm "${pid[$k]}")
+  R[ping_$k]=$(wrk_rps "$base/v2/")
 done
-R[load_b]=$(quiet)
-R[b1_b]=$(blob_rate "http://127.0.0.1:$pb/big" 1)
-R[b4_b]=$(blob_rate "http://127.0.0.1:$pb/big" 4)
+
+declare -A rounds cpu
+served() { # KEY STREAMS: one blob round of a server, its MiB/s kept, its CPU ticks counted
+  local before; before=$(ticks "${pid[$1]}")
+  rounds[b${2}_$1]+=" $(blob_rate "$(url "$1")" "$2")"
+  cpu[$1]=$(( ${cpu[$1]:-0} + $(ticks "${pid[$1]}") - before ))
+}
+url() { if [ "$1" = b ]; then echo "http://127.0.0.1:$pb/big"; else echo "http://127.0.0.1:${port[$1]}/v2/$big_repo/blobs/sha256:$big"; fi; }
+for k in "${servers[@]}"; do reset_hwm "${pid[$k]}"; done
+cat "$big_file" > /dev/null
+blob_loads=()
+for round in 1 2 3; do
+  echo "blob round $round"
+  blob_loads+=("$(quiet)")
+  for n in 1 4; do
+    for k in "${servers[@]}" b; do served "$k" $n; done
+  done
+  one_core zstd "$zout" zstd -dqc "$work/big.zst"
+  one_core sha256sum "$big_bytes" sha256sum "$big_file"
+  one_core openssl "$big_bytes" openssl dgst -sha256 "$big_file"
+done
+for key in "${!rounds[@]}"; do R[$key]=$(median ${rounds[$key]}); done
+for k in "${servers[@]}"; do R[brss_$k]=$(hwm "${pid[$k]}"); done
+# What each server spent for the blobs it sent: MiB per CPU second, over every round.
+for k in "${servers[@]}" b; do R[cpu_$k]=$((big_bytes * 5 * 3 * $(getconf CLK_TCK) / (cpu[$k] > 0 ? cpu[$k] : 1) / 1048576)); done
+# One core that decompresses a frame, then hashes it, then the next: 1 / (1/zstd + 1/SHA-NI).
+R[serial]=$(echo "${R[cpu_zstd]} * ${R[cpu_openssl]} / (${R[cpu_zstd]} + ${R[cpu_openssl]})" | bc)
 
 ratio() { echo "scale=2; $1 / $2" | bc | sed 's/^\./0./'; }
+row() { # KEY: one airgap's bundle row of the versions table
+  echo "| ${label[$1]} | ${R[b1_$1]} | $(ratio "${R[b1_$1]}" "${R[b1_d]}")× | ${R[b4_$1]} | $(ratio "${R[b4_$1]}" "${R[b4_d]}")× | ${R[cpu_$1]} | ${R[get_$1]} | ${R[head_$1]} | ${R[mrss_$1]} / ${R[brss_$1]} |"
+}
 mkdir -p docs/benchmarks
 # bench/registry-load.sh writes a section of its own into the same doc: keep it.
 load_section=$(sed -n '/<!-- bench\/registry-load.sh: begin -->/,/<!-- bench\/registry-load.sh: end -->/p' \
   docs/benchmarks/registry.md 2>/dev/null || true)
+loads=$(for k in "${servers[@]}"; do printf '%s %s; ' "${label[$k]}" "${R[load_$k]}"; done)
 cat > docs/benchmarks/registry.md <<DOC
 # Registry benchmark
 
-Made by \`SECS=$secs WAIT=${WAIT:-180} bench/registry.sh $gib\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo),
-everything on 127.0.0.1, clients and servers sharing the two cores. 1-minute load before each server's
-measurements: airgap ${R[load_a]}, distribution ${R[load_d]}, airgap --storage ${R[load_s]}, busybox ${R[load_b]} (the machine is shared:
+Made by \`SECS=$secs WAIT=${WAIT:-180}${revs:+ BASELINES=\"${revs[*]}\"} bench/registry.sh $gib\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo),
+everything on 127.0.0.1, clients and servers sharing the cores. 1-minute load before each server's manifest
+measurements: ${loads%; }; before each of the three blob rounds: ${blob_loads[*]} (the machine is shared:
 compare ratios measured in this run, not absolute numbers).
 
 Content: a $gib GiB layout from \`bundles/examples/bench_layout.rs\` ($images images), packed with \`airgap bundle pack\`.
@@ -130,10 +212,21 @@ Every server is checked to give the same bytes for the same manifest and blob be
 |---|---|---|---|---|
 | blob GET, 1 stream, MiB/s | ${R[b1_a]} | ${R[b1_d]} | $(ratio "${R[b1_a]}" "${R[b1_d]}")× | |
 | blob GET, 4 streams, MiB/s | ${R[b4_a]} | ${R[b4_d]} | $(ratio "${R[b4_a]}" "${R[b4_d]}")× | ≥ 1.5× |
+| blob GET, MiB sent per server CPU second | ${R[cpu_a]} | ${R[cpu_d]} | $(ratio "${R[cpu_a]}" "${R[cpu_d]}")× | |
 | manifest GET req/s (wrk, 64 conn.) | ${R[get_a]} | ${R[get_d]} | $(ratio "${R[get_a]}" "${R[get_d]}")× | ≥ 3× |
 | manifest HEAD req/s (ab -k, 64 conn.) | ${R[head_a]} | ${R[head_d]} | $(ratio "${R[head_a]}" "${R[head_d]}")× | ≥ 3× |
 | peak RSS under manifest load, MiB | ${R[mrss_a]} | ${R[mrss_d]} | | ≤ 64 MiB |
 | peak RSS under blob load, MiB | ${R[brss_a]} | ${R[brss_d]} | | ≤ 64 MiB |
+$(if [ ${#olds[@]} -gt 0 ]; then cat <<VERSIONS
+
+## The bundle served by earlier versions (same run, same bundle)
+
+| airgap at | blob 1 stream, MiB/s | / distribution | blob 4 streams, MiB/s | / distribution | blob MiB per server CPU second | manifest GET req/s | HEAD req/s | peak RSS, manifest / blob load, MiB |
+|---|---|---|---|---|---|---|---|---|
+$(for k in "${olds[@]}"; do row "$k"; done)
+$(row a)
+VERSIONS
+fi)
 
 ## Bundle in place vs storage directory (airgap both)
 
@@ -141,20 +234,31 @@ Every server is checked to give the same bytes for the same manifest and blob be
 |---|---|---|---|---|
 | blob GET, 1 stream, MiB/s | ${R[b1_a]} | ${R[b1_s]} | $(ratio "${R[b1_a]}" "${R[b1_s]}")× | |
 | blob GET, 4 streams, MiB/s | ${R[b4_a]} | ${R[b4_s]} | $(ratio "${R[b4_a]}" "${R[b4_s]}")× | ≥ 0.8× |
+| blob GET, MiB sent per server CPU second | ${R[cpu_a]} | ${R[cpu_s]} | $(ratio "${R[cpu_a]}" "${R[cpu_s]}")× | |
 | manifest GET req/s | ${R[get_a]} | ${R[get_s]} | $(ratio "${R[get_a]}" "${R[get_s]}")× | ≥ 0.8× |
 | manifest HEAD req/s | ${R[head_a]} | ${R[head_s]} | $(ratio "${R[head_a]}" "${R[head_s]}")× | ≥ 0.8× |
 | peak RSS, manifest / blob load, MiB | ${R[mrss_a]} / ${R[brss_a]} | ${R[mrss_s]} / ${R[brss_s]} | | |
 
 ## The limits they meet
 
-| limit | value |
-|---|---|
-| busybox httpd (sendfile) → curl, same $(( big_bytes / 1048576 )) MiB file, 1 stream | ${R[b1_b]} MiB/s |
-| busybox httpd (sendfile) → curl, 4 streams | ${R[b4_b]} MiB/s |
-| GET /v2/ (the cheapest request), wrk 64 conn.: airgap / distribution / airgap --storage | ${R[ping_a]} / ${R[ping_d]} / ${R[ping_s]} req/s |
+| limit | MiB/s by the clock | MiB per CPU second |
+|---|---|---|
+| busybox httpd (sendfile) → curl, same $(( big_bytes / 1048576 )) MiB file, 1 stream | ${R[b1_b]} | ${R[cpu_b]} (busybox's CPU, 1 and 4 streams) |
+| busybox httpd (sendfile) → curl, 4 streams | ${R[b4_b]} | |
+| one core decompressing the blob's $(( zlen / 1048576 )) MiB of zstd frames ($(( zout / 1048576 )) MiB out): \`zstd -dc\` $(zstd --version | grep -o 'v[0-9.]*') | ${R[zstd]} | ${R[cpu_zstd]} |
+| one core hashing the blob from the page cache: \`sha256sum\` (coreutils $(sha256sum --version | awk 'NR == 1 {print $4}'), no SHA-NI) | ${R[sha256sum]} | ${R[cpu_sha256sum]} |
+| one core hashing the blob from the page cache: \`openssl dgst -sha256\` ($(openssl version | awk '{print $2}'), SHA-NI where the CPU has it) | ${R[openssl]} | ${R[cpu_openssl]} |
+| one core decompressing, then hashing with SHA-NI (1 / (1/zstd + 1/openssl), per CPU second) | | ${R[serial]} |
+| GET /v2/ (the cheapest request), wrk 64 conn., req/s | $(for k in "${servers[@]}"; do printf '%s: %s; ' "${label[$k]}" "${R[ping_$k]}"; done | sed 's/; $//') | |
 
-Blob rates are the median of three rounds of 1 or 4 parallel \`curl -o /dev/null\` of the largest blob
-($(( big_bytes / 1048576 )) MiB). Manifest GETs go by tag over all $images images in turn; HEADs by tag on one image,
+The CPU has SHA-NI: $sha_ni. This tree's airgap holds SHA-NI code (\`sha256rnds2\`, which the \`sha2\` crate
+chooses at run time when the CPU has it): $sha_ni_code.
+
+MiB per CPU second divides the bytes a server sent over every blob round by the user and system CPU time
+its process spent meanwhile (from /proc/PID/stat): unlike a rate by the clock, it does not fall when other
+work on the machine takes the cores. Blob rates are the median of three rounds of 1 or 4 parallel \`curl -o /dev/null\` of the largest blob
+($(( big_bytes / 1048576 )) MiB), every server in turn within a round; the one-core limits are the median of one run
+in each round. Manifest GETs go by tag over all $images images in turn; HEADs by tag on one image,
 with \`ab\` because wrk 4.1 waits for a body after a HEAD response on a keep-alive connection. Each load runs ${secs} s.
 Peak RSS is VmHWM from /proc/PID/status, reset (\`echo 5 > /proc/PID/clear_refs\`) before each load.
 DOC
