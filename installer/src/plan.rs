@@ -305,7 +305,7 @@ pub struct Copy {
     pub keys: BTreeMap<String, String>,
 }
 
-/// What a [`Copy`] copies.
+/// What a [`Copy`](struct@Copy) copies.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum CopyKind {

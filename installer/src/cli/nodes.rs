@@ -20,7 +20,7 @@ pub struct MirrorsArgs {
     /// The site registry's base URL, as nodes reach it.
     #[arg(long)]
     pub registry: String,
-    /// Which node configuration to write: containerd's certs.d, RKE2's registries.yaml, or eksctl bootstrap commands.
+    /// Which node configuration to write.
     #[arg(long, value_enum)]
     pub format: Format,
     /// Where the upstream hosts come from.
