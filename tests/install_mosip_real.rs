@@ -74,7 +74,6 @@ const PROBE_DELAY_SCALE: f64 = 0.05;
 const KILLED_DURING: &str = "config-server";
 
 #[test]
-#[ignore = "37 min on 2 cores, over CI's budget (tests/README.md): run it with --ignored under the real-node lock"]
 fn the_whole_mosip_plan_installs_on_real_nodes_of_both_clusters() {
     let Some(mut leaks) = netns::isolated(TEST) else { return };
     let started = Instant::now();
