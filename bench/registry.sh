@@ -157,7 +157,8 @@ for k in "${servers[@]}"; do
 done
 
 declare -A rounds cpu
-served() { # KEY STREAMS: one blob round of a server, its MiB/s kept, its CPU ticks counted
+served() { # KEY STREAMS: one blob round of a server, its MiB/s kept, its CPU ticks counted (not
+  # busybox's: a child process per connection sends the file)
   local before; before=$(ticks "${pid[$1]}")
   rounds[b${2}_$1]+=" $(blob_rate "$(url "$1")" "$2")"
   cpu[$1]=$(( ${cpu[$1]:-0} + $(ticks "${pid[$1]}") - before ))
@@ -179,7 +180,7 @@ done
 for key in "${!rounds[@]}"; do R[$key]=$(median ${rounds[$key]}); done
 for k in "${servers[@]}"; do R[brss_$k]=$(hwm "${pid[$k]}"); done
 # What each server spent for the blobs it sent: MiB per CPU second, over every round.
-for k in "${servers[@]}" b; do R[cpu_$k]=$((big_bytes * 5 * 3 * $(getconf CLK_TCK) / (cpu[$k] > 0 ? cpu[$k] : 1) / 1048576)); done
+for k in "${servers[@]}"; do R[cpu_$k]=$((big_bytes * 5 * 3 * $(getconf CLK_TCK) / (cpu[$k] > 0 ? cpu[$k] : 1) / 1048576)); done
 # One core that decompresses a frame, then hashes it, then the next: 1 / (1/zstd + 1/SHA-NI).
 R[serial]=$(echo "${R[cpu_zstd]} * ${R[cpu_openssl]} / (${R[cpu_zstd]} + ${R[cpu_openssl]})" | bc)
 
@@ -243,7 +244,7 @@ fi)
 
 | limit | MiB/s by the clock | MiB per CPU second |
 |---|---|---|
-| busybox httpd (sendfile) → curl, same $(( big_bytes / 1048576 )) MiB file, 1 stream | ${R[b1_b]} | ${R[cpu_b]} (busybox's CPU, 1 and 4 streams) |
+| busybox httpd (sendfile) → curl, same $(( big_bytes / 1048576 )) MiB file, 1 stream | ${R[b1_b]} | |
 | busybox httpd (sendfile) → curl, 4 streams | ${R[b4_b]} | |
 | one core decompressing the blob's $(( zlen / 1048576 )) MiB of zstd frames ($(( zout / 1048576 )) MiB out): \`zstd -dc\` $(zstd --version | grep -o 'v[0-9.]*') | ${R[zstd]} | ${R[cpu_zstd]} |
 | one core hashing the blob from the page cache: \`sha256sum\` (coreutils $(sha256sum --version | awk 'NR == 1 {print $4}'), no SHA-NI) | ${R[sha256sum]} | ${R[cpu_sha256sum]} |
