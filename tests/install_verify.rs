@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use testkit::crds::Crd;
-use testkit::{free_port, tool, workspace_root, FileServer, KubeControlPlane, MinioServer};
+use testkit::{tool, workspace_root, FileServer, KubeControlPlane, MinioServer, SiteRegistry};
 
 mod verify_checks;
 
-use verify_checks::{detail, failed, Killed};
+use verify_checks::{detail, failed};
 
 const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
 
@@ -281,18 +281,8 @@ fn verify_passes_on_a_good_install_and_names_each_broken_thing() {
     let t = tempfile::tempdir().unwrap();
     let sample = sample_bundle(&t.path().join("demo"));
     let (objects, file_entry) = objects_bundle(t.path());
-    let address = format!("127.0.0.1:{}", free_port());
-    let _registry = Killed(
-        Command::new(AIRGAP)
-            .args(["registry", "serve"])
-            .arg(&sample)
-            .arg(&objects)
-            .args(["--listen", &address])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the registry listening", || std::net::TcpStream::connect(&address).is_ok());
+    let registry = SiteRegistry::bundles([&sample, &objects]).airgap(Path::new(AIRGAP)).start().unwrap();
+    let address = registry.address().to_string();
     let mut kube = KubeControlPlane::start().unwrap();
     let store = ReportStore::start(&kube);
     let site = Site::write(t.path(), &address, &kube, &file_entry);

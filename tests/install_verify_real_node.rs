@@ -30,12 +30,12 @@ use testkit::images::{push_plain, write_archive, write_layout, Files, ImageSpec}
 use testkit::standin_images::{pause_layer, service_layer};
 use testkit::{
     free_port, netns, run, tool, Distribution, DistributionOpts, FileServer, KubeControlPlane, NodeOptions, RealNode,
-    SANDBOX_IMAGE,
+    SiteRegistry, SANDBOX_IMAGE,
 };
 
 mod verify_checks;
 
-use verify_checks::{detail, failed, Killed};
+use verify_checks::{detail, failed};
 
 const AIRGAP: &str = env!("CARGO_BIN_EXE_airgap");
 const HEALTH: &str = "/v1/auth/actuator/health";
@@ -441,6 +441,16 @@ fn only(checks: &[Value], kind: &str, subject: &str) {
 const ROUTE: &str = "*/v1/auth (VirtualService kernel/auth via Gateway edge/internal)";
 const HTTPBIN_ROUTE: &str = "*/httpbin/ (VirtualService httpbin/httpbin via Gateway edge/internal)";
 
+/// A child process (the load balancer) killed when the test ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A load balancer where TLS ends outside the cluster: `openssl s_server` with a certificate.
 struct LoadBalancer {
     dir: PathBuf,
@@ -523,25 +533,11 @@ fn verify_on_a_real_node_checks_the_edge_the_platform_the_pods_and_the_mirrors()
     node.import_image(&pause).unwrap();
 
     let tls = t.path().join("tls");
-    let port = free_port();
-    let _registry = Killed(
-        Command::new(AIRGAP)
-            .args(["registry", "serve"])
-            .arg(&bundle)
-            .args(["--listen", &format!("{}:{port}", node.host_ip()), "--hostname", node.host_ip(), "--tls-generate"])
-            .arg(&tls)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let address = format!("{}:{port}", node.host_ip());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&address).is_err() {
-        assert!(Instant::now() < deadline, "the registry did not listen on {address}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let registry = format!("https://{address}");
-    let ca = tls.join("ca.crt");
+    let site_registry =
+        SiteRegistry::bundles([&bundle]).ip(node.host_ip()).tls(&tls).airgap(Path::new(AIRGAP)).start().unwrap();
+    let address = site_registry.address().to_string();
+    let registry = site_registry.url().to_string();
+    let ca = site_registry.ca().expect("served over TLS").to_path_buf();
     run(Command::new(AIRGAP)
         .args(["install", "mirrors", "--format", "containerd", "--registry", &registry, "--bundle"])
         .arg(&bundle)

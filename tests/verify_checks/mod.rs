@@ -1,7 +1,6 @@
-//! What the `install verify` tests read of its `--json` report, and a child process they stop.
+//! What the `install verify` tests read of its `--json` report.
 
 use std::collections::BTreeSet;
-use std::process::Child;
 
 use serde_json::Value;
 
@@ -18,14 +17,4 @@ pub fn failed(checks: &[Value]) -> BTreeSet<(String, String)> {
 pub fn detail<'a>(checks: &'a [Value], kind: &str, subject: &str) -> &'a str {
     let c = checks.iter().find(|c| c["kind"] == kind && c["subject"] == subject);
     c.unwrap_or_else(|| panic!("no {kind} check of {subject}: {checks:#?}"))["detail"].as_str().unwrap()
-}
-
-/// A child process (a registry) killed when the test ends.
-pub struct Killed(pub Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
