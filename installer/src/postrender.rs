@@ -53,8 +53,8 @@ pub struct Config {
     /// The site's `lab.request_scale`: every container's requests scaled down (see `capacity`).
     #[serde(default)]
     pub request_scale: Option<f64>,
-    /// The site's `lab.probe_delay_scale`: every probe's delay and period shortened (see
-    /// `probe_pace`).
+    /// The site's `lab.probe_delay_scale`: every probe's initial delay shortened, and the period
+    /// of startup and readiness probes (see `probe_pace`).
     #[serde(default)]
     pub probe_delay_scale: Option<f64>,
 }
