@@ -63,8 +63,9 @@ const NEEDED: u64 = 2 * LEN + (64 << 20);
 fn roomy_temp_dir() -> tempfile::TempDir {
     let candidates = [std::env::temp_dir(), "/dev/shm".into()];
     let free = |p: &std::path::Path| rustix::fs::statvfs(p).map(|s| s.f_bavail * s.f_frsize).unwrap_or(0);
-    let (room, place) = candidates.iter().map(|p| (free(p), p)).max().unwrap();
-    let seen: Vec<String> = candidates.iter().map(|p| format!("{}: {} MB free", p.display(), free(p) >> 20)).collect();
+    let rooms: Vec<(u64, &std::path::PathBuf)> = candidates.iter().map(|p| (free(p), p)).collect();
+    let &(room, place) = rooms.iter().max().unwrap();
+    let seen: Vec<String> = rooms.iter().map(|(room, p)| format!("{}: {} MB free", p.display(), room >> 20)).collect();
     assert!(room >= NEEDED, "the test writes {} MB; no folder has room ({})", NEEDED >> 20, seen.join(", "));
     tempfile::tempdir_in(place).unwrap()
 }

@@ -13,13 +13,10 @@ const ISTIO_INJECTOR: &str = "istio-sidecar-injector";
 
 /// Scales the requests of every container of a pod spec (containers and init containers).
 pub fn scale_pod_spec(spec: &mut Value, scale: f64) -> Result<()> {
-    for list in ["initContainers", "containers"] {
-        let Some(Value::Sequence(containers)) = spec.get_mut(list) else { continue };
-        for c in containers {
-            let name = c.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
-            if let Some(requests) = c.get_mut("resources").and_then(|r| r.get_mut("requests")) {
-                scale_requests(requests, scale).with_context(|| format!("container {name}"))?;
-            }
+    for c in kubemanifests::pods::containers_mut(spec) {
+        let name = c.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+        if let Some(requests) = c.get_mut("resources").and_then(|r| r.get_mut("requests")) {
+            scale_requests(requests, scale).with_context(|| format!("container {name}"))?;
         }
     }
     Ok(())

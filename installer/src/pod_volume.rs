@@ -19,14 +19,11 @@ pub fn mount_configmap(
     let volumes = sequence(spec, "volumes")?;
     volumes.retain(|v| v.get("name").and_then(Value::as_str) != Some(volume));
     volumes.push(entry);
-    for list in ["initContainers", "containers"] {
-        let Some(containers) = spec.get_mut(list).and_then(Value::as_sequence_mut) else { continue };
-        for c in containers.iter_mut().filter_map(Value::as_mapping_mut) {
-            let listed = sequence(c, "volumeMounts")?;
-            listed.retain(|m| m.get("name").and_then(Value::as_str) != Some(volume));
-            listed.extend(mounts.iter().cloned());
-            each(c)?;
-        }
+    for c in kubemanifests::pods::containers_mut(pod_spec) {
+        let listed = sequence(c, "volumeMounts")?;
+        listed.retain(|m| m.get("name").and_then(Value::as_str) != Some(volume));
+        listed.extend(mounts.iter().cloned());
+        each(c)?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bundles::artifact::Reference;
+use kubemanifests::pods::{containers_mut, pod_spec_mut};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
@@ -119,19 +120,19 @@ pub async fn post_render(yaml: &str, cfg: &Config, registry: &RegistryClient) ->
             images.get(i).cloned().ok_or_else(|| anyhow!("image {i} was not resolved"))
         })?;
         add_env(doc, &cfg.env);
-        if let Some(spec) = pod_spec(doc).filter(|_| cfg.site_ca) {
+        if let Some(spec) = pod_spec_mut(doc).filter(|_| cfg.site_ca) {
             crate::site_ca::mount(spec)?;
         }
-        if let (Some(files), Some(spec)) = (&cfg.files, pod_spec(doc)) {
+        if let (Some(files), Some(spec)) = (&cfg.files, pod_spec_mut(doc)) {
             files.mount(spec)?;
         }
         if let Some(scale) = cfg.request_scale {
-            if let Some(spec) = pod_spec(doc) {
+            if let Some(spec) = pod_spec_mut(doc) {
                 crate::capacity::scale_pod_spec(spec, scale)?;
             }
             crate::capacity::scale_istio_injector(doc, scale)?;
         }
-        if let (Some(scale), Some(spec)) = (cfg.probe_delay_scale, pod_spec(doc)) {
+        if let (Some(scale), Some(spec)) = (cfg.probe_delay_scale, pod_spec_mut(doc)) {
             crate::probe_pace::scale_pod_spec(spec, scale)?;
         }
         if let Some(o) = object_ref(doc) {
@@ -182,40 +183,20 @@ pub fn object_ref(doc: &Value) -> Option<ObjectRef> {
     })
 }
 
-/// Where each kind that runs pods keeps its pod spec.
-pub fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
-    match kind {
-        "Pod" => Some(&["spec"]),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => Some(&["spec", "template", "spec"]),
-        "CronJob" => Some(&["spec", "jobTemplate", "spec", "template", "spec"]),
-        _ => None,
-    }
-}
-
-/// The pod spec of a workload object, wherever its kind keeps it.
-fn pod_spec(doc: &mut Value) -> Option<&mut Value> {
-    let kind = doc.get("kind")?.as_str()?.to_string();
-    pod_spec_path(&kind)?.iter().try_fold(doc, |v, k| v.get_mut(*k))
-}
-
 fn add_env(doc: &mut Value, env: &BTreeMap<String, String>) {
     if env.is_empty() {
         return;
     }
-    let Some(spec) = pod_spec(doc) else { return };
-    for list in ["initContainers", "containers"] {
-        let Some(Value::Sequence(containers)) = spec.get_mut(list) else { continue };
-        for c in containers {
-            let Some(map) = c.as_mapping_mut() else { continue };
-            let vars = map.entry("env".into()).or_insert(Value::Sequence(Vec::new()));
-            let Value::Sequence(vars) = vars else { continue };
-            for (name, value) in env {
-                vars.retain(|v| v.get("name").and_then(Value::as_str) != Some(name));
-                let mut var = serde_yaml_ng::Mapping::new();
-                var.insert("name".into(), name.as_str().into());
-                var.insert("value".into(), value.as_str().into());
-                vars.push(Value::Mapping(var));
-            }
+    let Some(spec) = pod_spec_mut(doc) else { return };
+    for c in containers_mut(spec) {
+        let vars = c.entry("env".into()).or_insert(Value::Sequence(Vec::new()));
+        let Value::Sequence(vars) = vars else { continue };
+        for (name, value) in env {
+            vars.retain(|v| v.get("name").and_then(Value::as_str) != Some(name));
+            let mut var = serde_yaml_ng::Mapping::new();
+            var.insert("name".into(), name.as_str().into());
+            var.insert("value".into(), value.as_str().into());
+            vars.push(Value::Mapping(var));
         }
     }
 }

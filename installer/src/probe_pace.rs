@@ -20,14 +20,11 @@ const PROBES: [(&str, &[&str]); 3] =
 
 /// Scales the delays of every probe of every container of a pod spec.
 pub fn scale_pod_spec(spec: &mut Value, scale: f64) -> Result<()> {
-    for list in ["initContainers", "containers"] {
-        let Some(Value::Sequence(containers)) = spec.get_mut(list) else { continue };
-        for c in containers {
-            let name = c.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
-            for (probe, fields) in PROBES {
-                let Some(p) = c.get_mut(probe).filter(|p| p.is_mapping()) else { continue };
-                scale_probe(p, fields, scale).with_context(|| format!("container {name}: {probe}"))?;
-            }
+    for c in kubemanifests::pods::containers_mut(spec) {
+        let name = c.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+        for (probe, fields) in PROBES {
+            let Some(p) = c.get_mut(probe).filter(|p| p.is_mapping()) else { continue };
+            scale_probe(p, fields, scale).with_context(|| format!("container {name}: {probe}"))?;
         }
     }
     Ok(())

@@ -451,22 +451,20 @@ impl Checker<'_> {
     /// site registry.
     fn runtime_needs(&mut self, r: &Rendered<'_>, id: &Id, spec: &Value, apis: &Apis, entries: &[table::Entry]) {
         let original: BTreeMap<&str, &str> = r.images.iter().map(|(from, to)| (to.as_str(), from.as_str())).collect();
-        for list in ["initContainers", "containers"] {
-            for (n, c) in spec.get(list).and_then(Value::as_sequence).into_iter().flatten().enumerate() {
-                let Some(image) = c.get("image").and_then(Value::as_str) else { continue };
-                let image = original.get(image).copied().unwrap_or(image);
-                for e in entries.iter().filter(|e| e.matches(image)) {
-                    if apis.served(&e.needs.api_version, &e.needs.kind).is_some() {
-                        continue;
-                    }
-                    let message = format!(
-                        "{image:?} needs {} {}, which {} does not serve: {}",
-                        e.needs.api_version, e.needs.kind, apis.target, e.why
-                    );
-                    self.problem(r, id.to_string(), &format!("{list}[{n}].image"), message, Severity::Error);
-                    if let Some(last) = self.problems.last_mut() {
-                        last.evidence = Some(e.evidence.clone());
-                    }
+        for (list, n, c) in kubemanifests::pods::containers(spec) {
+            let Some(image) = c.get("image").and_then(Value::as_str) else { continue };
+            let image = original.get(image).copied().unwrap_or(image);
+            for e in entries.iter().filter(|e| e.matches(image)) {
+                if apis.served(&e.needs.api_version, &e.needs.kind).is_some() {
+                    continue;
+                }
+                let message = format!(
+                    "{image:?} needs {} {}, which {} does not serve: {}",
+                    e.needs.api_version, e.needs.kind, apis.target, e.why
+                );
+                self.problem(r, id.to_string(), &format!("{list}[{n}].image"), message, Severity::Error);
+                if let Some(last) = self.problems.last_mut() {
+                    last.evidence = Some(e.evidence.clone());
                 }
             }
         }

@@ -85,7 +85,7 @@ fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = (usize, &'a Value)
 
 /// Where each kind that runs pods keeps its pod template, and the template's labels.
 pub fn pod_template<'a>(doc: &'a Value, kind: &str) -> Option<(&'a Value, Option<&'a Value>)> {
-    let path = crate::postrender::pod_spec_path(kind)?;
+    let path = kubemanifests::pods::pod_spec_path(kind)?;
     let spec = path.iter().try_fold(doc, |v, k| v.get(*k))?;
     let meta = path[..path.len() - 1].iter().try_fold(doc, |v, k| v.get(*k))?.get("metadata");
     Some((spec, meta.and_then(|m| m.get("labels"))))
@@ -201,10 +201,8 @@ impl Refs<'_> {
                 self.object(&format!("{at}.persistentVolumeClaim"), self.here("PersistentVolumeClaim", claim), None);
             }
         }
-        for list in ["initContainers", "containers"] {
-            for (i, c) in items(spec, list) {
-                self.container(c, &format!("{list}[{i}]"));
-            }
+        for (list, i, c) in kubemanifests::pods::containers(spec) {
+            self.container(c, &format!("{list}[{i}]"));
         }
     }
 

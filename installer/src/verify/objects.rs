@@ -5,7 +5,6 @@
 use serde_yaml_ng::Value;
 
 use crate::hooks;
-use crate::postrender;
 use crate::render::{Action, Rendered};
 
 pub struct Object<'a> {
@@ -27,7 +26,7 @@ impl Object<'_> {
 
     /// The pod spec of a kind that runs pods.
     pub fn pod_spec(&self) -> Option<&Value> {
-        postrender::pod_spec_path(self.kind)?.iter().try_fold(self.doc, |v, k| v.get(*k))
+        kubemanifests::pods::pod_spec(self.doc)
     }
 
     pub fn field(&self, path: &[&str]) -> Option<&Value> {
