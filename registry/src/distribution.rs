@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{check_name, hash_reader, parse_digest, valid_name, ManifestRef};
 use crate::routes::{blob_response, header_str, ok_builder, BlobSlice};
 use crate::server::State;
-use crate::storage::{referrer_descriptor, NewManifest};
+use crate::storage::{self, referrer_descriptor, NewManifest};
 
 pub(crate) enum Target {
     Catalog,
@@ -122,14 +122,12 @@ pub(crate) async fn route(state: &Arc<State>, rest: &str, req: Request<Incoming>
     }
 }
 
-/// Runs a handler's storage work on the blocking pool: every backend may block on a disk or on
-/// the network, and the async workers must not.
+/// Runs a handler's storage work where storage may run (see [`storage::call`]).
 async fn blocking<T: Send + 'static>(
     state: &Arc<State>,
     work: impl FnOnce(&State) -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
-    let state = state.clone();
-    body::blocking(move || work(&state)).await
+    storage::call(&state.stores, state.clone(), |s: &Arc<State>| work(s)).await
 }
 
 fn no_content(status: u16) -> Response<Body> {

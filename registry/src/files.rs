@@ -6,11 +6,12 @@ use std::sync::Arc;
 use hyper::{HeaderMap, Response};
 
 use crate::artifacts::{described_blob_len, manifest_json, percent_decode, single_layer};
-use crate::body::{self, Body};
+use crate::body::Body;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{split_route, valid_tag};
 use crate::routes::{blob_response, BlobSlice};
 use crate::server::State;
+use crate::storage;
 
 pub(crate) async fn route(
     state: &Arc<State>,
@@ -27,11 +28,11 @@ pub(crate) async fn route(
     let missing = format!("{repo}:{tag} has no file named {title}");
     let not_here = move || ApiError::new(Code::NotFound, missing.clone());
     let (stores, r, t, wanted) = (state.stores.clone(), repo.to_string(), tag.to_string(), title);
-    let (layer, len) = body::blocking(move || {
-        let (_, manifest) = manifest_json(&stores, &r, &t)?.ok_or_else(&not_here)?;
+    let (layer, len) = storage::call(&state.stores, stores, move |stores| {
+        let (_, manifest) = manifest_json(stores, &r, &t)?.ok_or_else(&not_here)?;
         let layer =
             single_layer(&manifest).filter(|l| l.title.as_deref() == Some(wanted.as_str())).ok_or_else(not_here)?;
-        let len = described_blob_len(&stores, &r, &layer.digest, layer.size)?;
+        let len = described_blob_len(stores, &r, &layer.digest, layer.size)?;
         Ok((layer, len))
     })
     .await?;

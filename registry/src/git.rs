@@ -17,6 +17,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{check_name, valid_tag};
 use crate::routes::{blob_response, BlobSlice};
 use crate::server::State;
+use crate::storage;
 
 /// Regular files of the bare repository → (offset in the tar, size).
 pub struct TarIndex {
@@ -64,7 +65,7 @@ pub(crate) async fn route(state: &Arc<State>, rest: &str, head: bool) -> ApiResu
     };
     check_name(repo)?;
     let (stores, repo_owned, tag_owned) = (state.stores.clone(), repo.to_string(), tag.map(str::to_string));
-    let (layer, len) = body::blocking(move || {
+    let (layer, len) = storage::call(&state.stores, stores, move |stores| {
         let tag = match tag_owned {
             Some(t) => t,
             None => {
@@ -85,9 +86,9 @@ pub(crate) async fn route(state: &Arc<State>, rest: &str, head: bool) -> ApiResu
             }
         };
         let not_git = || ApiError::new(Code::NotFound, format!("{repo_owned}:{tag} is not a git repository artifact"));
-        let (_, manifest) = manifest_json(&stores, &repo_owned, &tag)?.ok_or_else(not_git)?;
+        let (_, manifest) = manifest_json(stores, &repo_owned, &tag)?.ok_or_else(not_git)?;
         let layer = single_layer(&manifest).filter(|l| l.media_type == GIT_LAYER_MEDIA_TYPE).ok_or_else(not_git)?;
-        let len = described_blob_len(&stores, &repo_owned, &layer.digest, layer.size)?;
+        let len = described_blob_len(stores, &repo_owned, &layer.digest, layer.size)?;
         Ok((layer, len))
     })
     .await?;

@@ -176,4 +176,9 @@ impl Storage for BundleStore {
         }
         Ok(self.referrers.get(d).cloned().unwrap_or_default())
     }
+
+    // Names, tags and manifests are read at start; a blob's length is in the bundle's member index.
+    fn answers_from_memory(&self) -> bool {
+        true
+    }
 }
