@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::names::{check_name, hash_reader, parse_digest, valid_name, ManifestRef};
 use crate::routes::{blob_response, header_str, ok_builder, BlobSlice};
 use crate::server::State;
-use crate::storage::{self, referrer_descriptor, NewManifest};
+use crate::storage::{self, referrer_descriptor, NewManifest, StoredManifest};
 
 pub(crate) enum Target {
     Catalog,
@@ -82,8 +82,10 @@ pub(crate) async fn route(state: &Arc<State>, rest: &str, req: Request<Incoming>
             blocking(state, move |s| tags(s, &name, &query)).await
         }
         (Target::Manifest(n, r), &Method::GET | &Method::HEAD) => {
-            let (name, headers) = (named(n)?, req.headers().clone());
-            blocking(state, move |s| get_manifest(s, &name, &r, &headers, head)).await
+            let name = named(n)?;
+            let (repo, reference) = (name.clone(), r.clone());
+            let (d, m) = blocking(state, move |s| find_manifest(s, &repo, &reference)).await?;
+            manifest_response(req.headers(), d, m, &name, &r, head)
         }
         (Target::Manifest(n, r), &Method::PUT) => put_manifest(state, &named(n)?, &r, req).await,
         (Target::Manifest(n, r), &Method::DELETE) => {
@@ -222,18 +224,25 @@ fn check_accept(headers: &HeaderMap, media_type: &str, name: &str, reference: &s
     Err(ApiError::new(refused, format!("{name}:{reference} is {media_type}, which the Accept header does not include")))
 }
 
-fn get_manifest(
-    state: &State,
-    name: &str,
-    reference: &str,
-    headers: &HeaderMap,
-    head: bool,
-) -> ApiResult<Response<Body>> {
+/// The manifest `name:reference` names, with its digest.
+fn find_manifest(state: &State, name: &str, reference: &str) -> ApiResult<(Digest, StoredManifest)> {
     let d = resolve(state, name, reference)?;
     let m = state
         .stores
         .manifest(name, &d)?
         .ok_or_else(|| ApiError::new(Code::ManifestUnknown, format!("manifest {reference} is not in {name}")))?;
+    Ok((d, m))
+}
+
+/// A found manifest as the client's Accept header allows it to be served.
+fn manifest_response(
+    headers: &HeaderMap,
+    d: Digest,
+    m: StoredManifest,
+    name: &str,
+    reference: &str,
+    head: bool,
+) -> ApiResult<Response<Body>> {
     check_accept(headers, &m.media_type, name, reference)?;
     let b = ok_builder(200)
         .header(CONTENT_TYPE, m.media_type)
