@@ -76,26 +76,26 @@ pub(crate) async fn route(state: &Arc<State>, rest: &str, req: Request<Incoming>
     let method = req.method().clone();
     let head = method == Method::HEAD;
     match (target, &method) {
-        (Target::Catalog, &Method::GET) => blocking(state, move |s| catalog(s, &query)).await,
+        (Target::Catalog, &Method::GET) => with_storage(state, move |s| catalog(s, &query)).await,
         (Target::Tags(n), &Method::GET) => {
             let name = named(n)?;
-            blocking(state, move |s| tags(s, &name, &query)).await
+            with_storage(state, move |s| tags(s, &name, &query)).await
         }
         (Target::Manifest(n, r), &Method::GET | &Method::HEAD) => {
             let name = named(n)?;
             let (repo, reference) = (name.clone(), r.clone());
-            let (d, m) = blocking(state, move |s| find_manifest(s, &repo, &reference)).await?;
+            let (d, m) = with_storage(state, move |s| find_manifest(s, &repo, &reference)).await?;
             manifest_response(req.headers(), d, m, &name, &r, head)
         }
         (Target::Manifest(n, r), &Method::PUT) => put_manifest(state, &named(n)?, &r, req).await,
         (Target::Manifest(n, r), &Method::DELETE) => {
             let name = named(n)?;
-            blocking(state, move |s| delete_manifest(s, &name, &r)).await
+            with_storage(state, move |s| delete_manifest(s, &name, &r)).await
         }
         (Target::Blob(n, d), &Method::GET | &Method::HEAD) => {
             let (name, d) = (named(n)?, parse_digest(&d)?);
             let (repo, digest) = (name.clone(), d.clone());
-            let len = blocking(state, move |s| s.stores.blob_len(&repo, &digest))
+            let len = with_storage(state, move |s| s.stores.blob_len(&repo, &digest))
                 .await?
                 .ok_or_else(|| ApiError::new(Code::BlobUnknown, format!("blob {d} is not in {name}")))?;
             let slice = BlobSlice { repo: &name, digest: &d, base: 0, len, content_type: "application/octet-stream" };
@@ -103,29 +103,29 @@ pub(crate) async fn route(state: &Arc<State>, rest: &str, req: Request<Incoming>
         }
         (Target::Blob(n, d), &Method::DELETE) => {
             let name = named(n)?;
-            blocking(state, move |s| delete_blob(s, &name, &d)).await
+            with_storage(state, move |s| delete_blob(s, &name, &d)).await
         }
         (Target::Uploads(n), &Method::POST) => start_upload(state, &named(n)?, &query, req).await,
         (Target::Upload(n, id), &Method::GET) => {
             let name = named(n)?;
-            blocking(state, move |s| upload_status(s, &name, &id)).await
+            with_storage(state, move |s| upload_status(s, &name, &id)).await
         }
         (Target::Upload(n, id), &Method::PATCH) => patch_upload(state, &named(n)?, &id, req).await,
         (Target::Upload(n, id), &Method::PUT) => finish_upload(state, &named(n)?, &id, &query, req).await,
         (Target::Upload(n, id), &Method::DELETE) => {
             let name = named(n)?;
-            blocking(state, move |s| cancel_upload(s, &name, &id)).await
+            with_storage(state, move |s| cancel_upload(s, &name, &id)).await
         }
         (Target::Referrers(n, d), &Method::GET) => {
             let name = named(n)?;
-            blocking(state, move |s| referrers(s, &name, &d, &query)).await
+            with_storage(state, move |s| referrers(s, &name, &d, &query)).await
         }
         (_, m) => Err(ApiError::new(Code::Unsupported, format!("{m} is not supported on /v2/{rest}"))),
     }
 }
 
 /// Runs a handler's storage work where storage may run (see [`storage::call`]).
-async fn blocking<T: Send + 'static>(
+async fn with_storage<T: Send + 'static>(
     state: &Arc<State>,
     work: impl FnOnce(&State) -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
@@ -374,7 +374,7 @@ async fn put_manifest(
     };
     tags.extend(tag_params);
     let (n, d, t) = (name.to_string(), digest.clone(), tags.clone());
-    blocking(state, move |s| {
+    with_storage(state, move |s| {
         check_references(s, &n, &manifest, &media_type)?;
         check_carried_tags(s, &n, &t, &d)?;
         let m = NewManifest { digest: &d, bytes: &bytes, media_type: &media_type, tags: &t, referrer };
@@ -497,7 +497,7 @@ async fn start_upload(
     req: Request<Incoming>,
 ) -> ApiResult<Response<Body>> {
     let (n, q) = (name.to_string(), query.clone());
-    match blocking(state, move |s| begin_upload(s, &n, &q)).await? {
+    match with_storage(state, move |s| begin_upload(s, &n, &q)).await? {
         Begun::Mounted(d) => Ok(blob_created(name, &d)),
         Begun::Session(id, None) => Ok(upload_response(202, name, &id, 0)),
         Begun::Session(id, Some(d)) => {
@@ -583,7 +583,7 @@ fn upload_status(state: &State, name: &str, id: &str) -> ApiResult<Response<Body
 /// [`upload_len`] on the blocking pool.
 async fn session_len(state: &Arc<State>, name: &str, id: &str) -> ApiResult<u64> {
     let (n, i) = (name.to_string(), id.to_string());
-    blocking(state, move |s| upload_len(s, &n, &i)).await
+    with_storage(state, move |s| upload_len(s, &n, &i)).await
 }
 
 fn cancel_upload(state: &State, name: &str, id: &str) -> ApiResult<Response<Body>> {

@@ -27,12 +27,12 @@ pub(crate) async fn route(
     let title = percent_decode(title);
     let missing = format!("{repo}:{tag} has no file named {title}");
     let not_here = move || ApiError::new(Code::NotFound, missing.clone());
-    let (stores, r, t, wanted) = (state.stores.clone(), repo.to_string(), tag.to_string(), title);
-    let (layer, len) = storage::call(&state.stores, stores, move |stores| {
-        let (_, manifest) = manifest_json(stores, &r, &t)?.ok_or_else(&not_here)?;
+    let (r, t, wanted) = (repo.to_string(), tag.to_string(), title);
+    let (layer, len) = storage::call(&state.stores, state.clone(), move |s| {
+        let (_, manifest) = manifest_json(&s.stores, &r, &t)?.ok_or_else(&not_here)?;
         let layer =
             single_layer(&manifest).filter(|l| l.title.as_deref() == Some(wanted.as_str())).ok_or_else(not_here)?;
-        let len = described_blob_len(stores, &r, &layer.digest, layer.size)?;
+        let len = described_blob_len(&s.stores, &r, &layer.digest, layer.size)?;
         Ok((layer, len))
     })
     .await?;

@@ -64,8 +64,9 @@ pub(crate) async fn route(state: &Arc<State>, rest: &str, head: bool) -> ApiResu
         _ => (repo_tag, None),
     };
     check_name(repo)?;
-    let (stores, repo_owned, tag_owned) = (state.stores.clone(), repo.to_string(), tag.map(str::to_string));
-    let (layer, len) = storage::call(&state.stores, stores, move |stores| {
+    let (repo_owned, tag_owned) = (repo.to_string(), tag.map(str::to_string));
+    let (layer, len) = storage::call(&state.stores, state.clone(), move |s| {
+        let stores = &s.stores;
         let tag = match tag_owned {
             Some(t) => t,
             None => {
