@@ -4,8 +4,9 @@
 //! directory or an S3-compatible bucket.
 //!
 //! The traits are blocking: a directory, a bundle's parts and an S3 client all do blocking
-//! reads, and the server calls them through [`call`], on tokio's blocking pool. Blobs come back
-//! as readers over a byte range so nothing is held in memory whole.
+//! reads, and the server calls them through [`call`]: on tokio's blocking pool, unless every
+//! store answers from memory. Blobs come back as readers over a byte range so nothing is held in
+//! memory whole.
 
 mod bundle;
 mod dir;
